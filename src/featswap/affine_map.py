@@ -1,0 +1,137 @@
+"""`AffineMap`: an affine map between two networks' features, with scikit-learn's estimator contract."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from safetensors import SafetensorError
+from safetensors.numpy import load_file, save_file
+
+from featswap.errors import DataError, FitError
+from featswap.solvers import SOLVERS, paper_loss_numpy
+
+
+def check_paired(source: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Validate paired feature matrices `(N, Dx)` and `(N, Dy)`; returns them as float32."""
+    source, target = np.asarray(source), np.asarray(target)
+    if source.ndim != 2 or target.ndim != 2:
+        raise DataError(f"Features must be 2-D (samples, features); got shapes {source.shape} and {target.shape}.")
+    if len(source) != len(target):
+        raise DataError(
+            f"Got {len(source)} rows in the source features but {len(target)} in the target; rows must be the "
+            "same images in the same order."
+        )
+    for name, array in (("source", source), ("target", target)):
+        if not np.isfinite(array).all():
+            row = int(np.argwhere(~np.isfinite(array))[0, 0])
+            raise DataError(f"The {name} features hold NaN or inf, first in row {row}.")
+    return source.astype(np.float32, copy=False), target.astype(np.float32, copy=False)
+
+
+class AffineMap:
+    """`y = W x + b` from source features `x` (Dx,) to target features `y` (Dy,).
+
+    `solver` is a name from `featswap.solvers.SOLVERS`; `params` are that solver's settings (an unknown
+    setting is an error). After `fit`: `weight_` (Dy, Dx), `bias_` (Dy,), `curve_` (per-batch loss of
+    iterative solvers), `n_iter_`, `fit_seconds_`.
+    """
+
+    metadata_: dict[str, Any]
+
+    def __init__(self, solver: str = "lstsq", device: str = "cpu", **params: Any) -> None:
+        self.solver = solver
+        self.device = device
+        self.params = params
+
+    @property
+    def settings(self) -> object:
+        return SOLVERS.get(self.solver).make_settings(**self.params)
+
+    def fit(self, source: np.ndarray, target: np.ndarray) -> AffineMap:
+        """Fit on paired features `source` (N, Dx) and `target` (N, Dy)."""
+        solver = SOLVERS.get(self.solver)
+        settings = solver.make_settings(**self.params)
+        source, target = check_paired(source, target)
+        started = time.perf_counter()
+        result = solver.fit(source, target, settings, device=self.device)
+        self.fit_seconds_ = time.perf_counter() - started
+        if not (np.isfinite(result.weight).all() and np.isfinite(result.bias).all()):
+            raise FitError(
+                f"The {self.solver} solver diverged (non-finite map). Try solver 'lstsq' or a smaller learning rate."
+            )
+        self.weight_, self.bias_ = result.weight, result.bias
+        self.curve_, self.n_iter_ = result.curve, result.iterations
+        return self
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "weight_"):
+            raise FitError("This AffineMap is not fitted yet; call fit(source, target) or AffineMap.load(path).")
+
+    def transform(self, source: np.ndarray) -> np.ndarray:
+        """Mapped features `(N, Dy)` float32 for source features `(N, Dx)`."""
+        self._check_fitted()
+        source = np.asarray(source, dtype=np.float32)
+        if source.ndim != 2 or source.shape[1] != self.weight_.shape[1]:
+            raise DataError(
+                f"This map takes {self.weight_.shape[1]} source features per sample; got shape {source.shape}."
+            )
+        return source @ self.weight_.T + self.bias_
+
+    def loss(self, source: np.ndarray, target: np.ndarray) -> float:
+        """The paper's loss (mean squared distance of unit vectors, 0..4, lower is better)."""
+        source, target = check_paired(source, target)
+        return paper_loss_numpy(self.transform(source), target)
+
+    def score(self, source: np.ndarray, target: np.ndarray) -> float:
+        """Mean cosine similarity of mapped and true target features (-1..1, higher is better).
+
+        Equal to `1 - loss / 2`: for unit vectors `||u - v||^2 = 2 - 2 cos(u, v)`.
+        """
+        return 1.0 - self.loss(source, target) / 2.0
+
+    # -- persistence -------------------------------------------------------------------------------
+    def save(self, path: str | Path, **metadata: Any) -> Path:
+        """Write the map as safetensors (`weight`, `bias`, `curve`) with JSON metadata in its header."""
+        self._check_fitted()
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        meta = {
+            "solver": self.solver,
+            "settings": asdict(self.settings),  # type: ignore[call-overload]
+            "iterations": int(self.n_iter_),
+            "fit_seconds": float(self.fit_seconds_),
+            **metadata,
+        }
+        tensors = {
+            "weight": self.weight_,
+            "bias": self.bias_,
+            "curve": np.asarray(self.curve_, dtype=np.float32),
+        }
+        save_file(tensors, str(path), metadata={"featswap": json.dumps(meta)})
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> AffineMap:
+        """Read a map written by `save`; its metadata is in `.metadata_`."""
+        path = Path(path)
+        try:
+            tensors = load_file(str(path))
+            from safetensors import safe_open
+
+            with safe_open(str(path), framework="np") as f:
+                header = f.metadata() or {}
+        except (OSError, SafetensorError) as err:
+            raise FitError(f"{path} is not a readable featswap map: {err}") from err
+        if "featswap" not in header:
+            raise FitError(f"{path} is a safetensors file but not a featswap map (no featswap metadata).")
+        meta = json.loads(header["featswap"])
+        fitted = cls(meta["solver"], **meta.get("settings", {}))
+        fitted.weight_, fitted.bias_, fitted.curve_ = tensors["weight"], tensors["bias"], tensors["curve"]
+        fitted.n_iter_, fitted.fit_seconds_ = meta["iterations"], meta["fit_seconds"]
+        fitted.metadata_ = meta
+        return fitted

@@ -1,0 +1,271 @@
+"""The command line: thin commands over the library. Heavy imports happen inside each command."""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from featswap.errors import FeatswapError, SpecError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    rich_markup_mode="markdown",
+    help="Do two trained networks extract the same information? Fit affine maps between their features "
+    "and classify with the other network's untouched head.\n\nStart with: `featswap demo --out runs/demo`",
+)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def friendly(command: F) -> F:
+    """Print featswap's own errors as one clear line and exit with status 2, without a traceback."""
+
+    @functools.wraps(command)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except FeatswapError as err:
+            from featswap.progress import console
+
+            console.print(f"[bold red]error:[/] {err}", highlight=False)
+            raise typer.Exit(2) from None
+
+    return run  # type: ignore[return-value]
+
+
+def parse_params(items: list[str], solvers: list[str]) -> dict[str, dict[str, Any]]:
+    """`["paper.iterations=2000", "alpha=0.1"]` -> per-solver settings; a key without `SOLVER.` applies
+    to the only solver, values parsed as JSON where they parse (numbers, true/false), else kept as text."""
+    params: dict[str, dict[str, Any]] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise SpecError(f"--param expects KEY=VALUE or SOLVER.KEY=VALUE; got {item!r}.")
+        solver, dot, name = key.rpartition(".")
+        if not dot:
+            if len(solvers) != 1:
+                raise SpecError(f"--param {item!r}: with several solvers, name one, e.g. paper.{key}={raw}.")
+            solver, name = solvers[0], key
+        if solver not in solvers:
+            raise SpecError(f"--param {item!r} names solver {solver!r}, which this run does not use ({solvers}).")
+        try:
+            value: Any = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        params.setdefault(solver, {})[name] = value
+    return params
+
+
+def split_solvers(text: str) -> list[str]:
+    from featswap.solvers import SOLVERS
+
+    names = [s.strip() for s in text.split(",") if s.strip()]
+    for name in names:
+        SOLVERS.get(name)
+    if not names:
+        raise SpecError("--solver needs at least one solver name.")
+    return names
+
+
+ParamOpt = Annotated[
+    list[str],
+    typer.Option("--param", help="Solver setting KEY=VALUE or SOLVER.KEY=VALUE, e.g. `paper.iterations=2000`."),
+]
+DeviceOpt = Annotated[str, typer.Option(help="cpu, cuda or auto (cuda when available).")]
+
+
+def resolve_device(device: str) -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device not in ("cpu", "cuda"):
+        raise SpecError(f"--device must be auto, cpu or cuda; got {device!r}.")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise SpecError("--device cuda was asked for but no CUDA GPU is available; use --device cpu.")
+    return device
+
+
+@app.command()
+@friendly
+def demo(
+    out: Annotated[Path, typer.Option(help="Output directory.")] = Path("runs/demo"),
+    paper_iterations: Annotated[int, typer.Option(help="Iterations of the paper solver.")] = 3000,
+    quiet: Annotated[bool, typer.Option(help="No progress output.")] = False,
+) -> None:
+    """The whole experiment on the embedded digits set (1,797 real 8x8 digits).
+
+    Trains `tiny-resnet` and `tiny-inception` (cached in OUT/weights), extracts features, fits maps with
+    the `paper` and `lstsq` solvers, evaluates and writes OUT/metrics.json, OUT/report.md, OUT/figures.
+
+    Example: `featswap demo --out runs/demo`
+    """
+    from featswap.demo import run_demo
+
+    run_demo(out, paper_iterations=paper_iterations, quiet=quiet)
+
+
+@app.command()
+@friendly
+def extract(
+    model: Annotated[str, typer.Option(help="Model SPEC, e.g. tiny-resnet.")],
+    data: Annotated[str, typer.Option(help="Data SPEC, e.g. digits.")],
+    store: Annotated[Path, typer.Option(help="Feature store (zarr directory), created if missing.")],
+    split: Annotated[list[str] | None, typer.Option(help="Split(s) to extract; default train and val.")] = None,
+    weights: Annotated[Path | None, typer.Option(help="Local weight file (safetensors or .pt/.pth).")] = None,
+    name: Annotated[str | None, typer.Option(help="Name of the model in the store; default the SPEC.")] = None,
+    batch_size: Annotated[int, typer.Option(help="Images per forward pass.")] = 256,
+    quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
+) -> None:
+    """Extract one model's penultimate features for a dataset into a feature store (resumable).
+
+    Example: `featswap extract --model tiny-resnet --weights runs/demo/weights/tiny-resnet.safetensors
+    --data digits --store runs/digits.zarr`
+    """
+    from featswap.datasets import load_dataset
+    from featswap.extract import extract as run_extract
+    from featswap.models import load_backbone
+    from featswap.store import FeatureStore
+
+    dataset = load_dataset(data)
+    backbone = load_backbone(model, weights, dataset.num_classes, name=name)
+    with FeatureStore.create(store, dataset.name, dataset.classes) as feature_store:
+        for s in split or ["train", "val"]:
+            result = run_extract(backbone, dataset.split(s), feature_store, batch_size=batch_size, quiet=quiet)
+            typer.echo(
+                f"{result.model} / {result.split}: {result.rows} rows ({result.computed_rows} computed) "
+                f"in {result.seconds:.1f} s; logits check max |diff| {result.logits_max_abs_diff:.2e}"
+            )
+
+
+@app.command()
+@friendly
+def fit(
+    store: Annotated[Path, typer.Option(help="Feature store holding both models.")],
+    source: Annotated[str, typer.Option(help="Model whose features are mapped.")],
+    target: Annotated[str, typer.Option(help="Model whose feature space (and head) is mapped to.")],
+    out: Annotated[Path, typer.Option(help="Where to write the map (.safetensors).")],
+    solver: Annotated[str, typer.Option(help="lstsq (closed form) or paper (the paper's Adam recipe).")] = "lstsq",
+    param: ParamOpt = [],  # noqa: B006 - typer needs a literal default
+    device: DeviceOpt = "cpu",
+) -> None:
+    """Fit an affine map from SOURCE's to TARGET's features on the store's train split.
+
+    Example: `featswap fit --store runs/digits.zarr --source tiny-inception --target tiny-resnet
+    --solver paper --param iterations=2000 --out maps/i2r.safetensors`
+    """
+    from featswap.pipeline import fit_pair, save_pair
+    from featswap.store import FeatureStore
+
+    params = parse_params(param, [solver]).get(solver, {})
+    feature_store = FeatureStore.open(store)
+    pair = fit_pair(feature_store, source, target, solver, params, resolve_device(device))
+    save_pair(pair, out, feature_store)
+    typer.echo(
+        f"{source} -> {target} ({solver}): train loss {pair.train_loss:.4f}, "
+        f"{pair.amap.fit_seconds_:.2f} s; wrote {out}"
+    )
+
+
+@app.command()
+@friendly
+def evaluate(
+    store: Annotated[Path, typer.Option(help="Feature store holding the models' val features.")],
+    maps: Annotated[list[Path], typer.Option(help="Map files written by `featswap fit` (repeat the option).")],
+    out: Annotated[Path, typer.Option(help="Output directory for metrics.json and report.md.")],
+    n_boot: Annotated[int, typer.Option(help="Bootstrap resamples for confidence intervals.")] = 1000,
+    seed: Annotated[int, typer.Option(help="Seed of the bootstrap.")] = 0,
+) -> None:
+    """Swap test on the val split for fitted maps; writes metrics.json and report.md.
+
+    Example: `featswap evaluate --store runs/digits.zarr --maps maps/i2r.safetensors --maps maps/r2i.safetensors
+    --out runs/eval`
+    """
+    from featswap.pipeline import evaluate_pairs, load_pair
+    from featswap.store import FeatureStore
+
+    pairs = [load_pair(path) for path in maps]
+    evaluate_pairs(
+        FeatureStore.open(store),
+        pairs,
+        out,
+        n_boot=n_boot,
+        seed=seed,
+        config={"maps": [str(m) for m in maps]},
+    )
+    typer.echo(f"wrote {out / 'metrics.json'} and {out / 'report.md'}")
+
+
+@app.command()
+@friendly
+def compare(
+    model: Annotated[list[str], typer.Option(help="Model SPEC (repeat: two or more).")],
+    data: Annotated[str, typer.Option(help="Data SPEC.")],
+    out: Annotated[Path, typer.Option(help="Output directory.")],
+    weights: Annotated[list[Path], typer.Option(help="Weight file per --model, in the same order.")] = [],  # noqa: B006
+    solver: Annotated[str, typer.Option(help="Comma-separated solvers, e.g. lstsq,paper.")] = "lstsq",
+    param: ParamOpt = [],  # noqa: B006
+    store: Annotated[Path | None, typer.Option(help="Feature store; default OUT/features.zarr.")] = None,
+    device: DeviceOpt = "cpu",
+    n_boot: Annotated[int, typer.Option(help="Bootstrap resamples.")] = 1000,
+    quiet: Annotated[bool, typer.Option(help="No progress output.")] = False,
+) -> None:
+    """All steps for every ordered pair of models: extract, fit, evaluate, report.
+
+    Example: `featswap compare --model tiny-inception --weights runs/demo/weights/tiny-inception.safetensors
+    --model tiny-resnet --weights runs/demo/weights/tiny-resnet.safetensors --data digits --out runs/cmp`
+    """
+    from featswap.datasets import load_dataset
+    from featswap.extract import extract as run_extract
+    from featswap.models import load_backbone
+    from featswap.pipeline import compare_stored
+    from featswap.store import FeatureStore
+
+    if len(model) < 2:
+        raise SpecError("compare needs at least two --model options.")
+    if weights and len(weights) != len(model):
+        raise SpecError(f"Got {len(weights)} --weights for {len(model)} --model options; give one per model, in order.")
+    solvers = split_solvers(solver)
+    params = parse_params(param, solvers)
+    dataset = load_dataset(data)
+    names = unique_names(model)
+    with FeatureStore.create(store or out / "features.zarr", dataset.name, dataset.classes) as feature_store:
+        for i, (spec, name) in enumerate(zip(model, names, strict=True)):
+            backbone = load_backbone(spec, weights[i] if weights else None, dataset.num_classes, name=name)
+            for s in ("train", "val"):
+                run_extract(backbone, dataset.split(s), feature_store, quiet=quiet)
+        compare_stored(feature_store, names, out, solvers, params, resolve_device(device), n_boot=n_boot, quiet=quiet)
+    typer.echo(f"wrote {out / 'metrics.json'} and {out / 'report.md'}")
+
+
+def unique_names(specs: list[str]) -> list[str]:
+    """Store names for model SPECs: the SPEC itself, suffixed `-2`, `-3`... when a SPEC repeats."""
+    names: list[str] = []
+    for spec in specs:
+        base = spec.replace("/", "_").replace(":", "_")
+        name, k = base, 2
+        while name in names:
+            name, k = f"{base}-{k}", k + 1
+        names.append(name)
+    return names
+
+
+@app.command()
+@friendly
+def report(out: Annotated[Path, typer.Argument(help="A run directory holding metrics.json.")]) -> None:
+    """Re-render OUT/report.md, table1.csv and figures from OUT/metrics.json.
+
+    Example: `featswap report runs/demo`
+    """
+    from featswap.report import render_report
+
+    typer.echo(f"wrote {render_report(out)}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

@@ -1,0 +1,39 @@
+"""User-facing errors. Every message says what went wrong and what to do next."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class FeatswapError(Exception):
+    """Base class of every error featswap raises on user input."""
+
+
+class SpecError(FeatswapError):
+    """An unknown or malformed model / data / solver name."""
+
+
+class ModelError(FeatswapError):
+    """A network cannot be used as `C(F(x))` (wrong head, bad weights, logits mismatch)."""
+
+
+class DataError(FeatswapError):
+    """Samples, labels or features are inconsistent or unusable."""
+
+
+class StoreError(FeatswapError):
+    """The feature store is missing, incomplete, locked or inconsistent."""
+
+
+class FitError(FeatswapError):
+    """A map cannot be fitted on the given features."""
+
+
+def closest(name: str, known: Iterable[str], n: int = 3) -> str:
+    """A hint naming the known names closest to `name` ("" when none is close)."""
+    known = sorted(known)
+    near = difflib.get_close_matches(name, known, n=n, cutoff=0.5)
+    if near:
+        return f" Did you mean {', '.join(repr(k) for k in near)}?"
+    return f" Known: {', '.join(known)}." if known else ""

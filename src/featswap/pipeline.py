@@ -1,0 +1,163 @@
+"""The experiment's steps as library functions: fit maps between stored features, evaluate, compare."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from featswap import __version__
+from featswap.affine_map import AffineMap
+from featswap.errors import FeatswapError
+from featswap.evaluate import model_metrics, pair_metrics, swap
+from featswap.metrics import write_metrics
+from featswap.progress import console
+from featswap.solvers import SOLVERS
+from featswap.store import FeatureStore
+
+
+@dataclass(frozen=True)
+class FittedPair:
+    """A map from `source`'s features to `target`'s, and its loss on the training split."""
+
+    source: str
+    target: str
+    amap: AffineMap
+    train_loss: float
+
+    @property
+    def solver(self) -> str:
+        return self.amap.solver
+
+    @property
+    def stem(self) -> str:
+        return f"{self.source}__to__{self.target}__{self.solver}"
+
+
+def fit_pair(
+    store: FeatureStore,
+    source: str,
+    target: str,
+    solver: str = "lstsq",
+    params: Mapping[str, Any] | None = None,
+    device: str = "cpu",
+    split: str = "train",
+) -> FittedPair:
+    """Fit `M_{source->target}` on the stored `split` features of both models."""
+    if source == target:
+        raise FeatswapError(f"Source and target are both {source!r}; a map needs two different models.")
+    amap = AffineMap(solver, device=device, **dict(params or {}))
+    x, y = store.features(split, source), store.features(split, target)
+    amap.fit(x, y)
+    return FittedPair(source, target, amap, amap.loss(x, y))
+
+
+def save_pair(pair: FittedPair, path: Path, store: FeatureStore) -> Path:
+    return pair.amap.save(
+        path,
+        source=pair.source,
+        target=pair.target,
+        train_loss=pair.train_loss,
+        dataset=store.dataset_name,
+        featswap_version=__version__,
+    )
+
+
+def load_pair(path: Path) -> FittedPair:
+    amap = AffineMap.load(path)
+    meta = amap.metadata_
+    return FittedPair(meta["source"], meta["target"], amap, float(meta["train_loss"]))
+
+
+def evaluate_pairs(
+    store: FeatureStore,
+    pairs: Sequence[FittedPair],
+    out: Path,
+    n_boot: int = 1000,
+    seed: int = 0,
+    split: str = "val",
+    config: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Evaluate fitted maps on `split`; write metrics.json, fit_curves.json, config.json and the report."""
+    from featswap.report import render_report
+
+    names = sorted({n for p in pairs for n in (p.source, p.target)})
+    models = {name: model_metrics(store, name, split) for name in names}
+    entries = []
+    for pair in pairs:
+        outcome = swap(store, pair.amap, pair.source, pair.target, split)
+        entry: dict[str, Any] = {"source": pair.source, "target": pair.target, "solver": pair.solver}
+        entry.update(pair_metrics(outcome, n_boot=n_boot, seed=seed))
+        entry["fit"] = {
+            "seconds": float(pair.amap.fit_seconds_),
+            "iterations": int(pair.amap.n_iter_),
+            "train_loss": pair.train_loss,
+            "val_loss": outcome.mapped_loss,
+        }
+        entries.append(entry)
+    metrics = {
+        "featswap_version": __version__,
+        "dataset": {
+            "name": store.dataset_name,
+            "train_size": len(store.ids("train")) if "train" in store.splits() else 0,
+            "val_size": len(store.ids(split)),
+            "num_classes": len(store.classes),
+        },
+        "models": models,
+        "pairs": entries,
+    }
+    write_metrics(metrics, out)
+    curves = {
+        f"{p.source}->{p.target}/{p.solver}": np.asarray(p.amap.curve_).tolist() for p in pairs if len(p.amap.curve_)
+    }
+    (out / "fit_curves.json").write_text(json.dumps(curves))
+    if config is not None:
+        (out / "config.json").write_text(json.dumps(dict(config), indent=2, default=str) + "\n")
+    render_report(out)
+    return metrics
+
+
+def compare_stored(
+    store: FeatureStore,
+    names: Sequence[str],
+    out: Path,
+    solvers: Sequence[str] = ("lstsq",),
+    solver_params: Mapping[str, Mapping[str, Any]] | None = None,
+    device: str = "cpu",
+    n_boot: int = 1000,
+    seed: int = 0,
+    quiet: bool = False,
+) -> dict[str, Any]:
+    """Fit every ordered pair of `names` with every solver, save the maps under `out/maps`, evaluate."""
+    solver_params = dict(solver_params or {})
+    for solver in solvers:
+        SOLVERS.get(solver)
+    unused = sorted(set(solver_params) - set(solvers))
+    if unused:
+        raise FeatswapError(f"Settings given for solver(s) {unused} that this run does not use ({list(solvers)}).")
+    pairs = []
+    for source, target in itertools.permutations(names, 2):
+        for solver in solvers:
+            pair = fit_pair(store, source, target, solver, solver_params.get(solver), device)
+            save_pair(pair, out / "maps" / f"{pair.stem}.safetensors", store)
+            if not quiet:
+                console.print(
+                    f"fitted {source} -> {target} with {solver} in {pair.amap.fit_seconds_:.1f} s "
+                    f"({pair.amap.n_iter_} iterations), train loss {pair.train_loss:.4f}"
+                )
+            pairs.append(pair)
+    config = {
+        "store": str(store.path),
+        "models": list(names),
+        "solvers": list(solvers),
+        "solver_settings": {s: vars(AffineMap(s, **solver_params.get(s, {})).settings) for s in solvers},
+        "device": device,
+        "n_boot": n_boot,
+        "seed": seed,
+    }
+    return evaluate_pairs(store, pairs, out, n_boot=n_boot, seed=seed, config=config)

@@ -1,0 +1,190 @@
+"""report.md and its figures, rendered from metrics.json and fit_curves.json alone."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+from typing import Any
+
+from featswap.metrics import read_metrics
+from featswap.venn import REGIONS
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}"
+
+
+def _signed_pct(x: float) -> str:
+    return f"{100 * x:+.1f}".replace("+0.0", "0.0").replace("-0.0", "0.0")
+
+
+def table1(metrics: dict[str, Any], solver: str) -> str:
+    """The paper's Table 1 for one solver, as Markdown (counts, percent, loss in points)."""
+    models = metrics["models"]
+    pairs = [p for p in metrics["pairs"] if p["solver"] == solver]
+    lines = [
+        "| Description | Mapping | Correct | Percent | Loss | Loss 95% CI | McNemar p |",
+        "|---|---|---:|---:|---:|---|---:|",
+    ]
+    for name, m in models.items():
+        lines.append(f"| {name} | ({name} → {name}) | {m['val_correct']:,} | {_pct(m['val_accuracy'])} | | | |")
+    for p in pairs:
+        low, high = p["loss_ci95"]
+        lines.append(
+            f"| {p['source']} to {p['target']} | ({p['source']} → {p['target']}) | {p['mapped_correct']:,} | "
+            f"{_pct(p['mapped_accuracy'])} | {_signed_pct(p['loss'])} | [{_signed_pct(low)}, {_signed_pct(high)}] | "
+            f"{p['mcnemar_p']:.3g} |"
+        )
+    return "\n".join(lines)
+
+
+def table1_csv(metrics: dict[str, Any]) -> str:
+    rows = ["solver,description,mapping,correct,total,percent,loss"]
+    for solver in _solvers(metrics):
+        for name, m in metrics["models"].items():
+            rows.append(
+                f"{solver},{name},{name}->{name},{m['val_correct']},{m['val_total']},{_pct(m['val_accuracy'])},"
+            )
+        for p in metrics["pairs"]:
+            if p["solver"] == solver:
+                rows.append(
+                    f"{solver},{p['source']} to {p['target']},{p['source']}->{p['target']},{p['mapped_correct']},"
+                    f"{p['total']},{_pct(p['mapped_accuracy'])},{_signed_pct(p['loss'])}"
+                )
+    return "\n".join(rows) + "\n"
+
+
+def reading(p: dict[str, Any]) -> str:
+    """One plain-language sentence on a direction, following the paper's logic."""
+    loss, (low, high) = p["loss"], p["loss_ci95"]
+    source, target = p["source"], p["target"]
+    head = f"{target}'s classifier on {source}'s mapped features"
+    if low <= 0 <= high:
+        verdict = (
+            f"{head} is as accurate as on {target}'s own features (loss {_signed_pct(loss)} points, interval "
+            f"includes 0): the information {target}'s classifier uses is present in {source}'s features."
+        )
+    elif loss > 0:
+        verdict = (
+            f"{head} loses {_pct(loss)} points: some information {target}'s classifier relies on is missing "
+            f"from {source}'s features (or not linearly recoverable)."
+        )
+    else:
+        verdict = (
+            f"{head} gains {_pct(-loss)} points: {source}'s features carry what {target}'s classifier needs, "
+            "and more robustly than its own."
+        )
+    counts = f"Fixed {p['fixed']}, broken {p['broken']} images (McNemar p = {p['mcnemar_p']:.3g})."
+    return f"- **{source} → {target}**: {verdict} {counts}"
+
+
+def _solvers(metrics: dict[str, Any]) -> list[str]:
+    return list(dict.fromkeys(p["solver"] for p in metrics["pairs"]))
+
+
+def render_report(out: str | Path) -> Path:
+    """Write `out/report.md`, `out/table1.csv` and `out/figures/*.png` from `out/metrics.json`."""
+    out = Path(out)
+    metrics = read_metrics(out)
+    curves_path = out / "fit_curves.json"
+    curves: dict[str, list[float]] = json.loads(curves_path.read_text()) if curves_path.is_file() else {}
+    figures = out / "figures"
+    figures.mkdir(parents=True, exist_ok=True)
+    ds = metrics["dataset"]
+    lines = [
+        "# featswap report",
+        "",
+        f"Dataset **{ds['name']}**: {ds['train_size']:,} images to fit maps, {ds['val_size']:,} held-out images "
+        f"to evaluate, {ds['num_classes']} classes. featswap {metrics['featswap_version']}.",
+        "",
+        "Each network is `C(F(x))`: features `F` and a linear classifier `C`. An affine map `M` is fitted from one "
+        "network's features to the other's on the fitting images; the other network's untouched classifier then "
+        "labels the held-out images from the mapped features. **Loss** = accuracy of the target network on its own "
+        "features minus its accuracy on mapped features, in percentage points (negative: a gain).",
+        "",
+    ]
+    for solver in _solvers(metrics):
+        pairs = [p for p in metrics["pairs"] if p["solver"] == solver]
+        iterations = pairs[0]["fit"]["iterations"] if pairs else 0
+        note = f", {iterations:,} iterations" if iterations else ", closed form"
+        lines += [f"## Table 1 — solver `{solver}`{note}", "", table1(metrics, solver), "", "Reading:", ""]
+        lines += [reading(p) for p in pairs]
+        lines.append("")
+        solver_curves = {k.split("/")[0]: v for k, v in curves.items() if k.endswith(f"/{solver}")}
+        if solver_curves:
+            name = f"fit_curve_{solver}.png"
+            plot_fit_curves(solver_curves, figures / name, solver)
+            lines += [
+                "Training curve (per-batch loss, the paper's Fig. 4):",
+                "",
+                f"![fit curve](figures/{name})",
+                "",
+            ]
+        for p in pairs:
+            name = f"venn_{p['source']}__to__{p['target']}__{solver}.png"
+            plot_venn(p, figures / name)
+            lines += [f"![Venn {p['source']} → {p['target']}](figures/{name})", ""]
+        lines += [
+            "| map | fit seconds | train loss | val loss |",
+            "|---|---:|---:|---:|",
+            *[
+                f"| {p['source']} → {p['target']} | {p['fit']['seconds']:.2f} | {p['fit']['train_loss']:.4f} | "
+                f"{p['fit']['val_loss']:.4f} |"
+                for p in pairs
+            ],
+            "",
+        ]
+    (out / "table1.csv").write_text(table1_csv(metrics))
+    path = out / "report.md"
+    path.write_text("\n".join(lines))
+    return path
+
+
+def plot_fit_curves(curves: dict[str, list[float]], path: Path, solver: str) -> None:
+    """Per-batch loss against iteration, one line per direction."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=120)
+    for label, values in curves.items():
+        ax.plot(range(1, len(values) + 1), values, lw=0.8, label=label.replace("->", " → "))
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("batch loss  ||t/|t| − y/|y|||²")
+    ax.set_title(f"Fitting the affine maps ({solver})")
+    ax.set_ylim(bottom=0)
+    ax.grid(alpha=0.3)
+    ax.legend(frameon=False)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def plot_venn(pair: dict[str, Any], path: Path) -> None:
+    """Three-set Venn diagram of correctly labelled images (the paper's Fig. 5), areas to scale."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib_venn import venn3
+
+    source, target = pair["source"], pair["target"]
+    subsets = tuple(pair["venn"][r] for r in REGIONS)
+    fig, ax = plt.subplots(figsize=(5, 4.5), dpi=120)
+    labels = (f"{source}", f"{target}", f"{target} head on\n{source} → {target}")
+    if sum(subsets) > 0:
+        with warnings.catch_warnings():
+            # Nearly nested sets (the usual case: most images are right for all three) make
+            # matplotlib-venn warn about its circle layout; the drawing is still to scale.
+            warnings.simplefilter("ignore", UserWarning)
+            venn3(subsets=subsets, set_labels=labels, ax=ax)
+    ax.set_title(
+        f"Correct labels, {source} → {target} ({pair['solver']})\n"
+        f"none correct: {pair['venn']['none']:,} of {pair['total']:,}",
+        fontsize=10,
+    )
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)

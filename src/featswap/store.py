@@ -1,0 +1,305 @@
+"""The feature store: features of every model aligned to one id order per split, in a zarr v3 group.
+
+Layout (a directory, or any location zarr/fsspec reaches)::
+
+    zarr.json                      attrs: featswap_store version, dataset {name, classes}
+    models/<name>/                 attrs: spec, feature_dim, num_classes, data_config, weights_sha256,
+                                          logits_max_abs_diff; arrays head_weight (C, D), head_bias (C,)
+    <split>/ids (N,) str           one id order shared by every model
+    <split>/labels (N,) int64
+    <split>/features/<name> (N, D) float32, chunked by rows
+    <split>/done/<name> (n_chunks,) bool   set after a chunk of rows is written: extraction resumes here
+
+Features of two models are only ever paired through this shared id order.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import zarr
+
+from featswap.errors import StoreError, closest
+
+STORE_VERSION = 1
+DEFAULT_CHUNK_ROWS = 4096
+
+# zarr 3 warns that variable-length strings are not yet in the v3 spec; they round-trip in zarr-python.
+warnings.filterwarnings("ignore", message=".*string.*", module="zarr.*")
+
+
+class StoreLock:
+    """One writer at a time: an exclusive lock file `<store>.lock` beside the store, naming its holder.
+
+    A lock left by a process that no longer runs on this host is taken over; any other is refused.
+    """
+
+    def __init__(self, root: Path) -> None:
+        # Beside the store rather than inside it, where zarr would list it as an unknown member.
+        self.path = root.with_name(root.name + ".lock")
+        self.held = False
+
+    def acquire(self) -> None:
+        holder = f"{socket.gethostname()} pid {os.getpid()}"
+        for _ in range(2):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                if self._stale():
+                    self.path.unlink(missing_ok=True)
+                    continue
+                raise StoreError(
+                    f"The store {self.path.with_suffix('')} is being written by {self._holder()} (lock file "
+                    f"{self.path}). Wait for it to finish; if that process is gone, delete the lock file."
+                ) from None
+            with os.fdopen(fd, "w") as f:
+                f.write(holder)
+            self.held = True
+            return
+
+    def release(self) -> None:
+        if self.held:
+            self.path.unlink(missing_ok=True)
+            self.held = False
+
+    def _holder(self) -> str:
+        try:
+            return self.path.read_text().strip() or "another process"
+        except OSError:
+            return "another process"
+
+    def _stale(self) -> bool:
+        host, _, pid = self._holder().partition(" pid ")
+        if host != socket.gethostname() or not pid.isdigit():
+            return False
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False
+        return False
+
+
+def _group(parent: zarr.Group, key: str) -> zarr.Group:
+    node = parent[key]
+    if not isinstance(node, zarr.Group):
+        raise StoreError(f"{parent.store_path}/{key} should be a zarr group; the store is damaged.")
+    return node
+
+
+def _array(parent: zarr.Group, key: str) -> zarr.Array:
+    node = parent[key]
+    if not isinstance(node, zarr.Array):
+        raise StoreError(f"{parent.store_path}/{key} should be a zarr array; the store is damaged.")
+    return node
+
+
+class FeatureStore:
+    """A zarr v3 feature store; open with `FeatureStore.create(path)` or `FeatureStore.open(path)`."""
+
+    def __init__(self, root: zarr.Group, path: Path) -> None:
+        self.root = root
+        self.path = path
+        self._lock: StoreLock | None = None
+
+    # -- opening ---------------------------------------------------------------------------------
+    @classmethod
+    def open(cls, path: str | Path, writable: bool = False) -> FeatureStore:
+        """Open an existing store; with `writable`, take the writer's lock."""
+        path = Path(path)
+        if not (path / "zarr.json").is_file():
+            raise StoreError(f"No feature store at {path}; create one with `featswap extract ... --store {path}`.")
+        root = zarr.open_group(str(path), mode="r+" if writable else "r")
+        if root.attrs.get("featswap_store") != STORE_VERSION:
+            raise StoreError(f"{path} is a zarr group but not a featswap feature store (version {STORE_VERSION}).")
+        store = cls(root, path)
+        if writable:
+            store._take_lock()
+        return store
+
+    @classmethod
+    def create(cls, path: str | Path, dataset: str, classes: tuple[str, ...]) -> FeatureStore:
+        """Open the store at `path` for writing, creating it for `dataset` if it does not exist."""
+        path = Path(path)
+        if (path / "zarr.json").is_file():
+            store = cls.open(path, writable=True)
+            known = store._dataset
+            if known.get("name") != dataset or tuple(known.get("classes", ())) != tuple(classes):
+                store.close()
+                raise StoreError(
+                    f"The store {path} holds dataset {known.get('name')!r} with {len(known.get('classes', []))} "
+                    f"classes, not {dataset!r} with {len(classes)}; use another --store path."
+                )
+            return store
+        path.mkdir(parents=True, exist_ok=True)
+        root = zarr.open_group(str(path), mode="w")
+        root.attrs.update({"featswap_store": STORE_VERSION, "dataset": {"name": dataset, "classes": list(classes)}})
+        store = cls(root, path)
+        store._take_lock()
+        return store
+
+    def _take_lock(self) -> None:
+        self._lock = StoreLock(self.path)
+        self._lock.acquire()
+
+    def close(self) -> None:
+        if self._lock is not None:
+            self._lock.release()
+
+    def __enter__(self) -> FeatureStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- dataset ---------------------------------------------------------------------------------
+    @property
+    def _dataset(self) -> dict[str, Any]:
+        dataset: dict[str, Any] = self.root.attrs.asdict()["dataset"]  # type: ignore[assignment]
+        return dataset
+
+    @property
+    def dataset_name(self) -> str:
+        return str(self._dataset["name"])
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return tuple(self._dataset["classes"])
+
+    def splits(self) -> list[str]:
+        return sorted(k for k in self.root.group_keys() if k != "models")
+
+    def _split(self, split: str) -> zarr.Group:
+        if split not in self.root:
+            raise StoreError(f"The store {self.path} has no split {split!r}.{closest(split, self.splits())}")
+        return _group(self.root, split)
+
+    def write_split(self, split: str, ids: list[str] | np.ndarray, labels: np.ndarray) -> None:
+        """Record a split's id order and labels, or check they equal the ones already stored."""
+        ids = np.asarray(ids, dtype=str)
+        labels = np.asarray(labels, dtype=np.int64)
+        if len(ids) != len(labels):
+            raise StoreError(f"{len(ids)} ids but {len(labels)} labels for split {split!r}.")
+        if len(set(ids.tolist())) != len(ids):
+            raise StoreError(f"Split {split!r} has duplicate ids; every sample needs a unique id.")
+        if split in self.root:
+            stored_ids, stored_labels = self.ids(split), self.labels(split)
+            if len(stored_ids) != len(ids) or not np.array_equal(stored_ids, ids):
+                raise StoreError(
+                    f"Split {split!r} in {self.path} holds {len(stored_ids)} samples in another id order than "
+                    f"the {len(ids)} given; features are only paired by id. Use a new store for other data."
+                )
+            if not np.array_equal(stored_labels, labels):
+                raise StoreError(f"Split {split!r} in {self.path} holds other labels for the same ids.")
+            return
+        group = self.root.create_group(split)
+        group.create_array("ids", shape=ids.shape, dtype=str)[:] = ids
+        group.create_array("labels", shape=labels.shape, dtype="int64")[:] = labels
+
+    def ids(self, split: str) -> np.ndarray:
+        """Sample ids `(N,)` of a split, in the store's order."""
+        # zarr returns numpy's variable-width StringDType, which does not cast to fixed-width str directly.
+        return np.array(list(_array(self._split(split), "ids")[:]), dtype=str)  # type: ignore[arg-type]
+
+    def labels(self, split: str) -> np.ndarray:
+        """Labels `(N,)` int64 of a split."""
+        return np.asarray(_array(self._split(split), "labels")[:], dtype=np.int64)
+
+    # -- models ----------------------------------------------------------------------------------
+    def models(self) -> list[str]:
+        return sorted(_group(self.root, "models").group_keys()) if "models" in self.root else []
+
+    def write_model(self, name: str, attrs: dict[str, Any], head_weight: np.ndarray, head_bias: np.ndarray) -> None:
+        """Record a model's head `(C, D)`, `(C,)` and metadata; refuse a different model under the same name."""
+        models = self.root.require_group("models")
+        if name in models:
+            old = _group(models, name).attrs.asdict()
+            for key in ("spec", "feature_dim", "weights_sha256"):
+                if old.get(key) != attrs.get(key):
+                    raise StoreError(
+                        f"The store already holds a model named {name!r} with {key} {old.get(key)!r}, not "
+                        f"{attrs.get(key)!r}. Give this model another name or use another store."
+                    )
+            return
+        group = models.create_group(name)
+        group.attrs.update(attrs)
+        group.create_array("head_weight", shape=head_weight.shape, dtype="float32")[:] = head_weight
+        group.create_array("head_bias", shape=head_bias.shape, dtype="float32")[:] = head_bias
+
+    def model_attrs(self, name: str) -> dict[str, Any]:
+        return self._model(name).attrs.asdict()
+
+    def head(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """A model's head `(W (C, D), b (C,))` float32."""
+        group = self._model(name)
+        return np.asarray(_array(group, "head_weight")[:]), np.asarray(_array(group, "head_bias")[:])
+
+    def _model(self, name: str) -> zarr.Group:
+        if name not in self.models():
+            raise StoreError(f"The store {self.path} has no model {name!r}.{closest(name, self.models())}")
+        return _group(_group(self.root, "models"), name)
+
+    # -- features --------------------------------------------------------------------------------
+    def feature_array(self, split: str, name: str, dim: int, chunk_rows: int = DEFAULT_CHUNK_ROWS) -> zarr.Array:
+        """The `(N, D)` float32 feature array of a model in a split, created empty if new."""
+        group = self._split(split)
+        feats = group.require_group("features")
+        done = group.require_group("done")
+        n = int(_array(group, "ids").shape[0])
+        if name in feats:
+            array = _array(feats, name)
+            if array.shape != (n, dim):
+                raise StoreError(
+                    f"Stored features of {name!r} in split {split!r} have shape {array.shape}, expected {(n, dim)}."
+                )
+            return array
+        array = feats.create_array(name, shape=(n, dim), chunks=(min(chunk_rows, max(n, 1)), dim), dtype="float32")
+        n_chunks = -(-n // array.chunks[0])
+        done.create_array(name, shape=(n_chunks,), dtype="bool", fill_value=False)
+        return array
+
+    def done_chunks(self, split: str, name: str) -> np.ndarray:
+        """`(n_chunks,)` bool: which row chunks of a model's features are complete."""
+        group = self._split(split)
+        if "done" not in group or name not in _group(group, "done"):
+            return np.zeros(0, dtype=bool)
+        return np.asarray(_array(_group(group, "done"), name)[:], dtype=bool)
+
+    def mark_done(self, split: str, name: str, chunk: int) -> None:
+        _array(_group(self._split(split), "done"), name)[chunk] = True
+
+    def has_features(self, split: str, name: str) -> bool:
+        done = self.done_chunks(split, name)
+        return bool(done.size) and bool(done.all())
+
+    def features(self, split: str, name: str) -> np.ndarray:
+        """All features `(N, D)` float32 of a model in a split (checked complete and finite)."""
+        return np.concatenate(list(self.iter_features(split, name)), axis=0)
+
+    def iter_features(self, split: str, name: str, rows: int | None = None) -> Iterator[np.ndarray]:
+        """Features of a complete model/split in row blocks `(rows, D)`, in id order; memory O(rows * D)."""
+        if not self.has_features(split, name):
+            known = [m for m in self.models() if self.has_features(split, m)] if split in self.splits() else []
+            partial = self.done_chunks(split, name).size > 0
+            hint = " (extraction was interrupted: run extract again to resume)" if partial else ""
+            raise StoreError(
+                f"The store {self.path} has no complete features of {name!r} for split {split!r}{hint}."
+                f"{closest(name, known) if name not in known else ''}"
+            )
+        array = _array(_group(self._split(split), "features"), name)
+        step = rows or array.chunks[0]
+        ids = None
+        for start in range(0, array.shape[0], step):
+            block = np.asarray(array[start : start + step], dtype=np.float32)
+            if not np.isfinite(block).all():
+                ids = self.ids(split) if ids is None else ids
+                bad = start + int(np.argwhere(~np.isfinite(block))[0, 0])
+                raise StoreError(f"Features of {name!r} in split {split!r} hold NaN/inf, first at id {ids[bad]!r}.")
+            yield block

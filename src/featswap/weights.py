@@ -1,0 +1,100 @@
+"""Loading weight files safely: safetensors, or PyTorch checkpoints with `weights_only=True` only."""
+
+from __future__ import annotations
+
+import hashlib
+import pickle
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from featswap.errors import ModelError
+
+NESTED_KEYS = ("state_dict", "model", "model_state_dict", "module")
+
+
+def sha256(path: Path) -> str:
+    """Hex digest of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """Tensors of a weight file as a flat state dict.
+
+    Accepts safetensors, and PyTorch checkpoints that load with `weights_only=True` (refusing arbitrary
+    pickles); a state dict nested under `state_dict`/`model`, and keys prefixed `module.` (DataParallel).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"Weight file {str(path)!r} does not exist.")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        try:
+            return dict(load_file(str(path)))
+        except Exception as err:
+            raise ModelError(f"{path} is not a readable safetensors file: {err}") from err
+    try:
+        loaded: Any = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise ModelError(
+            f"{path} is not a plain-weights checkpoint: it needs arbitrary code to unpickle, which featswap "
+            "refuses for safety (torch.load with weights_only=True). Re-save it as a state dict "
+            "(torch.save(model.state_dict(), ...)) or as safetensors."
+        ) from err
+    except Exception as err:
+        raise ModelError(f"{path} is not a readable PyTorch checkpoint or safetensors file: {err}") from err
+    return _flatten(loaded, path)
+
+
+def _flatten(loaded: Any, path: Path) -> dict[str, torch.Tensor]:
+    while isinstance(loaded, Mapping):
+        nested = next((k for k in NESTED_KEYS if isinstance(loaded.get(k), Mapping)), None)
+        if nested is None or any(isinstance(v, torch.Tensor) for v in loaded.values()):
+            break
+        loaded = loaded[nested]
+    if not isinstance(loaded, Mapping) or not any(isinstance(v, torch.Tensor) for v in loaded.values()):
+        raise ModelError(f"{path} holds no state dict (a mapping of names to tensors).")
+    state = {str(k): v for k, v in loaded.items() if isinstance(v, torch.Tensor)}
+    if state and all(k.startswith("module.") for k in state):
+        state = {k.removeprefix("module."): v for k, v in state.items()}
+    return state
+
+
+def load_into(module: nn.Module, path: str | Path) -> str:
+    """Load a weight file into `module` strictly; returns the file's sha256.
+
+    Missing or unexpected keys, and shape mismatches, are an error that lists them.
+    """
+    state = read_state_dict(path)
+    expected = module.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong = sorted(k for k in set(state) & set(expected) if state[k].shape != expected[k].shape)
+    if missing or unexpected or wrong:
+        parts = []
+        if missing:
+            parts.append(f"missing keys {_few(missing)}")
+        if unexpected:
+            parts.append(f"unexpected keys {_few(unexpected)}")
+        if wrong:
+            parts.append(
+                "wrong shapes " + _few([f"{k} {tuple(state[k].shape)} vs {tuple(expected[k].shape)}" for k in wrong])
+            )
+        raise ModelError(
+            f"{path} does not fit the model: {'; '.join(parts)}. Is it the right file for this architecture?"
+        )
+    module.load_state_dict(state, strict=True)
+    return sha256(Path(path))
+
+
+def _few(items: list[str], n: int = 8) -> str:
+    shown = ", ".join(items[:n])
+    return f"[{shown}{', ...' if len(items) > n else ''}] ({len(items)} in all)"
