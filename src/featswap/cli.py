@@ -163,8 +163,9 @@ def fit(
     from featswap.store import FeatureStore
 
     params = parse_params(param, [solver]).get(solver, {})
+    device = resolve_device(device)
     feature_store = FeatureStore.open(store)
-    pair = fit_pair(feature_store, source, target, solver, params, resolve_device(device))
+    pair = fit_pair(feature_store, source, target, solver, params, device)
     save_pair(pair, out, feature_store)
     typer.echo(
         f"{source} -> {target} ({solver}): train loss {pair.train_loss:.4f}, "
@@ -232,6 +233,7 @@ def compare(
         raise SpecError(f"Got {len(weights)} --weights for {len(model)} --model options; give one per model, in order.")
     solvers = split_solvers(solver)
     params = parse_params(param, solvers)
+    device = resolve_device(device)
     dataset = load_dataset(data)
     names = unique_names(model)
     with FeatureStore.create(store or out / "features.zarr", dataset.name, dataset.classes) as feature_store:
@@ -239,7 +241,7 @@ def compare(
             backbone = load_backbone(spec, weights[i] if weights else None, dataset.num_classes, name=name)
             for s in ("train", "val"):
                 run_extract(backbone, dataset.split(s), feature_store, quiet=quiet)
-        compare_stored(feature_store, names, out, solvers, params, resolve_device(device), n_boot=n_boot, quiet=quiet)
+        compare_stored(feature_store, names, out, solvers, params, device, n_boot=n_boot, quiet=quiet)
     typer.echo(f"wrote {out / 'metrics.json'} and {out / 'report.md'}")
 
 

@@ -14,6 +14,7 @@ from torch.utils.data import Dataset as TorchDataset
 
 from featswap.backbone import Backbone
 from featswap.datasets import Split
+from featswap.errors import DataError
 from featswap.progress import bar, rate
 from featswap.store import FeatureStore
 
@@ -89,9 +90,16 @@ def extract(
         for chunk in todo:
             start, stop = chunk * rows_per_chunk, min((chunk + 1) * rows_per_chunk, len(split))
             loader = DataLoader(_Images(split, transform, start, stop), batch_size=batch_size, num_workers=num_workers)
-            parts = []
+            parts: list[np.ndarray] = []
             for images in loader:
-                parts.append(backbone.features(images).cpu().numpy())
+                feats = backbone.features(images).cpu().numpy()
+                if not np.isfinite(feats).all():
+                    bad = start + sum(len(part) for part in parts) + int(np.argwhere(~np.isfinite(feats))[0, 0])
+                    raise DataError(
+                        f"{backbone.name} produced NaN/inf features for id {split.ids[bad]!r}; nothing of this "
+                        "chunk was written. Check the image and the model's weights."
+                    )
+                parts.append(feats)
                 computed += len(images)
                 progress.update(task, advance=len(images), rate=rate(computed, time.perf_counter() - start_time))
             array[start:stop] = np.concatenate(parts, axis=0)

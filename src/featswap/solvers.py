@@ -121,6 +121,17 @@ def initial_map(dx: int, dy: int, init: str, generator: torch.Generator) -> tupl
     raise SpecError(f"Unknown init {init!r}.{closest(init, INITS)}")
 
 
+def paper_optimizer(
+    params: list[torch.Tensor], settings: PaperSettings
+) -> tuple[torch.optim.Adam, torch.optim.lr_scheduler.ExponentialLR]:
+    """Adam with the paper's settings and its per-iteration exponential learning-rate decay.
+
+    After `t` calls of `schedule.step()` the learning rate is `lr * (1 - decay) ** t`.
+    """
+    optimizer = torch.optim.Adam(params, lr=settings.lr, betas=(settings.beta1, settings.beta2), eps=settings.eps)
+    return optimizer, torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=1.0 - settings.decay)
+
+
 def fit_paper(source: np.ndarray, target: np.ndarray, settings: PaperSettings, device: str = "cpu") -> FitResult:
     """The paper's recipe on in-memory features `source` (N, Dx), `target` (N, Dy)."""
     if settings.iterations < 1 or settings.batch_size < 1:
@@ -131,10 +142,7 @@ def fit_paper(source: np.ndarray, target: np.ndarray, settings: PaperSettings, d
     y = torch.as_tensor(target, dtype=torch.float32, device=device)
     weight = weight0.to(device).requires_grad_(True)
     bias = bias0.to(device).requires_grad_(True)
-    optimizer = torch.optim.Adam(
-        [weight, bias], lr=settings.lr, betas=(settings.beta1, settings.beta2), eps=settings.eps
-    )
-    schedule = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=1.0 - settings.decay)
+    optimizer, schedule = paper_optimizer([weight, bias], settings)
     curve = torch.empty(settings.iterations, device=device)
     # Batch indices come from a CPU generator so that a seed gives the same batches on every device.
     for step in range(settings.iterations):

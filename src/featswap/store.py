@@ -301,5 +301,7 @@ class FeatureStore:
             if not np.isfinite(block).all():
                 ids = self.ids(split) if ids is None else ids
                 bad = start + int(np.argwhere(~np.isfinite(block))[0, 0])
-                raise StoreError(f"Features of {name!r} in split {split!r} hold NaN/inf, first at id {ids[bad]!r}.")
+                raise StoreError(
+                    f"Features of {name!r} in split {split!r} hold NaN/inf, first at id {str(ids[bad])!r}."
+                )
             yield block

@@ -44,6 +44,9 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     try:
         loaded: Any = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
+        # torch names the class it would have to import ("Unsupported global"); anything else is a broken file.
+        if "unsupported global" not in str(err).lower():
+            raise ModelError(f"{path} is not a readable PyTorch checkpoint or safetensors file: {err}") from err
         raise ModelError(
             f"{path} is not a plain-weights checkpoint: it needs arbitrary code to unpickle, which featswap "
             "refuses for safety (torch.load with weights_only=True). Re-save it as a state dict "

@@ -1,0 +1,59 @@
+"""Shared fixtures: real digits data, real tiny networks trained once per session, a real zarr store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from featswap.cli import app
+from featswap.datasets import Dataset, digits
+from featswap.training import TrainConfig, train_or_load
+
+#: Short training for tests: enough for ~95% val accuracy on digits, a few seconds per network.
+QUICK_TRAIN = TrainConfig(epochs=8)
+
+
+@pytest.fixture(scope="session")
+def digits_data() -> Dataset:
+    return digits()
+
+
+@pytest.fixture(scope="session")
+def trained_weights(tmp_path_factory: pytest.TempPathFactory, digits_data: Dataset) -> dict[str, Path]:
+    """Weights of both tiny networks trained briefly on the digits train split."""
+    cache = tmp_path_factory.mktemp("weights")
+    return {
+        spec: train_or_load(spec, digits_data.split("train"), 10, cache, QUICK_TRAIN)[0]
+        for spec in ("tiny-resnet", "tiny-inception")
+    }
+
+
+@pytest.fixture(scope="session")
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+@pytest.fixture(scope="session")
+def digits_store(tmp_path_factory: pytest.TempPathFactory, trained_weights: dict[str, Path], runner: CliRunner) -> Path:
+    """A feature store with both trained tiny networks on both digits splits, built through the CLI."""
+    store = tmp_path_factory.mktemp("store") / "digits.zarr"
+    for spec, weights in trained_weights.items():
+        result = runner.invoke(
+            app,
+            [
+                "extract",
+                "--model",
+                spec,
+                "--weights",
+                str(weights),
+                "--data",
+                "digits",
+                "--store",
+                str(store),
+                "--quiet",
+            ],
+        )
+        assert result.exit_code == 0, result.output
+    return store

@@ -1,0 +1,173 @@
+"""The command line, invoked in-process on real data, real networks and real stores."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from featswap.cli import app, unique_names
+from featswap.metrics import invariant_violations
+
+
+def run(runner: CliRunner, *args: str, code: int = 0) -> str:
+    result = runner.invoke(app, list(args))
+    assert result.exit_code == code, result.output + repr(result.exception)
+    return result.output
+
+
+def without_timings(metrics: dict[str, Any]) -> dict[str, Any]:
+    clean = json.loads(json.dumps(metrics))
+    for pair in clean["pairs"]:
+        pair["fit"].pop("seconds")
+    return clean
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory: pytest.TempPathFactory, runner: CliRunner) -> tuple[Path, str, str]:
+    out = tmp_path_factory.mktemp("demo") / "run"
+    first = run(runner, "demo", "--out", str(out))
+    metrics_first = (out / "metrics.json").read_text()
+    second = run(runner, "demo", "--out", str(out))
+    return out, first + second, metrics_first
+
+
+def test_demo_writes_the_contract(demo_run: tuple[Path, str, str]) -> None:
+    out, _, _ = demo_run
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics) == {"featswap_version", "dataset", "models", "pairs"}
+    assert metrics["dataset"] == {"name": "digits", "train_size": 1257, "val_size": 540, "num_classes": 10}
+    assert set(metrics["models"]) == {"tiny-resnet", "tiny-inception"}
+    assert {(p["source"], p["solver"]) for p in metrics["pairs"]} == {
+        (m, s) for m in ("tiny-resnet", "tiny-inception") for s in ("paper", "lstsq")
+    }
+    assert invariant_violations(metrics) == []
+    for model in metrics["models"].values():
+        assert model["val_accuracy"] > 0.95
+    for pair in metrics["pairs"]:
+        # The paper's finding on digits: little is lost either way.
+        assert pair["mapped_accuracy"] > pair["native_accuracy"] - 0.03
+        assert pair["fit"]["iterations"] == (3000 if pair["solver"] == "paper" else 0)
+        assert 0 <= pair["mcnemar_p"] <= 1
+    report = (out / "report.md").read_text()
+    assert "## Table 1 — solver `paper`, 3,000 iterations" in report
+    for name in ("fit_curve_paper.png", "venn_tiny-inception__to__tiny-resnet__lstsq.png"):
+        assert (out / "figures" / name).stat().st_size > 10_000
+    config = json.loads((out / "config.json").read_text())
+    assert config["solver_settings"]["paper"]["iterations"] == 3000
+
+
+def test_demo_second_run_reuses_weights_and_repeats_the_numbers(demo_run: tuple[Path, str, str]) -> None:
+    out, output, metrics_first = demo_run
+    assert "trained in" in output and "reusing cached weights" in output
+    assert without_timings(json.loads(metrics_first)) == without_timings(json.loads((out / "metrics.json").read_text()))
+
+
+def test_report_re_renders_the_same_report(demo_run: tuple[Path, str, str], runner: CliRunner) -> None:
+    out, _, _ = demo_run
+    before = (out / "report.md").read_text()
+    (out / "report.md").unlink()
+    run(runner, "report", str(out))
+    assert (out / "report.md").read_text() == before
+
+
+def test_extract_fit_evaluate(digits_store: Path, tmp_path: Path, runner: CliRunner) -> None:
+    maps = []
+    for source, target in (("tiny-inception", "tiny-resnet"), ("tiny-resnet", "tiny-inception")):
+        path = tmp_path / f"{source}.safetensors"
+        output = run(
+            runner, "fit", "--store", str(digits_store), "--source", source, "--target", target,
+            "--solver", "paper", "--param", "iterations=300", "--out", str(path),
+        )  # fmt: skip
+        assert "train loss" in output and path.is_file()
+        maps += ["--maps", str(path)]
+    run(runner, "evaluate", "--store", str(digits_store), *maps, "--out", str(tmp_path / "eval"), "--n-boot", "200")
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert invariant_violations(metrics) == []
+    assert [p["fit"]["iterations"] for p in metrics["pairs"]] == [300, 300]
+
+
+def test_extract_resumes_nothing_when_complete(
+    digits_store: Path, trained_weights: dict[str, Path], runner: CliRunner
+) -> None:
+    output = run(
+        runner, "extract", "--model", "tiny-resnet", "--weights", str(trained_weights["tiny-resnet"]),
+        "--data", "digits", "--store", str(digits_store), "--split", "val", "--quiet",
+    )  # fmt: skip
+    assert "540 rows (0 computed)" in output
+
+
+def test_compare_all_pairs(trained_weights: dict[str, Path], tmp_path: Path, runner: CliRunner) -> None:
+    run(
+        runner, "compare", "--model", "tiny-resnet", "--weights", str(trained_weights["tiny-resnet"]),
+        "--model", "tiny-inception", "--weights", str(trained_weights["tiny-inception"]),
+        "--data", "digits", "--out", str(tmp_path / "cmp"), "--solver", "lstsq,paper",
+        "--param", "paper.iterations=200", "--param", "paper.init=zeros_identity", "--n-boot", "100", "--quiet",
+    )  # fmt: skip
+    metrics = json.loads((tmp_path / "cmp" / "metrics.json").read_text())
+    assert len(metrics["pairs"]) == 4
+    assert invariant_violations(metrics) == []
+    assert (tmp_path / "cmp" / "maps" / "tiny-resnet__to__tiny-inception__paper.safetensors").is_file()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["compare", "--model", "tiny-resnet", "--data", "digits", "--out", "x"], "at least two --model"),
+        (["compare", "--model", "tiny-resnet", "--model", "tiny-resnet", "--weights", "a", "--data", "digits",
+          "--out", "x"], "Got 1 --weights for 2 --model"),
+        (["compare", "--model", "a", "--model", "b", "--data", "digits", "--out", "x", "--solver", ","],
+         "at least one solver"),
+        (["compare", "--model", "a", "--model", "b", "--data", "digits", "--out", "x", "--solver", "lsq"],
+         "Unknown solver 'lsq'"),
+        (["compare", "--model", "tiny-resnet", "--model", "tiny-inception", "--data", "digits", "--out", "x",
+          "--param", "iterations=3", "--solver", "lstsq,paper"], "with several solvers, name one"),
+        (["compare", "--model", "tiny-resnet", "--model", "tiny-inception", "--data", "digits", "--out", "x",
+          "--param", "paper.iterations=3"], "names solver 'paper', which this run does not use"),
+        (["compare", "--model", "tiny-resnet", "--model", "tiny-inception", "--data", "digits", "--out", "x",
+          "--param", "iterations"], "expects KEY=VALUE"),
+        (["extract", "--model", "tiny-resnt", "--data", "digits", "--store", "x"], "Did you mean 'tiny-resnet'"),
+        (["fit", "--store", "nowhere.zarr", "--source", "a", "--target", "b", "--out", "m"], "No feature store"),
+        (["fit", "--store", "x", "--source", "a", "--target", "b", "--out", "m", "--device", "tpu"],
+         "--device must be auto, cpu or cuda"),
+        (["report", "nowhere"], "No metrics.json"),
+    ],
+)  # fmt: skip
+def test_user_errors_exit_2_with_a_clear_message(
+    args: list[str], message: str, runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    output = run(runner, *args, code=2)
+    assert message in " ".join(output.split())
+
+
+def test_fit_same_model_and_cuda_without_gpu(digits_store: Path, runner: CliRunner, tmp_path: Path) -> None:
+    import torch
+
+    base = ["fit", "--store", str(digits_store), "--out", str(tmp_path / "m.safetensors")]
+    output = run(runner, *base, "--source", "tiny-resnet", "--target", "tiny-resnet", code=2)
+    assert "needs two different models" in output
+    if not torch.cuda.is_available():
+        output = run(runner, *base, "--source", "tiny-resnet", "--target", "tiny-inception", "--device", "cuda", code=2)
+        assert "no CUDA GPU" in output
+
+
+def test_broken_metrics_json(tmp_path: Path, runner: CliRunner) -> None:
+    (tmp_path / "metrics.json").write_text("{not json")
+    assert "not valid JSON" in run(runner, "report", str(tmp_path), code=2)
+
+
+def test_help_shows_examples(runner: CliRunner) -> None:
+    for command in ("demo", "extract", "fit", "evaluate", "compare", "report"):
+        assert "Example" in run(runner, command, "--help")
+
+
+def test_unique_names() -> None:
+    assert unique_names(["tiny-resnet", "tiny-resnet", "timm:resnet50"]) == [
+        "tiny-resnet",
+        "tiny-resnet-2",
+        "timm_resnet50",
+    ]

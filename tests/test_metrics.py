@@ -1,0 +1,94 @@
+"""Swap metrics on hand-made cases with known answers, and the statistics behind them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.stats import binomtest
+
+from featswap.errors import DataError
+from featswap.evaluate import SwapOutcome, check_labels, pair_metrics, predict
+from featswap.metrics import invariant_violations
+from featswap.stats import bootstrap_ci, mcnemar_exact
+from featswap.venn import venn_counts
+
+# Ten images; which of the three classifiers (source S, target T, mapped M) label each correctly.
+S = np.array([1, 1, 1, 1, 0, 0, 0, 1, 0, 0], dtype=bool)
+T = np.array([1, 1, 1, 0, 1, 1, 0, 0, 0, 0], dtype=bool)
+M = np.array([1, 1, 0, 1, 1, 0, 1, 0, 0, 0], dtype=bool)
+
+
+def test_venn_counts_known_case() -> None:
+    venn = venn_counts(S, T, M)
+    assert venn == {
+        "all": 2,  # images 0, 1
+        "source_target": 1,  # 2
+        "source_mapped": 1,  # 3
+        "target_mapped": 1,  # 4
+        "target_only": 1,  # 5
+        "mapped_only": 1,  # 6
+        "source_only": 1,  # 7
+        "none": 2,  # 8, 9
+    }
+    assert sum(venn.values()) == len(S)
+
+
+def test_pair_metrics_known_case() -> None:
+    m = pair_metrics(SwapOutcome(S, T, M, mapped_loss=0.1), n_boot=200)
+    assert (m["mapped_correct"], m["native_correct"], m["total"]) == (5, 5, 10)
+    assert m["loss"] == 0.0
+    # fixed: T wrong & M right = images 3, 6; broken: T right & M wrong = images 2, 5.
+    assert (m["fixed"], m["broken"]) == (2, 2)
+    assert m["mcnemar_p"] == 1.0
+    low, high = m["loss_ci95"]
+    assert low <= 0.0 <= high
+
+
+def test_pair_metrics_loss_sign() -> None:
+    target = np.ones(20, dtype=bool)
+    mapped = np.r_[np.ones(15, dtype=bool), np.zeros(5, dtype=bool)]
+    m = pair_metrics(SwapOutcome(target, target, mapped, 0.0), n_boot=100)
+    assert m["loss"] == pytest.approx(0.25)
+    assert (m["fixed"], m["broken"]) == (0, 5)
+    assert m["mcnemar_p"] == pytest.approx(2 * 0.5**5)
+
+
+@pytest.mark.parametrize(("fixed", "broken"), [(0, 0), (3, 0), (10, 4), (40, 61), (7, 7)])
+def test_mcnemar_matches_scipy_binomial(fixed: int, broken: int) -> None:
+    expected = 1.0 if fixed + broken == 0 else binomtest(fixed, fixed + broken, 0.5).pvalue
+    assert mcnemar_exact(fixed, broken) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_bootstrap_contains_the_estimate_and_shrinks_with_more_images(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    widths = []
+    for n in (200, 5000):
+        native = rng.random(n) < 0.8
+        mapped = np.where(rng.random(n) < 0.9, native, ~native)
+        ci = bootstrap_ci(native, mapped, n_boot=400, seed=seed)
+        low, high = ci["loss"]
+        assert low <= native.mean() - mapped.mean() <= high
+        assert ci["native_accuracy"][0] <= native.mean() <= ci["native_accuracy"][1]
+        widths.append(high - low)
+    assert widths[1] < widths[0] / 3
+
+
+def test_invariants_catch_broken_metrics() -> None:
+    pair = {"source": "a", "target": "b", "solver": "lstsq"} | pair_metrics(SwapOutcome(S, T, M, 0.0), n_boot=50)
+    metrics = {"models": {"b": {"val_correct": 5}}, "pairs": [pair]}
+    assert invariant_violations(metrics) == []
+    broken = {"models": {"b": {"val_correct": 6}}, "pairs": [pair | {"loss": 0.5, "fixed": 9}]}
+    problems = "\n".join(invariant_violations(broken))
+    assert "loss != native_accuracy - mapped_accuracy" in problems
+    assert "native_correct 5 != target val_correct 6" in problems
+    assert "disagree with venn" in problems
+
+
+def test_predict_and_label_checks() -> None:
+    w = np.eye(3, dtype=np.float32)
+    assert predict(np.array([[0, 2, 1]], dtype=np.float32), w, np.zeros(3, dtype=np.float32)).tolist() == [1]
+    with pytest.raises(DataError, match="takes 3 features but got 2"):
+        predict(np.zeros((1, 2), dtype=np.float32), w, np.zeros(3, dtype=np.float32))
+    with pytest.raises(DataError, match="predicts 3 classes"):
+        check_labels(np.array([0, 3]), 3, "model")

@@ -1,0 +1,82 @@
+"""Weight files the tests write themselves: safetensors, nested and DataParallel checkpoints, pickles."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from featswap.errors import ModelError
+from featswap.models import build_module, load_backbone
+from featswap.weights import load_into, sha256
+
+
+def state(seed: int = 1) -> dict[str, torch.Tensor]:
+    return build_module("tiny-resnet", seed=seed).state_dict()
+
+
+def assert_loaded(path: Path) -> None:
+    backbone = load_backbone("tiny-resnet", path)
+    torch.testing.assert_close(backbone.module.state_dict()["head.weight"], state()["head.weight"])
+    assert backbone.weights_sha256 == sha256(path)
+
+
+def test_safetensors(tmp_path: Path) -> None:
+    path = tmp_path / "w.safetensors"
+    save_file({k: v.contiguous() for k, v in state().items()}, str(path))
+    assert_loaded(path)
+
+
+@pytest.mark.parametrize("layout", ["bare", "state_dict", "model", "dataparallel"])
+def test_pytorch_checkpoint_layouts(tmp_path: Path, layout: str) -> None:
+    weights = state()
+    if layout == "dataparallel":
+        obj: object = {"state_dict": {f"module.{k}": v for k, v in weights.items()}, "best_prec1": 91.0}
+    elif layout == "bare":
+        obj = weights
+    else:
+        obj = {layout: weights, "epoch": 3}
+    path = tmp_path / "w.pt"
+    torch.save(obj, path)
+    assert_loaded(path)
+
+
+class Callback:
+    """Any class: unpickling it would run code from the file, which weights_only refuses."""
+
+
+def test_arbitrary_pickles_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "evil.pt"
+    torch.save({"state_dict": state(), "callback": Callback()}, path)
+    with pytest.raises(ModelError, match="refuses for safety"):
+        load_backbone("tiny-resnet", path)
+
+
+def test_missing_unexpected_and_misshapen_keys_are_listed(tmp_path: Path) -> None:
+    weights = state()
+    del weights["head.bias"]
+    weights["extra.weight"] = torch.zeros(1)
+    weights["stem.weight"] = torch.zeros(1, 1, 1, 1)
+    path = tmp_path / "w.pt"
+    torch.save(weights, path)
+    with pytest.raises(ModelError, match=r"missing keys \[head.bias\].*unexpected keys \[extra.weight\].*wrong shapes"):
+        load_into(build_module("tiny-resnet"), path)
+
+
+def test_unreadable_files(tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match="does not exist"):
+        load_backbone("tiny-resnet", tmp_path / "nope.pt")
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"\x00garbage")
+    with pytest.raises(ModelError, match="not a readable PyTorch checkpoint"):
+        load_backbone("tiny-resnet", junk)
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"\x00garbage")
+    with pytest.raises(ModelError, match="not a readable safetensors"):
+        load_backbone("tiny-resnet", bad)
+    empty = tmp_path / "empty.pt"
+    torch.save({"epoch": 3}, empty)
+    with pytest.raises(ModelError, match="holds no state dict"):
+        load_backbone("tiny-resnet", empty)
