@@ -171,3 +171,13 @@ def test_unique_names() -> None:
         "tiny-resnet-2",
         "timm_resnet50",
     ]
+
+
+def test_settings_for_an_unused_solver_are_refused(digits_store: Path, tmp_path: Path) -> None:
+    from featswap.errors import FeatswapError
+    from featswap.pipeline import compare_stored
+    from featswap.store import FeatureStore
+
+    with pytest.raises(FeatswapError, match=r"Settings given for solver\(s\) \['paper'\]"):
+        compare_stored(FeatureStore.open(digits_store), ["tiny-resnet", "tiny-inception"], tmp_path,
+                       solvers=["lstsq"], solver_params={"paper": {"iterations": 3}})  # fmt: skip

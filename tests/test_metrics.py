@@ -92,3 +92,31 @@ def test_predict_and_label_checks() -> None:
         predict(np.zeros((1, 2), dtype=np.float32), w, np.zeros(3, dtype=np.float32))
     with pytest.raises(DataError, match="predicts 3 classes"):
         check_labels(np.array([0, 3]), 3, "model")
+
+
+def test_every_invariant_is_checked() -> None:
+    pair = {"source": "a", "target": "b", "solver": "lstsq"} | pair_metrics(SwapOutcome(S, T, M, 0.0), n_boot=50)
+    wrong = pair | {
+        "venn": {**pair["venn"], "extra": 1},
+        "mapped_accuracy": 0.9,
+        "native_accuracy": 0.9,
+        "mapped_correct": 7,
+    }
+    problems = "\n".join(invariant_violations({"models": {"b": {"val_correct": 5}}, "pairs": [wrong]}))
+    for text in ("venn keys", "sum to 11", "mapped_accuracy != mapped_correct / total",
+                 "native_accuracy != native_correct / total", "mapped - native correct != fixed - broken"):  # fmt: skip
+        assert text in problems
+
+
+def test_venn_inputs_must_match() -> None:
+    with pytest.raises(ValueError, match="equal-length 1-D"):
+        venn_counts(S, T[:-1], M)
+
+
+def test_readings_follow_the_papers_logic() -> None:
+    from featswap.report import reading
+
+    base = {"source": "I", "target": "R", "fixed": 1, "broken": 9, "mcnemar_p": 0.02}
+    assert "loses 4.5 points" in reading(base | {"loss": 0.045, "loss_ci95": [0.02, 0.07]})
+    assert "gains 1.4 points" in reading(base | {"loss": -0.014, "loss_ci95": [-0.02, -0.01]})
+    assert "as accurate as" in reading(base | {"loss": 0.001, "loss_ci95": [-0.01, 0.01]})

@@ -164,3 +164,22 @@ def torch_no_grad() -> object:
     import torch
 
     return torch.no_grad()
+
+
+def test_a_lock_from_another_host_is_never_taken_over(tmp_path: Path) -> None:
+    make(tmp_path).close()
+    (tmp_path / "s.zarr.lock").write_text("gpu-node-7 pid 1234")
+    with pytest.raises(StoreError, match="being written by gpu-node-7 pid 1234"):
+        FeatureStore.open(tmp_path / "s.zarr", writable=True)
+
+
+def test_a_damaged_store_is_named(tmp_path: Path) -> None:
+    import zarr
+
+    with make(tmp_path) as store:
+        zarr.open_group(str(tmp_path / "s.zarr"), mode="r+").create_group("val").create_group("ids")
+        with pytest.raises(StoreError, match="should be a zarr array; the store is damaged"):
+            store.ids("val")
+        zarr.open_group(str(tmp_path / "s.zarr"), mode="r+").create_array("test", shape=(1,), dtype="int8")
+        with pytest.raises(StoreError, match="should be a zarr group; the store is damaged"):
+            store.labels("test")

@@ -80,3 +80,11 @@ def test_unreadable_files(tmp_path: Path) -> None:
     torch.save({"epoch": 3}, empty)
     with pytest.raises(ModelError, match="holds no state dict"):
         load_backbone("tiny-resnet", empty)
+
+
+def test_truncated_checkpoint(tmp_path: Path) -> None:
+    path = tmp_path / "cut.pt"
+    torch.save(state(), path)
+    path.write_bytes(path.read_bytes()[:2000])
+    with pytest.raises(ModelError, match="not a readable PyTorch checkpoint"):
+        load_backbone("tiny-resnet", path)
