@@ -181,3 +181,25 @@ def test_settings_for_an_unused_solver_are_refused(digits_store: Path, tmp_path:
     with pytest.raises(FeatswapError, match=r"Settings given for solver\(s\) \['paper'\]"):
         compare_stored(FeatureStore.open(digits_store), ["tiny-resnet", "tiny-inception"], tmp_path,
                        solvers=["lstsq"], solver_params={"paper": {"iterations": 3}})  # fmt: skip
+
+
+def test_compare_every_solver_side_by_side(trained_weights: dict[str, Path], tmp_path: Path, runner: CliRunner) -> None:
+    output = run(
+        runner, "compare", "--model", "tiny-resnet", "--weights", str(trained_weights["tiny-resnet"]),
+        "--model", "tiny-inception", "--weights", str(trained_weights["tiny-inception"]),
+        "--data", "digits", "--out", str(tmp_path / "all"), "--solver", "paper,lstsq,refine,procrustes,heads",
+        "--param", "paper.iterations=100", "--n-boot", "100",
+    )  # fmt: skip
+    assert "heads: reproduces the source's logits through the target's head" in output
+    metrics = json.loads((tmp_path / "all" / "metrics.json").read_text())
+    assert invariant_violations(metrics) == []
+    assert sorted({p["solver"] for p in metrics["pairs"]}) == ["heads", "lstsq", "paper", "procrustes", "refine"]
+    assert len(metrics["pairs"]) == 10
+    report = (tmp_path / "all" / "report.md").read_text()
+    for solver in ("paper", "lstsq", "refine", "procrustes", "heads"):
+        assert f"solver `{solver}`" in report
+    by = {(p["source"], p["solver"]): p for p in metrics["pairs"]}
+    for source in ("tiny-resnet", "tiny-inception"):
+        # Maps that reproduce logits (heads) or fit the features closely lose little accuracy on digits.
+        for solver in ("heads", "lstsq", "refine"):
+            assert by[source, solver]["loss"] < 0.05

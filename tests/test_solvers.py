@@ -132,17 +132,19 @@ def test_bad_inputs_are_refused() -> None:
     with pytest.raises(SpecError, match="Unknown solver 'lsq'"):
         AffineMap("lsq").fit(x, y)
     with pytest.raises(FitError, match="at least 2 samples"):
-        AffineMap().fit(x[:1], y[:1])
+        AffineMap("lstsq").fit(x[:1], y[:1])
+    with pytest.raises(FitError, match="alpha must be a number >= 0"):
+        AffineMap("lstsq", alpha=-1.0).fit(x, y)
     with pytest.raises(FitError, match="alpha must be >= 0"):
-        AffineMap(alpha=-1.0).fit(x, y)
+        lstsq_from_moments(Moments.of(x, y), alpha=-1.0)
     with pytest.raises(FitError, match="iterations and batch_size"):
         AffineMap("paper", iterations=0).fit(x, y)
     with pytest.raises(FitError, match="diverged"):
         AffineMap("paper", iterations=3, lr=float("inf")).fit(x, y)
     with pytest.raises(FitError, match="not fitted"):
-        AffineMap().transform(x)
+        AffineMap("lstsq").transform(x)
     with pytest.raises(DataError, match="takes 12 source features"):
-        AffineMap().fit(x, y).transform(y)
+        AffineMap("lstsq").fit(x, y).transform(y)
     with pytest.raises(FitError, match="Cannot merge"):
         Moments.zeros(2, 3).merge(Moments.zeros(3, 2))
     with pytest.raises(FitError, match="No samples"):

@@ -13,59 +13,56 @@ from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
 
 from featswap.errors import DataError, FitError
-from featswap.solvers import SOLVERS, paper_loss_numpy
+from featswap.losses import paper_loss_numpy, streamed_paper_loss
+from featswap.paired import InMemoryPairs, PairedFeatures, check_paired
+from featswap.solvers import DEFAULT_SOLVER, SOLVERS, Heads
 
-
-def check_paired(source: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Validate paired feature matrices `(N, Dx)` and `(N, Dy)`; returns them as float32."""
-    source, target = np.asarray(source), np.asarray(target)
-    if source.ndim != 2 or target.ndim != 2:
-        raise DataError(f"Features must be 2-D (samples, features); got shapes {source.shape} and {target.shape}.")
-    if len(source) != len(target):
-        raise DataError(
-            f"Got {len(source)} rows in the source features but {len(target)} in the target; rows must be the "
-            "same images in the same order."
-        )
-    for name, array in (("source", source), ("target", target)):
-        if not np.isfinite(array).all():
-            row = int(np.argwhere(~np.isfinite(array))[0, 0])
-            raise DataError(f"The {name} features hold NaN or inf, first in row {row}.")
-    return source.astype(np.float32, copy=False), target.astype(np.float32, copy=False)
+__all__ = ["AffineMap", "check_paired"]
 
 
 class AffineMap:
     """`y = W x + b` from source features `x` (Dx,) to target features `y` (Dy,).
 
-    `solver` is a name from `featswap.solvers.SOLVERS`; `params` are that solver's settings (an unknown
-    setting is an error). After `fit`: `weight_` (Dy, Dx), `bias_` (Dy,), `curve_` (per-batch loss of
-    iterative solvers), `n_iter_`, `fit_seconds_`.
+    `solver` is a name from `featswap.solvers.SOLVERS` (default `refine`); `params` are that solver's
+    settings (an unknown setting is an error). After `fit`: `weight_` (Dy, Dx), `bias_` (Dy,), `curve_`
+    (per-batch loss of iterative solvers), `n_iter_`, `fit_seconds_`, `info_` (solver-specific facts).
     """
 
     metadata_: dict[str, Any]
 
-    def __init__(self, solver: str = "lstsq", device: str = "cpu", **params: Any) -> None:
+    def __init__(self, solver: str = DEFAULT_SOLVER, device: str = "cpu", **params: Any) -> None:
         self.solver = solver
         self.device = device
         self.params = params
 
     @property
-    def settings(self) -> object:
+    def settings(self) -> Any:
         return SOLVERS.get(self.solver).make_settings(**self.params)
 
-    def fit(self, source: np.ndarray, target: np.ndarray) -> AffineMap:
-        """Fit on paired features `source` (N, Dx) and `target` (N, Dy)."""
+    def fit(
+        self, source: np.ndarray | None = None, target: np.ndarray | None = None, heads: Heads | None = None
+    ) -> AffineMap:
+        """Fit on paired features `source` (N, Dx) and `target` (N, Dy); the `heads` solver needs only `heads`."""
+        solver = SOLVERS.get(self.solver)
+        if source is None or target is None:
+            if solver.needs_data:
+                raise FitError(f"The {self.solver} solver needs paired source and target features.")
+            return self.fit_pairs(None, heads)
+        return self.fit_pairs(InMemoryPairs(source, target), heads)
+
+    def fit_pairs(self, pairs: PairedFeatures | None, heads: Heads | None = None) -> AffineMap:
+        """Fit on paired features that may be streamed (e.g. `FeatureStore.pairs(...)`)."""
         solver = SOLVERS.get(self.solver)
         settings = solver.make_settings(**self.params)
-        source, target = check_paired(source, target)
         started = time.perf_counter()
-        result = solver.fit(source, target, settings, device=self.device)
+        result = solver.fit(pairs, settings, self.device, heads)
         self.fit_seconds_ = time.perf_counter() - started
         if not (np.isfinite(result.weight).all() and np.isfinite(result.bias).all()):
             raise FitError(
                 f"The {self.solver} solver diverged (non-finite map). Try solver 'lstsq' or a smaller learning rate."
             )
         self.weight_, self.bias_ = result.weight, result.bias
-        self.curve_, self.n_iter_ = result.curve, result.iterations
+        self.curve_, self.n_iter_, self.info_ = result.curve, result.iterations, result.info
         return self
 
     def _check_fitted(self) -> None:
@@ -87,6 +84,11 @@ class AffineMap:
         source, target = check_paired(source, target)
         return paper_loss_numpy(self.transform(source), target)
 
+    def loss_pairs(self, pairs: PairedFeatures) -> float:
+        """The paper's loss over streamed pairs, chunk by chunk."""
+        self._check_fitted()
+        return streamed_paper_loss(pairs, self.weight_, self.bias_)
+
     def score(self, source: np.ndarray, target: np.ndarray) -> float:
         """Mean cosine similarity of mapped and true target features (-1..1, higher is better).
 
@@ -102,17 +104,14 @@ class AffineMap:
         path.parent.mkdir(parents=True, exist_ok=True)
         meta = {
             "solver": self.solver,
-            "settings": asdict(self.settings),  # type: ignore[call-overload]
+            "settings": asdict(self.settings),
             "iterations": int(self.n_iter_),
             "fit_seconds": float(self.fit_seconds_),
+            "info": getattr(self, "info_", {}),
             **metadata,
         }
-        tensors = {
-            "weight": self.weight_,
-            "bias": self.bias_,
-            "curve": np.asarray(self.curve_, dtype=np.float32),
-        }
-        save_file(tensors, str(path), metadata={"featswap": json.dumps(meta)})
+        tensors = {"weight": self.weight_, "bias": self.bias_, "curve": np.asarray(self.curve_, dtype=np.float32)}
+        save_file(tensors, str(path), metadata={"featswap": json.dumps(meta, default=float)})
         return path
 
     @classmethod
@@ -133,5 +132,6 @@ class AffineMap:
         fitted = cls(meta["solver"], **meta.get("settings", {}))
         fitted.weight_, fitted.bias_, fitted.curve_ = tensors["weight"], tensors["bias"], tensors["curve"]
         fitted.n_iter_, fitted.fit_seconds_ = meta["iterations"], meta["fit_seconds"]
+        fitted.info_ = meta.get("info", {})
         fitted.metadata_ = meta
         return fitted

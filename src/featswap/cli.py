@@ -150,7 +150,7 @@ def fit(
     source: Annotated[str, typer.Option(help="Model whose features are mapped.")],
     target: Annotated[str, typer.Option(help="Model whose feature space (and head) is mapped to.")],
     out: Annotated[Path, typer.Option(help="Where to write the map (.safetensors).")],
-    solver: Annotated[str, typer.Option(help="lstsq (closed form) or paper (the paper's Adam recipe).")] = "lstsq",
+    solver: Annotated[str, typer.Option(help="refine, paper, lstsq, procrustes or heads.")] = "refine",
     param: ParamOpt = [],  # noqa: B006 - typer needs a literal default
     device: DeviceOpt = "cpu",
 ) -> None:
@@ -209,7 +209,9 @@ def compare(
     data: Annotated[str, typer.Option(help="Data SPEC.")],
     out: Annotated[Path, typer.Option(help="Output directory.")],
     weights: Annotated[list[Path], typer.Option(help="Weight file per --model, in the same order.")] = [],  # noqa: B006
-    solver: Annotated[str, typer.Option(help="Comma-separated solvers, e.g. lstsq,paper.")] = "lstsq",
+    solver: Annotated[
+        str, typer.Option(help="Comma-separated solvers: refine, paper, lstsq, procrustes, heads.")
+    ] = "refine",
     param: ParamOpt = [],  # noqa: B006
     store: Annotated[Path | None, typer.Option(help="Feature store; default OUT/features.zarr.")] = None,
     device: DeviceOpt = "cpu",

@@ -17,7 +17,7 @@ from featswap.errors import FeatswapError
 from featswap.evaluate import model_metrics, pair_metrics, swap
 from featswap.metrics import write_metrics
 from featswap.progress import console
-from featswap.solvers import SOLVERS
+from featswap.solvers import DEFAULT_SOLVER, SOLVERS, Heads
 from featswap.store import FeatureStore
 
 
@@ -43,7 +43,7 @@ def fit_pair(
     store: FeatureStore,
     source: str,
     target: str,
-    solver: str = "lstsq",
+    solver: str = DEFAULT_SOLVER,
     params: Mapping[str, Any] | None = None,
     device: str = "cpu",
     split: str = "train",
@@ -52,9 +52,10 @@ def fit_pair(
     if source == target:
         raise FeatswapError(f"Source and target are both {source!r}; a map needs two different models.")
     amap = AffineMap(solver, device=device, **dict(params or {}))
-    x, y = store.features(split, source), store.features(split, target)
-    amap.fit(x, y)
-    return FittedPair(source, target, amap, amap.loss(x, y))
+    heads = Heads(*store.head(source), *store.head(target))
+    pairs = store.pairs(split, source, target)
+    amap.fit_pairs(pairs if SOLVERS.get(solver).needs_data else None, heads)
+    return FittedPair(source, target, amap, amap.loss_pairs(pairs))
 
 
 def save_pair(pair: FittedPair, path: Path, store: FeatureStore) -> Path:
@@ -126,7 +127,7 @@ def compare_stored(
     store: FeatureStore,
     names: Sequence[str],
     out: Path,
-    solvers: Sequence[str] = ("lstsq",),
+    solvers: Sequence[str] = (DEFAULT_SOLVER,),
     solver_params: Mapping[str, Mapping[str, Any]] | None = None,
     device: str = "cpu",
     n_boot: int = 1000,
@@ -150,6 +151,8 @@ def compare_stored(
                     f"fitted {source} -> {target} with {solver} in {pair.amap.fit_seconds_:.1f} s "
                     f"({pair.amap.n_iter_} iterations), train loss {pair.train_loss:.4f}"
                 )
+                if "message" in pair.amap.info_:
+                    console.print(f"  {solver}: {pair.amap.info_['message']}")
             pairs.append(pair)
     config = {
         "store": str(store.path),

@@ -305,3 +305,43 @@ class FeatureStore:
                     f"Features of {name!r} in split {split!r} hold NaN/inf, first at id {str(ids[bad])!r}."
                 )
             yield block
+
+    def pairs(self, split: str, source: str, target: str, rows: int | None = None) -> StorePairs:
+        """Paired features of two models in a split, streamed in row blocks (see `featswap.paired`)."""
+        return StorePairs(self, split, source, target, rows)
+
+
+class StorePairs:
+    """Paired features read from a store: `chunks()` streams row blocks, `take(rows)` reads selected rows."""
+
+    def __init__(self, store: FeatureStore, split: str, source: str, target: str, rows: int | None = None) -> None:
+        for name in (source, target):
+            if not store.has_features(split, name):
+                next(store.iter_features(split, name))  # raises the store's explanation
+        self.store, self.split, self.source, self.target = store, split, source, target
+        self._x = _array(_group(store._split(split), "features"), source)
+        self._y = _array(_group(store._split(split), "features"), target)
+        self.n, self.dx = self._x.shape
+        self.dy = self._y.shape[1]
+        self.rows = rows or 4 * self._x.chunks[0]
+
+    def chunks(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        yield from zip(
+            self.store.iter_features(self.split, self.source, self.rows),
+            self.store.iter_features(self.split, self.target, self.rows),
+            strict=True,
+        )
+
+    def take(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if len(rows) == self.n:
+            return self.store.features(self.split, self.source), self.store.features(self.split, self.target)
+        x = np.asarray(self._x.get_orthogonal_selection((rows, slice(None))), dtype=np.float32)
+        y = np.asarray(self._y.get_orthogonal_selection((rows, slice(None))), dtype=np.float32)
+        for name, block in ((self.source, x), (self.target, y)):
+            if not np.isfinite(block).all():
+                bad = int(rows[np.argwhere(~np.isfinite(block))[0, 0]])
+                raise StoreError(
+                    f"Features of {name!r} in split {self.split!r} hold NaN/inf, first at id "
+                    f"{str(self.store.ids(self.split)[bad])!r}."
+                )
+        return x, y

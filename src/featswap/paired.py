@@ -1,0 +1,83 @@
+"""Paired features of two models on the same images, in memory or streamed from the feature store.
+
+Solvers read training data only through this interface, so closed-form solvers can stream any number of
+samples in row chunks (memory O(chunk * (Dx + Dy))) and iterative ones can load what they need.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Protocol
+
+import numpy as np
+
+from featswap.errors import DataError
+
+DEFAULT_CHUNK_ROWS = 16384
+
+
+class PairedFeatures(Protocol):
+    """Rows are images; `x` are source features `(n, dx)`, `y` target features `(n, dy)`, float32."""
+
+    n: int
+    dx: int
+    dy: int
+
+    def chunks(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """`(x (m, dx), y (m, dy))` blocks covering all rows in order."""
+        ...
+
+    def take(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Rows at sorted indices `rows` `(k,)`: `(x (k, dx), y (k, dy))`."""
+        ...
+
+
+class InMemoryPairs:
+    """Paired features held as two arrays `x (n, dx)`, `y (n, dy)`."""
+
+    def __init__(self, x: np.ndarray, y: np.ndarray, chunk_rows: int = DEFAULT_CHUNK_ROWS) -> None:
+        self.x, self.y = check_paired(x, y)
+        self.n, self.dx = self.x.shape
+        self.dy = self.y.shape[1]
+        self.chunk_rows = chunk_rows
+
+    def chunks(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        for start in range(0, self.n, self.chunk_rows):
+            yield self.x[start : start + self.chunk_rows], self.y[start : start + self.chunk_rows]
+
+    def take(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return self.x[rows], self.y[rows]
+
+
+def check_paired(source: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Validate paired feature matrices `(N, Dx)` and `(N, Dy)`; returns them as float32."""
+    source, target = np.asarray(source), np.asarray(target)
+    if source.ndim != 2 or target.ndim != 2:
+        raise DataError(f"Features must be 2-D (samples, features); got shapes {source.shape} and {target.shape}.")
+    if len(source) != len(target):
+        raise DataError(
+            f"Got {len(source)} rows in the source features but {len(target)} in the target; rows must be the "
+            "same images in the same order."
+        )
+    for name, array in (("source", source), ("target", target)):
+        if not np.isfinite(array).all():
+            row = int(np.argwhere(~np.isfinite(array))[0, 0])
+            raise DataError(f"The {name} features hold NaN or inf, first in row {row}.")
+    return source.astype(np.float32, copy=False), target.astype(np.float32, copy=False)
+
+
+def sample_rows(n: int, max_rows: int | None, seed: int) -> np.ndarray:
+    """Sorted row indices: all `n` rows, or a seeded uniform subset of `max_rows` of them."""
+    if max_rows is None or max_rows >= n:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, size=max_rows, replace=False))
+
+
+def split_rows(n: int, holdout: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded split of `n` rows into sorted `(fit, held_out)` indices, `holdout` the held-out fraction."""
+    if not 0.0 < holdout < 1.0:
+        raise DataError(f"holdout must be between 0 and 1 (exclusive); got {holdout}.")
+    held = np.random.default_rng(seed).random(n) < holdout
+    if held.all() or not held.any():
+        raise DataError(f"{n} samples are too few to hold out a fraction {holdout} of them; use more samples.")
+    return np.flatnonzero(~held), np.flatnonzero(held)

@@ -1,0 +1,136 @@
+"""`lstsq`: closed-form least squares (ridge when `alpha > 0`) with bias, from streamed float64 moments."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from featswap.errors import FitError
+from featswap.moments import Moments
+from featswap.paired import PairedFeatures
+from featswap.solvers.base import SOLVERS, FitResult, Heads, Solver
+
+#: Candidate ridge strengths for `alpha="auto"`, relative to the mean eigenvalue of the centred scatter.
+RELATIVE_ALPHAS = (0.0, 1e-8, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0)
+
+
+@dataclass(frozen=True)
+class LstsqSettings:
+    """`alpha`: ridge strength added to the centred scatter matrix `Cxx` (0: ordinary least squares, where
+    rank-deficient inputs get the minimum-norm solution), or `"auto"`: chosen among `RELATIVE_ALPHAS` times
+    the mean eigenvalue of `Cxx` by squared error on a held-out fraction `holdout` of the rows (seeded by
+    `seed`), all from one eigendecomposition. `normalize_target`: fit to unit-length targets `y/||y||`
+    (the paper's loss compares directions only). `rcond`: eigenvalues below `rcond` times the largest
+    count as zero."""
+
+    alpha: float | str = 0.0
+    normalize_target: bool = False
+    holdout: float = 0.1
+    seed: int = 0
+    rcond: float = 1e-10
+
+
+def unit_rows(y: np.ndarray) -> np.ndarray:
+    """Rows of `y` `(n, D)` scaled to unit length (zero rows stay zero)."""
+    norms = np.linalg.norm(y, axis=1, keepdims=True)
+    return y / np.where(norms > 0, norms, 1.0)
+
+
+def target_chunks(pairs: PairedFeatures, normalize: bool) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    for x, y in pairs.chunks():
+        yield x, unit_rows(y) if normalize else y
+
+
+class Eigen:
+    """The eigendecomposition of a moments' centred scatter, reusable for any ridge strength."""
+
+    def __init__(self, moments: Moments) -> None:
+        if moments.n < 2:
+            raise FitError(f"Least squares needs at least 2 samples; got {moments.n}.")
+        self.mx, self.my, cxx, cxy = moments.centred()
+        self.values, self.vectors = np.linalg.eigh(cxx)
+        self.projected = self.vectors.T @ cxy  # (Dx, Dy) in the eigenbasis
+        self.mean_eigenvalue = float(max(self.values.mean(), 0.0))
+
+    def solve(self, alpha: float, rcond: float = 1e-10) -> tuple[np.ndarray, np.ndarray]:
+        """`(W (Dy, Dx), b (Dy,))` minimising `sum ||W x + b - y||^2 + alpha ||W||^2`, minimum-norm when
+        singular (constant or duplicated features, fewer samples than features): never NaN."""
+        if alpha < 0:
+            raise FitError(f"alpha must be >= 0; got {alpha}.")
+        values = self.values + alpha
+        keep = values > rcond * max(float(values.max()), np.finfo(np.float64).tiny)
+        inverse = np.where(keep, 1.0 / np.where(keep, values, 1.0), 0.0)
+        w_t = self.vectors @ (inverse[:, None] * self.projected)  # (Dx, Dy)
+        return w_t.T.astype(np.float32), (self.my - self.mx @ w_t).astype(np.float32)
+
+
+def lstsq_from_moments(moments: Moments, alpha: float = 0.0, rcond: float = 1e-10) -> tuple[np.ndarray, np.ndarray]:
+    """Least-squares `(W (Dy, Dx), b (Dy,))` from moments; see `Eigen.solve`."""
+    return Eigen(moments).solve(alpha, rcond)
+
+
+def choose_alpha(fit: Moments, held_out: Moments, rcond: float = 1e-10) -> tuple[float, dict[str, float]]:
+    """The ridge strength with the least held-out squared error, among `RELATIVE_ALPHAS` times the mean
+    eigenvalue of the fit part's scatter; returns it and the mean held-out error of every candidate."""
+    eigen = Eigen(fit)
+    errors = {}
+    for relative in RELATIVE_ALPHAS:
+        alpha = relative * eigen.mean_eigenvalue
+        weight, bias = eigen.solve(alpha, rcond)
+        errors[f"{alpha:.6g}"] = held_out.squared_error(weight, bias) / max(held_out.n, 1)
+    best = min(errors, key=lambda k: errors[k])
+    return float(best), errors
+
+
+def streamed_split_moments(
+    pairs: PairedFeatures, held: np.ndarray, normalize: bool, device: str
+) -> tuple[Moments, Moments]:
+    """Moments of the rows where `held` `(n,)` is False and of those where it is True, in one pass.
+
+    The fitting part is the whole chunk minus the held-out rows, so only the (small) held-out part is copied.
+    """
+    total, out = Moments.zeros(pairs.dx, pairs.dy), Moments.zeros(pairs.dx, pairs.dy)
+    start = 0
+    for x, y in target_chunks(pairs, normalize):
+        mask = held[start : start + len(x)]
+        start += len(x)
+        total = total.merge(Moments.of(x, y, device))
+        if mask.any():
+            out = out.merge(Moments.of(x[mask], y[mask], device))
+    return total.subtract(out), out
+
+
+def resolve_alpha(alpha: float | str) -> float | None:
+    """A fixed ridge strength, or None for "auto"."""
+    if alpha == "auto":
+        return None
+    if isinstance(alpha, str) or alpha < 0:
+        raise FitError(f"alpha must be a number >= 0 or 'auto'; got {alpha!r}.")
+    return float(alpha)
+
+
+def fit_lstsq(pairs: PairedFeatures | None, settings: LstsqSettings, device: str, heads: Heads | None) -> FitResult:
+    assert pairs is not None
+    alpha = resolve_alpha(settings.alpha)
+    info: dict[str, object] = {}
+    if alpha is None:
+        from featswap.paired import split_rows
+
+        _, held_rows = split_rows(pairs.n, settings.holdout, settings.seed)
+        held = np.zeros(pairs.n, dtype=bool)
+        held[held_rows] = True
+        fit, out = streamed_split_moments(pairs, held, settings.normalize_target, device)
+        alpha, info["alpha_heldout_mse"] = choose_alpha(fit, out, settings.rcond)
+        moments = fit.merge(out)
+    else:
+        moments = Moments.accumulate(target_chunks(pairs, settings.normalize_target), device)
+    info["alpha"] = alpha
+    weight, bias = lstsq_from_moments(moments, alpha, settings.rcond)
+    return FitResult(weight, bias, info=info)
+
+
+SOLVERS.register("lstsq")(
+    Solver("lstsq", LstsqSettings, fit_lstsq, summary="closed-form least squares / ridge from streamed moments")
+)

@@ -1,0 +1,177 @@
+"""refine, procrustes, heads, the ridge choice, and streaming from a real store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from featswap.affine_map import AffineMap
+from featswap.errors import DataError, FitError, StoreError
+from featswap.moments import Moments
+from featswap.paired import InMemoryPairs, split_rows
+from featswap.solvers import DEFAULT_SOLVER, Heads
+from featswap.store import FeatureStore
+
+
+def noisy(seed: int, n: int = 2000, dx: int = 24, dy: int = 16) -> tuple[np.ndarray, np.ndarray]:
+    """Source and target related by an affine map plus non-linear noise (ReLU of both)."""
+    rng = np.random.default_rng(seed)
+    z = rng.normal(size=(n, 8))
+    x = np.maximum(z @ rng.normal(size=(8, dx)) + 0.3 * rng.normal(size=(n, dx)), 0)
+    y = np.maximum(z @ rng.normal(size=(8, dy)) + 1.0 + 0.3 * rng.normal(size=(n, dy)), 0)
+    return x.astype(np.float32), y.astype(np.float32)
+
+
+def test_refine_is_the_default() -> None:
+    assert DEFAULT_SOLVER == "refine" and AffineMap().solver == "refine"
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_refine_recovers_a_planted_map_and_stops_early(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(1500, 10)).astype(np.float32)
+    w, b = rng.normal(size=(7, 10)), rng.normal(size=7) * 3
+    y = (x @ w.T + b).astype(np.float32)
+    amap = AffineMap("refine", max_iterations=2000, eval_every=20, patience=3).fit(x, y)
+    assert amap.loss(x, y) < 1e-6
+    assert amap.n_iter_ < 2000  # nothing to improve on an exact start: early stopping
+    np.testing.assert_allclose(amap.weight_, w, atol=1e-3)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_refine_lowers_the_papers_loss_below_its_lstsq_start(seed: int) -> None:
+    x, y = noisy(seed)
+    amap = AffineMap("refine", seed=seed).fit(x, y)
+    info = amap.info_
+    assert info["best_heldout_loss"] < info["start_heldout_loss"]
+    assert info["heldout_trace"][0][0] == 0
+    assert len(amap.curve_) == amap.n_iter_ > 0
+
+
+def test_refine_bad_settings() -> None:
+    x, y = noisy(0)
+    with pytest.raises(FitError, match="eval_every and patience"):
+        AffineMap("refine", patience=0).fit(x, y)
+    with pytest.raises(DataError, match="holdout must be between 0 and 1"):
+        AffineMap("refine", holdout=0.0).fit(x, y)
+    with pytest.raises(DataError, match="too few to hold out"):
+        AffineMap("refine").fit(x[:2], y[:2])
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_procrustes_recovers_a_rotation_and_shift(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    q, _ = np.linalg.qr(rng.normal(size=(12, 12)))
+    x = rng.normal(size=(300, 12)).astype(np.float32)
+    y = (2.5 * x @ q.T + 4.0).astype(np.float32)
+    plain = AffineMap("procrustes").fit(x, y)
+    np.testing.assert_allclose(plain.weight_ @ plain.weight_.T, np.eye(12), atol=1e-5)  # orthogonal
+    np.testing.assert_allclose(plain.weight_, q, atol=1e-4)
+    scaled = AffineMap("procrustes", scale=True).fit(x, y)
+    assert scaled.info_["scale"] == pytest.approx(2.5, rel=1e-4)
+    np.testing.assert_allclose(scaled.transform(x), y, atol=1e-3)
+
+
+@pytest.mark.parametrize(("dx", "dy"), [(24, 16), (16, 24)])
+def test_procrustes_unequal_widths_is_semi_orthogonal(dx: int, dy: int) -> None:
+    x, y = noisy(1, dx=dx, dy=dy)
+    w = AffineMap("procrustes").fit(x, y).weight_  # (dy, dx)
+    small = min(dx, dy)
+    gram = w @ w.T if dy <= dx else w.T @ w
+    np.testing.assert_allclose(gram, np.eye(small), atol=1e-5)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_heads_reproduces_logits_with_a_full_rank_target_head(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    heads = Heads(rng.normal(size=(10, 24)), rng.normal(size=10), rng.normal(size=(10, 32)), rng.normal(size=10))
+    amap = AffineMap("heads").fit(heads=heads)
+    x = rng.normal(size=(50, 24)).astype(np.float32)
+    through_b = amap.transform(x) @ heads.target_weight.T + heads.target_bias
+    np.testing.assert_allclose(through_b, x @ heads.source_weight.T + heads.source_bias, atol=1e-4)
+    assert amap.info_["exact"] is True
+
+
+def test_heads_says_when_it_cannot_be_exact() -> None:
+    rng = np.random.default_rng(0)
+    narrow = Heads(rng.normal(size=(10, 24)), rng.normal(size=10), rng.normal(size=(10, 6)), rng.normal(size=10))
+    amap = AffineMap("heads").fit(heads=narrow)
+    assert amap.info_["exact"] is False and "rank 6 < 10 classes" in amap.info_["message"]
+
+
+def test_heads_errors() -> None:
+    rng = np.random.default_rng(0)
+    with pytest.raises(FitError, match="predict the same classes"):
+        AffineMap("heads").fit(
+            heads=Heads(rng.normal(size=(10, 4)), np.zeros(10), rng.normal(size=(7, 4)), np.zeros(7))
+        )
+    with pytest.raises(FitError, match="needs both networks' classifier heads"):
+        AffineMap("heads").fit()
+    with pytest.raises(FitError, match="needs paired source and target features"):
+        AffineMap("lstsq").fit()
+
+
+def test_ridge_choice_prefers_shrinkage_when_data_are_few_and_none_when_many() -> None:
+    rng = np.random.default_rng(0)
+    w = rng.normal(size=(5, 60))
+    few_x = rng.normal(size=(70, 60)).astype(np.float32)
+    few_y = (few_x @ w.T + 3.0 * rng.normal(size=(70, 5))).astype(np.float32)
+    few = AffineMap("lstsq", alpha="auto").fit(few_x, few_y)
+    assert few.info_["alpha"] > 0
+    assert len(few.info_["alpha_heldout_mse"]) == 10
+    many_x = rng.normal(size=(20000, 60)).astype(np.float32)
+    many_y = (many_x @ w.T + 0.01 * rng.normal(size=(20000, 5))).astype(np.float32)
+    many = AffineMap("lstsq", alpha="auto").fit(many_x, many_y)
+    assert many.info_["alpha"] < 1e-3 * few.info_["alpha"] or many.info_["alpha"] == 0
+    with pytest.raises(FitError, match="a number >= 0 or 'auto'"):
+        AffineMap("lstsq", alpha="large").fit(few_x, few_y)
+
+
+def test_normalised_targets() -> None:
+    x, y = noisy(2)
+    amap = AffineMap("lstsq", normalize_target=True).fit(x, y)
+    unit = y / np.linalg.norm(y, axis=1, keepdims=True)
+    np.testing.assert_allclose(amap.weight_, AffineMap("lstsq").fit(x, unit).weight_, atol=1e-5)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_squared_error_from_moments_equals_the_direct_sum(seed: int) -> None:
+    x, y = noisy(seed, n=300)
+    rng = np.random.default_rng(seed)
+    w, b = rng.normal(size=(16, 24)).astype(np.float32), rng.normal(size=16).astype(np.float32)
+    direct = float(((x.astype(np.float64) @ w.T + b - y) ** 2).sum())
+    assert Moments.of(x, y).squared_error(w, b) == pytest.approx(direct, rel=1e-9)
+
+
+def test_split_rows_is_seeded_and_disjoint() -> None:
+    fit, held = split_rows(1000, 0.1, 3)
+    assert not set(fit) & set(held) and len(fit) + len(held) == 1000 and 50 < len(held) < 150
+    np.testing.assert_array_equal(held, split_rows(1000, 0.1, 3)[1])
+
+
+def test_fits_streamed_from_a_store_equal_in_memory_fits(tmp_path: Path) -> None:
+    x, y = noisy(4, n=3000)
+    with FeatureStore.create(tmp_path / "s.zarr", "toy", ("a",)) as store:
+        store.write_split("train", [str(i) for i in range(3000)], np.zeros(3000))
+        for name, feats in (("x", x), ("y", y)):
+            store.write_model(name, {"spec": name, "feature_dim": feats.shape[1], "weights_sha256": None},
+                              np.zeros((1, feats.shape[1])), np.zeros(1))  # fmt: skip
+            array = store.feature_array("train", name, feats.shape[1], chunk_rows=256)
+            array[:] = feats
+            for chunk in range(len(store.done_chunks("train", name))):
+                store.mark_done("train", name, chunk)
+        pairs = store.pairs("train", "x", "y", rows=300)
+        assert sum(len(a) for a, _ in pairs.chunks()) == 3000
+        for solver, params in (("lstsq", {}), ("lstsq", {"alpha": "auto"}), ("procrustes", {}), ("refine", {})):
+            streamed = AffineMap(solver, **params).fit_pairs(pairs)
+            memory = AffineMap(solver, **params).fit_pairs(InMemoryPairs(x, y, chunk_rows=1000))
+            np.testing.assert_allclose(streamed.weight_, memory.weight_, rtol=1e-4, atol=1e-5)
+        rows = np.array([3, 17, 2999])
+        np.testing.assert_array_equal(pairs.take(rows)[1], y[rows])
+        store.root["train"]["features"]["y"][17] = np.nan
+        with pytest.raises(StoreError, match="first at id '17'"):
+            pairs.take(rows)
+        with pytest.raises(StoreError, match="no complete features of 'z'"):
+            store.pairs("train", "x", "z")
