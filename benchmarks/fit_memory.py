@@ -11,7 +11,6 @@ the features it read and the memory of the same process after its imports alone.
 from __future__ import annotations
 
 import argparse
-import resource
 import shutil
 import subprocess
 import sys
@@ -26,15 +25,23 @@ from featswap.store import FeatureStore
 from planted import Planted
 
 BLOCK = 16384
+# The fit runs in a fresh process that reports its own high-water mark of resident memory (VmHWM, which
+# starts anew at exec; getrusage's ru_maxrss would include the parent's peak from writing the store).
 CHILD = """
-import resource, sys, time
+import sys, time
 from featswap.affine_map import AffineMap
 from featswap.store import FeatureStore
-baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+def high_water_kib():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+
+baseline = high_water_kib()
 store = FeatureStore.open(sys.argv[1])
 started = time.perf_counter()
 amap = AffineMap("lstsq").fit_pairs(store.pairs("train", "source", "target"))
-print(baseline, time.perf_counter() - started, amap.weight_.shape)
+print(baseline, high_water_kib(), time.perf_counter() - started, amap.weight_.shape)
 """
 
 
@@ -64,14 +71,17 @@ def main() -> None:
     data = Planted()
     root = args.store or Path(tempfile.mkdtemp(prefix="featswap-mem-")) / "planted.zarr"
     started = time.perf_counter()
-    write_store(root, args.rows, data)
+    if args.store is not None and (root / "zarr.json").is_file():
+        print(f"reusing the store at {root}")
+    else:
+        write_store(root, args.rows, data)
     disk = sum(f.stat().st_size for f in root.rglob("*") if f.is_file())
     features = args.rows * (data.dx + data.dy) * 4
     print(f"wrote {args.rows:,} x ({data.dx} + {data.dy}) features ({features / 2**30:.1f} GiB as float32, "
           f"{disk / 2**30:.1f} GiB on disk) in {time.perf_counter() - started:.0f} s")  # fmt: skip
     child = subprocess.run([sys.executable, "-c", CHILD, str(root)], capture_output=True, text=True, check=True)
-    baseline_kib, seconds, shape = child.stdout.split(maxsplit=2)
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
+    baseline_kib, peak_kib, seconds, shape = child.stdout.split(maxsplit=3)
+    peak = int(peak_kib) * 1024
     print(f"lstsq fit: {float(seconds):.0f} s, map {shape.strip()}")
     print(f"memory after imports: {int(baseline_kib) / 2**20:.2f} GiB; peak during the fit: {peak / 2**30:.2f} GiB")
     print(f"peak / size of the features read: {peak / features:.3f}")

@@ -57,3 +57,11 @@ def digits_store(tmp_path_factory: pytest.TempPathFactory, trained_weights: dict
         )
         assert result.exit_code == 0, result.output
     return store
+
+
+@pytest.fixture(scope="session")
+def third_weights(tmp_path_factory: pytest.TempPathFactory, digits_data: Dataset) -> Path:
+    """A second tiny-resnet, trained from another seed: a third model for many-model comparisons."""
+    cache = tmp_path_factory.mktemp("weights-seed1")
+    config = TrainConfig(epochs=QUICK_TRAIN.epochs, seed=1)
+    return train_or_load("tiny-resnet", digits_data.split("train"), 10, cache, config)[0]

@@ -175,3 +175,10 @@ def test_fits_streamed_from_a_store_equal_in_memory_fits(tmp_path: Path) -> None
             pairs.take(rows)
         with pytest.raises(StoreError, match="no complete features of 'z'"):
             store.pairs("train", "x", "z")
+
+
+def test_refine_without_adam_is_lstsq_on_all_rows() -> None:
+    x, y = noisy(5)
+    refine = AffineMap("refine", max_iterations=0).fit(x, y)
+    np.testing.assert_allclose(refine.weight_, AffineMap("lstsq").fit(x, y).weight_, atol=1e-6)
+    assert refine.n_iter_ == 0

@@ -7,7 +7,7 @@ import pytest
 from scipy.stats import binomtest
 
 from featswap.errors import DataError
-from featswap.evaluate import SwapOutcome, check_labels, pair_metrics, predict
+from featswap.evaluate import Predictions, SwapOutcome, check_labels, classify, pair_metrics, predict
 from featswap.metrics import invariant_violations
 from featswap.stats import bootstrap_ci, mcnemar_exact
 from featswap.venn import venn_counts
@@ -16,6 +16,16 @@ from featswap.venn import venn_counts
 S = np.array([1, 1, 1, 1, 0, 0, 0, 1, 0, 0], dtype=bool)
 T = np.array([1, 1, 1, 0, 1, 1, 0, 0, 0, 0], dtype=bool)
 M = np.array([1, 1, 0, 1, 1, 0, 1, 0, 0, 0], dtype=bool)
+
+
+def outcome(source_ok: np.ndarray, target_ok: np.ndarray, mapped_ok: np.ndarray) -> SwapOutcome:
+    """Outcomes with label 0 everywhere: a right answer predicts 0, a wrong one 1 (top-5 always right)."""
+    labels = np.zeros(len(source_ok), dtype=np.int64)
+
+    def preds(ok: np.ndarray) -> Predictions:
+        return Predictions(np.where(ok, 0, 1), np.ones(len(ok), dtype=bool))
+
+    return SwapOutcome(labels, preds(source_ok), preds(target_ok), preds(mapped_ok), 0.1)
 
 
 def test_venn_counts_known_case() -> None:
@@ -34,7 +44,7 @@ def test_venn_counts_known_case() -> None:
 
 
 def test_pair_metrics_known_case() -> None:
-    m = pair_metrics(SwapOutcome(S, T, M, mapped_loss=0.1), n_boot=200)
+    m = pair_metrics(outcome(S, T, M), n_boot=200)
     assert (m["mapped_correct"], m["native_correct"], m["total"]) == (5, 5, 10)
     assert m["loss"] == 0.0
     # fixed: T wrong & M right = images 3, 6; broken: T right & M wrong = images 2, 5.
@@ -47,7 +57,7 @@ def test_pair_metrics_known_case() -> None:
 def test_pair_metrics_loss_sign() -> None:
     target = np.ones(20, dtype=bool)
     mapped = np.r_[np.ones(15, dtype=bool), np.zeros(5, dtype=bool)]
-    m = pair_metrics(SwapOutcome(target, target, mapped, 0.0), n_boot=100)
+    m = pair_metrics(outcome(target, target, mapped), n_boot=100)
     assert m["loss"] == pytest.approx(0.25)
     assert (m["fixed"], m["broken"]) == (0, 5)
     assert m["mcnemar_p"] == pytest.approx(2 * 0.5**5)
@@ -75,7 +85,7 @@ def test_bootstrap_contains_the_estimate_and_shrinks_with_more_images(seed: int)
 
 
 def test_invariants_catch_broken_metrics() -> None:
-    pair = {"source": "a", "target": "b", "solver": "lstsq"} | pair_metrics(SwapOutcome(S, T, M, 0.0), n_boot=50)
+    pair = {"source": "a", "target": "b", "solver": "lstsq"} | pair_metrics(outcome(S, T, M), n_boot=50)
     metrics = {"models": {"b": {"val_correct": 5}}, "pairs": [pair]}
     assert invariant_violations(metrics) == []
     broken = {"models": {"b": {"val_correct": 6}}, "pairs": [pair | {"loss": 0.5, "fixed": 9}]}
@@ -95,7 +105,7 @@ def test_predict_and_label_checks() -> None:
 
 
 def test_every_invariant_is_checked() -> None:
-    pair = {"source": "a", "target": "b", "solver": "lstsq"} | pair_metrics(SwapOutcome(S, T, M, 0.0), n_boot=50)
+    pair = {"source": "a", "target": "b", "solver": "lstsq"} | pair_metrics(outcome(S, T, M), n_boot=50)
     wrong = pair | {
         "venn": {**pair["venn"], "extra": 1},
         "mapped_accuracy": 0.9,
@@ -120,3 +130,31 @@ def test_readings_follow_the_papers_logic() -> None:
     assert "loses 4.5 points" in reading(base | {"loss": 0.045, "loss_ci95": [0.02, 0.07]})
     assert "gains 1.4 points" in reading(base | {"loss": -0.014, "loss_ci95": [-0.02, -0.01]})
     assert "as accurate as" in reading(base | {"loss": 0.001, "loss_ci95": [-0.01, 0.01]})
+
+
+def test_top5_agreement_and_per_class_on_a_known_case() -> None:
+    labels = np.array([0, 0, 1, 1, 2, 2])
+    # Logits over 7 classes; the label's rank decides top-1 and top-5.
+    eye = np.eye(7, dtype=np.float32)
+    target_logits = eye[[0, 0, 1, 1, 2, 2]]  # all right
+    mapped_logits = eye[[0, 3, 1, 1, 4, 4]] + 0.5 * eye[[6, 0, 6, 6, 6, 6]]
+    target = classify(target_logits, eye, np.zeros(7, dtype=np.float32), labels)
+    mapped = classify(mapped_logits, eye, np.zeros(7, dtype=np.float32), labels)
+    assert mapped.top1.tolist() == [0, 3, 1, 1, 4, 4]
+    assert mapped.topk_ok[:4].all()  # image 1 ranks its label second
+    assert target.topk_ok.all()
+    m = pair_metrics(SwapOutcome(labels, target, target, mapped, 0.0), n_boot=50, classes=("zero", "one", "two"))
+    assert m["agreement"] == pytest.approx(3 / 6)  # images 0, 2, 3 get the same top-1 from both
+    assert m["native_top5_accuracy"] == 1.0
+    losses = m["per_class"]["largest_losses"]
+    assert [(r["class"], r["loss"]) for r in losses] == [("two", 1.0), ("zero", 0.5)]
+    assert m["per_class"]["largest_gains"] == []
+    low, high = m["mapped_accuracy_ci95"]
+    assert low <= 0.5 <= high
+
+
+def test_top5_excludes_the_label_ranked_sixth() -> None:
+    logits = np.array([[6, 5, 4, 3, 2, 1, 0]], dtype=np.float32)
+    eye = np.eye(7, dtype=np.float32)
+    assert classify(logits, eye, np.zeros(7, dtype=np.float32), np.array([4])).topk_ok.tolist() == [True]
+    assert classify(logits, eye, np.zeros(7, dtype=np.float32), np.array([5])).topk_ok.tolist() == [False]

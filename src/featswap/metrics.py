@@ -72,4 +72,11 @@ def invariant_violations(metrics: dict[str, Any]) -> list[str]:
             problems.append(f"{where}: fixed/broken {p['fixed']}/{p['broken']} disagree with venn {fixed}/{broken}")
         if p["mapped_correct"] - p["native_correct"] != fixed - broken:
             problems.append(f"{where}: mapped - native correct != fixed - broken")
+        matrix = metrics.get("loss_matrix")
+        if matrix is not None and matrix.get(p["solver"], {}).get(p["source"], {}).get(p["target"]) != p["loss"]:
+            problems.append(f"{where}: loss_matrix disagrees with the pair's loss")
+    for solver, rows in metrics.get("loss_matrix", {}).items():
+        for source, row in rows.items():
+            if source in row:
+                problems.append(f"loss_matrix[{solver}] claims a self pair for {source}")
     return problems

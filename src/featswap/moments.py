@@ -48,7 +48,7 @@ class Moments:
             ty.sum(0).cpu().numpy(),
             (tx.T @ tx).cpu().numpy(),
             (tx.T @ ty).cpu().numpy(),
-            float((ty * ty).sum()),
+            float(torch.linalg.vector_norm(ty) ** 2),  # no (n, Dy) temporary
         )
 
     @classmethod

@@ -16,6 +16,7 @@ from featswap.affine_map import AffineMap
 from featswap.errors import FeatswapError
 from featswap.evaluate import model_metrics, pair_metrics, swap
 from featswap.metrics import write_metrics
+from featswap.predictions import mapped_column, native_column, write_predictions
 from featswap.progress import console
 from featswap.solvers import DEFAULT_SOLVER, SOLVERS, Heads
 from featswap.store import FeatureStore
@@ -88,12 +89,16 @@ def evaluate_pairs(
     from featswap.report import render_report
 
     names = sorted({n for p in pairs for n in (p.source, p.target)})
-    models = {name: model_metrics(store, name, split) for name in names}
+    models, columns = {}, {}
+    for name in names:
+        models[name], predictions = model_metrics(store, name, split)
+        columns[native_column(name)] = predictions.top1
     entries = []
     for pair in pairs:
         outcome = swap(store, pair.amap, pair.source, pair.target, split)
+        columns[mapped_column(pair.source, pair.target, pair.solver)] = outcome.mapped.top1
         entry: dict[str, Any] = {"source": pair.source, "target": pair.target, "solver": pair.solver}
-        entry.update(pair_metrics(outcome, n_boot=n_boot, seed=seed))
+        entry.update(pair_metrics(outcome, n_boot=n_boot, seed=seed, classes=store.classes))
         entry["fit"] = {
             "seconds": float(pair.amap.fit_seconds_),
             "iterations": int(pair.amap.n_iter_),
@@ -111,7 +116,10 @@ def evaluate_pairs(
         },
         "models": models,
         "pairs": entries,
+        "loss_matrix": loss_matrices(entries),
     }
+    out.mkdir(parents=True, exist_ok=True)
+    write_predictions(out, store.ids(split), store.labels(split), columns)
     write_metrics(metrics, out)
     curves = {
         f"{p.source}->{p.target}/{p.solver}": np.asarray(p.amap.curve_).tolist() for p in pairs if len(p.amap.curve_)
@@ -121,6 +129,14 @@ def evaluate_pairs(
         (out / "config.json").write_text(json.dumps(dict(config), indent=2, default=str) + "\n")
     render_report(out)
     return metrics
+
+
+def loss_matrices(entries: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, dict[str, float]]]:
+    """Directional losses as `{SOLVER: {SOURCE: {TARGET: loss}}}`; self pairs are absent, never 0."""
+    matrices: dict[str, dict[str, dict[str, float]]] = {}
+    for e in entries:
+        matrices.setdefault(e["solver"], {}).setdefault(e["source"], {})[e["target"]] = e["loss"]
+    return matrices
 
 
 def compare_stored(

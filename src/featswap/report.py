@@ -79,6 +79,36 @@ def reading(p: dict[str, Any]) -> str:
     return f"- **{source} → {target}**: {verdict} {counts}"
 
 
+def details(pairs: list[dict[str, Any]]) -> str:
+    """Per direction: accuracies with 95% intervals, top-5, agreement with native predictions."""
+    lines = [
+        "| map | native % [95% CI] | mapped % [95% CI] | native top-5 % | mapped top-5 % | agreement % |",
+        "|---|---|---|---:|---:|---:|",
+    ]
+    for p in pairs:
+        nl, nh = p["native_accuracy_ci95"]
+        ml, mh = p["mapped_accuracy_ci95"]
+        lines.append(
+            f"| {p['source']} → {p['target']} | {_pct(p['native_accuracy'])} [{_pct(nl)}, {_pct(nh)}] | "
+            f"{_pct(p['mapped_accuracy'])} [{_pct(ml)}, {_pct(mh)}] | {_pct(p['native_top5_accuracy'])} | "
+            f"{_pct(p['mapped_top5_accuracy'])} | {_pct(p['agreement'])} |"
+        )
+    return "\n".join(lines)
+
+
+def class_changes(p: dict[str, Any]) -> str:
+    """One line naming the classes that lose and gain most under the map."""
+
+    def show(rows: list[dict[str, Any]]) -> str:
+        return ", ".join(f"{r['class']} ({_signed_pct(-r['loss'])})" for r in rows) or "none"
+
+    per_class = p["per_class"]
+    return (
+        f"- {p['source']} → {p['target']}: largest drops {show(per_class['largest_losses'])}; "
+        f"largest gains {show(per_class['largest_gains'])} (points of per-class accuracy)."
+    )
+
+
 def _solvers(metrics: dict[str, Any]) -> list[str]:
     return list(dict.fromkeys(p["solver"] for p in metrics["pairs"]))
 
@@ -110,7 +140,18 @@ def render_report(out: str | Path) -> Path:
         note = f", {iterations:,} iterations" if iterations else ", closed form"
         lines += [f"## Table 1 — solver `{solver}`{note}", "", table1(metrics, solver), "", "Reading:", ""]
         lines += [reading(p) for p in pairs]
-        lines.append("")
+        lines += ["", details(pairs), "", "Classes that change most:", "", *[class_changes(p) for p in pairs], ""]
+        matrix = metrics.get("loss_matrix", {}).get(solver)
+        if matrix and len(metrics["models"]) > 2:
+            name = f"loss_matrix_{solver}.png"
+            plot_loss_matrix(matrix, list(metrics["models"]), figures / name, solver)
+            lines += [
+                "Directional loss for every ordered pair (rows: the classifier's network, columns: the features "
+                "mapped into it; percentage points, lower is better, the diagonal is not a pair):",
+                "",
+                f"![loss matrix](figures/{name})",
+                "",
+            ]
         solver_curves = {k.split("/")[0]: v for k, v in curves.items() if k.endswith(f"/{solver}")}
         if solver_curves:
             name = f"fit_curve_{solver}.png"
@@ -136,6 +177,13 @@ def render_report(out: str | Path) -> Path:
             "",
         ]
     (out / "table1.csv").write_text(table1_csv(metrics))
+    predictions = next((n for n in ("predictions.parquet", "predictions.csv") if (out / n).is_file()), None)
+    if predictions:
+        lines += [
+            f"Per-image predictions of every classifier: `{predictions}` (columns `id`, `label`, `native:MODEL`, "
+            "`mapped:SOURCE->TARGET:SOLVER`).",
+            "",
+        ]
     path = out / "report.md"
     path.write_text("\n".join(lines))
     return path
@@ -157,6 +205,40 @@ def plot_fit_curves(curves: dict[str, list[float]], path: Path, solver: str) -> 
     ax.set_ylim(bottom=0)
     ax.grid(alpha=0.3)
     ax.legend(frameon=False)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def plot_loss_matrix(matrix: dict[str, dict[str, float]], models: list[str], path: Path, solver: str) -> None:
+    """Annotated heatmap of directional losses: rows target head, columns source features; the diagonal
+    (no pair) is drawn grey."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    n = len(models)
+    values = np.full((n, n), np.nan)
+    for j, source in enumerate(models):
+        for i, target in enumerate(models):
+            if target in matrix.get(source, {}):
+                values[i, j] = 100 * matrix[source][target]
+    limit = max(1.0, float(np.nanmax(np.abs(values)))) if np.isfinite(values).any() else 1.0
+    fig, ax = plt.subplots(figsize=(1.2 * n + 2.5, 1.0 * n + 1.8), dpi=120)
+    cmap = matplotlib.colormaps["RdBu_r"].with_extremes(bad="#dddddd")
+    image = ax.imshow(np.ma.masked_invalid(values), cmap=cmap, vmin=-limit, vmax=limit)
+    for i in range(n):
+        for j in range(n):
+            text = "—" if i == j else ("" if np.isnan(values[i, j]) else f"{values[i, j]:+.1f}")
+            ax.text(j, i, text, ha="center", va="center", fontsize=9)
+    ax.set_xticks(range(n), models, rotation=30, ha="right")
+    ax.set_yticks(range(n), models)
+    ax.set_xlabel("source features (mapped)")
+    ax.set_ylabel("target classifier")
+    ax.set_title(f"Directional loss, points ({solver})")
+    fig.colorbar(image, ax=ax, shrink=0.8, label="loss (points); negative = gain")
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

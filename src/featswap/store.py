@@ -323,7 +323,8 @@ class StorePairs:
         self._y = _array(_group(store._split(split), "features"), target)
         self.n, self.dx = self._x.shape
         self.dy = self._y.shape[1]
-        self.rows = rows or 4 * self._x.chunks[0]
+        # One stored chunk per block keeps memory at O(chunk rows * (Dx + Dy)) and matrix products efficient.
+        self.rows = rows or self._x.chunks[0]
 
     def chunks(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         yield from zip(

@@ -15,6 +15,7 @@ from featswap.solvers.base import SOLVERS, FitResult, Heads, Solver
 from featswap.solvers.lstsq import (
     LstsqSettings,
     choose_alpha,
+    fit_lstsq,
     lstsq_from_moments,
     resolve_alpha,
     streamed_split_moments,
@@ -53,11 +54,16 @@ def fit_refine(pairs: PairedFeatures | None, settings: RefineSettings, device: s
     assert pairs is not None
     if settings.max_iterations < 0 or settings.eval_every < 1 or settings.patience < 1:
         raise FitError("max_iterations must be >= 0, eval_every and patience >= 1.")
+    alpha = resolve_alpha(settings.alpha)
+    if settings.max_iterations == 0 and alpha is not None:
+        # No Adam stage and no ridge choice: held-out rows would serve nothing, so this is lstsq on all rows.
+        lstsq = LstsqSettings(alpha=alpha, normalize_target=settings.normalize_target)
+        result = fit_lstsq(pairs, lstsq, device, heads)
+        return FitResult(result.weight, result.bias, info={"alpha": alpha})
     fit_rows, held_rows = split_rows(pairs.n, settings.holdout, settings.seed)
     held = np.zeros(pairs.n, dtype=bool)
     held[held_rows] = True
     fit_m, held_m = streamed_split_moments(pairs, held, settings.normalize_target, device)
-    alpha = resolve_alpha(settings.alpha)
     if alpha is None:
         alpha, _ = choose_alpha(fit_m, held_m, LstsqSettings().rcond)
     w0, b0 = lstsq_from_moments(fit_m, alpha)

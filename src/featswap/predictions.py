@@ -1,0 +1,59 @@
+"""predictions.parquet (or .csv): one row per evaluated image with every classifier's top-1 prediction.
+
+Columns: `id`, `label`, `native:<model>` for each model's own classifier, and
+`mapped:<source>-><target>:<solver>` for the target's classifier on mapped source features. A user can list
+the images a map fixes or breaks, e.g. rows where `native:B != label` and `mapped:A->B:refine == label`.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+
+
+def native_column(model: str) -> str:
+    return f"native:{model}"
+
+
+def mapped_column(source: str, target: str, solver: str) -> str:
+    return f"mapped:{source}->{target}:{solver}"
+
+
+def write_predictions(out: Path, ids: np.ndarray, labels: np.ndarray, columns: dict[str, np.ndarray]) -> Path:
+    """Write the table as `out/predictions.parquet` when pyarrow is installed, else `out/predictions.csv`."""
+    table = {"id": np.asarray(ids, dtype=str), "label": np.asarray(labels, dtype=np.int64)}
+    table.update({k: np.asarray(v, dtype=np.int64) for k, v in columns.items()})
+    for stale in ("predictions.parquet", "predictions.csv"):
+        (out / stale).unlink(missing_ok=True)
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        path = out / "predictions.csv"
+        with open(path, "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(table)
+            writer.writerows(zip(*(v.tolist() for v in table.values()), strict=True))
+        return path
+    path = out / "predictions.parquet"
+    pq.write_table(pa.table({k: pa.array(v.tolist()) for k, v in table.items()}), path)
+    return path
+
+
+def read_predictions(out: Path) -> dict[str, np.ndarray]:
+    """The table written by `write_predictions`, as columns (ids as str, the rest as int64)."""
+    parquet, text = out / "predictions.parquet", out / "predictions.csv"
+    if parquet.is_file():
+        import pyarrow.parquet as pq
+
+        data = pq.read_table(parquet).to_pydict()
+        columns = {k: np.asarray(v) for k, v in data.items()}
+    elif text.is_file():
+        with open(text, newline="") as f:
+            rows = list(csv.reader(f))
+        columns = {name: np.asarray([r[i] for r in rows[1:]]) for i, name in enumerate(rows[0])}
+    else:
+        return {}
+    return {k: v.astype(str) if k == "id" else v.astype(np.int64) for k, v in columns.items()}
