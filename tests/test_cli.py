@@ -38,7 +38,7 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory, runner: CliRunner) -> tup
 def test_demo_writes_the_contract(demo_run: tuple[Path, str, str]) -> None:
     out, _, _ = demo_run
     metrics = json.loads((out / "metrics.json").read_text())
-    assert set(metrics) == {"featswap_version", "dataset", "models", "pairs", "loss_matrix"}
+    assert set(metrics) == {"featswap_version", "dataset", "models", "pairs", "loss_matrix", "similarity"}
     assert metrics["dataset"] == {"name": "digits", "train_size": 1257, "val_size": 540, "num_classes": 10}
     assert set(metrics["models"]) == {"tiny-resnet", "tiny-inception"}
     assert {(p["source"], p["solver"]) for p in metrics["pairs"]} == {
@@ -203,3 +203,15 @@ def test_compare_every_solver_side_by_side(trained_weights: dict[str, Path], tmp
         # Maps that reproduce logits (heads) or fit the features closely lose little accuracy on digits.
         for solver in ("heads", "lstsq", "refine"):
             assert by[source, solver]["loss"] < 0.05
+
+
+def test_similarity_command(digits_store: Path, tmp_path: Path, runner: CliRunner) -> None:
+    output = run(runner, "similarity", "--store", str(digits_store), "--out", str(tmp_path / "sim"))
+    assert "linear_cka (0..1, higher = more similar): tiny-inception->tiny-resnet" in " ".join(output.split())
+    data = json.loads((tmp_path / "sim" / "similarity.json").read_text())
+    assert data["split"] == "val"
+    r2 = data["similarity"]["map_r2"]
+    assert set(r2) == {"tiny-inception", "tiny-resnet"} and 0.5 < r2["tiny-resnet"]["tiny-inception"] <= 1.0
+    output = run(runner, "similarity", "--store", str(digits_store), "--out", str(tmp_path / "x"),
+                 "--model", "tiny-resnet", code=2)  # fmt: skip
+    assert "at least two models" in output

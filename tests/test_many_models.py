@@ -90,3 +90,25 @@ def test_predictions_round_trip_as_csv_without_pyarrow(tmp_path: Path, monkeypat
     table = read_predictions(tmp_path)
     assert table["id"].tolist() == ["a/1", "b,2"] and table["native:m"].tolist() == [3, 1]
     assert read_predictions(tmp_path / "missing") == {}
+
+
+def test_similarity_matrices_for_three_models(three: Path) -> None:
+    from featswap.similarity import MEASURES
+
+    metrics = json.loads((three / "metrics.json").read_text())
+    similarity = metrics["similarity"]
+    assert set(similarity) == set(MEASURES)
+    for measure, (_, _, symmetric) in MEASURES.items():
+        for source in MODELS:
+            row = similarity[measure][source]
+            assert set(row) == set(MODELS) - {source}
+            for target, value in row.items():
+                assert np.isfinite(value)
+                if symmetric:
+                    assert value == similarity[measure][target][source]
+    # Networks trained on the same digits are similar by every measure.
+    assert min(similarity["linear_cka"]["tiny-resnet"].values()) > 0.5
+    assert max(similarity["map_r2"]["tiny-resnet"].values()) > 0.5
+    report = (three / "report.md").read_text()
+    assert "## Similarity measures" in report and "Spearman" in report
+    assert (three / "figures" / "similarity_debiased_cka.png").stat().st_size > 10_000

@@ -216,9 +216,10 @@ def compare(
     store: Annotated[Path | None, typer.Option(help="Feature store; default OUT/features.zarr.")] = None,
     device: DeviceOpt = "cpu",
     n_boot: Annotated[int, typer.Option(help="Bootstrap resamples.")] = 1000,
+    similarity: Annotated[bool, typer.Option(help="Also compute every similarity measure.")] = True,
     quiet: Annotated[bool, typer.Option(help="No progress output.")] = False,
 ) -> None:
-    """All steps for every ordered pair of models: extract, fit, evaluate, report.
+    """All steps for every ordered pair of models: extract, fit, evaluate, similarity measures, report.
 
     Example: `featswap compare --model tiny-inception --weights runs/demo/weights/tiny-inception.safetensors
     --model tiny-resnet --weights runs/demo/weights/tiny-resnet.safetensors --data digits --out runs/cmp`
@@ -243,7 +244,9 @@ def compare(
             backbone = load_backbone(spec, weights[i] if weights else None, dataset.num_classes, name=name)
             for s in ("train", "val"):
                 run_extract(backbone, dataset.split(s), feature_store, quiet=quiet)
-        compare_stored(feature_store, names, out, solvers, params, device, n_boot=n_boot, quiet=quiet)
+        compare_stored(
+            feature_store, names, out, solvers, params, device, n_boot=n_boot, quiet=quiet, similarity=similarity
+        )
     typer.echo(f"wrote {out / 'metrics.json'} and {out / 'report.md'}")
 
 
@@ -257,6 +260,45 @@ def unique_names(specs: list[str]) -> list[str]:
             name, k = f"{base}-{k}", k + 1
         names.append(name)
     return names
+
+
+@app.command("similarity")
+@friendly
+def similarity_command(
+    store: Annotated[Path, typer.Option(help="Feature store.")],
+    out: Annotated[Path, typer.Option(help="Output directory for similarity.json.")],
+    model: Annotated[list[str], typer.Option(help="Models to compare (repeat); default all in the store.")] = [],  # noqa: B006
+    split: Annotated[str, typer.Option(help="Split to measure on.")] = "val",
+    knn_k: Annotated[int, typer.Option(help="Neighbours for mutual_knn.")] = 10,
+    svcca_k: Annotated[int, typer.Option(help="Principal directions kept by svcca.")] = 20,
+) -> None:
+    """Every similarity measure (CKA, debiased CKA, Procrustes, CCA, SVCCA, mutual k-NN, map R^2) for every
+    pair of models in a store; map R^2 uses lstsq maps fitted on the train split.
+
+    Example: `featswap similarity --store runs/digits.zarr --out runs/sim`
+    """
+    from featswap.affine_map import AffineMap
+    from featswap.similarity import MEASURES
+    from featswap.similarity_matrix import similarity_matrices
+    from featswap.store import FeatureStore
+
+    feature_store = FeatureStore.open(store)
+    names = model or [m for m in feature_store.models() if feature_store.has_features(split, m)]
+    if len(names) < 2:
+        raise SpecError(f"similarity needs at least two models with {split!r} features; found {names}.")
+    maps = {}
+    if "train" in feature_store.splits() and split != "train":
+        for a in names:
+            for b in names:
+                if a != b:
+                    maps[a, b] = AffineMap("lstsq").fit_pairs(feature_store.pairs("train", a, b))
+    matrices = similarity_matrices(feature_store, names, split, maps, knn_k, svcca_k)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "similarity.json").write_text(json.dumps({"split": split, "similarity": matrices}, indent=2) + "\n")
+    for measure, (span, better, _) in MEASURES.items():
+        cells = ", ".join(f"{a}->{b} {v:.3f}" for a, row in matrices[measure].items() for b, v in row.items())
+        typer.echo(f"{measure} ({span}, {better} = more similar): {cells}")
+    typer.echo(f"wrote {out / 'similarity.json'}")
 
 
 @app.command()

@@ -18,6 +18,7 @@ from featswap.evaluate import model_metrics, pair_metrics, swap
 from featswap.metrics import write_metrics
 from featswap.predictions import mapped_column, native_column, write_predictions
 from featswap.progress import console
+from featswap.similarity_matrix import similarity_matrices
 from featswap.solvers import DEFAULT_SOLVER, SOLVERS, Heads
 from featswap.store import FeatureStore
 
@@ -84,8 +85,10 @@ def evaluate_pairs(
     seed: int = 0,
     split: str = "val",
     config: Mapping[str, Any] | None = None,
+    similarity: bool = True,
 ) -> dict[str, Any]:
-    """Evaluate fitted maps on `split`; write metrics.json, fit_curves.json, config.json and the report."""
+    """Evaluate fitted maps on `split`; write metrics.json, predictions, fit_curves.json, config.json and
+    the report. With `similarity`, also every similarity measure for every pair of models."""
     from featswap.report import render_report
 
     names = sorted({n for p in pairs for n in (p.source, p.target)})
@@ -118,6 +121,11 @@ def evaluate_pairs(
         "pairs": entries,
         "loss_matrix": loss_matrices(entries),
     }
+    if similarity:
+        first: dict[tuple[str, str], AffineMap] = {}
+        for pair in pairs:  # map_r2 reads the first solver's map of each direction
+            first.setdefault((pair.source, pair.target), pair.amap)
+        metrics["similarity"] = similarity_matrices(store, names, split, first)
     out.mkdir(parents=True, exist_ok=True)
     write_predictions(out, store.ids(split), store.labels(split), columns)
     write_metrics(metrics, out)
@@ -149,6 +157,7 @@ def compare_stored(
     n_boot: int = 1000,
     seed: int = 0,
     quiet: bool = False,
+    similarity: bool = True,
 ) -> dict[str, Any]:
     """Fit every ordered pair of `names` with every solver, save the maps under `out/maps`, evaluate."""
     solver_params = dict(solver_params or {})
@@ -179,4 +188,4 @@ def compare_stored(
         "n_boot": n_boot,
         "seed": seed,
     }
-    return evaluate_pairs(store, pairs, out, n_boot=n_boot, seed=seed, config=config)
+    return evaluate_pairs(store, pairs, out, n_boot=n_boot, seed=seed, config=config, similarity=similarity)

@@ -100,7 +100,7 @@ def class_changes(p: dict[str, Any]) -> str:
     """One line naming the classes that lose and gain most under the map."""
 
     def show(rows: list[dict[str, Any]]) -> str:
-        return ", ".join(f"{r['class']} ({_signed_pct(-r['loss'])})" for r in rows) or "none"
+        return ", ".join(f"class {r['class']} ({_signed_pct(-r['loss'])})" for r in rows) or "none"
 
     per_class = p["per_class"]
     return (
@@ -132,6 +132,14 @@ def render_report(out: str | Path) -> Path:
         "network's features to the other's on the fitting images; the other network's untouched classifier then "
         "labels the held-out images from the mapped features. **Loss** = accuracy of the target network on its own "
         "features minus its accuracy on mapped features, in percentage points (negative: a gain).",
+        "",
+        "How sure each number is: *Loss 95% CI* resamples the held-out images 1,000 times (paired bootstrap); "
+        "*McNemar p* is the chance of a split of fixed versus broken images at least this uneven if mapping did "
+        "not change the accuracy (below 0.05: unlikely to be chance). *Fixed* images are labelled wrongly by the "
+        "target network but correctly from mapped features; *broken* ones the reverse. *Top-5* counts the label "
+        "among the 5 highest scores; *agreement* is how often native and mapped predictions are the same class. "
+        "The Venn diagrams (the paper's Fig. 5) show which held-out images each of three classifiers labels "
+        "correctly: the source network, the target network, and the target's classifier on mapped features.",
         "",
     ]
     for solver in _solvers(metrics):
@@ -176,6 +184,8 @@ def render_report(out: str | Path) -> Path:
             ],
             "",
         ]
+    if metrics.get("similarity"):
+        lines += similarity_section(metrics, figures)
     (out / "table1.csv").write_text(table1_csv(metrics))
     predictions = next((n for n in ("predictions.parquet", "predictions.csv") if (out / n).is_file()), None)
     if predictions:
@@ -210,9 +220,77 @@ def plot_fit_curves(curves: dict[str, list[float]], path: Path, solver: str) -> 
     plt.close(fig)
 
 
+def similarity_section(metrics: dict[str, Any], figures: Path) -> list[str]:
+    """A table (two models) or heatmaps (more) of every similarity measure, and how each ranks the model
+    pairs against the swap test."""
+    from featswap.similarity import MEASURES
+    from featswap.similarity_matrix import rank_agreement
+
+    models = list(metrics["models"])
+    similarity = metrics["similarity"]
+    solver = next(iter(metrics.get("loss_matrix", {})), None)
+    losses = metrics["loss_matrix"][solver] if solver else {}
+    lines = [
+        "## Similarity measures",
+        "",
+        "Representational similarity of the held-out features, beside the swap test. Each measure's range and "
+        "the direction that means *more similar*:",
+        "",
+        "| measure | range | more similar | " + " | ".join(f"{a} / {b}" for a, b in _pairs(models)) + " |",
+        "|---|---|---|" + "---:|" * len(_pairs(models)),
+    ]
+    for measure, (span, better, _) in MEASURES.items():
+        values = similarity.get(measure, {})
+        cells = [
+            _cell(values, a, b) + ("" if MEASURES[measure][2] else f" / {_cell(values, b, a)}")
+            for a, b in _pairs(models)
+        ]
+        lines.append(f"| `{measure}` | {span} | {better} | " + " | ".join(cells) + " |")
+    lines += ["", "(`map_r2` is directional: first → second / second → first.)", ""]
+    if len(models) > 2:
+        for measure in MEASURES:
+            name = f"similarity_{measure}.png"
+            span, better, _ = MEASURES[measure]
+            plot_matrix(
+                similarity.get(measure, {}), models, figures / name, measure, f"{span}, {better} = more similar"
+            )
+            lines.append(f"![{measure}](figures/{name})")
+        lines.append("")
+    if solver:
+        lines += [f"Agreement with the swap test (`{solver}` losses), as the Spearman rank correlation across model "
+                  "pairs between each measure and the directional loss:", ""]  # fmt: skip
+        for measure, (_, better, _) in MEASURES.items():
+            rho = rank_agreement(similarity.get(measure, {}), losses)
+            if rho != rho:  # nan: too few pairs
+                lines.append(f"- `{measure}`: too few model pairs (three or more models needed) to rank.")
+                continue
+            agrees = rho < 0 if better == "higher" else rho > 0
+            verdict = "agrees with the swap test" if agrees else "disagrees with the swap test"
+            lines.append(f"- `{measure}`: Spearman {rho:+.2f}, {verdict} (pairs it calls more similar lose "
+                         f"{'less' if agrees else 'more'} accuracy when swapped).")  # fmt: skip
+        lines.append("")
+    return lines
+
+
+def _pairs(models: list[str]) -> list[tuple[str, str]]:
+    return [(a, b) for i, a in enumerate(models) for b in models[i + 1 :]]
+
+
+def _cell(values: dict[str, dict[str, float]], a: str, b: str) -> str:
+    value = values.get(a, {}).get(b)
+    return "—" if value is None else f"{value:.3f}"
+
+
 def plot_loss_matrix(matrix: dict[str, dict[str, float]], models: list[str], path: Path, solver: str) -> None:
-    """Annotated heatmap of directional losses: rows target head, columns source features; the diagonal
-    (no pair) is drawn grey."""
+    """Directional losses in points: rows target head, columns source features, diverging around 0."""
+    plot_matrix(matrix, models, path, f"Directional loss, points ({solver})", "loss (points); negative = gain", True)
+
+
+def plot_matrix(
+    matrix: dict[str, dict[str, float]], models: list[str], path: Path, title: str, label: str, loss: bool = False
+) -> None:
+    """Annotated heatmap of `matrix[source][target]`: rows target, columns source; missing cells (the
+    diagonal) grey. `loss`: values in points on a scale diverging around 0; else raw values."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -224,21 +302,26 @@ def plot_loss_matrix(matrix: dict[str, dict[str, float]], models: list[str], pat
     for j, source in enumerate(models):
         for i, target in enumerate(models):
             if target in matrix.get(source, {}):
-                values[i, j] = 100 * matrix[source][target]
-    limit = max(1.0, float(np.nanmax(np.abs(values)))) if np.isfinite(values).any() else 1.0
+                values[i, j] = (100 if loss else 1) * matrix[source][target]
+    finite = values[np.isfinite(values)]
     fig, ax = plt.subplots(figsize=(1.2 * n + 2.5, 1.0 * n + 1.8), dpi=120)
-    cmap = matplotlib.colormaps["RdBu_r"].with_extremes(bad="#dddddd")
-    image = ax.imshow(np.ma.masked_invalid(values), cmap=cmap, vmin=-limit, vmax=limit)
+    if loss:
+        limit = max(1.0, float(np.abs(finite).max())) if finite.size else 1.0
+        cmap, low, high = matplotlib.colormaps["RdBu_r"], -limit, limit
+    else:
+        cmap = matplotlib.colormaps["viridis"]
+        low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+    image = ax.imshow(np.ma.masked_invalid(values), cmap=cmap.with_extremes(bad="#dddddd"), vmin=low, vmax=high)
     for i in range(n):
         for j in range(n):
-            text = "—" if i == j else ("" if np.isnan(values[i, j]) else f"{values[i, j]:+.1f}")
-            ax.text(j, i, text, ha="center", va="center", fontsize=9)
+            text = "—" if np.isnan(values[i, j]) else (f"{values[i, j]:+.1f}" if loss else f"{values[i, j]:.3f}")
+            ax.text(j, i, text, ha="center", va="center", fontsize=9, color="black" if loss else "white")
     ax.set_xticks(range(n), models, rotation=30, ha="right")
     ax.set_yticks(range(n), models)
-    ax.set_xlabel("source features (mapped)")
-    ax.set_ylabel("target classifier")
-    ax.set_title(f"Directional loss, points ({solver})")
-    fig.colorbar(image, ax=ax, shrink=0.8, label="loss (points); negative = gain")
+    ax.set_xlabel("source features (mapped)" if loss else "first model")
+    ax.set_ylabel("target classifier" if loss else "second model")
+    ax.set_title(title)
+    fig.colorbar(image, ax=ax, shrink=0.8, label=label)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

@@ -1,0 +1,122 @@
+"""Properties that similarity measures must have, on random and planted features."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from featswap import similarity as sim
+from featswap.errors import DataError
+
+SYMMETRIC = ("linear_cka", "debiased_cka", "procrustes", "cca_mean", "svcca", "mutual_knn")
+
+
+def features(seed: int, n: int = 400, d: int = 12) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return (rng.normal(size=(n, 4)) @ rng.normal(size=(4, d)) + 0.3 * rng.normal(size=(n, d))).astype(np.float32)
+
+
+def rotated(x: np.ndarray, seed: int, scale: float = 1.0, shift: float = 0.0) -> np.ndarray:
+    q, _ = np.linalg.qr(np.random.default_rng(seed).normal(size=(x.shape[1], x.shape[1])))
+    return (scale * x @ q + shift).astype(np.float32)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_invariant_to_rotation_scale_and_shift(seed: int) -> None:
+    x = features(seed)
+    y = rotated(x, seed + 10, scale=3.7, shift=-2.0)
+    assert sim.linear_cka(x, y) == pytest.approx(1.0, abs=1e-6)
+    assert sim.debiased_cka(x, y) == pytest.approx(1.0, abs=1e-6)
+    assert sim.cca_mean(x, y) == pytest.approx(1.0, abs=1e-6)
+    assert sim.mutual_knn(x, rotated(x, seed + 10, scale=3.7)) == pytest.approx(1.0)  # cosine: no shift
+    assert sim.procrustes(x, rotated(x, seed + 10)) == pytest.approx(0.0, abs=1e-3)
+    assert sim.map_r2(x, y) == pytest.approx(1.0, abs=1e-6)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_cca_is_one_for_an_invertible_linear_transform(seed: int) -> None:
+    x = features(seed)
+    a = np.random.default_rng(seed).normal(size=(12, 12))
+    assert sim.cca_mean(x, x @ a) == pytest.approx(1.0, abs=1e-6)
+    assert sim.svcca(x, x @ a, k=12) == pytest.approx(1.0, abs=1e-6)  # all directions kept: plain CCA
+
+
+@pytest.mark.parametrize("measure", SYMMETRIC)
+def test_symmetric_measures_are_symmetric(measure: str) -> None:
+    x, y = features(1, d=12), features(2, d=9)
+    f = getattr(sim, measure)
+    assert f(x, y) == pytest.approx(f(y, x), rel=1e-6, abs=1e-9)
+
+
+@pytest.mark.parametrize("chunks", [[500], [1, 499], [100, 250, 150], [33] * 15 + [5]])
+def test_streaming_equals_one_batch(chunks: list[int]) -> None:
+    x, y = features(3, n=500), features(4, n=500, d=7)
+    edges = np.cumsum([0, *chunks])
+    streamed = sim.GramStats.accumulate((x[a:b], y[a:b]) for a, b in itertools.pairwise(edges))
+    one = sim.GramStats.of(x, y)
+    for measure in ("linear_cka", "debiased_cka", "procrustes", "cca_mean", "svcca"):
+        assert getattr(streamed, measure)() == pytest.approx(getattr(one, measure)(), rel=1e-8, abs=1e-10)
+    assert streamed.linear_cka() == pytest.approx(sim.linear_cka(x, y), rel=1e-8)
+
+
+def test_linear_cka_matches_the_kernel_formula() -> None:
+    x, y = features(5, n=120), features(6, n=120, d=8)
+    h = np.eye(120) - 1 / 120
+    k, l_ = h @ (x @ x.T) @ h, h @ (y @ y.T) @ h
+    expected = (k * l_).sum() / np.sqrt((k * k).sum() * (l_ * l_).sum())
+    assert sim.linear_cka(x, y) == pytest.approx(expected, rel=1e-5)
+
+
+def test_debiased_cka_matches_the_kernel_formula_and_is_near_zero_for_independent_features() -> None:
+    x, y = features(7, n=60), features(8, n=60, d=8)
+
+    def hsic(k: np.ndarray, l_: np.ndarray) -> float:
+        n = len(k)
+        k, l_ = k - np.diag(np.diag(k)), l_ - np.diag(np.diag(l_))
+        return float(
+            (np.trace(k @ l_) + k.sum() * l_.sum() / ((n - 1) * (n - 2)) - 2 / (n - 2) * (k.sum(0) @ l_.sum(0)))
+            / (n * (n - 3))
+        )
+
+    k, l_ = x.astype(float) @ x.T, y.astype(float) @ y.T
+    expected = hsic(k, l_) / np.sqrt(hsic(k, k) * hsic(l_, l_))
+    assert sim.debiased_cka(x, y) == pytest.approx(expected, rel=1e-6)
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(20000, 50)), rng.normal(size=(20000, 40))
+    assert abs(sim.debiased_cka(a, b)) < 0.01
+    assert sim.linear_cka(a, b) > abs(sim.debiased_cka(a, b))  # the biased form is pulled away from 0
+
+
+def test_constant_and_duplicated_features_are_defined_or_refused() -> None:
+    x = features(9)
+    duplicated = np.concatenate([x, x[:, :3], np.ones((len(x), 2), dtype=np.float32)], axis=1)
+    for measure in ("linear_cka", "debiased_cka", "procrustes", "cca_mean", "svcca", "mutual_knn", "map_r2"):
+        value = getattr(sim, measure)(x, duplicated)
+        assert np.isfinite(value)
+    assert sim.cca_mean(x, duplicated) == pytest.approx(1.0, abs=1e-6)
+    constant = np.ones_like(x)
+    for measure in ("linear_cka", "debiased_cka", "procrustes", "cca_mean", "map_r2"):
+        with pytest.raises(DataError, match="undefined"):
+            getattr(sim, measure)(x, constant) if measure != "map_r2" else sim.map_r2(constant, constant)
+
+
+def test_bad_arguments() -> None:
+    x = features(10, n=20)
+    with pytest.raises(DataError, match="0 < k < N"):
+        sim.mutual_knn(x, x, k=20)
+    with pytest.raises(DataError, match="at least 4 samples"):
+        sim.debiased_cka(x[:3], x[:3])
+    with pytest.raises(DataError, match="Cannot merge"):
+        sim.GramStats.of(x, x).merge(sim.GramStats.of(x, x[:, :3]))
+    with pytest.raises(DataError, match="No samples"):
+        sim.GramStats.accumulate([])
+    with pytest.raises(DataError, match="rows must be the same images"):
+        sim.linear_cka(x, x[:-1])
+
+
+def test_mutual_knn_blocks_do_not_change_the_value() -> None:
+    x, y = features(11, n=300), features(12, n=300)
+    assert sim.mutual_knn(x, y, k=7, block=1000) == sim.mutual_knn(x, y, k=7, block=17)
+    assert 0.0 <= sim.mutual_knn(x, y) < 0.5
