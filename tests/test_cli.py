@@ -56,6 +56,9 @@ def test_demo_writes_the_contract(demo_run: tuple[Path, str, str]) -> None:
     assert "## Table 1 — solver `paper`, 3,000 iterations" in report
     for name in ("fit_curve_paper.png", "venn_tiny-inception__to__tiny-resnet__lstsq.png"):
         assert (out / "figures" / name).stat().st_size > 10_000
+    # map_r2 reads the lstsq maps, not the paper recipe's (whose feature lengths are free).
+    r2 = metrics["similarity"]["map_r2"]
+    assert r2["tiny-inception"]["tiny-resnet"] > 0.5 and r2["tiny-resnet"]["tiny-inception"] > 0.5
     config = json.loads((out / "config.json").read_text())
     assert config["solver_settings"]["paper"]["iterations"] == 3000
 

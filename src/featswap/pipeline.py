@@ -22,6 +22,9 @@ from featswap.similarity_matrix import similarity_matrices
 from featswap.solvers import DEFAULT_SOLVER, SOLVERS, Heads
 from featswap.store import FeatureStore
 
+#: Which solver's map `map_r2` reads when a run fitted several: the first of these the run has.
+R2_PREFERENCE = ("lstsq", "refine", "procrustes", "paper", "heads")
+
 
 @dataclass(frozen=True)
 class FittedPair:
@@ -122,10 +125,15 @@ def evaluate_pairs(
         "loss_matrix": loss_matrices(entries),
     }
     if similarity:
-        first: dict[tuple[str, str], AffineMap] = {}
-        for pair in pairs:  # map_r2 reads the first solver's map of each direction
-            first.setdefault((pair.source, pair.target), pair.amap)
-        metrics["similarity"] = similarity_matrices(store, names, split, first)
+        # map_r2 reads one map per direction, preferring solvers that fit feature lengths (the paper's loss
+        # leaves them free, which makes its R^2 meaningless).
+        preferred: dict[tuple[str, str], FittedPair] = {}
+        for pair in pairs:
+            key = (pair.source, pair.target)
+            if key not in preferred or R2_PREFERENCE.index(pair.solver) < R2_PREFERENCE.index(preferred[key].solver):
+                preferred[key] = pair
+        maps = {key: pair.amap for key, pair in preferred.items()}
+        metrics["similarity"] = similarity_matrices(store, names, split, maps)
     out.mkdir(parents=True, exist_ok=True)
     write_predictions(out, store.ids(split), store.labels(split), columns)
     write_metrics(metrics, out)
