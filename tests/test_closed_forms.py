@@ -182,3 +182,14 @@ def test_refine_without_adam_is_lstsq_on_all_rows() -> None:
     refine = AffineMap("refine", max_iterations=0).fit(x, y)
     np.testing.assert_allclose(refine.weight_, AffineMap("lstsq").fit(x, y).weight_, atol=1e-6)
     assert refine.n_iter_ == 0
+
+
+def test_in_memory_solvers_refuse_what_does_not_fit() -> None:
+    from featswap.paired import check_fits_in_memory, physical_memory
+
+    check_fits_in_memory(1000, 1536, 2048, "paper", total=8 * 2**30)
+    with pytest.raises(
+        DataError, match=r"holds all 1,280,000 training rows in memory: 17.1 GiB of the machine's 24.0 GiB"
+    ):
+        check_fits_in_memory(1_280_000, 1536, 2048, "paper", total=24 * 2**30)
+    assert physical_memory() > 2**30

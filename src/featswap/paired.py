@@ -66,6 +66,30 @@ def check_paired(source: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np
     return source.astype(np.float32, copy=False), target.astype(np.float32, copy=False)
 
 
+#: In-memory solvers refuse to load more than this share of the machine's physical memory.
+MEMORY_SHARE = 0.5
+
+
+def physical_memory() -> int:
+    """Bytes of physical memory of this machine."""
+    import os
+
+    return int(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+
+
+def check_fits_in_memory(rows: int, dx: int, dy: int, solver: str, total: int | None = None) -> None:
+    """Refuse to hold `rows` x (dx + dy) float32 features when they would take more than `MEMORY_SHARE`
+    of physical memory (`total`, default this machine's)."""
+    need = rows * (dx + dy) * 4
+    total = physical_memory() if total is None else total
+    if need > MEMORY_SHARE * total:
+        raise DataError(
+            f"The {solver} solver holds all {rows:,} training rows in memory: {need / 2**30:.1f} GiB of the "
+            f"machine's {total / 2**30:.1f} GiB. Use the refine or lstsq solver (they stream from the store), "
+            "or fit on fewer rows."
+        )
+
+
 def sample_rows(n: int, max_rows: int | None, seed: int) -> np.ndarray:
     """Sorted row indices: all `n` rows, or a seeded uniform subset of `max_rows` of them."""
     if max_rows is None or max_rows >= n:

@@ -10,7 +10,7 @@ import torch
 
 from featswap.errors import FitError, SpecError, closest
 from featswap.losses import paper_loss
-from featswap.paired import PairedFeatures
+from featswap.paired import PairedFeatures, check_fits_in_memory
 from featswap.solvers.base import SOLVERS, FitResult, Heads, Solver
 
 INITS = ("glorot_uniform", "zeros_identity", "torch_default")
@@ -99,6 +99,7 @@ def fit_paper(pairs: PairedFeatures | None, settings: PaperSettings, device: str
     assert pairs is not None
     if settings.iterations < 1 or settings.batch_size < 1:
         raise FitError("iterations and batch_size must be at least 1.")
+    check_fits_in_memory(pairs.n, pairs.dx, pairs.dy, "paper")
     generator = torch.Generator().manual_seed(settings.seed)
     weight0, bias0 = initial_map(pairs.dx, pairs.dy, settings.init, generator)
     xs, ys = pairs.take(np.arange(pairs.n))

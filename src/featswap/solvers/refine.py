@@ -10,7 +10,7 @@ import torch
 
 from featswap.errors import FitError
 from featswap.losses import paper_loss
-from featswap.paired import PairedFeatures, sample_rows, split_rows
+from featswap.paired import PairedFeatures, check_fits_in_memory, sample_rows, split_rows
 from featswap.solvers.base import SOLVERS, FitResult, Heads, Solver
 from featswap.solvers.lstsq import (
     LstsqSettings,
@@ -70,6 +70,8 @@ def fit_refine(pairs: PairedFeatures | None, settings: RefineSettings, device: s
     if settings.max_iterations == 0:
         return FitResult(w0, b0, info={"alpha": alpha})
 
+    check_fits_in_memory(min(len(fit_rows), settings.max_rows) + min(len(held_rows), settings.max_eval_rows),
+                         pairs.dx, pairs.dy, "refine")  # fmt: skip
     generator = torch.Generator().manual_seed(settings.seed)
     xs, ys = pairs.take(fit_rows[sample_rows(len(fit_rows), settings.max_rows, settings.seed)])
     xe, ye = pairs.take(held_rows[sample_rows(len(held_rows), settings.max_eval_rows, settings.seed + 1)])
