@@ -120,3 +120,15 @@ def test_mutual_knn_blocks_do_not_change_the_value() -> None:
     x, y = features(11, n=300), features(12, n=300)
     assert sim.mutual_knn(x, y, k=7, block=1000) == sim.mutual_knn(x, y, k=7, block=17)
     assert 0.0 <= sim.mutual_knn(x, y) < 0.5
+
+
+def test_rank_agreement_symmetric_and_directional() -> None:
+    from featswap.similarity_matrix import rank_agreement
+
+    # Three models; pair losses average 1, 2, 3 points while similarity falls: perfect agreement.
+    losses = {"a": {"b": 0.02, "c": 0.05}, "b": {"a": 0.00, "c": 0.04}, "c": {"a": 0.01, "b": 0.02}}
+    sym = {"a": {"b": 0.9, "c": 0.7}, "b": {"a": 0.9, "c": 0.8}, "c": {"a": 0.7, "b": 0.8}}
+    assert rank_agreement(sym, losses, symmetric=True) == pytest.approx(-1.0)
+    directional = {s: {t: -v for t, v in row.items()} for s, row in losses.items()}
+    assert rank_agreement(directional, losses, symmetric=False) == pytest.approx(-1.0)
+    assert np.isnan(rank_agreement({"a": {"b": 1.0}, "b": {"a": 1.0}}, {"a": {"b": 0.1}, "b": {"a": 0.2}}, True))

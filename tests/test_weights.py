@@ -88,3 +88,36 @@ def test_truncated_checkpoint(tmp_path: Path) -> None:
     path.write_bytes(path.read_bytes()[:2000])
     with pytest.raises(ModelError, match="not a readable PyTorch checkpoint"):
         load_backbone("tiny-resnet", path)
+
+
+def test_old_checkpoints_without_batchnorm_counters_and_with_tensor_metadata(tmp_path: Path) -> None:
+    weights = {k: v for k, v in state().items() if not k.endswith("num_batches_tracked")}
+    path = tmp_path / "old.th"
+    torch.save({"state_dict": {f"module.{k}": v for k, v in weights.items()}, "best_prec1": torch.tensor(91.7)}, path)
+    assert_loaded(path)
+
+
+def test_cli_error_lists_keys_in_brackets(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from featswap.cli import app
+
+    weights = state()
+    del weights["head.bias"]
+    path = tmp_path / "w.pt"
+    torch.save(weights, path)
+    result = CliRunner().invoke(
+        app,
+        [
+            "extract",
+            "--model",
+            "tiny-resnet",
+            "--weights",
+            str(path),
+            "--data",
+            "digits",
+            "--store",
+            str(tmp_path / "s"),
+        ],
+    )
+    assert result.exit_code == 2 and "missing keys [head.bias]" in " ".join(result.output.split())

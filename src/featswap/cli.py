@@ -30,9 +30,12 @@ def friendly(command: F) -> F:
         try:
             return command(*args, **kwargs)
         except FeatswapError as err:
+            from rich.markup import escape
+
             from featswap.progress import console
 
-            console.print(f"[bold red]error:[/] {err}", highlight=False)
+            # escape: messages list keys and shapes in [brackets], which rich would read as markup
+            console.print(f"[bold red]error:[/] {escape(str(err))}", highlight=False)
             raise typer.Exit(2) from None
 
     return run  # type: ignore[return-value]
@@ -77,6 +80,33 @@ ParamOpt = Annotated[
     typer.Option("--param", help="Solver setting KEY=VALUE or SOLVER.KEY=VALUE, e.g. `paper.iterations=2000`."),
 ]
 DeviceOpt = Annotated[str, typer.Option(help="cpu, cuda or auto (cuda when available).")]
+ValFractionOpt = Annotated[
+    float | None, typer.Option(help="imagefolder without train/ and val/: share held out for evaluation (0.2).")
+]
+TrainLimitOpt = Annotated[int | None, typer.Option(help="Use a stratified, seeded subset of this many train images.")]
+PretrainedOpt = Annotated[
+    bool, typer.Option(help="timm/torchvision without --weights: their published weights (needs their cache).")
+]
+DataConfigOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Preprocessing as JSON with timm's keys, e.g. "
+        '{"input_size": [3, 32, 32], "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]}; '
+        "overrides what the model declares."
+    ),
+]  # fmt: skip
+
+
+def parse_data_config(text: str | None) -> dict[str, Any] | None:
+    if text is None:
+        return None
+    try:
+        config = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise SpecError(f"--data-config is not valid JSON: {err}") from err
+    if not isinstance(config, dict):
+        raise SpecError("--data-config must be a JSON object with input_size, mean and std.")
+    return config
 
 
 def resolve_device(device: str) -> str:
@@ -120,6 +150,10 @@ def extract(
     weights: Annotated[Path | None, typer.Option(help="Local weight file (safetensors or .pt/.pth).")] = None,
     name: Annotated[str | None, typer.Option(help="Name of the model in the store; default the SPEC.")] = None,
     batch_size: Annotated[int, typer.Option(help="Images per forward pass.")] = 256,
+    val_fraction: ValFractionOpt = None,
+    train_limit: TrainLimitOpt = None,
+    pretrained: PretrainedOpt = True,
+    data_config: DataConfigOpt = None,
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
 ) -> None:
     """Extract one model's penultimate features for a dataset into a feature store (resumable).
@@ -132,8 +166,9 @@ def extract(
     from featswap.models import load_backbone
     from featswap.store import FeatureStore
 
-    dataset = load_dataset(data)
-    backbone = load_backbone(model, weights, dataset.num_classes, name=name)
+    config = parse_data_config(data_config)
+    dataset = load_dataset(data, val_fraction=val_fraction, train_limit=train_limit)
+    backbone = load_backbone(model, weights, dataset.num_classes, name=name, pretrained=pretrained, data_config=config)
     with FeatureStore.create(store, dataset.name, dataset.classes) as feature_store:
         for s in split or ["train", "val"]:
             result = run_extract(backbone, dataset.split(s), feature_store, batch_size=batch_size, quiet=quiet)
@@ -217,6 +252,10 @@ def compare(
     device: DeviceOpt = "cpu",
     n_boot: Annotated[int, typer.Option(help="Bootstrap resamples.")] = 1000,
     similarity: Annotated[bool, typer.Option(help="Also compute every similarity measure.")] = True,
+    val_fraction: ValFractionOpt = None,
+    train_limit: TrainLimitOpt = None,
+    pretrained: PretrainedOpt = True,
+    data_config: DataConfigOpt = None,
     quiet: Annotated[bool, typer.Option(help="No progress output.")] = False,
 ) -> None:
     """All steps for every ordered pair of models: extract, fit, evaluate, similarity measures, report.
@@ -237,11 +276,19 @@ def compare(
     solvers = split_solvers(solver)
     params = parse_params(param, solvers)
     device = resolve_device(device)
-    dataset = load_dataset(data)
+    config = parse_data_config(data_config)
+    dataset = load_dataset(data, val_fraction=val_fraction, train_limit=train_limit)
     names = unique_names(model)
     with FeatureStore.create(store or out / "features.zarr", dataset.name, dataset.classes) as feature_store:
         for i, (spec, name) in enumerate(zip(model, names, strict=True)):
-            backbone = load_backbone(spec, weights[i] if weights else None, dataset.num_classes, name=name)
+            backbone = load_backbone(
+                spec,
+                weights[i] if weights else None,
+                dataset.num_classes,
+                name=name,
+                pretrained=pretrained,
+                data_config=config,
+            )
             for s in ("train", "val"):
                 run_extract(backbone, dataset.split(s), feature_store, quiet=quiet)
         compare_stored(
@@ -251,10 +298,11 @@ def compare(
 
 
 def unique_names(specs: list[str]) -> list[str]:
-    """Store names for model SPECs: the SPEC itself, suffixed `-2`, `-3`... when a SPEC repeats."""
+    """Store names for model SPECs: `file.py:function` -> `function`, `timm:NAME` -> `timm_NAME`; suffixed
+    `-2`, `-3`... when a name repeats."""
     names: list[str] = []
     for spec in specs:
-        base = spec.replace("/", "_").replace(":", "_")
+        base = spec.rpartition(":")[2] if ".py:" in spec else spec.replace("/", "_").replace(":", "_")
         name, k = base, 2
         while name in names:
             name, k = f"{base}-{k}", k + 1

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -99,7 +101,112 @@ def digits(val_fraction: float = 0.3, seed: int = 0) -> Dataset:
     )
 
 
-def load_dataset(spec: str, **options: float | int) -> Dataset:
-    """A dataset from its SPEC (`digits`; `imagefolder:DIR` and `imagenet:DIR` build on this)."""
-    kind, _, _arg = spec.partition(":")
-    return DATASETS.get(kind)(**options)
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"})
+
+
+def _class_files(root: Path) -> tuple[list[str], list[Path], np.ndarray]:
+    """Classes (sorted folder names), image files (sorted within each class) and labels under `root`."""
+    if not root.is_dir():
+        raise DataError(f"Image folder {str(root)!r} does not exist.")
+    classes = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    if not classes:
+        raise DataError(f"{root} has no class folders; expected one folder of images per class.")
+    files, labels = [], []
+    for label, name in enumerate(classes):
+        found = sorted(f for f in (root / name).rglob("*") if f.suffix.lower() in IMAGE_EXTENSIONS and f.is_file())
+        files += found
+        labels += [label] * len(found)
+    if not files:
+        raise DataError(f"{root} has class folders but no images ({', '.join(sorted(IMAGE_EXTENSIONS))}).")
+    return classes, files, np.asarray(labels, dtype=np.int64)
+
+
+def open_image(path: Path, sample_id: str) -> Image.Image:
+    """A fully decoded image; unreadable or truncated files raise a DataError naming the sample."""
+    try:
+        with Image.open(path) as image:
+            image.load()
+            return image.copy()
+    except (OSError, SyntaxError, ValueError) as err:
+        raise DataError(f"Cannot read image {sample_id!r} ({path}): {err}. Fix or remove the file.") from err
+
+
+def _files_split(name: str, root: Path, files: list[Path], labels: np.ndarray) -> Split:
+    ids = [f.relative_to(root).as_posix() for f in files]
+
+    def load(i: int) -> Image.Image:
+        return open_image(files[i], ids[i])
+
+    return Split(name, ids, labels, load)
+
+
+def _subset(split: Split, index: np.ndarray, name: str | None = None) -> Split:
+    def load(i: int) -> Image.Image:
+        return split.load(int(index[i]))
+
+    return Split(name or split.name, [split.ids[i] for i in index], split.labels[index], load)
+
+
+def limit_train(dataset: Dataset, train_limit: int | None, seed: int) -> Dataset:
+    """The dataset with its train split cut to a stratified, seeded subset of `train_limit` images."""
+    train = dataset.split("train")
+    if train_limit is None or train_limit >= len(train):
+        return dataset
+    if train_limit < dataset.num_classes:
+        raise DataError(
+            f"--train-limit {train_limit} is below the {dataset.num_classes} classes; keep at least one per class."
+        )
+    _, keep = stratified_split(train.labels, train_limit / len(train), seed)
+    return Dataset(dataset.name, dataset.classes, {**dataset.splits, "train": _subset(train, keep)})
+
+
+@DATASETS.register("imagefolder")
+def image_folder(root: str | Path, val_fraction: float = 0.2, seed: int = 0, train_limit: int | None = None) -> Dataset:
+    """One folder per class under `root`. With `train/` and `val/` subfolders they are the two splits;
+    otherwise a seeded split stratified by class holds out `val_fraction` of the images. Ids are paths
+    relative to `root`."""
+    root = Path(root)
+    if (root / "train").is_dir() and (root / "val").is_dir():
+        return imagenet(root, seed=seed, train_limit=train_limit, name="imagefolder")
+    classes, files, labels = _class_files(root)
+    train, val = stratified_split(labels, val_fraction, seed)
+    whole = _files_split("all", root, files, labels)
+    splits = {"train": _subset(whole, train, "train"), "val": _subset(whole, val, "val")}
+    return limit_train(Dataset(f"imagefolder:{root}", tuple(classes), splits), train_limit, seed)
+
+
+@DATASETS.register("imagenet")
+def imagenet(root: str | Path, seed: int = 0, train_limit: int | None = None, name: str = "imagenet") -> Dataset:
+    """The ImageNet layout: `root/train/<synset>/*` and `root/val/<synset>/*`. Class indices follow the
+    sorted synsets (the order of timm's and torchvision's 1000 ImageNet logits)."""
+    root = Path(root)
+    if not ((root / "train").is_dir() and (root / "val").is_dir()):
+        raise DataError(f"{root} needs train/ and val/ folders with one folder per class (synset).")
+    classes, train_files, train_labels = _class_files(root / "train")
+    val_classes, val_files, _ = _class_files(root / "val")
+    unknown = sorted(set(val_classes) - set(classes))
+    if unknown:
+        raise DataError(f"val/ has classes that train/ lacks: {unknown[:5]}; both need the same class folders.")
+    index = {c: i for i, c in enumerate(classes)}
+    val_labels = np.asarray([index[f.relative_to(root / "val").parts[0]] for f in val_files], dtype=np.int64)
+    splits = {
+        "train": _files_split("train", root, train_files, train_labels),
+        "val": _files_split("val", root, val_files, val_labels),
+    }
+    return limit_train(Dataset(f"{name}:{root}", tuple(classes), splits), train_limit, seed)
+
+
+def load_dataset(spec: str, **options: Any) -> Dataset:
+    """A dataset from its SPEC: `digits`, `imagefolder:DIR` or `imagenet:DIR`. Options the dataset does not
+    take (e.g. `val_fraction` for imagenet) are dropped when None."""
+    kind, _, arg = spec.partition(":")
+    factory = DATASETS.get(kind)
+    options = {k: v for k, v in options.items() if v is not None}
+    if kind == "digits":
+        options.pop("train_limit", None)
+        return factory(**options)
+    if not arg:
+        raise SpecError(f"Data SPEC {spec!r} needs a folder: {kind}:DIR.")
+    if kind == "imagenet":
+        options.pop("val_fraction", None)
+    return factory(arg, **options)

@@ -257,17 +257,20 @@ def similarity_section(metrics: dict[str, Any], figures: Path) -> list[str]:
             lines.append(f"![{measure}](figures/{name})")
         lines.append("")
     if solver:
-        lines += [f"Agreement with the swap test (`{solver}` losses), as the Spearman rank correlation across model "
-                  "pairs between each measure and the directional loss:", ""]  # fmt: skip
-        for measure, (_, better, _) in MEASURES.items():
-            rho = rank_agreement(similarity.get(measure, {}), losses)
+        lines += [f"Agreement with the swap test (`{solver}` losses): the Spearman rank correlation across model "
+                  "pairs between each measure and the loss (for symmetric measures, the mean loss of the two "
+                  "directions):", ""]  # fmt: skip
+        for measure, (_, better, symmetric) in MEASURES.items():
+            rho = rank_agreement(similarity.get(measure, {}), losses, symmetric)
             if rho != rho:  # nan: too few pairs
                 lines.append(f"- `{measure}`: too few model pairs (three or more models needed) to rank.")
-                continue
-            agrees = rho < 0 if better == "higher" else rho > 0
-            verdict = "agrees with the swap test" if agrees else "disagrees with the swap test"
-            lines.append(f"- `{measure}`: Spearman {rho:+.2f}, {verdict} (pairs it calls more similar lose "
-                         f"{'less' if agrees else 'more'} accuracy when swapped).")  # fmt: skip
+            elif abs(rho) < 0.3:
+                lines.append(f"- `{measure}`: Spearman {rho:+.2f}, no clear relation to the swap test.")
+            else:
+                agrees = rho < 0 if better == "higher" else rho > 0
+                verdict = "agrees with the swap test" if agrees else "disagrees with the swap test"
+                lines.append(f"- `{measure}`: Spearman {rho:+.2f}, {verdict} (pairs it calls more similar lose "
+                             f"{'less' if agrees else 'more'} accuracy when swapped).")  # fmt: skip
         lines.append("")
     return lines
 

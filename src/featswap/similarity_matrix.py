@@ -47,17 +47,25 @@ def similarity_matrices(
     return matrices
 
 
-def rank_agreement(similarity: Mapping[str, Mapping[str, float]], losses: Mapping[str, Mapping[str, float]]) -> float:
-    """Spearman correlation across model pairs between a measure and the swap test's directional loss
-    (`nan` with fewer than 3 pairs). Each ordered pair counts once."""
+def rank_agreement(
+    similarity: Mapping[str, Mapping[str, float]], losses: Mapping[str, Mapping[str, float]], symmetric: bool
+) -> float:
+    """Spearman correlation across model pairs between a measure and the swap test (`nan` with fewer than 3
+    pairs). A symmetric measure is ranked against each unordered pair's mean loss over both directions (the
+    swap test as a divergence); a directional one against each ordered pair's loss."""
     from scipy.stats import spearmanr
 
     xs, ys = [], []
     for source, row in losses.items():
         for target, loss in row.items():
-            if target in similarity.get(source, {}):
-                xs.append(similarity[source][target])
-                ys.append(loss)
+            if target not in similarity.get(source, {}):
+                continue
+            if symmetric:
+                if source > target or source not in losses.get(target, {}):
+                    continue
+                loss = (loss + losses[target][source]) / 2
+            xs.append(similarity[source][target])
+            ys.append(loss)
     if len(xs) < 3 or len(set(xs)) < 2 or len(set(ys)) < 2:
         return float("nan")
     return float(spearmanr(np.asarray(xs), np.asarray(ys)).statistic)

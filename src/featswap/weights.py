@@ -59,8 +59,9 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
 
 def _flatten(loaded: Any, path: Path) -> dict[str, torch.Tensor]:
     while isinstance(loaded, Mapping):
-        nested = next((k for k in NESTED_KEYS if isinstance(loaded.get(k), Mapping)), None)
-        if nested is None or any(isinstance(v, torch.Tensor) for v in loaded.values()):
+        # Descend into e.g. {"state_dict": {...}, "best_prec1": tensor(91.7)}: the nested mapping holds the weights.
+        nested = next((k for k in NESTED_KEYS if _holds_tensors(loaded.get(k))), None)
+        if nested is None:
             break
         loaded = loaded[nested]
     if not isinstance(loaded, Mapping) or not any(isinstance(v, torch.Tensor) for v in loaded.values()):
@@ -71,6 +72,10 @@ def _flatten(loaded: Any, path: Path) -> dict[str, torch.Tensor]:
     return state
 
 
+def _holds_tensors(value: Any) -> bool:
+    return isinstance(value, Mapping) and any(isinstance(v, torch.Tensor | Mapping) for v in value.values())
+
+
 def load_into(module: nn.Module, path: str | Path) -> str:
     """Load a weight file into `module` strictly; returns the file's sha256.
 
@@ -78,6 +83,10 @@ def load_into(module: nn.Module, path: str | Path) -> str:
     """
     state = read_state_dict(path)
     expected = module.state_dict()
+    # Checkpoints saved before PyTorch 0.4.1 lack BatchNorm's step counter, which evaluation never reads.
+    for key in set(expected) - set(state):
+        if key.endswith("num_batches_tracked"):
+            state[key] = expected[key]
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
     wrong = sorted(k for k in set(state) & set(expected) if state[k].shape != expected[k].shape)

@@ -1,0 +1,203 @@
+"""Real timm and torchvision networks (random weights, small inputs), user factories, and image folders of
+real JPEG/PNG files written here: grayscale, CMYK, RGBA, palette and one truncated file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from typer.testing import CliRunner
+
+from featswap.cli import app
+from featswap.datasets import image_folder, imagenet, load_dataset
+from featswap.errors import DataError, ModelError, SpecError
+from featswap.extract import extract
+from featswap.metrics import invariant_violations
+from featswap.models import load_backbone
+from featswap.store import FeatureStore
+
+SMALL = {"input_size": (3, 32, 32), "mean": (0.5, 0.5, 0.5), "std": (0.25, 0.25, 0.25)}
+
+
+@pytest.mark.parametrize(
+    "spec",
+    ["timm:resnet18", "timm:mobilenetv3_small_050", "timm:vit_tiny_patch16_224", "torchvision:resnet18",
+     "torchvision:mobilenet_v3_small", "torchvision:efficientnet_b0"],
+)  # fmt: skip
+def test_logits_check_on_every_family(spec: str) -> None:
+    config = {**SMALL, "input_size": (3, 224, 224)} if "vit" in spec else SMALL
+    backbone = load_backbone(spec, num_classes=7, data_config=config)
+    c, h, w = backbone.data_config.input_size
+    assert backbone.check_logits(torch.randn(2, c, h, w)) < 1e-3
+    assert backbone.num_classes == 7 and backbone.features(torch.randn(2, c, h, w)).shape == (2, backbone.feature_dim)
+
+
+def test_a_head_that_is_not_the_final_affine_map_is_refused() -> None:
+    # SqueezeNet's classifier is conv 1x1 -> ReLU -> pooling: no linear map from pooled features to logits.
+    backbone = load_backbone(
+        "torchvision:squeezenet1_0", num_classes=5, data_config=SMALL | {"input_size": (3, 64, 64)}
+    )
+    with pytest.raises(ModelError):
+        backbone.check_logits(torch.randn(2, 3, 64, 64))
+
+
+def test_preprocessing_from_timm_and_torchvision() -> None:
+    assert load_backbone("timm:resnet18").data_config.interpolation == "bicubic"
+    tv = load_backbone("torchvision:resnet18").data_config
+    assert tv.input_size == (3, 224, 224) and tv.crop_pct == pytest.approx(224 / 256)
+
+
+@pytest.mark.parametrize("spec", ["timm:resnet18", "torchvision:resnet18"])
+def test_weight_files_written_here_load_into_real_architectures(spec: str, tmp_path: Path) -> None:
+    torch.manual_seed(3)
+    source = load_backbone(spec, num_classes=4, data_config=SMALL)
+    path = tmp_path / "w.pt"
+    torch.save({"state_dict": {f"module.{k}": v for k, v in source.module.state_dict().items()}}, path)
+    loaded = load_backbone(spec, weights=path, num_classes=4, data_config=SMALL)
+    torch.testing.assert_close(loaded.head_weight, source.head_weight)
+    with pytest.raises(ModelError, match="wrong shapes"):
+        load_backbone(spec, weights=path, num_classes=9, data_config=SMALL)
+
+
+FACTORY = """
+import torch
+from torch import nn
+
+class Net(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.1))
+        self.fc = nn.Linear(8, 3)
+        if config:
+            self.data_config = {"input_size": (3, 16, 16), "mean": (0.5,) * 3, "std": (0.5,) * 3}
+
+    def forward(self, x):
+        return self.fc(self.body(x))
+
+def with_config():
+    return Net(True)
+
+def without_config():
+    return Net(False)
+
+def not_a_module():
+    return 3
+"""
+
+
+def test_user_factories(tmp_path: Path) -> None:
+    path = tmp_path / "nets.py"
+    path.write_text(FACTORY)
+    backbone = load_backbone(f"{path}:with_config")
+    assert backbone.feature_dim == 8 and backbone.check_logits(torch.randn(3, 3, 16, 16)) < 1e-5
+    with pytest.raises(ModelError, match="no preprocessing known"):
+        load_backbone(f"{path}:without_config")
+    assert load_backbone(f"{path}:without_config", data_config=SMALL).data_config.input_size == (3, 32, 32)
+    with pytest.raises(ModelError, match=r"not a torch\.nn\.Module"):
+        load_backbone(f"{path}:not_a_module")
+    with pytest.raises(SpecError, match="has no function 'missing'"):
+        load_backbone(f"{path}:missing")
+    with pytest.raises(SpecError, match="does not exist"):
+        load_backbone(f"{tmp_path}/nope.py:f")
+    with pytest.raises(SpecError, match="timm has no model"):
+        load_backbone("timm:resnet_does_not_exist")
+    with pytest.raises(SpecError, match="torchvision has no model 'resnet19'"):
+        load_backbone("torchvision:resnet19")
+
+
+def write_folder(root: Path, per_class: int = 12, truncated: bool = False) -> Path:
+    """Three classes of real images of every colour mode, as JPEG and PNG."""
+    rng = np.random.default_rng(0)
+    modes = ["RGB", "L", "CMYK", "RGBA", "P"]
+    for c, name in enumerate(("cat", "dog", "fox")):
+        folder = root / name
+        folder.mkdir(parents=True)
+        for i in range(per_class):
+            base = (rng.random((20, 24, 3)) * 80 + 60 * c).astype(np.uint8)
+            image = Image.fromarray(base).convert(modes[i % len(modes)])
+            suffix = ".png" if image.mode in ("RGBA", "P") or (i % 2 and image.mode != "CMYK") else ".jpg"
+            image.save(folder / f"{i:03d}{suffix}")
+    if truncated:
+        good = (root / "dog" / "000.jpg").read_bytes()
+        (root / "dog" / "zz_truncated.jpg").write_bytes(good[: len(good) // 2])
+    return root
+
+
+def test_imagefolder_split_and_limits(tmp_path: Path) -> None:
+    root = write_folder(tmp_path / "imgs")
+    data = image_folder(root, val_fraction=0.25)
+    assert data.classes == ("cat", "dog", "fox")
+    train, val = data.split("train"), data.split("val")
+    assert len(train) == 27 and len(val) == 9 and not set(train.ids) & set(val.ids)
+    assert all(i.split("/")[0] in data.classes for i in val.ids)
+    limited = load_dataset(f"imagefolder:{root}", train_limit=6)
+    assert len(limited.split("train")) == 6 and np.bincount(limited.split("train").labels).tolist() == [2, 2, 2]
+    with pytest.raises(DataError, match="below the 3 classes"):
+        load_dataset(f"imagefolder:{root}", train_limit=2)
+    with pytest.raises(SpecError, match="needs a folder"):
+        load_dataset("imagefolder")
+    with pytest.raises(DataError, match="does not exist"):
+        image_folder(tmp_path / "none")
+    (tmp_path / "empty" / "a").mkdir(parents=True)
+    with pytest.raises(DataError, match="no images"):
+        image_folder(tmp_path / "empty")
+    with pytest.raises(DataError, match="no class folders"):
+        image_folder(tmp_path / "empty" / "a")
+
+
+def test_imagenet_layout(tmp_path: Path) -> None:
+    write_folder(tmp_path / "in" / "train", per_class=4)
+    write_folder(tmp_path / "in" / "val", per_class=2)
+    data = imagenet(tmp_path / "in")
+    assert len(data.split("train")) == 12 and len(data.split("val")) == 6
+    assert data.split("val").ids[0] == "val/cat/000.jpg" and data.split("val").labels.tolist() == [0, 0, 1, 1, 2, 2]
+    assert image_folder(tmp_path / "in").classes == data.classes  # train/ and val/ are used as they are
+    with pytest.raises(DataError, match="needs train/ and val/"):
+        imagenet(tmp_path / "in" / "train")
+    (tmp_path / "in" / "val" / "zebra").mkdir()
+    (tmp_path / "in" / "val" / "zebra" / "z.png").write_bytes(
+        (tmp_path / "in" / "val" / "cat" / "001.png").read_bytes()
+    )
+    with pytest.raises(DataError, match="classes that train/ lacks"):
+        imagenet(tmp_path / "in")
+
+
+def test_every_colour_mode_extracts_and_a_truncated_file_fails_by_id(tmp_path: Path) -> None:
+    root = write_folder(tmp_path / "imgs", truncated=True)
+    data = image_folder(root, val_fraction=0.25)
+    backbone = load_backbone("timm:resnet18", num_classes=3, data_config=SMALL)
+    split = next(data.split(s) for s in ("train", "val") if "dog/zz_truncated.jpg" in data.split(s).ids)
+    with (
+        FeatureStore.create(tmp_path / "s.zarr", data.name, data.classes) as store,
+        pytest.raises(DataError, match=r"Cannot read image .dog/zz_truncated\.jpg."),
+    ):
+        extract(backbone, split, store, batch_size=4, quiet=True)
+    clean = image_folder(write_folder(tmp_path / "clean"), val_fraction=0.25)
+    with FeatureStore.create(tmp_path / "c.zarr", clean.name, clean.classes) as store:
+        result = extract(backbone, clean.split("train"), store, batch_size=8, quiet=True)
+        assert result.rows == 27 and np.isfinite(store.features("train", "timm:resnet18")).all()
+
+
+def test_compare_two_timm_architectures_on_an_image_folder(tmp_path: Path, runner: CliRunner) -> None:
+    root = write_folder(tmp_path / "imgs", per_class=20)
+    config = json.dumps(SMALL)
+    result = runner.invoke(app, [
+        "compare", "--model", "timm:resnet18", "--model", "timm:mobilenetv3_small_050", "--no-pretrained",
+        "--data", f"imagefolder:{root}", "--val-fraction", "0.3", "--data-config", config,
+        "--out", str(tmp_path / "out"), "--solver", "lstsq,heads", "--n-boot", "100", "--quiet",
+    ])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert set(metrics["models"]) == {"timm_resnet18", "timm_mobilenetv3_small_050"}
+    assert metrics["dataset"]["num_classes"] == 3 and metrics["dataset"]["val_size"] == 18
+    assert invariant_violations(metrics) == [] and (tmp_path / "out" / "report.md").is_file()
+    bad = runner.invoke(app, ["extract", "--model", "timm:resnet18", "--data", "digits", "--store", "x",
+                              "--data-config", "{oops"])  # fmt: skip
+    assert bad.exit_code == 2 and "not valid JSON" in bad.output
+    bad = runner.invoke(app, ["extract", "--model", "timm:resnet18", "--data", "digits", "--store", "x",
+                              "--data-config", "[1]"])  # fmt: skip
+    assert bad.exit_code == 2 and "must be a JSON object" in bad.output
