@@ -84,8 +84,8 @@ class Backbone:
                 f"{self.name}: the network outputs shape {tuple(logits.shape)} but its head predicts "
                 f"{self.num_classes} classes; the head is not the network's final layer."
             )
-        rebuilt = feats @ self.head_weight.float().T + self.head_bias.float()
-        diff = float((rebuilt - logits).abs().max())
+        rebuilt = feats @ self.head_weight.float().to(feats.device).T + self.head_bias.float().to(feats.device)
+        diff = float((rebuilt - logits.to(feats.device)).abs().max())
         scale = max(1.0, float(logits.abs().max()))
         if not np.isfinite(diff) or diff > LOGITS_RTOL * scale:
             raise ModelError(

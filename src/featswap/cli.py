@@ -97,6 +97,9 @@ DataConfigOpt = Annotated[
 ]  # fmt: skip
 
 
+WorkersOpt = Annotated[int, typer.Option(help="Worker processes that decode and preprocess images.")]
+
+
 def parse_data_config(text: str | None) -> dict[str, Any] | None:
     if text is None:
         return None
@@ -154,6 +157,9 @@ def extract(
     train_limit: TrainLimitOpt = None,
     pretrained: PretrainedOpt = True,
     data_config: DataConfigOpt = None,
+    workers: WorkersOpt = 0,
+    chunk_rows: Annotated[int | None, typer.Option(help="Rows per stored (and resumable) chunk; 4096.")] = None,
+    device: DeviceOpt = "cpu",
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
 ) -> None:
     """Extract one model's penultimate features for a dataset into a feature store (resumable).
@@ -167,11 +173,21 @@ def extract(
     from featswap.store import FeatureStore
 
     config = parse_data_config(data_config)
+    device = resolve_device(device)
     dataset = load_dataset(data, val_fraction=val_fraction, train_limit=train_limit)
     backbone = load_backbone(model, weights, dataset.num_classes, name=name, pretrained=pretrained, data_config=config)
     with FeatureStore.create(store, dataset.name, dataset.classes) as feature_store:
         for s in split or ["train", "val"]:
-            result = run_extract(backbone, dataset.split(s), feature_store, batch_size=batch_size, quiet=quiet)
+            result = run_extract(
+                backbone,
+                dataset.split(s),
+                feature_store,
+                batch_size=batch_size,
+                num_workers=workers,
+                quiet=quiet,
+                device=device,
+                chunk_rows=chunk_rows,
+            )
             typer.echo(
                 f"{result.model} / {result.split}: {result.rows} rows ({result.computed_rows} computed) "
                 f"in {result.seconds:.1f} s; logits check max |diff| {result.logits_max_abs_diff:.2e}"
@@ -256,6 +272,7 @@ def compare(
     train_limit: TrainLimitOpt = None,
     pretrained: PretrainedOpt = True,
     data_config: DataConfigOpt = None,
+    workers: WorkersOpt = 0,
     quiet: Annotated[bool, typer.Option(help="No progress output.")] = False,
 ) -> None:
     """All steps for every ordered pair of models: extract, fit, evaluate, similarity measures, report.
@@ -290,7 +307,7 @@ def compare(
                 data_config=config,
             )
             for s in ("train", "val"):
-                run_extract(backbone, dataset.split(s), feature_store, quiet=quiet)
+                run_extract(backbone, dataset.split(s), feature_store, num_workers=workers, quiet=quiet, device=device)
         compare_stored(
             feature_store, names, out, solvers, params, device, n_boot=n_boot, quiet=quiet, similarity=similarity
         )

@@ -18,18 +18,29 @@ from featswap.errors import DataError
 from featswap.progress import bar, rate
 from featswap.store import FeatureStore
 
+LOGITS_CHECK_IMAGES = 16
+
 
 class _Images(TorchDataset[torch.Tensor]):
-    """Rows `[start, stop)` of a split, preprocessed by a model's transform."""
+    """The images of a split, preprocessed by a model's transform."""
 
-    def __init__(self, split: Split, transform: Callable[[Any], torch.Tensor], start: int, stop: int) -> None:
-        self.split, self.transform, self.start, self.stop = split, transform, start, stop
+    def __init__(self, split: Split, transform: Callable[[Any], torch.Tensor]) -> None:
+        self.split, self.transform = split, transform
 
     def __len__(self) -> int:
-        return self.stop - self.start
+        return len(self.split)
 
     def __getitem__(self, i: int) -> torch.Tensor:
-        return self.transform(self.split.load(self.start + i))
+        return self.transform(self.split.load(i))
+
+
+def chunk_batches(chunks: list[int], rows_per_chunk: int, total: int, batch_size: int) -> list[list[int]]:
+    """Row indices of the given chunks in batches that never straddle two chunks."""
+    batches = []
+    for chunk in chunks:
+        start, stop = chunk * rows_per_chunk, min((chunk + 1) * rows_per_chunk, total)
+        batches += [list(range(b, min(b + batch_size, stop))) for b in range(start, stop, batch_size)]
+    return batches
 
 
 @dataclass(frozen=True)
@@ -49,17 +60,26 @@ def extract(
     batch_size: int = 256,
     num_workers: int = 0,
     quiet: bool = False,
+    device: str = "cpu",
+    chunk_rows: int | None = None,
 ) -> ExtractResult:
     """Write `backbone`'s features `(N, D)` for every sample of `split` into `store`.
 
     The split's ids and labels are recorded (or checked against those stored); the model's head and
-    metadata are recorded after its logits check passes on the first batch. Row chunks already marked
-    done are skipped, so an interrupted extraction resumes where it stopped.
+    metadata are recorded after its logits check passes on the first `LOGITS_CHECK_IMAGES` images. Row
+    chunks already marked done are skipped, so an interrupted extraction resumes where it stopped.
+    `num_workers` processes decode and preprocess images; on CUDA the network runs channels-last under
+    bf16 autocast (features are stored as float32).
     """
     transform = backbone.transform()
+    cuda = device.startswith("cuda")
+    if cuda:
+        backbone.module.to(device)
+        backbone.module.to(memory_format=torch.channels_last)
     store.write_split(split.name, list(split.ids), split.labels)
-    first = torch.stack([transform(split.load(i)) for i in range(min(batch_size, len(split)))])
-    diff = backbone.check_logits(first)
+    # The logits check runs the network twice; a few images show whether the head is the final affine map.
+    first = torch.stack([transform(split.load(i)) for i in range(min(LOGITS_CHECK_IMAGES, len(split)))])
+    diff = backbone.check_logits(first.to(device))
     weight, bias = backbone.head_numpy()
     store.write_model(
         backbone.name,
@@ -74,7 +94,9 @@ def extract(
         weight,
         bias,
     )
-    array = store.feature_array(split.name, backbone.name, backbone.feature_dim)
+    array = store.feature_array(
+        split.name, backbone.name, backbone.feature_dim, **({"chunk_rows": chunk_rows} if chunk_rows else {})
+    )
     done = store.done_chunks(split.name, backbone.name)
     rows_per_chunk = array.chunks[0]
     todo = [c for c in range(len(done)) if not done[c]]
@@ -87,23 +109,37 @@ def extract(
             completed=len(split) - _rows(todo, rows_per_chunk, len(split)),
             rate="",
         )
-        for chunk in todo:
-            start, stop = chunk * rows_per_chunk, min((chunk + 1) * rows_per_chunk, len(split))
-            loader = DataLoader(_Images(split, transform, start, stop), batch_size=batch_size, num_workers=num_workers)
-            parts: list[np.ndarray] = []
-            for images in loader:
-                feats = backbone.features(images).cpu().numpy()
-                if not np.isfinite(feats).all():
-                    bad = start + sum(len(part) for part in parts) + int(np.argwhere(~np.isfinite(feats))[0, 0])
-                    raise DataError(
-                        f"{backbone.name} produced NaN/inf features for id {split.ids[bad]!r}; nothing of this "
-                        "chunk was written. Check the image and the model's weights."
-                    )
-                parts.append(feats)
-                computed += len(images)
-                progress.update(task, advance=len(images), rate=rate(computed, time.perf_counter() - start_time))
-            array[start:stop] = np.concatenate(parts, axis=0)
-            store.mark_done(split.name, backbone.name, chunk)
+        loader = DataLoader(
+            _Images(split, transform),
+            batch_sampler=chunk_batches(todo, rows_per_chunk, len(split), batch_size),
+            num_workers=num_workers,
+            pin_memory=cuda,
+        )
+        parts: list[np.ndarray] = []
+        rows = 0
+        chunk_iter = iter(todo)
+        chunk = next(chunk_iter, None)
+        for images in loader:
+            if cuda:
+                images = images.to(device, non_blocking=True, memory_format=torch.channels_last)
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
+                feats = backbone.features(images).float().cpu().numpy()
+            assert chunk is not None
+            start = chunk * rows_per_chunk
+            if not np.isfinite(feats).all():
+                bad = start + rows + int(np.argwhere(~np.isfinite(feats))[0, 0])
+                raise DataError(
+                    f"{backbone.name} produced NaN/inf features for id {split.ids[bad]!r}; nothing of this "
+                    "chunk was written. Check the image and the model's weights."
+                )
+            parts.append(feats)
+            rows += len(feats)
+            computed += len(feats)
+            progress.update(task, advance=len(feats), rate=rate(computed, time.perf_counter() - start_time))
+            if start + rows == min((chunk + 1) * rows_per_chunk, len(split)):
+                array[start : start + rows] = np.concatenate(parts, axis=0)
+                store.mark_done(split.name, backbone.name, chunk)
+                parts, rows, chunk = [], 0, next(chunk_iter, None)
     return ExtractResult(backbone.name, split.name, len(split), computed, time.perf_counter() - start_time, diff)
 
 
