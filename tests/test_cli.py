@@ -39,7 +39,9 @@ def test_demo_writes_the_contract(demo_run: tuple[Path, str, str]) -> None:
     out, _, _ = demo_run
     metrics = json.loads((out / "metrics.json").read_text())
     assert set(metrics) == {"featswap_version", "dataset", "models", "pairs", "loss_matrix", "similarity"}
-    assert metrics["dataset"] == {"name": "digits", "train_size": 1257, "val_size": 540, "num_classes": 10}
+    assert metrics["dataset"] == {
+        "name": "digits", "train_size": 1257, "val_size": 540, "num_classes": 10, "skipped": {}
+    }  # fmt: skip
     assert set(metrics["models"]) == {"tiny-resnet", "tiny-inception"}
     assert {(p["source"], p["solver"]) for p in metrics["pairs"]} == {
         (m, s) for m in ("tiny-resnet", "tiny-inception") for s in ("paper", "lstsq")

@@ -201,3 +201,30 @@ def test_compare_two_timm_architectures_on_an_image_folder(tmp_path: Path, runne
     bad = runner.invoke(app, ["extract", "--model", "timm:resnet18", "--data", "digits", "--store", "x",
                               "--data-config", "[1]"])  # fmt: skip
     assert bad.exit_code == 2 and "must be a JSON object" in bad.output
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_skipped_images_are_recorded_and_left_out_for_every_model(
+    tmp_path: Path, runner: CliRunner, workers: int
+) -> None:
+    root = write_folder(tmp_path / "imgs", per_class=20, truncated=True)
+    result = runner.invoke(app, [
+        "compare", "--model", "timm:resnet18", "--model", "torchvision:resnet18", "--no-pretrained",
+        "--data", f"imagefolder:{root}", "--val-fraction", "0.3", "--data-config", json.dumps(SMALL),
+        "--on-bad-image", "skip", "--workers", str(workers), "--out", str(tmp_path / "out"), "--solver", "lstsq",
+        "--n-boot", "50", "--no-similarity", "--quiet",
+    ])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    skipped = metrics["dataset"]["skipped"]
+    assert sum(map(len, skipped.values())) == 1 and "dog/zz_truncated.jpg" in next(iter(skipped.values()))
+    assert metrics["dataset"]["train_size"] + metrics["dataset"]["val_size"] == 60  # 61 files, one skipped
+    assert invariant_violations(metrics) == []
+    assert "Skipped as unreadable" in (tmp_path / "out" / "report.md").read_text()
+    store = FeatureStore.open(tmp_path / "out" / "features.zarr")
+    split = next(iter(skipped))
+    assert "cannot" in store.skipped(split)["dog/zz_truncated.jpg"].lower()
+    assert len(store.features(split, "timm_resnet18")) == len(store.labels(split)) == len(store.ids(split)) - 1
+    bad = runner.invoke(app, ["extract", "--model", "tiny-resnet", "--data", "digits", "--store", str(tmp_path / "x"),
+                              "--on-bad-image", "ignore"])  # fmt: skip
+    assert bad.exit_code == 2 and "on_bad_image must be 'fail' or 'skip'" in bad.output

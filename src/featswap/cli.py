@@ -98,6 +98,9 @@ DataConfigOpt = Annotated[
 
 
 WorkersOpt = Annotated[int, typer.Option(help="Worker processes that decode and preprocess images.")]
+BadImageOpt = Annotated[
+    str, typer.Option(help="fail: stop at an unreadable image; skip: record it and leave it out for every model.")
+]
 
 
 def parse_data_config(text: str | None) -> dict[str, Any] | None:
@@ -158,6 +161,7 @@ def extract(
     pretrained: PretrainedOpt = True,
     data_config: DataConfigOpt = None,
     workers: WorkersOpt = 0,
+    on_bad_image: BadImageOpt = "fail",
     chunk_rows: Annotated[int | None, typer.Option(help="Rows per stored (and resumable) chunk; 4096.")] = None,
     device: DeviceOpt = "cpu",
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
@@ -187,6 +191,7 @@ def extract(
                 quiet=quiet,
                 device=device,
                 chunk_rows=chunk_rows,
+                on_bad_image=on_bad_image,
             )
             typer.echo(
                 f"{result.model} / {result.split}: {result.rows} rows ({result.computed_rows} computed) "
@@ -273,6 +278,7 @@ def compare(
     pretrained: PretrainedOpt = True,
     data_config: DataConfigOpt = None,
     workers: WorkersOpt = 0,
+    on_bad_image: BadImageOpt = "fail",
     quiet: Annotated[bool, typer.Option(help="No progress output.")] = False,
 ) -> None:
     """All steps for every ordered pair of models: extract, fit, evaluate, similarity measures, report.
@@ -307,7 +313,15 @@ def compare(
                 data_config=config,
             )
             for s in ("train", "val"):
-                run_extract(backbone, dataset.split(s), feature_store, num_workers=workers, quiet=quiet, device=device)
+                run_extract(
+                    backbone,
+                    dataset.split(s),
+                    feature_store,
+                    num_workers=workers,
+                    quiet=quiet,
+                    device=device,
+                    on_bad_image=on_bad_image,
+                )
         compare_stored(
             feature_store, names, out, solvers, params, device, n_boot=n_boot, quiet=quiet, similarity=similarity
         )

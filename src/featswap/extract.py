@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,24 +15,37 @@ from torch.utils.data import Dataset as TorchDataset
 
 from featswap.backbone import Backbone
 from featswap.datasets import Split
-from featswap.errors import DataError
+from featswap.errors import DataError, SpecError
 from featswap.progress import bar, rate
 from featswap.store import FeatureStore
 
 LOGITS_CHECK_IMAGES = 16
 
 
-class _Images(TorchDataset[torch.Tensor]):
-    """The images of a split, preprocessed by a model's transform."""
+ON_BAD_IMAGE = ("fail", "skip")
 
-    def __init__(self, split: Split, transform: Callable[[Any], torch.Tensor]) -> None:
-        self.split, self.transform = split, transform
+
+class _Images(TorchDataset[tuple[torch.Tensor, str]]):
+    """The images of a split, preprocessed by a model's transform, each with "" or why it is unreadable.
+
+    With `skip`, an unreadable image becomes zeros and its reason travels back (from worker processes
+    too); with `fail` it raises at once."""
+
+    def __init__(
+        self, split: Split, transform: Callable[[Any], torch.Tensor], skip: bool, shape: tuple[int, ...]
+    ) -> None:
+        self.split, self.transform, self.skip, self.shape = split, transform, skip, shape
 
     def __len__(self) -> int:
         return len(self.split)
 
-    def __getitem__(self, i: int) -> torch.Tensor:
-        return self.transform(self.split.load(i))
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, str]:
+        try:
+            return self.transform(self.split.load(i)), ""
+        except DataError as err:
+            if not self.skip:
+                raise
+            return torch.zeros(self.shape), str(err)
 
 
 def chunk_batches(chunks: list[int], rows_per_chunk: int, total: int, batch_size: int) -> list[list[int]]:
@@ -62,6 +76,7 @@ def extract(
     quiet: bool = False,
     device: str = "cpu",
     chunk_rows: int | None = None,
+    on_bad_image: str = "fail",
 ) -> ExtractResult:
     """Write `backbone`'s features `(N, D)` for every sample of `split` into `store`.
 
@@ -69,16 +84,23 @@ def extract(
     metadata are recorded after its logits check passes on the first `LOGITS_CHECK_IMAGES` images. Row
     chunks already marked done are skipped, so an interrupted extraction resumes where it stopped.
     `num_workers` processes decode and preprocess images; on CUDA the network runs channels-last under
-    bf16 autocast (features are stored as float32).
+    bf16 autocast (features are stored as float32). `on_bad_image`: "fail" stops at an unreadable image
+    with its id; "skip" records it in the store, which then leaves it out for every model.
     """
-    transform = backbone.transform()
+    if on_bad_image not in ON_BAD_IMAGE:
+        raise SpecError(f"on_bad_image must be 'fail' or 'skip'; got {on_bad_image!r}.")
+    skip = on_bad_image == "skip"
+    images_dataset = _Images(split, backbone.transform(), skip, backbone.data_config.input_size)
     cuda = device.startswith("cuda")
     if cuda:
         backbone.module.to(device)
         backbone.module.to(memory_format=torch.channels_last)
     store.write_split(split.name, list(split.ids), split.labels)
     # The logits check runs the network twice; a few images show whether the head is the final affine map.
-    first = torch.stack([transform(split.load(i)) for i in range(min(LOGITS_CHECK_IMAGES, len(split)))])
+    readable = (images_dataset[i] for i in range(len(split)))
+    first = torch.stack(
+        [image for image, _ in itertools.islice((r for r in readable if not r[1]), LOGITS_CHECK_IMAGES)]
+    )
     diff = backbone.check_logits(first.to(device))
     weight, bias = backbone.head_numpy()
     store.write_model(
@@ -110,7 +132,7 @@ def extract(
             rate="",
         )
         loader = DataLoader(
-            _Images(split, transform),
+            images_dataset,
             batch_sampler=chunk_batches(todo, rows_per_chunk, len(split), batch_size),
             num_workers=num_workers,
             pin_memory=cuda,
@@ -119,7 +141,11 @@ def extract(
         rows = 0
         chunk_iter = iter(todo)
         chunk = next(chunk_iter, None)
-        for images in loader:
+        for images, problems in loader:
+            bad_rows = [i for i, problem in enumerate(problems) if problem]
+            if bad_rows:
+                start_row = chunk * rows_per_chunk + rows  # type: ignore[operator]
+                store.add_skipped(split.name, {split.ids[start_row + i]: problems[i] for i in bad_rows})
             if cuda:
                 images = images.to(device, non_blocking=True, memory_format=torch.channels_last)
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
@@ -132,6 +158,7 @@ def extract(
                     f"{backbone.name} produced NaN/inf features for id {split.ids[bad]!r}; nothing of this "
                     "chunk was written. Check the image and the model's weights."
                 )
+            feats[bad_rows] = 0.0  # never read: skipped rows are left out for every model
             parts.append(feats)
             rows += len(feats)
             computed += len(feats)

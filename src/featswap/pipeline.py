@@ -116,9 +116,10 @@ def evaluate_pairs(
         "featswap_version": __version__,
         "dataset": {
             "name": store.dataset_name,
-            "train_size": len(store.ids("train")) if "train" in store.splits() else 0,
-            "val_size": len(store.ids(split)),
+            "train_size": len(store.kept_ids("train")) if "train" in store.splits() else 0,
+            "val_size": len(store.kept_ids(split)),
             "num_classes": len(store.classes),
+            "skipped": {s: sorted(store.skipped(s)) for s in store.splits() if store.skipped(s)},
         },
         "models": models,
         "pairs": entries,
@@ -135,7 +136,7 @@ def evaluate_pairs(
         maps = {key: pair.amap for key, pair in preferred.items()}
         metrics["similarity"] = similarity_matrices(store, names, split, maps)
     out.mkdir(parents=True, exist_ok=True)
-    write_predictions(out, store.ids(split), store.labels(split), columns)
+    write_predictions(out, store.kept_ids(split), store.labels(split), columns)
     write_metrics(metrics, out)
     curves = {
         f"{p.source}->{p.target}/{p.solver}": np.asarray(p.amap.curve_).tolist() for p in pairs if len(p.amap.curve_)

@@ -128,6 +128,10 @@ def render_report(out: str | Path) -> Path:
         f"Dataset **{ds['name']}**: {ds['train_size']:,} images to fit maps, {ds['val_size']:,} held-out images "
         f"to evaluate, {ds['num_classes']} classes. featswap {metrics['featswap_version']}.",
         "",
+        *[
+            f"Skipped as unreadable ({split}, {len(ids)}): {', '.join(ids[:10])}{' ...' if len(ids) > 10 else ''}.\n"
+            for split, ids in ds.get("skipped", {}).items()
+        ],
         "Each network is `C(F(x))`: features `F` and a linear classifier `C`. An affine map `M` is fitted from one "
         "network's features to the other's on the fitting images; the other network's untouched classifier then "
         "labels the held-out images from the mapped features. **Loss** = accuracy of the target network on its own "

@@ -190,7 +190,8 @@ class FeatureStore:
         if len(set(ids.tolist())) != len(ids):
             raise StoreError(f"Split {split!r} has duplicate ids; every sample needs a unique id.")
         if split in self.root:
-            stored_ids, stored_labels = self.ids(split), self.labels(split)
+            stored_ids = self.ids(split)
+            stored_labels = np.asarray(_array(self._split(split), "labels")[:], dtype=np.int64)
             if len(stored_ids) != len(ids) or not np.array_equal(stored_ids, ids):
                 raise StoreError(
                     f"Split {split!r} in {self.path} holds {len(stored_ids)} samples in another id order than "
@@ -209,8 +210,27 @@ class FeatureStore:
         return np.array(list(_array(self._split(split), "ids")[:]), dtype=str)  # type: ignore[arg-type]
 
     def labels(self, split: str) -> np.ndarray:
-        """Labels `(N,)` int64 of a split."""
-        return np.asarray(_array(self._split(split), "labels")[:], dtype=np.int64)
+        """Labels `(K,)` int64 of the kept (not skipped) samples of a split."""
+        return np.asarray(_array(self._split(split), "labels")[:], dtype=np.int64)[self.kept(split)]
+
+    # -- skipped samples -------------------------------------------------------------------------
+    def skipped(self, split: str) -> dict[str, str]:
+        """Ids of a split's unreadable images skipped by extraction, with the reason for each."""
+        skipped: dict[str, str] = self._split(split).attrs.asdict().get("skipped", {})  # type: ignore[assignment]
+        return dict(skipped)
+
+    def add_skipped(self, split: str, reasons: dict[str, str]) -> None:
+        group = self._split(split)
+        group.attrs["skipped"] = {**self.skipped(split), **reasons}
+
+    def kept(self, split: str) -> np.ndarray:
+        """`(N,)` bool: samples every reader uses (all but skipped ones, for every model alike)."""
+        skipped = self.skipped(split)
+        ids = self.ids(split)
+        return ~np.isin(ids, list(skipped)) if skipped else np.ones(len(ids), dtype=bool)
+
+    def kept_ids(self, split: str) -> np.ndarray:
+        return self.ids(split)[self.kept(split)]
 
     # -- models ----------------------------------------------------------------------------------
     def models(self) -> list[str]:
@@ -296,11 +316,12 @@ class FeatureStore:
         array = _array(_group(self._split(split), "features"), name)
         step = rows or array.chunks[0]
         ids = None
+        kept = self.kept(split)
         for start in range(0, array.shape[0], step):
-            block = np.asarray(array[start : start + step], dtype=np.float32)
+            block = np.asarray(array[start : start + step], dtype=np.float32)[kept[start : start + step]]
             if not np.isfinite(block).all():
-                ids = self.ids(split) if ids is None else ids
-                bad = start + int(np.argwhere(~np.isfinite(block))[0, 0])
+                ids = self.ids(split)[kept] if ids is None else ids
+                bad = int(kept[:start].sum()) + int(np.argwhere(~np.isfinite(block))[0, 0])
                 raise StoreError(
                     f"Features of {name!r} in split {split!r} hold NaN/inf, first at id {str(ids[bad])!r}."
                 )
@@ -321,7 +342,8 @@ class StorePairs:
         self.store, self.split, self.source, self.target = store, split, source, target
         self._x = _array(_group(store._split(split), "features"), source)
         self._y = _array(_group(store._split(split), "features"), target)
-        self.n, self.dx = self._x.shape
+        self._rows = np.flatnonzero(store.kept(split))  # stored row of each kept sample
+        self.n, self.dx = len(self._rows), self._x.shape[1]
         self.dy = self._y.shape[1]
         # One stored chunk per block keeps memory at O(chunk rows * (Dx + Dy)) and matrix products efficient.
         self.rows = rows or self._x.chunks[0]
@@ -336,13 +358,14 @@ class StorePairs:
     def take(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if len(rows) == self.n:
             return self.store.features(self.split, self.source), self.store.features(self.split, self.target)
-        x = np.asarray(self._x.get_orthogonal_selection((rows, slice(None))), dtype=np.float32)
-        y = np.asarray(self._y.get_orthogonal_selection((rows, slice(None))), dtype=np.float32)
+        stored = self._rows[rows]
+        x = np.asarray(self._x.get_orthogonal_selection((stored, slice(None))), dtype=np.float32)
+        y = np.asarray(self._y.get_orthogonal_selection((stored, slice(None))), dtype=np.float32)
         for name, block in ((self.source, x), (self.target, y)):
             if not np.isfinite(block).all():
                 bad = int(rows[np.argwhere(~np.isfinite(block))[0, 0]])
                 raise StoreError(
                     f"Features of {name!r} in split {self.split!r} hold NaN/inf, first at id "
-                    f"{str(self.store.ids(self.split)[bad])!r}."
+                    f"{str(self.store.kept_ids(self.split)[bad])!r}."
                 )
         return x, y
