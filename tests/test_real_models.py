@@ -228,3 +228,32 @@ def test_skipped_images_are_recorded_and_left_out_for_every_model(
     bad = runner.invoke(app, ["extract", "--model", "tiny-resnet", "--data", "digits", "--store", str(tmp_path / "x"),
                               "--on-bad-image", "ignore"])  # fmt: skip
     assert bad.exit_code == 2 and "on_bad_image must be 'fail' or 'skip'" in bad.output
+
+
+CONV_HEAD = '''
+import torch
+from torch import nn
+
+class ConvHead(nn.Module):
+    """Pooled features -> identity -> 1x1 convolution classifier -> flatten (as in some classic nets)."""
+
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(3, 6, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Identity())
+        self.classifier = nn.Conv2d(6, 4, 1)
+        self.data_config = {"input_size": (3, 12, 12), "mean": (0.5,) * 3, "std": (0.5,) * 3}
+
+    def forward(self, x):
+        return self.classifier(self.body(x)).flatten(1)
+
+def net():
+    return ConvHead()
+'''
+
+
+def test_a_one_by_one_convolution_head_is_an_affine_head(tmp_path: Path) -> None:
+    path = tmp_path / "conv.py"
+    path.write_text(CONV_HEAD)
+    backbone = load_backbone(f"{path}:net")
+    assert (backbone.feature_dim, backbone.num_classes) == (6, 4)
+    assert backbone.check_logits(torch.randn(5, 3, 12, 12)) < 1e-5
