@@ -7,7 +7,7 @@ import pytest
 from scipy.stats import binomtest
 
 from featswap.errors import DataError
-from featswap.evaluate import Predictions, SwapOutcome, check_labels, classify, pair_metrics, predict
+from featswap.evaluate import Predictions, SwapOutcome, check_labels, classify, pair_metrics
 from featswap.metrics import invariant_violations
 from featswap.stats import bootstrap_ci, mcnemar_exact
 from featswap.venn import venn_counts
@@ -97,9 +97,10 @@ def test_invariants_catch_broken_metrics() -> None:
 
 def test_predict_and_label_checks() -> None:
     w = np.eye(3, dtype=np.float32)
-    assert predict(np.array([[0, 2, 1]], dtype=np.float32), w, np.zeros(3, dtype=np.float32)).tolist() == [1]
+    one = np.zeros(1, dtype=np.int64)
+    assert classify(np.array([[0, 2, 1]], dtype=np.float32), w, np.zeros(3, dtype=np.float32), one).top1.tolist() == [1]
     with pytest.raises(DataError, match="takes 3 features but got 2"):
-        predict(np.zeros((1, 2), dtype=np.float32), w, np.zeros(3, dtype=np.float32))
+        classify(np.zeros((1, 2), dtype=np.float32), w, np.zeros(3, dtype=np.float32), one)
     with pytest.raises(DataError, match="predicts 3 classes"):
         check_labels(np.array([0, 3]), 3, "model")
 

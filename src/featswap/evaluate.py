@@ -47,11 +47,6 @@ def classify(features: np.ndarray, weight: np.ndarray, bias: np.ndarray, labels:
     return Predictions(logits.argmax(axis=1), (top == labels[:, None]).any(axis=1))
 
 
-def predict(features: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
-    """Top-1 class `(N,)` of an affine head on features `(N, D)`."""
-    return classify(features, weight, bias, np.zeros(len(features), dtype=np.int64)).top1
-
-
 @dataclass(frozen=True)
 class SwapOutcome:
     """The three classifiers of one direction on one split: the source network natively, the target

@@ -9,11 +9,27 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Protocol, TypeVar
 
 import numpy as np
 import torch
 
 from featswap.errors import FitError
+
+
+class Mergeable(Protocol):
+    def merge(self: M, other: M) -> M: ...
+
+
+M = TypeVar("M", bound=Mergeable)
+
+
+def merge_all(parts: Iterable[M]) -> M | None:
+    """The merge of a stream of partial statistics (None for an empty stream)."""
+    total: M | None = None
+    for part in parts:
+        total = part if total is None else total.merge(part)
+    return total
 
 
 @dataclass(frozen=True)
@@ -54,10 +70,7 @@ class Moments:
     @classmethod
     def accumulate(cls, chunks: Iterable[tuple[np.ndarray, np.ndarray]], device: str = "cpu") -> Moments:
         """Moments of a stream of `(x chunk, y chunk)` pairs."""
-        total: Moments | None = None
-        for x, y in chunks:
-            part = cls.of(x, y, device)
-            total = part if total is None else total.merge(part)
+        total = merge_all(cls.of(x, y, device) for x, y in chunks)
         if total is None:
             raise FitError("No samples to fit on.")
         return total

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from featswap.errors import DataError
+from featswap.moments import merge_all
 from featswap.paired import check_paired
 
 #: Each measure: (range, which way is more similar, symmetric).
@@ -83,10 +84,7 @@ class GramStats:
 
     @classmethod
     def accumulate(cls, chunks: Iterable[tuple[np.ndarray, np.ndarray]], device: str = "cpu") -> GramStats:
-        total: GramStats | None = None
-        for x, y in chunks:
-            part = cls.of(x, y, device)
-            total = part if total is None else total.merge(part)
+        total = merge_all(cls.of(x, y, device) for x, y in chunks)
         if total is None:
             raise DataError("No samples to compare.")
         return total
@@ -95,13 +93,6 @@ class GramStats:
         if self.xy.shape != other.xy.shape:
             raise DataError(f"Cannot merge stats of shapes {self.xy.shape} and {other.xy.shape}.")
         return GramStats(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
-
-    def swapped(self) -> GramStats:
-        """The stats with the roles of x and y exchanged."""
-        return GramStats(
-            self.n, self.sy, self.sx, self.yy, self.xx, self.xy.T, self.sb, self.sa, self.sbb, self.saa,
-            self.sab, self.yb, self.ya, self.xb, self.xa,
-        )  # fmt: skip
 
     # -- centred covariances -------------------------------------------------------------------------
     def centred(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

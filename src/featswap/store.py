@@ -226,8 +226,9 @@ class FeatureStore:
     def kept(self, split: str) -> np.ndarray:
         """`(N,)` bool: samples every reader uses (all but skipped ones, for every model alike)."""
         skipped = self.skipped(split)
-        ids = self.ids(split)
-        return ~np.isin(ids, list(skipped)) if skipped else np.ones(len(ids), dtype=bool)
+        if not skipped:  # the common case: no need to read every id string
+            return np.ones(_array(self._split(split), "ids").shape[0], dtype=bool)
+        return ~np.isin(self.ids(split), list(skipped))
 
     def kept_ids(self, split: str) -> np.ndarray:
         return self.ids(split)[self.kept(split)]

@@ -1,0 +1,92 @@
+"""What the memory benchmarks share: a planted feature store on disk, and a fresh process that runs a
+piece of code on it and reports its own peak resident memory.
+
+The probe reads VmHWM from /proc, which starts anew at exec; getrusage's ru_maxrss would include the
+parent's peak from writing the store.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from featswap.store import FeatureStore
+from planted import Planted
+
+BLOCK = 16384
+PROBE = """
+import sys, time
+from featswap.affine_map import AffineMap
+from featswap.similarity import GramStats
+from featswap.store import FeatureStore
+
+def high_water_kib():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+
+baseline = high_water_kib()  # after the imports
+store = FeatureStore.open(sys.argv[1])
+started = time.perf_counter()
+{body}
+print(baseline, high_water_kib(), time.perf_counter() - started, {result})
+"""
+
+
+def write_store(path: Path, rows: int, data: Planted) -> None:
+    """A feature store with planted features of two models, "source" and "target", in a train split."""
+    with FeatureStore.create(path, "planted", tuple(str(c) for c in range(data.classes))) as store:
+        store.write_split("train", [f"planted/{i:07d}" for i in range(rows)], np.zeros(rows, dtype=np.int64))
+        arrays = {}
+        for name, dim in (("source", data.dx), ("target", data.dy)):
+            store.write_model(name, {"spec": name, "feature_dim": dim, "weights_sha256": None},
+                              np.zeros((data.classes, dim)), np.zeros(data.classes))  # fmt: skip
+            arrays[name] = store.feature_array("train", name, dim)
+        for start in range(0, rows, BLOCK):
+            x, y, _ = data.block(start, min(BLOCK, rows - start))
+            arrays["source"][start : start + len(x)] = x
+            arrays["target"][start : start + len(y)] = y
+        for name in arrays:
+            for chunk in range(len(store.done_chunks("train", name))):
+                store.mark_done("train", name, chunk)
+
+
+def arguments(doc: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--store", type=Path, default=None, help="where to write (or reuse) the store")
+    parser.add_argument("--keep", action="store_true", help="keep the store afterwards")
+    return parser.parse_args()
+
+
+def measure(args: argparse.Namespace, body: str, result: str) -> tuple[float, float, float, list[str]]:
+    """Run `body` (with `store` open) in a fresh process on the planted store of `args`; returns the
+    process's memory after imports and its peak (bytes), the seconds `body` took, and `result`'s words."""
+    data = Planted()
+    root = args.store or Path(tempfile.mkdtemp(prefix="featswap-mem-")) / "planted.zarr"
+    if args.store is not None and (root / "zarr.json").is_file():
+        print(f"reusing the store at {root}")
+    else:
+        started = time.perf_counter()
+        write_store(root, args.rows, data)
+        disk = sum(f.stat().st_size for f in root.rglob("*") if f.is_file())
+        print(f"wrote {args.rows:,} x ({data.dx} + {data.dy}) features ({features_bytes(args) / 2**30:.1f} GiB as "
+              f"float32, {disk / 2**30:.1f} GiB on disk) in {time.perf_counter() - started:.0f} s")  # fmt: skip
+    code = PROBE.format(body=body, result=result)
+    child = subprocess.run([sys.executable, "-c", code, str(root)], capture_output=True, text=True, check=True)
+    baseline_kib, peak_kib, seconds, *words = child.stdout.split()
+    if not args.keep:
+        shutil.rmtree(root.parent if args.store is None else root, ignore_errors=True)
+    return int(baseline_kib) * 1024, int(peak_kib) * 1024, float(seconds), words
+
+
+def features_bytes(args: argparse.Namespace) -> int:
+    data = Planted()
+    return int(args.rows * (data.dx + data.dy) * 4)
