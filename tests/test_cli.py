@@ -139,6 +139,16 @@ def test_compare_all_pairs(trained_weights: dict[str, Path], tmp_path: Path, run
         (["fit", "--store", "x", "--source", "a", "--target", "b", "--out", "m", "--device", "tpu"],
          "--device must be auto, cpu or cuda"),
         (["report", "nowhere"], "No metrics.json"),
+        (["extract", "--model", "tiny-resnet", "--data", "digits", "--store", "x", "--engine", "spark"],
+         "--engine must be local or ray"),
+        (["fit", "--store", "x", "--source", "a", "--target", "b", "--out", "m", "--address", "auto"],
+         "--address 'auto' only applies to --engine ray"),
+        (["compare", "--model", "a", "--model", "b", "--data", "digits", "--out", "x", "--ray-workers", "2",
+          "--gpus-per-worker", "1"], "--gpus-per-worker, --ray-workers only apply to --engine ray"),
+        (["extract", "--model", "tiny-resnet", "--data", "digits", "--store", "x", "--engine", "ray",
+          "--device", "cuda"], "workers get GPUs with --gpus-per-worker"),
+        (["extract", "--model", "tiny-resnet", "--data", "digits", "--store", "x", "--engine", "ray",
+          "--address", "ray://127.0.0.1:1"], "does not run through Ray Client"),
     ],
 )  # fmt: skip
 def test_user_errors_exit_2_with_a_clear_message(

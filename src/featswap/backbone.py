@@ -7,6 +7,7 @@ head applied to its features does not reproduce its own logits.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -62,6 +63,14 @@ class Backbone:
                 "The feature function must return pooled penultimate features."
             )
         return out.float()
+
+    def parameters_digest(self) -> str:
+        """sha256 of the network's state (every parameter and buffer, by name): equal digests, same network."""
+        digest = hashlib.sha256()
+        for key, value in self.module.state_dict().items():
+            digest.update(key.encode())
+            digest.update(value.detach().cpu().contiguous().numpy().tobytes())
+        return digest.hexdigest()
 
     def head_numpy(self) -> tuple[np.ndarray, np.ndarray]:
         """The head as float32 arrays `(W (C, D), b (C,))`."""

@@ -103,6 +103,74 @@ BadImageOpt = Annotated[
 ]
 
 
+EngineOpt = Annotated[
+    str, typer.Option(help="local (this process), or ray: a Ray cluster (needs `pip install 'featswap[ray]'`).")
+]
+AddressOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Ray: `auto` (the cluster this machine belongs to) or `ray://HOST:10001`; default a local instance."
+    ),
+]
+RayWorkersOpt = Annotated[
+    int | None, typer.Option(help="Ray: inference actors; default one per GPU, or one per two CPUs without GPUs.")
+]
+GpusPerWorkerOpt = Annotated[
+    float | None,
+    typer.Option(help="Ray: GPUs each inference actor holds; default 1 when the cluster has GPUs, else 0."),
+]
+CpusPerWorkerOpt = Annotated[float | None, typer.Option(help="Ray: CPUs each inference actor holds (1).")]
+
+
+def start_engine(
+    engine: str, address: str | None, ray_options: dict[str, Any] | None = None, extracts: bool = False
+) -> None:
+    """Check the engine options and, for Ray, connect to the cluster (`extracts`: the command extracts)."""
+    from featswap.errors import ClusterError
+    from featswap.ray_cluster import CLIENT_EXTRACTION, check_engine, connect, is_client_address
+
+    check_engine(engine, address)
+    if engine == "ray" and extracts and is_client_address(address):
+        raise ClusterError(CLIENT_EXTRACTION)
+    given = sorted(k for k, v in (ray_options or {}).items() if v is not None)
+    if engine != "ray" and given:
+        raise SpecError(f"{', '.join('--' + k.replace('_', '-') for k in given)} only apply to --engine ray.")
+    if engine == "ray":
+        connect(address)
+
+
+def extract_model(
+    recipe: Any,
+    dataset: Any,
+    splits: list[str],
+    feature_store: Any,
+    engine: str,
+    ray_options: dict[str, Any],
+    **options: Any,
+) -> list[Any]:
+    """Extract one model (a `BackboneRecipe`) over `splits` with the local or the Ray engine."""
+    from featswap.extract import extract as run_extract
+
+    backbone = recipe.build()
+    results = []
+    for s in splits:
+        if engine == "ray":
+            from featswap.ray_extract import RayResources, extract_ray
+
+            resources = RayResources(
+                ray_options.get("ray_workers"),
+                ray_options.get("gpus_per_worker"),
+                ray_options.get("cpus_per_worker") or 1.0,
+            )
+            keep = {k: v for k, v in options.items() if k in ("batch_size", "quiet", "chunk_rows", "on_bad_image")}
+            results.append(
+                extract_ray(recipe, dataset.split(s), feature_store, resources=resources, backbone=backbone, **keep)
+            )
+        else:
+            results.append(run_extract(backbone, dataset.split(s), feature_store, **options))
+    return results
+
+
 def parse_data_config(text: str | None) -> dict[str, Any] | None:
     if text is None:
         return None
@@ -164,35 +232,48 @@ def extract(
     on_bad_image: BadImageOpt = "fail",
     chunk_rows: Annotated[int | None, typer.Option(help="Rows per stored (and resumable) chunk; 4096.")] = None,
     device: DeviceOpt = "cpu",
+    engine: EngineOpt = "local",
+    address: AddressOpt = None,
+    ray_workers: RayWorkersOpt = None,
+    gpus_per_worker: GpusPerWorkerOpt = None,
+    cpus_per_worker: CpusPerWorkerOpt = None,
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
 ) -> None:
     """Extract one model's penultimate features for a dataset into a feature store (resumable).
 
     Example: `featswap extract --model tiny-resnet --weights runs/demo/weights/tiny-resnet.safetensors
     --data digits --store runs/digits.zarr`
+
+    On a Ray cluster: `featswap extract ... --engine ray --address auto --gpus-per-worker 1`
     """
     from featswap.datasets import load_dataset
-    from featswap.extract import extract as run_extract
-    from featswap.models import load_backbone
+    from featswap.models import BackboneRecipe
     from featswap.store import FeatureStore
 
+    ray_options = {"ray_workers": ray_workers, "gpus_per_worker": gpus_per_worker, "cpus_per_worker": cpus_per_worker}
     config = parse_data_config(data_config)
+    if engine == "ray" and device != "cpu":
+        raise SpecError("With --engine ray, workers get GPUs with --gpus-per-worker; --device applies to local runs.")
     device = resolve_device(device)
+    start_engine(engine, address, ray_options, extracts=True)
     dataset = load_dataset(data, val_fraction=val_fraction, train_limit=train_limit)
-    backbone = load_backbone(model, weights, dataset.num_classes, name=name, pretrained=pretrained, data_config=config)
+    recipe = BackboneRecipe(model, str(weights) if weights else None, dataset.num_classes, name, pretrained, config)
     with FeatureStore.create(store, dataset.name, dataset.classes) as feature_store:
-        for s in split or ["train", "val"]:
-            result = run_extract(
-                backbone,
-                dataset.split(s),
-                feature_store,
-                batch_size=batch_size,
-                num_workers=workers,
-                quiet=quiet,
-                device=device,
-                chunk_rows=chunk_rows,
-                on_bad_image=on_bad_image,
-            )
+        results = extract_model(
+            recipe,
+            dataset,
+            split or ["train", "val"],
+            feature_store,
+            engine,
+            ray_options,
+            batch_size=batch_size,
+            num_workers=workers,
+            quiet=quiet,
+            device=device,
+            chunk_rows=chunk_rows,
+            on_bad_image=on_bad_image,
+        )
+        for result in results:
             typer.echo(
                 f"{result.model} / {result.split}: {result.rows} rows ({result.computed_rows} computed) "
                 f"in {result.seconds:.1f} s; logits check max |diff| {result.logits_max_abs_diff:.2e}"
@@ -209,6 +290,11 @@ def fit(
     solver: Annotated[str, typer.Option(help="refine, paper, lstsq, procrustes or heads.")] = "refine",
     param: ParamOpt = [],  # noqa: B006 - typer needs a literal default
     device: DeviceOpt = "cpu",
+    engine: Annotated[
+        str,
+        typer.Option(help="local, or ray: closed-form statistics per chunk as Ray tasks (store on shared storage)."),
+    ] = "local",
+    address: AddressOpt = None,
 ) -> None:
     """Fit an affine map from SOURCE's to TARGET's features on the store's train split.
 
@@ -220,8 +306,9 @@ def fit(
 
     params = parse_params(param, [solver]).get(solver, {})
     device = resolve_device(device)
+    start_engine(engine, address)
     feature_store = FeatureStore.open(store)
-    pair = fit_pair(feature_store, source, target, solver, params, device)
+    pair = fit_pair(feature_store, source, target, solver, params, device, engine=engine)
     save_pair(pair, out, feature_store)
     typer.echo(
         f"{source} -> {target} ({solver}): train loss {pair.train_loss:.4f}, "
@@ -279,18 +366,26 @@ def compare(
     data_config: DataConfigOpt = None,
     workers: WorkersOpt = 0,
     on_bad_image: BadImageOpt = "fail",
+    engine: EngineOpt = "local",
+    address: AddressOpt = None,
+    ray_workers: RayWorkersOpt = None,
+    gpus_per_worker: GpusPerWorkerOpt = None,
+    cpus_per_worker: CpusPerWorkerOpt = None,
     quiet: Annotated[bool, typer.Option(help="No progress output.")] = False,
 ) -> None:
     """All steps for every ordered pair of models: extract, fit, evaluate, similarity measures, report.
 
     Example: `featswap compare --model tiny-inception --weights runs/demo/weights/tiny-inception.safetensors
     --model tiny-resnet --weights runs/demo/weights/tiny-resnet.safetensors --data digits --out runs/cmp`
+
+    On a Ray cluster (extraction and the closed-form statistics): add `--engine ray --address auto`.
     """
     from featswap.datasets import load_dataset
-    from featswap.extract import extract as run_extract
-    from featswap.models import load_backbone
+    from featswap.models import BackboneRecipe
     from featswap.pipeline import compare_stored
     from featswap.store import FeatureStore
+
+    ray_options = {"ray_workers": ray_workers, "gpus_per_worker": gpus_per_worker, "cpus_per_worker": cpus_per_worker}
 
     if len(model) < 2:
         raise SpecError("compare needs at least two --model options.")
@@ -300,30 +395,37 @@ def compare(
     params = parse_params(param, solvers)
     device = resolve_device(device)
     config = parse_data_config(data_config)
+    start_engine(engine, address, ray_options, extracts=True)
     dataset = load_dataset(data, val_fraction=val_fraction, train_limit=train_limit)
     names = unique_names(model)
     with FeatureStore.create(store or out / "features.zarr", dataset.name, dataset.classes) as feature_store:
         for i, (spec, name) in enumerate(zip(model, names, strict=True)):
-            backbone = load_backbone(
-                spec,
-                weights[i] if weights else None,
-                dataset.num_classes,
-                name=name,
-                pretrained=pretrained,
-                data_config=config,
+            recipe = BackboneRecipe(
+                spec, str(weights[i]) if weights else None, dataset.num_classes, name, pretrained, config
             )
-            for s in ("train", "val"):
-                run_extract(
-                    backbone,
-                    dataset.split(s),
-                    feature_store,
-                    num_workers=workers,
-                    quiet=quiet,
-                    device=device,
-                    on_bad_image=on_bad_image,
-                )
+            extract_model(
+                recipe,
+                dataset,
+                ["train", "val"],
+                feature_store,
+                engine,
+                ray_options,
+                num_workers=workers,
+                quiet=quiet,
+                device="cpu" if engine == "ray" else device,
+                on_bad_image=on_bad_image,
+            )
         compare_stored(
-            feature_store, names, out, solvers, params, device, n_boot=n_boot, quiet=quiet, similarity=similarity
+            feature_store,
+            names,
+            out,
+            solvers,
+            params,
+            device,
+            n_boot=n_boot,
+            quiet=quiet,
+            similarity=similarity,
+            engine=engine,
         )
     typer.echo(f"wrote {out / 'metrics.json'} and {out / 'report.md'}")
 
@@ -350,6 +452,10 @@ def similarity_command(
     split: Annotated[str, typer.Option(help="Split to measure on.")] = "val",
     knn_k: Annotated[int, typer.Option(help="Neighbours for mutual_knn.")] = 10,
     svcca_k: Annotated[int, typer.Option(help="Principal directions kept by svcca.")] = 20,
+    engine: Annotated[
+        str, typer.Option(help="local, or ray: streamed statistics per chunk as Ray tasks (store on shared storage).")
+    ] = "local",
+    address: AddressOpt = None,
 ) -> None:
     """Every similarity measure (CKA, debiased CKA, Procrustes, CCA, SVCCA, mutual k-NN, map R^2) for every
     pair of models in a store; map R^2 uses lstsq maps fitted on the train split.
@@ -361,6 +467,7 @@ def similarity_command(
     from featswap.similarity_matrix import similarity_matrices
     from featswap.store import FeatureStore
 
+    start_engine(engine, address)
     feature_store = FeatureStore.open(store)
     names = model or [m for m in feature_store.models() if feature_store.has_features(split, m)]
     if len(names) < 2:
@@ -370,8 +477,8 @@ def similarity_command(
         for a in names:
             for b in names:
                 if a != b:
-                    maps[a, b] = AffineMap("lstsq").fit_pairs(feature_store.pairs("train", a, b))
-    matrices = similarity_matrices(feature_store, names, split, maps, knn_k, svcca_k)
+                    maps[a, b] = AffineMap("lstsq").fit_pairs(feature_store.pairs("train", a, b, engine=engine))
+    matrices = similarity_matrices(feature_store, names, split, maps, knn_k, svcca_k, engine=engine)
     out.mkdir(parents=True, exist_ok=True)
     (out / "similarity.json").write_text(json.dumps({"split": split, "similarity": matrices}, indent=2) + "\n")
     for measure, (span, better, _) in MEASURES.items():

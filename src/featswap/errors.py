@@ -30,6 +30,10 @@ class FitError(FeatswapError):
     """A map cannot be fitted on the given features."""
 
 
+class ClusterError(FeatswapError):
+    """The Ray engine cannot run: Ray is missing, the cluster is unreachable or lacks the resources asked for."""
+
+
 def closest(name: str, known: Iterable[str], n: int = 3) -> str:
     """A hint naming the known names closest to `name` ("" when none is close)."""
     known = sorted(known)

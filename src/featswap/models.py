@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib.util
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -183,3 +184,30 @@ def _as_linear(head: nn.Module, name: str) -> nn.Module:
             linear.bias.data = head.bias.detach()
         return linear
     return head
+
+
+@dataclass(frozen=True)
+class BackboneRecipe:
+    """`load_backbone`'s arguments, picklable, so that each worker of a cluster can build its own backbone.
+
+    `build` seeds torch's generator (0) around construction, so a network without weights gets the same
+    random initialisation in every process."""
+
+    spec: str
+    weights: str | None = None
+    num_classes: int = 10
+    name: str | None = None
+    pretrained: bool = False
+    data_config: Mapping[str, Any] | None = None
+
+    def build(self) -> Backbone:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            return load_backbone(
+                self.spec,
+                Path(self.weights) if self.weights else None,
+                self.num_classes,
+                name=self.name,
+                pretrained=self.pretrained,
+                data_config=self.data_config,
+            )

@@ -6,14 +6,19 @@ samples in row chunks (memory O(chunk * (Dx + Dy))) and iterative ones can load 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Protocol
+from collections.abc import Callable, Iterator
+from typing import Protocol, TypeVar
 
 import numpy as np
 
 from featswap.errors import DataError
 
 DEFAULT_CHUNK_ROWS = 16384
+
+R = TypeVar("R")
+
+#: A statistic of one chunk: `fn(x (m, dx), y (m, dy), start, device)`, `start` the chunk's first row.
+ChunkFn = Callable[[np.ndarray, np.ndarray, int, str], R]
 
 
 class PairedFeatures(Protocol):
@@ -31,6 +36,18 @@ class PairedFeatures(Protocol):
         """Rows at sorted indices `rows` `(k,)`: `(x (k, dx), y (k, dy))`."""
         ...
 
+    def map_chunks(self, fn: ChunkFn[R], device: str = "cpu") -> Iterator[R]:
+        """`fn` of every chunk of `chunks()`, in order (computed here, or by workers of a cluster)."""
+        ...
+
+
+def map_chunks_here(pairs: PairedFeatures, fn: ChunkFn[R], device: str = "cpu") -> Iterator[R]:
+    """`PairedFeatures.map_chunks` in this process, chunk after chunk."""
+    start = 0
+    for x, y in pairs.chunks():
+        yield fn(x, y, start, device)
+        start += len(x)
+
 
 class InMemoryPairs:
     """Paired features held as two arrays `x (n, dx)`, `y (n, dy)`."""
@@ -47,6 +64,9 @@ class InMemoryPairs:
 
     def take(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return self.x[rows], self.y[rows]
+
+    def map_chunks(self, fn: ChunkFn[R], device: str = "cpu") -> Iterator[R]:
+        return map_chunks_here(self, fn, device)
 
 
 def check_paired(source: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -52,13 +52,15 @@ def fit_pair(
     params: Mapping[str, Any] | None = None,
     device: str = "cpu",
     split: str = "train",
+    engine: str = "local",
 ) -> FittedPair:
-    """Fit `M_{source->target}` on the stored `split` features of both models."""
+    """Fit `M_{source->target}` on the stored `split` features of both models; with `engine` "ray" the
+    closed-form statistics are computed chunk by chunk as Ray tasks and merged here."""
     if source == target:
         raise FeatswapError(f"Source and target are both {source!r}; a map needs two different models.")
     amap = AffineMap(solver, device=device, **dict(params or {}))
     heads = Heads(*store.head(source), *store.head(target))
-    pairs = store.pairs(split, source, target)
+    pairs = store.pairs(split, source, target, engine=engine)
     amap.fit_pairs(pairs if SOLVERS.get(solver).needs_data else None, heads)
     return FittedPair(source, target, amap, amap.loss_pairs(pairs))
 
@@ -89,6 +91,7 @@ def evaluate_pairs(
     split: str = "val",
     config: Mapping[str, Any] | None = None,
     similarity: bool = True,
+    engine: str = "local",
 ) -> dict[str, Any]:
     """Evaluate fitted maps on `split`; write metrics.json, predictions, fit_curves.json, config.json and
     the report. With `similarity`, also every similarity measure for every pair of models."""
@@ -134,7 +137,7 @@ def evaluate_pairs(
             if key not in preferred or R2_PREFERENCE.index(pair.solver) < R2_PREFERENCE.index(preferred[key].solver):
                 preferred[key] = pair
         maps = {key: pair.amap for key, pair in preferred.items()}
-        metrics["similarity"] = similarity_matrices(store, names, split, maps)
+        metrics["similarity"] = similarity_matrices(store, names, split, maps, engine=engine)
     out.mkdir(parents=True, exist_ok=True)
     write_predictions(out, store.kept_ids(split), store.labels(split), columns)
     write_metrics(metrics, out)
@@ -167,6 +170,7 @@ def compare_stored(
     seed: int = 0,
     quiet: bool = False,
     similarity: bool = True,
+    engine: str = "local",
 ) -> dict[str, Any]:
     """Fit every ordered pair of `names` with every solver, save the maps under `out/maps`, evaluate."""
     solver_params = dict(solver_params or {})
@@ -178,7 +182,7 @@ def compare_stored(
     pairs = []
     for source, target in itertools.permutations(names, 2):
         for solver in solvers:
-            pair = fit_pair(store, source, target, solver, solver_params.get(solver), device)
+            pair = fit_pair(store, source, target, solver, solver_params.get(solver), device, engine=engine)
             save_pair(pair, out / "maps" / f"{pair.stem}.safetensors", store)
             if not quiet:
                 console.print(
@@ -194,7 +198,10 @@ def compare_stored(
         "solvers": list(solvers),
         "solver_settings": {s: vars(AffineMap(s, **solver_params.get(s, {})).settings) for s in solvers},
         "device": device,
+        "engine": engine,
         "n_boot": n_boot,
         "seed": seed,
     }
-    return evaluate_pairs(store, pairs, out, n_boot=n_boot, seed=seed, config=config, similarity=similarity)
+    return evaluate_pairs(
+        store, pairs, out, n_boot=n_boot, seed=seed, config=config, similarity=similarity, engine=engine
+    )

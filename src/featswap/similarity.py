@@ -165,6 +165,11 @@ class GramStats:
         return float(self.canonical_correlations(k).mean())
 
 
+def chunk_gram_stats(x: np.ndarray, y: np.ndarray, start: int, device: str) -> GramStats:
+    """`GramStats` of one chunk (a `featswap.paired.ChunkFn`)."""
+    return GramStats.of(x, y, device)
+
+
 def _ratio(numerator: float, denominator: float, measure: str) -> float:
     return numerator / denominator if denominator > 0 else _constant(measure)
 

@@ -8,7 +8,9 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from featswap.affine_map import AffineMap
-from featswap.similarity import MEASURES, GramStats, mutual_knn, r2_score
+from featswap.errors import DataError
+from featswap.moments import merge_all
+from featswap.similarity import MEASURES, chunk_gram_stats, mutual_knn, r2_score
 from featswap.store import FeatureStore
 
 Matrices = dict[str, dict[str, dict[str, float]]]
@@ -21,16 +23,19 @@ def similarity_matrices(
     maps: Mapping[tuple[str, str], AffineMap] | None = None,
     knn_k: int = 10,
     svcca_k: int = 20,
+    engine: str = "local",
 ) -> Matrices:
     """Every measure of `featswap.similarity` for every ordered pair of distinct models on `split`.
 
     Symmetric measures are computed once per unordered pair from streamed `GramStats` (and exactly, in
     blocks, for `mutual_knn`); `map_r2` is the held-out R^2 of the given fitted maps `(source, target)`.
-    Self pairs are absent.
+    Self pairs are absent. With `engine` "ray" the chunk statistics are Ray tasks.
     """
     matrices: Matrices = {m: {n: {} for n in names} for m in MEASURES}
     for a, b in itertools.combinations(names, 2):
-        stats = GramStats.accumulate(store.pairs(split, a, b).chunks())
+        stats = merge_all(store.pairs(split, a, b, engine=engine).map_chunks(chunk_gram_stats))
+        if stats is None:
+            raise DataError(f"No samples in split {split!r} to compare {a!r} and {b!r}.")
         values = {
             "linear_cka": stats.linear_cka(),
             "debiased_cka": stats.debiased_cka(),

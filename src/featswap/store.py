@@ -26,6 +26,8 @@ import numpy as np
 import zarr
 
 from featswap.errors import StoreError, closest
+from featswap.paired import ChunkFn, PairedFeatures, R, map_chunks_here
+from featswap.ray_cluster import check_engine
 
 STORE_VERSION = 1
 DEFAULT_CHUNK_ROWS = 4096
@@ -315,22 +317,36 @@ class FeatureStore:
                 f"{closest(name, known) if name not in known else ''}"
             )
         array = _array(_group(self._split(split), "features"), name)
-        step = rows or array.chunks[0]
-        ids = None
         kept = self.kept(split)
-        for start in range(0, array.shape[0], step):
-            block = np.asarray(array[start : start + step], dtype=np.float32)[kept[start : start + step]]
-            if not np.isfinite(block).all():
-                ids = self.ids(split)[kept] if ids is None else ids
-                bad = int(kept[:start].sum()) + int(np.argwhere(~np.isfinite(block))[0, 0])
-                raise StoreError(
-                    f"Features of {name!r} in split {split!r} hold NaN/inf, first at id {str(ids[bad])!r}."
-                )
-            yield block
+        for start in range(0, array.shape[0], rows or array.chunks[0]):
+            stop = start + (rows or array.chunks[0])
+            yield self.read_rows(split, name, start, stop, kept[start:stop])
 
-    def pairs(self, split: str, source: str, target: str, rows: int | None = None) -> StorePairs:
-        """Paired features of two models in a split, streamed in row blocks (see `featswap.paired`)."""
-        return StorePairs(self, split, source, target, rows)
+    def read_rows(self, split: str, name: str, start: int, stop: int, kept: np.ndarray | None = None) -> np.ndarray:
+        """Features `(k, D)` of the kept samples among stored rows `start .. stop - 1`, checked finite;
+        `kept` is `self.kept(split)[start:stop]` when the caller already has it."""
+        array = _array(_group(self._split(split), "features"), name)
+        block = np.asarray(array[start:stop], dtype=np.float32)
+        block = block[self.kept(split)[start:stop] if kept is None else kept]
+        if not np.isfinite(block).all():
+            bad = int(self.kept(split)[:start].sum()) + int(np.argwhere(~np.isfinite(block))[0, 0])
+            raise StoreError(
+                f"Features of {name!r} in split {split!r} hold NaN/inf, first at id {str(self.kept_ids(split)[bad])!r}."
+            )
+        return block
+
+    def pairs(
+        self, split: str, source: str, target: str, rows: int | None = None, engine: str = "local"
+    ) -> PairedFeatures:
+        """Paired features of two models in a split, streamed in row blocks (see `featswap.paired`); with
+        engine "ray", chunk statistics are computed by Ray tasks (see `featswap.ray_pairs`)."""
+        pairs = StorePairs(self, split, source, target, rows)
+        if engine == "ray":
+            from featswap.ray_pairs import RayPairs
+
+            return RayPairs(pairs)
+        check_engine(engine)
+        return pairs
 
 
 class StorePairs:
@@ -349,12 +365,27 @@ class StorePairs:
         # One stored chunk per block keeps memory at O(chunk rows * (Dx + Dy)) and matrix products efficient.
         self.rows = rows or self._x.chunks[0]
 
-    def chunks(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        yield from zip(
-            self.store.iter_features(self.split, self.source, self.rows),
-            self.store.iter_features(self.split, self.target, self.rows),
-            strict=True,
+    @property
+    def n_blocks(self) -> int:
+        """Blocks of `rows` stored rows each (fewer rows when samples were skipped)."""
+        return -(-int(self._x.shape[0]) // self.rows)
+
+    def block(self, index: int, kept: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Block `index` of `chunks()`: `(x (k, dx), y (k, dy))`; `kept` as in `FeatureStore.read_rows`."""
+        start, stop = index * self.rows, (index + 1) * self.rows
+        kept = self.store.kept(self.split)[start:stop] if kept is None else kept
+        return (
+            self.store.read_rows(self.split, self.source, start, stop, kept),
+            self.store.read_rows(self.split, self.target, start, stop, kept),
         )
+
+    def chunks(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        kept = self.store.kept(self.split)
+        for index in range(self.n_blocks):
+            yield self.block(index, kept[index * self.rows : (index + 1) * self.rows])
+
+    def map_chunks(self, fn: ChunkFn[R], device: str = "cpu") -> Iterator[R]:
+        return map_chunks_here(self, fn, device)
 
     def take(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if len(rows) == self.n:

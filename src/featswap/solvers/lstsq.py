@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import functools
 from dataclasses import dataclass
 
 import numpy as np
 
 from featswap.errors import FitError
-from featswap.moments import Moments
-from featswap.paired import PairedFeatures
+from featswap.moments import Moments, merge_all
+from featswap.paired import PairedFeatures, split_rows
 from featswap.solvers.base import SOLVERS, FitResult, Heads, Solver
 
 #: Candidate ridge strengths for `alpha="auto"`, relative to the mean eigenvalue of the centred scatter.
@@ -38,9 +38,17 @@ def unit_rows(y: np.ndarray) -> np.ndarray:
     return y / np.where(norms > 0, norms, 1.0)
 
 
-def target_chunks(pairs: PairedFeatures, normalize: bool) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    for x, y in pairs.chunks():
-        yield x, unit_rows(y) if normalize else y
+def chunk_moments(x: np.ndarray, y: np.ndarray, start: int, device: str, normalize: bool = False) -> Moments:
+    """Moments of one chunk `x (m, Dx)`, `y (m, Dy)` (a `ChunkFn`), with unit-length targets if `normalize`."""
+    return Moments.of(x, unit_rows(y) if normalize else y, device)
+
+
+def streamed_moments(pairs: PairedFeatures, normalize: bool, device: str) -> Moments:
+    """Moments of all rows, merged chunk by chunk in order (chunks computed wherever `pairs` computes them)."""
+    total = merge_all(pairs.map_chunks(functools.partial(chunk_moments, normalize=normalize), device))
+    if total is None:
+        raise FitError("No samples to fit on.")
+    return total
 
 
 class Eigen:
@@ -84,21 +92,35 @@ def choose_alpha(fit: Moments, held_out: Moments, rcond: float = 1e-10) -> tuple
     return float(best), errors
 
 
-def streamed_split_moments(
-    pairs: PairedFeatures, held: np.ndarray, normalize: bool, device: str
-) -> tuple[Moments, Moments]:
-    """Moments of the rows where `held` `(n,)` is False and of those where it is True, in one pass.
+@functools.lru_cache(maxsize=4)
+def held_out_mask(n: int, holdout: float, seed: int) -> np.ndarray:
+    """`(n,)` bool, read-only: True on the held-out rows of `split_rows(n, holdout, seed)`."""
+    mask = np.zeros(n, dtype=bool)
+    mask[split_rows(n, holdout, seed)[1]] = True
+    mask.flags.writeable = False
+    return mask
 
-    The fitting part is the whole chunk minus the held-out rows, so only the (small) held-out part is copied.
-    """
+
+def chunk_split_moments(
+    x: np.ndarray, y: np.ndarray, start: int, device: str, n: int, holdout: float, seed: int, normalize: bool
+) -> tuple[Moments, Moments]:
+    """Moments of one chunk, whole and of its held-out rows (a `ChunkFn`; the mask is rebuilt from the seed,
+    so a worker gets only these few numbers)."""
+    mask = held_out_mask(n, holdout, seed)[start : start + len(x)]
+    y = unit_rows(y) if normalize else y
+    held = Moments.of(x[mask], y[mask], device) if mask.any() else Moments.zeros(x.shape[1], y.shape[1])
+    return Moments.of(x, y, device), held
+
+
+def streamed_split_moments(
+    pairs: PairedFeatures, holdout: float, seed: int, normalize: bool, device: str
+) -> tuple[Moments, Moments]:
+    """Moments of the fitting rows and of the held-out rows of `split_rows(pairs.n, holdout, seed)`, in one
+    pass. The fitting part is each whole chunk minus its held-out rows, so only those few rows are copied."""
     total, out = Moments.zeros(pairs.dx, pairs.dy), Moments.zeros(pairs.dx, pairs.dy)
-    start = 0
-    for x, y in target_chunks(pairs, normalize):
-        mask = held[start : start + len(x)]
-        start += len(x)
-        total = total.merge(Moments.of(x, y, device))
-        if mask.any():
-            out = out.merge(Moments.of(x[mask], y[mask], device))
+    chunk_fn = functools.partial(chunk_split_moments, n=pairs.n, holdout=holdout, seed=seed, normalize=normalize)
+    for whole, held in pairs.map_chunks(chunk_fn, device):
+        total, out = total.merge(whole), out.merge(held)
     return total.subtract(out), out
 
 
@@ -116,16 +138,11 @@ def fit_lstsq(pairs: PairedFeatures | None, settings: LstsqSettings, device: str
     alpha = resolve_alpha(settings.alpha)
     info: dict[str, object] = {}
     if alpha is None:
-        from featswap.paired import split_rows
-
-        _, held_rows = split_rows(pairs.n, settings.holdout, settings.seed)
-        held = np.zeros(pairs.n, dtype=bool)
-        held[held_rows] = True
-        fit, out = streamed_split_moments(pairs, held, settings.normalize_target, device)
+        fit, out = streamed_split_moments(pairs, settings.holdout, settings.seed, settings.normalize_target, device)
         alpha, info["alpha_heldout_mse"] = choose_alpha(fit, out, settings.rcond)
         moments = fit.merge(out)
     else:
-        moments = Moments.accumulate(target_chunks(pairs, settings.normalize_target), device)
+        moments = streamed_moments(pairs, settings.normalize_target, device)
     info["alpha"] = alpha
     weight, bias = lstsq_from_moments(moments, alpha, settings.rcond)
     return FitResult(weight, bias, info=info)

@@ -9,6 +9,7 @@ import numpy as np
 from featswap.moments import Moments
 from featswap.paired import PairedFeatures
 from featswap.solvers.base import SOLVERS, FitResult, Heads, Solver
+from featswap.solvers.lstsq import streamed_moments
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,7 @@ def fit_procrustes(
     pairs: PairedFeatures | None, settings: ProcrustesSettings, device: str, heads: Heads | None
 ) -> FitResult:
     assert pairs is not None
-    weight, bias, s = procrustes_from_moments(Moments.accumulate(pairs.chunks(), device), settings.scale)
+    weight, bias, s = procrustes_from_moments(streamed_moments(pairs, False, device), settings.scale)
     return FitResult(weight, bias, info={"scale": s})
 
 

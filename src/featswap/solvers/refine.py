@@ -61,9 +61,7 @@ def fit_refine(pairs: PairedFeatures | None, settings: RefineSettings, device: s
         result = fit_lstsq(pairs, lstsq, device, heads)
         return FitResult(result.weight, result.bias, info={"alpha": alpha})
     fit_rows, held_rows = split_rows(pairs.n, settings.holdout, settings.seed)
-    held = np.zeros(pairs.n, dtype=bool)
-    held[held_rows] = True
-    fit_m, held_m = streamed_split_moments(pairs, held, settings.normalize_target, device)
+    fit_m, held_m = streamed_split_moments(pairs, settings.holdout, settings.seed, settings.normalize_target, device)
     if alpha is None:
         alpha, _ = choose_alpha(fit_m, held_m, LstsqSettings().rcond)
     w0, b0 = lstsq_from_moments(fit_m, alpha)

@@ -1,0 +1,315 @@
+"""The Ray engine on a local Ray instance (2 CPUs, no GPU): the same features and statistics as the local
+engine, a killed job resumes, a dying worker is retried, and clear errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from typer.testing import CliRunner
+
+pytest.importorskip("ray.data", reason="Ray is an optional extra: pip install 'featswap[ray]'")
+
+from featswap.cli import app
+from featswap.datasets import Dataset, load_dataset
+from featswap.errors import ClusterError, DataError, ModelError, SpecError
+from featswap.extract import extract
+from featswap.models import BackboneRecipe
+from featswap.moments import merge_all
+from featswap.pipeline import fit_pair
+from featswap.ray_cluster import connect
+from featswap.ray_extract import RayResources, extract_ray
+from featswap.similarity import chunk_gram_stats
+from featswap.solvers.lstsq import streamed_moments, streamed_split_moments
+from featswap.store import FeatureStore
+
+
+@pytest.fixture
+def ray_cluster() -> Iterator[None]:
+    """A local Ray instance with 2 CPUs, started once and kept (tests that stop it restart it)."""
+    connect(num_cpus=2)
+    yield
+
+
+@pytest.fixture
+def one_thread() -> Iterator[None]:
+    """Local runs on one thread, as Ray's one-CPU actors run: the same kernels give bit-identical features."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def recipe_of(weights: dict[str, Path], spec: str = "tiny-resnet") -> BackboneRecipe:
+    return BackboneRecipe(spec, str(weights[spec]), 10, name=spec)
+
+
+def test_ray_features_identical_to_local(
+    tmp_path: Path, ray_cluster: None, one_thread: None, digits_data: Dataset, trained_weights: dict[str, Path]
+) -> None:
+    recipe = recipe_of(trained_weights)
+    stores = {}
+    for engine in ("local", "ray"):
+        with FeatureStore.create(tmp_path / f"{engine}.zarr", digits_data.name, digits_data.classes) as store:
+            for split in ("train", "val"):
+                options = {"batch_size": 64, "chunk_rows": 100, "quiet": True}
+                if engine == "ray":
+                    result = extract_ray(recipe, digits_data.split(split), store, **options)  # type: ignore[arg-type]
+                else:
+                    result = extract(recipe.build(), digits_data.split(split), store, **options)  # type: ignore[arg-type]
+                assert result.computed_rows == result.rows == len(digits_data.split(split))
+            stores[engine] = store
+    for split in ("train", "val"):
+        local = stores["local"].features(split, "tiny-resnet")
+        assert np.array_equal(stores["ray"].features(split, "tiny-resnet"), local)
+        assert stores["ray"].done_chunks(split, "tiny-resnet").all()
+    assert stores["ray"].model_attrs("tiny-resnet") == stores["local"].model_attrs("tiny-resnet")
+
+
+def _image_folder(root: Path) -> Path:
+    rng = np.random.default_rng(0)
+    for label in ("cat", "dog"):
+        (root / label).mkdir(parents=True)
+        for i in range(12):
+            pixels = rng.integers(0, 255, size=(20, 20, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(root / label / f"{i}.jpg")
+    broken = root / "dog" / "3.jpg"
+    broken.write_bytes(broken.read_bytes()[:60])  # a truncated JPEG
+    return root
+
+
+def test_ray_bad_images_skip_or_fail_like_local(tmp_path: Path, ray_cluster: None, one_thread: None) -> None:
+    dataset = load_dataset(f"imagefolder:{_image_folder(tmp_path / 'images')}", val_fraction=0.25)
+    config = {"input_size": (3, 16, 16), "mean": (0.5,) * 3, "std": (0.5,) * 3}
+    recipe = BackboneRecipe("timm:resnet18", None, 2, name="r18", data_config=config)
+    split = next(s for s in ("train", "val") if "dog/3" in " ".join(dataset.split(s).ids))
+    with FeatureStore.create(tmp_path / "ray.zarr", dataset.name, dataset.classes) as store:
+        extract_ray(recipe, dataset.split(split), store, batch_size=4, chunk_rows=8, on_bad_image="skip", quiet=True)
+        ray_skipped, ray_features = store.skipped(split), store.features(split, "r18")
+    with FeatureStore.create(tmp_path / "local.zarr", dataset.name, dataset.classes) as store:
+        extract(
+            recipe.build(), dataset.split(split), store, batch_size=4, chunk_rows=8, on_bad_image="skip", quiet=True
+        )
+        assert store.skipped(split) == ray_skipped and len(ray_skipped) == 1
+        assert np.array_equal(store.features(split, "r18"), ray_features)
+    with (
+        FeatureStore.create(tmp_path / "fail.zarr", dataset.name, dataset.classes) as store,
+        pytest.raises(DataError, match="dog/3"),
+    ):
+        extract_ray(recipe, dataset.split(split), store, batch_size=4, chunk_rows=8, quiet=True)
+
+
+def test_ray_merged_statistics_equal_local(
+    tmp_path: Path, ray_cluster: None, one_thread: None, digits_store: Path
+) -> None:
+    # Ray's one-CPU tasks multiply on one thread; so does this process here, so sums agree to the last bit.
+    store = FeatureStore.open(digits_store)
+    local = store.pairs("train", "tiny-inception", "tiny-resnet", rows=200)
+    remote = store.pairs("train", "tiny-inception", "tiny-resnet", rows=200, engine="ray")
+    assert type(remote).__name__ == "RayPairs"
+    for a, b in [
+        (streamed_moments(local, False, "cpu"), streamed_moments(remote, False, "cpu")),
+        *zip(
+            streamed_split_moments(local, 0.1, 0, True, "cpu"),
+            streamed_split_moments(remote, 0.1, 0, True, "cpu"),
+            strict=True,
+        ),
+    ]:
+        assert a.n == b.n > 0
+        for field in ("sx", "sy", "sxx", "sxy", "syy"):
+            assert np.array_equal(getattr(a, field), getattr(b, field)), field
+    gram_local, gram_ray = (merge_all(p.map_chunks(chunk_gram_stats)) for p in (local, remote))
+    assert gram_local is not None and gram_ray is not None
+    assert gram_local.linear_cka() == gram_ray.linear_cka() and gram_local.debiased_cka() == gram_ray.debiased_cka()
+    for solver in ("lstsq", "procrustes", "refine"):
+        mine = fit_pair(store, "tiny-inception", "tiny-resnet", solver)
+        theirs = fit_pair(store, "tiny-inception", "tiny-resnet", solver, engine="ray")
+        assert np.array_equal(mine.amap.weight_, theirs.amap.weight_), solver
+        assert np.array_equal(mine.amap.bias_, theirs.amap.bias_), solver
+
+
+CONFIG = json.dumps({"input_size": [3, 64, 64], "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]})
+
+
+def ray_extract_args(store: Path, weights: Path) -> list[str]:
+    return ["extract", "--model", "timm:resnet18", "--weights", str(weights), "--data-config", CONFIG,
+            "--data", "digits", "--split", "train", "--store", str(store), "--chunk-rows", "64",
+            "--batch-size", "32", "--quiet", "--engine", "ray"]  # fmt: skip
+
+
+def test_killed_ray_job_resumes_without_recomputing(tmp_path: Path, ray_cluster: None, runner: CliRunner) -> None:
+    weights = tmp_path / "resnet18.pt"
+    torch.save(BackboneRecipe("timm:resnet18", data_config=json.loads(CONFIG)).build().module.state_dict(), weights)
+    killed = tmp_path / "killed.zarr"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "featswap.cli", *ray_extract_args(killed, weights)],
+        start_new_session=True,  # its own process group: the driver and the Ray instance it started
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and process.poll() is None:
+            try:
+                if FeatureStore.open(killed).done_chunks("train", "timm:resnet18").sum() >= 3:
+                    break
+            except Exception:  # not created yet, or the writer is mid-way through creating arrays
+                pass
+            time.sleep(0.05)
+        assert process.poll() is None, "the Ray extraction finished before it could be killed"
+        os.killpg(process.pid, signal.SIGKILL)
+    finally:
+        process.wait()
+    finished_before = FeatureStore.open(killed).done_chunks("train", "timm:resnet18")
+    assert 3 <= finished_before.sum() < len(finished_before)
+    import zarr
+
+    array = zarr.open_array(str(killed / "train" / "features" / "timm:resnet18"), mode="r")
+    rows_done = np.repeat(finished_before, 64)[: array.shape[0]]
+    before = np.asarray(array[:])[rows_done]
+
+    result = runner.invoke(app, ray_extract_args(killed, weights))  # takes over the dead driver's lock
+    assert result.exit_code == 0, result.output
+    recomputed = 1257 - 64 * int(finished_before.sum())
+    assert f"1257 rows ({recomputed} computed)" in result.output
+    resumed = FeatureStore.open(killed).features("train", "timm:resnet18")
+    assert np.array_equal(resumed[rows_done], before)  # finished chunks were not rewritten
+
+    whole = tmp_path / "whole.zarr"
+    assert runner.invoke(app, ray_extract_args(whole, weights)[:-2]).exit_code == 0  # the local engine
+    np.testing.assert_allclose(resumed, FeatureStore.open(whole).features("train", "timm:resnet18"), atol=1e-5)
+
+
+CRASHING = """
+import os
+from pathlib import Path
+
+from torch import nn
+
+MARKER = Path({marker!r})
+DRIVER = {driver}
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.fc = nn.Linear(8, 10)
+        self.data_config = {{"input_size": (3, 8, 8), "mean": (0.5,) * 3, "std": (0.5,) * 3}}
+
+    def forward(self, x):
+        if os.getpid() != DRIVER and not MARKER.exists():  # the first Ray worker to run it dies
+            MARKER.write_text(str(os.getpid()))
+            os._exit(1)
+        return self.fc(self.body(x))
+
+
+def net():
+    return Net()
+"""
+
+
+def test_dead_worker_is_retried(tmp_path: Path, ray_cluster: None, one_thread: None, digits_data: Dataset) -> None:
+    marker = tmp_path / "crashed"
+    factory = tmp_path / "crashing.py"
+    factory.write_text(CRASHING.format(marker=str(marker), driver=os.getpid()))
+    recipe = BackboneRecipe(f"{factory}:net", None, 10, name="net")
+    split = digits_data.split("val")
+    with FeatureStore.create(tmp_path / "ray.zarr", digits_data.name, digits_data.classes) as store:
+        result = extract_ray(recipe, split, store, batch_size=64, chunk_rows=128, quiet=True)
+        assert marker.is_file() and int(marker.read_text()) != os.getpid()  # a worker did die
+        assert result.computed_rows == len(split) and store.has_features("val", "net")
+        features = store.features("val", "net")
+    with FeatureStore.create(tmp_path / "local.zarr", digits_data.name, digits_data.classes) as store:
+        extract(recipe.build(), split, store, batch_size=64, chunk_rows=128, quiet=True)
+        assert np.array_equal(store.features("val", "net"), features)
+
+
+def test_cli_extract_and_fit_on_ray_match_local(
+    tmp_path: Path,
+    ray_cluster: None,
+    one_thread: None,
+    runner: CliRunner,
+    trained_weights: dict[str, Path],
+    digits_store: Path,
+) -> None:
+    store = tmp_path / "ray.zarr"
+    for spec, weights in trained_weights.items():
+        args = ["extract", "--model", spec, "--weights", str(weights), "--data", "digits", "--store", str(store)]
+        result = runner.invoke(app, [*args, "--engine", "ray", "--ray-workers", "1", "--quiet"])
+        assert result.exit_code == 0, result.output
+        assert "rows (" in result.output
+    local = FeatureStore.open(digits_store)
+    for spec in trained_weights:
+        np.testing.assert_allclose(
+            FeatureStore.open(store).features("val", spec), local.features("val", spec), atol=1e-5
+        )
+    for engine in ("local", "ray"):
+        out = tmp_path / f"{engine}.safetensors"
+        args = ["fit", "--store", str(store), "--source", "tiny-inception", "--target", "tiny-resnet"]
+        result = runner.invoke(app, [*args, "--solver", "lstsq", "--out", str(out), "--engine", engine])
+        assert result.exit_code == 0, result.output
+    from featswap.affine_map import AffineMap
+
+    ray_map, local_map = AffineMap.load(tmp_path / "ray.safetensors"), AffineMap.load(tmp_path / "local.safetensors")
+    assert np.array_equal(ray_map.weight_, local_map.weight_) and np.array_equal(ray_map.bias_, local_map.bias_)
+
+
+def test_ray_resource_errors(
+    tmp_path: Path, ray_cluster: None, digits_data: Dataset, trained_weights: dict[str, Path]
+) -> None:
+    recipe = recipe_of(trained_weights)
+    split = digits_data.split("val")
+    with FeatureStore.create(tmp_path / "s.zarr", digits_data.name, digits_data.classes) as store:
+        with pytest.raises(ClusterError, match="GPUs"):
+            extract_ray(recipe, split, store, resources=RayResources(gpus_per_worker=1), quiet=True)
+        with pytest.raises(SpecError, match="at least 1"):
+            extract_ray(recipe, split, store, resources=RayResources(workers=0), quiet=True)
+        with pytest.raises(SpecError, match="gpus-per-worker"):
+            extract_ray(recipe, split, store, resources=RayResources(gpus_per_worker=-1), quiet=True)
+        with pytest.raises(ClusterError, match="decode"):
+            extract_ray(recipe, split, store, resources=RayResources(workers=2), quiet=True)
+        # A worker whose network differs from the driver's (another weight file at the same path, say).
+        other = recipe_of(trained_weights, "tiny-inception")
+        with pytest.raises(ModelError, match="differs from the driver"):
+            extract_ray(other, split, store, backbone=recipe.build(), chunk_rows=64, quiet=True)
+
+
+def test_extraction_refused_through_ray_client(
+    tmp_path: Path, ray_cluster: None, digits_data: Dataset, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ray.util.client import ray as client
+
+    monkeypatch.setattr(client, "is_connected", lambda: True)  # as in a session opened with a ray:// address
+    with (
+        FeatureStore.create(tmp_path / "s.zarr", digits_data.name, digits_data.classes) as store,
+        pytest.raises(ClusterError, match="ray job submit"),
+    ):
+        extract_ray(BackboneRecipe("tiny-resnet"), digits_data.split("val"), store, quiet=True)
+
+
+def test_not_connected_and_unreachable_cluster(tmp_path: Path, digits_store: Path, digits_data: Dataset) -> None:
+    import ray
+
+    ray.shutdown()
+    store = FeatureStore.open(digits_store)
+    with pytest.raises(ClusterError, match="Not connected"):
+        store.pairs("train", "tiny-inception", "tiny-resnet", engine="ray")
+    with (
+        FeatureStore.create(tmp_path / "s.zarr", digits_data.name, digits_data.classes) as writable,
+        pytest.raises(ClusterError, match="Not connected"),
+    ):
+        extract_ray(BackboneRecipe("tiny-resnet"), digits_data.split("val"), writable, quiet=True)
+    with pytest.raises(ClusterError, match="Cannot reach a Ray cluster"):
+        connect("auto")
+    assert not ray.is_initialized()
