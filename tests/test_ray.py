@@ -243,9 +243,9 @@ def test_cli_extract_and_fit_on_ray_match_local(
     trained_weights: dict[str, Path],
     digits_store: Path,
 ) -> None:
-    store = tmp_path / "ray.zarr"
+    store = f"file://{tmp_path}/ray.zarr"  # a URL store: the driver writes it, the tasks read it by URL
     for spec, weights in trained_weights.items():
-        args = ["extract", "--model", spec, "--weights", str(weights), "--data", "digits", "--store", str(store)]
+        args = ["extract", "--model", spec, "--weights", str(weights), "--data", "digits", "--store", store]
         result = runner.invoke(app, [*args, "--engine", "ray", "--ray-workers", "1", "--quiet"])
         assert result.exit_code == 0, result.output
         assert "rows (" in result.output
@@ -256,7 +256,7 @@ def test_cli_extract_and_fit_on_ray_match_local(
         )
     for engine in ("local", "ray"):
         out = tmp_path / f"{engine}.safetensors"
-        args = ["fit", "--store", str(store), "--source", "tiny-inception", "--target", "tiny-resnet"]
+        args = ["fit", "--store", store, "--source", "tiny-inception", "--target", "tiny-resnet"]
         result = runner.invoke(app, [*args, "--solver", "lstsq", "--out", str(out), "--engine", engine])
         assert result.exit_code == 0, result.output
     from featswap.affine_map import AffineMap

@@ -6,11 +6,17 @@ import functools
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
 from featswap.errors import FeatswapError, SpecError
+
+if TYPE_CHECKING:  # heavy modules are imported inside each command
+    from featswap.datasets import Dataset
+    from featswap.extract import ExtractResult
+    from featswap.models import BackboneRecipe
+    from featswap.store import FeatureStore
 
 app = typer.Typer(
     add_completion=False,
@@ -109,7 +115,8 @@ EngineOpt = Annotated[
 AddressOpt = Annotated[
     str | None,
     typer.Option(
-        help="Ray: `auto` (the cluster this machine belongs to) or `ray://HOST:10001`; default a local instance."
+        help="Ray: `auto` joins the cluster this machine belongs to; `ray://HOST:10001` (Ray Client) serves fit and "
+        "similarity, not extraction; default a local instance."
     ),
 ]
 RayWorkersOpt = Annotated[
@@ -140,14 +147,14 @@ def start_engine(
 
 
 def extract_model(
-    recipe: Any,
-    dataset: Any,
+    recipe: BackboneRecipe,
+    dataset: Dataset,
     splits: list[str],
-    feature_store: Any,
+    feature_store: FeatureStore,
     engine: str,
     ray_options: dict[str, Any],
     **options: Any,
-) -> list[Any]:
+) -> list[ExtractResult]:
     """Extract one model (a `BackboneRecipe`) over `splits` with the local or the Ray engine."""
     from featswap.extract import extract as run_extract
 
@@ -219,7 +226,7 @@ def demo(
 def extract(
     model: Annotated[str, typer.Option(help="Model SPEC, e.g. tiny-resnet.")],
     data: Annotated[str, typer.Option(help="Data SPEC, e.g. digits.")],
-    store: Annotated[Path, typer.Option(help="Feature store (zarr directory), created if missing.")],
+    store: Annotated[str, typer.Option(help="Feature store: a zarr directory or URL (s3://...), created if missing.")],
     split: Annotated[list[str] | None, typer.Option(help="Split(s) to extract; default train and val.")] = None,
     weights: Annotated[Path | None, typer.Option(help="Local weight file (safetensors or .pt/.pth).")] = None,
     name: Annotated[str | None, typer.Option(help="Name of the model in the store; default the SPEC.")] = None,
@@ -283,7 +290,7 @@ def extract(
 @app.command()
 @friendly
 def fit(
-    store: Annotated[Path, typer.Option(help="Feature store holding both models.")],
+    store: Annotated[str, typer.Option(help="Feature store (directory or URL) holding both models.")],
     source: Annotated[str, typer.Option(help="Model whose features are mapped.")],
     target: Annotated[str, typer.Option(help="Model whose feature space (and head) is mapped to.")],
     out: Annotated[Path, typer.Option(help="Where to write the map (.safetensors).")],
@@ -319,7 +326,7 @@ def fit(
 @app.command()
 @friendly
 def evaluate(
-    store: Annotated[Path, typer.Option(help="Feature store holding the models' val features.")],
+    store: Annotated[str, typer.Option(help="Feature store (directory or URL) holding the models' val features.")],
     maps: Annotated[list[Path], typer.Option(help="Map files written by `featswap fit` (repeat the option).")],
     out: Annotated[Path, typer.Option(help="Output directory for metrics.json and report.md.")],
     n_boot: Annotated[int, typer.Option(help="Bootstrap resamples for confidence intervals.")] = 1000,
@@ -356,7 +363,9 @@ def compare(
         str, typer.Option(help="Comma-separated solvers: refine, paper, lstsq, procrustes, heads.")
     ] = "refine",
     param: ParamOpt = [],  # noqa: B006
-    store: Annotated[Path | None, typer.Option(help="Feature store; default OUT/features.zarr.")] = None,
+    store: Annotated[
+        str | None, typer.Option(help="Feature store (directory or URL); default OUT/features.zarr.")
+    ] = None,
     device: DeviceOpt = "cpu",
     n_boot: Annotated[int, typer.Option(help="Bootstrap resamples.")] = 1000,
     similarity: Annotated[bool, typer.Option(help="Also compute every similarity measure.")] = True,
@@ -398,7 +407,7 @@ def compare(
     start_engine(engine, address, ray_options, extracts=True)
     dataset = load_dataset(data, val_fraction=val_fraction, train_limit=train_limit)
     names = unique_names(model)
-    with FeatureStore.create(store or out / "features.zarr", dataset.name, dataset.classes) as feature_store:
+    with FeatureStore.create(store or str(out / "features.zarr"), dataset.name, dataset.classes) as feature_store:
         for i, (spec, name) in enumerate(zip(model, names, strict=True)):
             recipe = BackboneRecipe(
                 spec, str(weights[i]) if weights else None, dataset.num_classes, name, pretrained, config
@@ -446,7 +455,7 @@ def unique_names(specs: list[str]) -> list[str]:
 @app.command("similarity")
 @friendly
 def similarity_command(
-    store: Annotated[Path, typer.Option(help="Feature store.")],
+    store: Annotated[str, typer.Option(help="Feature store (directory or URL).")],
     out: Annotated[Path, typer.Option(help="Output directory for similarity.json.")],
     model: Annotated[list[str], typer.Option(help="Models to compare (repeat); default all in the store.")] = [],  # noqa: B006
     split: Annotated[str, typer.Option(help="Split to measure on.")] = "val",

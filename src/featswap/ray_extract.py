@@ -138,7 +138,8 @@ def extract_ray(
     if not ray.is_initialized():
         raise ClusterError("Not connected to Ray: call featswap.ray_cluster.connect() first.")
     check_not_client()
-    workers, gpus_per_worker = (resources or RayResources()).resolve(cluster_resources())
+    resources = resources or RayResources()
+    workers, gpus_per_worker = resources.resolve(cluster_resources())
     backbone = backbone or recipe.build()
     plan = prepare(backbone, split, store, chunk_rows, on_bad_image)
     writer = ChunkWriter(store, split, backbone.name, plan)
@@ -170,7 +171,7 @@ def extract_ray(
                     batch_size=1,
                     compute=ray.data.ActorPoolStrategy(size=workers),
                     num_gpus=gpus_per_worker,
-                    num_cpus=(resources or RayResources()).cpus_per_worker,
+                    num_cpus=resources.cpus_per_worker,
                 )
                 .iter_rows()
             )

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -25,7 +24,7 @@ def _block_statistic(
 ) -> R:
     """A Ray task: `fn` of block `index` (stored rows `index * rows ...`, of which `kept` are used), `start`
     the position of its first kept row among all kept rows."""
-    store = FeatureStore.open(Path(path))
+    store = FeatureStore.open(path)
     x, y = StorePairs(store, split, source, target, rows).block(index, kept)
     return fn(x, y, start, "cpu")
 
@@ -57,7 +56,7 @@ class RayPairs:
         task = ray.remote(num_cpus=1)(_block_statistic)
         p = self.pairs
         kept = p.store.kept(p.split)
-        path = str(p.store.path.resolve())
+        path = p.store.location
         pending: deque[Any] = deque()
         start = 0
         for index in range(p.n_blocks):

@@ -22,8 +22,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import fsspec
 import numpy as np
 import zarr
+from fsspec import AbstractFileSystem
+from fsspec.implementations.local import LocalFileSystem
 
 from featswap.errors import StoreError, closest
 from featswap.paired import ChunkFn, PairedFeatures, R, map_chunks_here
@@ -36,44 +39,77 @@ DEFAULT_CHUNK_ROWS = 4096
 warnings.filterwarnings("ignore", message=".*string.*", module="zarr.*")
 
 
-class StoreLock:
-    """One writer at a time: an exclusive lock file `<store>.lock` beside the store, naming its holder.
+def store_filesystem(location: str) -> tuple[AbstractFileSystem, str]:
+    """The fsspec filesystem of a store location (a local path or a URL such as s3://bucket/x.zarr) and the
+    store's path on it."""
+    try:
+        fs, on_fs = fsspec.core.url_to_fs(location)
+    except (ImportError, ValueError) as err:
+        raise StoreError(f"Cannot open the store location {location!r}: {err}") from None
+    return fs, str(on_fs).rstrip("/")
 
-    A lock left by a process that no longer runs on this host is taken over; any other is refused.
+
+def _zarr_location(location: str, fs: AbstractFileSystem, on_fs: str) -> str:
+    """What zarr opens: a plain path for local files (`file://` URLs too; zarr's local store makes the
+    directories it writes into), else the URL."""
+    return on_fs if isinstance(fs, LocalFileSystem) else location
+
+
+class StoreLock:
+    """One writer at a time: a lock file `<store>.lock` beside the store, naming its holder.
+
+    On a local or shared filesystem the lock file is created atomically (O_EXCL). Object stores have no
+    create-if-absent through fsspec, so there the lock is written and read back: it refuses a store that is
+    being written, but two writers starting in the same instant could both pass. A lock left by a process
+    that no longer runs on this host is taken over; any other is refused.
     """
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, location: str) -> None:
         # Beside the store rather than inside it, where zarr would list it as an unknown member.
-        self.path = root.with_name(root.name + ".lock")
+        self.store = location
+        self.fs, on_fs = store_filesystem(location)
+        self.path = on_fs + ".lock"
         self.held = False
 
     def acquire(self) -> None:
         holder = f"{socket.gethostname()} pid {os.getpid()}"
         for _ in range(2):
+            if self._create(holder):
+                self.held = True
+                return
+            if self._stale():
+                self.fs.rm_file(self.path)
+                continue
+            raise StoreError(
+                f"The store {self.store} is being written by {self._holder()} (lock file {self.path}). Wait for "
+                "it to finish; if that process is gone, delete the lock file."
+            )
+
+    def _create(self, holder: str) -> bool:
+        """Create the lock file naming `holder`; False when it exists already."""
+        if isinstance(self.fs, LocalFileSystem):
             try:
                 fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
             except FileExistsError:
-                if self._stale():
-                    self.path.unlink(missing_ok=True)
-                    continue
-                raise StoreError(
-                    f"The store {self.path.with_suffix('')} is being written by {self._holder()} (lock file "
-                    f"{self.path}). Wait for it to finish; if that process is gone, delete the lock file."
-                ) from None
+                return False
             with os.fdopen(fd, "w") as f:
                 f.write(holder)
-            self.held = True
-            return
+            return True
+        if self.fs.exists(self.path):
+            return False
+        self.fs.pipe_file(self.path, holder.encode())
+        return self._holder() == holder
 
     def release(self) -> None:
         if self.held:
-            self.path.unlink(missing_ok=True)
+            if self.fs.exists(self.path):
+                self.fs.rm_file(self.path)
             self.held = False
 
     def _holder(self) -> str:
         try:
-            return self.path.read_text().strip() or "another process"
-        except OSError:
+            return bytes(self.fs.cat_file(self.path)).decode().strip() or "another process"
+        except (OSError, UnicodeDecodeError):
             return "another process"
 
     def _stale(self) -> bool:
@@ -104,21 +140,30 @@ def _array(parent: zarr.Group, key: str) -> zarr.Array:
 
 
 class FeatureStore:
-    """A zarr v3 feature store; open with `FeatureStore.create(path)` or `FeatureStore.open(path)`."""
+    """A zarr v3 feature store; open with `FeatureStore.create(path)` or `FeatureStore.open(path)`.
 
-    def __init__(self, root: zarr.Group, path: Path) -> None:
+    `path` is a local directory or a URL that fsspec reaches (`s3://bucket/features.zarr` with s3fs
+    installed, `gs://...`, `memory://...`); `self.path` keeps it as given."""
+
+    def __init__(self, root: zarr.Group, path: str) -> None:
         self.root = root
         self.path = path
         self._lock: StoreLock | None = None
+
+    @property
+    def location(self) -> str:
+        """Where other processes open this store: an absolute local path, or the URL."""
+        return self.path if "://" in self.path else str(Path(self.path).resolve())
 
     # -- opening ---------------------------------------------------------------------------------
     @classmethod
     def open(cls, path: str | Path, writable: bool = False) -> FeatureStore:
         """Open an existing store; with `writable`, take the writer's lock."""
-        path = Path(path)
-        if not (path / "zarr.json").is_file():
+        path = str(path)
+        fs, on_fs = store_filesystem(path)
+        if not fs.isfile(f"{on_fs}/zarr.json"):
             raise StoreError(f"No feature store at {path}; create one with `featswap extract ... --store {path}`.")
-        root = zarr.open_group(str(path), mode="r+" if writable else "r")
+        root = zarr.open_group(_zarr_location(path, fs, on_fs), mode="r+" if writable else "r")
         if root.attrs.get("featswap_store") != STORE_VERSION:
             raise StoreError(f"{path} is a zarr group but not a featswap feature store (version {STORE_VERSION}).")
         store = cls(root, path)
@@ -129,8 +174,9 @@ class FeatureStore:
     @classmethod
     def create(cls, path: str | Path, dataset: str, classes: tuple[str, ...]) -> FeatureStore:
         """Open the store at `path` for writing, creating it for `dataset` if it does not exist."""
-        path = Path(path)
-        if (path / "zarr.json").is_file():
+        path = str(path)
+        fs, on_fs = store_filesystem(path)
+        if fs.isfile(f"{on_fs}/zarr.json"):
             store = cls.open(path, writable=True)
             known = store._dataset
             if known.get("name") != dataset or tuple(known.get("classes", ())) != tuple(classes):
@@ -140,8 +186,8 @@ class FeatureStore:
                     f"classes, not {dataset!r} with {len(classes)}; use another --store path."
                 )
             return store
-        path.mkdir(parents=True, exist_ok=True)
-        root = zarr.open_group(str(path), mode="w")
+        fs.makedirs(on_fs, exist_ok=True)
+        root = zarr.open_group(_zarr_location(path, fs, on_fs), mode="w")
         root.attrs.update({"featswap_store": STORE_VERSION, "dataset": {"name": dataset, "classes": list(classes)}})
         store = cls(root, path)
         store._take_lock()
