@@ -112,6 +112,10 @@ BadImageOpt = Annotated[
 EngineOpt = Annotated[
     str, typer.Option(help="local (this process), or ray: a Ray cluster (needs `pip install 'featswap[ray]'`).")
 ]
+StatsEngineOpt = Annotated[
+    str,
+    typer.Option(help="local, or ray: streamed statistics per chunk as Ray tasks (the store where workers reach it)."),
+]
 AddressOpt = Annotated[
     str | None,
     typer.Option(
@@ -297,10 +301,7 @@ def fit(
     solver: Annotated[str, typer.Option(help="refine, paper, lstsq, procrustes or heads.")] = "refine",
     param: ParamOpt = [],  # noqa: B006 - typer needs a literal default
     device: DeviceOpt = "cpu",
-    engine: Annotated[
-        str,
-        typer.Option(help="local, or ray: closed-form statistics per chunk as Ray tasks (store on shared storage)."),
-    ] = "local",
+    engine: StatsEngineOpt = "local",
     address: AddressOpt = None,
 ) -> None:
     """Fit an affine map from SOURCE's to TARGET's features on the store's train split.
@@ -461,9 +462,7 @@ def similarity_command(
     split: Annotated[str, typer.Option(help="Split to measure on.")] = "val",
     knn_k: Annotated[int, typer.Option(help="Neighbours for mutual_knn.")] = 10,
     svcca_k: Annotated[int, typer.Option(help="Principal directions kept by svcca.")] = 20,
-    engine: Annotated[
-        str, typer.Option(help="local, or ray: streamed statistics per chunk as Ray tasks (store on shared storage).")
-    ] = "local",
+    engine: StatsEngineOpt = "local",
     address: AddressOpt = None,
 ) -> None:
     """Every similarity measure (CKA, debiased CKA, Procrustes, CCA, SVCCA, mutual k-NN, map R^2) for every

@@ -14,7 +14,7 @@ from typing import Protocol, TypeVar
 import numpy as np
 import torch
 
-from featswap.errors import FitError
+from featswap.errors import FeatswapError, FitError
 
 
 class Mergeable(Protocol):
@@ -29,6 +29,14 @@ def merge_all(parts: Iterable[M]) -> M | None:
     total: M | None = None
     for part in parts:
         total = part if total is None else total.merge(part)
+    return total
+
+
+def merge_nonempty(parts: Iterable[M], empty: FeatswapError) -> M:
+    """`merge_all` of a stream that must hold at least one part; raises `empty` when it holds none."""
+    total = merge_all(parts)
+    if total is None:
+        raise empty
     return total
 
 
@@ -70,10 +78,7 @@ class Moments:
     @classmethod
     def accumulate(cls, chunks: Iterable[tuple[np.ndarray, np.ndarray]], device: str = "cpu") -> Moments:
         """Moments of a stream of `(x chunk, y chunk)` pairs."""
-        total = merge_all(cls.of(x, y, device) for x, y in chunks)
-        if total is None:
-            raise FitError("No samples to fit on.")
-        return total
+        return merge_nonempty((cls.of(x, y, device) for x, y in chunks), FitError("No samples to fit on."))
 
     def merge(self, other: Moments) -> Moments:
         if self.sxy.shape != other.sxy.shape:

@@ -6,8 +6,10 @@ install it when the Ray engine is asked for.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+from collections.abc import Iterator
 from types import ModuleType
 from typing import Any
 
@@ -82,6 +84,14 @@ def check_not_client() -> None:
         raise ClusterError(CLIENT_EXTRACTION)
 
 
+def connected_ray() -> ModuleType:
+    """The `ray` module of a process connected to a cluster, or a ClusterError saying to connect first."""
+    ray = require_ray()
+    if not ray.is_initialized():
+        raise ClusterError("Not connected to Ray: call featswap.ray_cluster.connect() first.")
+    return ray
+
+
 def cluster_resources() -> dict[str, float]:
     """CPUs, GPUs and memory the connected cluster has in all."""
     return {k: float(v) for k, v in require_ray().cluster_resources().items()}
@@ -100,3 +110,16 @@ def featswap_cause(err: BaseException) -> FeatswapError | None:
             return current  # the innermost: Ray's wrappers derive from the cause's class and carry it as .cause
         todo += [getattr(current, "cause", None), current.__cause__, current.__context__]
     return None
+
+
+@contextlib.contextmanager
+def featswap_errors() -> Iterator[None]:
+    """Re-raise a featswap error that Ray wrapped (from a task or an actor) as itself, so the user sees
+    featswap's one-line message; any other error passes unchanged."""
+    try:
+        yield
+    except Exception as err:
+        cause = featswap_cause(err)
+        if cause is not None:
+            raise cause from None
+        raise

@@ -26,7 +26,7 @@ from featswap.errors import ClusterError, FeatswapError, ModelError, SpecError
 from featswap.extract import ChunkWriter, ExtractResult, SplitImages, batch_features, prepare, to_device
 from featswap.models import BackboneRecipe
 from featswap.progress import bar, rate
-from featswap.ray_cluster import check_not_client, cluster_resources, featswap_cause, require_ray
+from featswap.ray_cluster import check_not_client, cluster_resources, connected_ray, featswap_errors
 from featswap.store import FeatureStore
 
 #: Memory of a Ray worker process that has imported torch and featswap (measured: 0.48 GiB), with room.
@@ -134,9 +134,7 @@ def extract_ray(
     This process builds the backbone (or takes `backbone`, built from `recipe`) for the logits check and
     the head; each inference actor builds its own from `recipe`.
     """
-    ray = require_ray()
-    if not ray.is_initialized():
-        raise ClusterError("Not connected to Ray: call featswap.ray_cluster.connect() first.")
+    ray = connected_ray()
     check_not_client()
     resources = resources or RayResources()
     workers, gpus_per_worker = resources.resolve(cluster_resources())
@@ -175,17 +173,12 @@ def extract_ray(
                 )
                 .iter_rows()
             )
-            try:
+            with featswap_errors():
                 for row in rows:
                     features = np.asarray(row["features"], dtype=np.float32)
                     writer.add(int(row["start"]), features, json.loads(row["problems"]))
                     computed += len(features)
                     progress.update(task, advance=len(features), rate=rate(computed, time.perf_counter() - start_time))
-            except Exception as err:
-                cause = featswap_cause(err)
-                if cause is not None:
-                    raise cause from None
-                raise
     return ExtractResult(
         backbone.name, split.name, len(split), computed, time.perf_counter() - start_time, plan.logits_max_abs_diff
     )

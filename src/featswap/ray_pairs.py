@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from featswap.paired import ChunkFn, R
-from featswap.ray_cluster import ClusterError, featswap_cause, require_ray
+from featswap.ray_cluster import cluster_resources, connected_ray, featswap_errors
 from featswap.store import FeatureStore, StorePairs
 
 
@@ -23,9 +23,11 @@ def _block_statistic(
     path: str, split: str, source: str, target: str, rows: int, index: int, start: int, kept: np.ndarray, fn: ChunkFn[R]
 ) -> R:
     """A Ray task: `fn` of block `index` (stored rows `index * rows ...`, of which `kept` are used), `start`
-    the position of its first kept row among all kept rows."""
+    the position of its first kept row among all kept rows. The driver has checked both models complete, so
+    the task reads just its rows."""
     store = FeatureStore.open(path)
-    x, y = StorePairs(store, split, source, target, rows).block(index, kept)
+    first, stop = index * rows, (index + 1) * rows
+    x, y = (store.read_rows(split, name, first, stop, kept) for name in (source, target))
     return fn(x, y, start, "cpu")
 
 
@@ -36,12 +38,10 @@ class RayPairs:
     results held in Ray's object store; they are merged in block order as they arrive."""
 
     def __init__(self, pairs: StorePairs, max_in_flight: int | None = None) -> None:
-        ray = require_ray()
-        if not ray.is_initialized():
-            raise ClusterError("Not connected to Ray: call featswap.ray_cluster.connect() first.")
+        connected_ray()
         self.pairs = pairs
         self.n, self.dx, self.dy = pairs.n, pairs.dx, pairs.dy
-        cpus = int(ray.cluster_resources().get("CPU", 1))
+        cpus = int(cluster_resources().get("CPU", 1))
         self.max_in_flight = max_in_flight or max(2, 2 * cpus)
 
     def chunks(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -52,28 +52,19 @@ class RayPairs:
 
     def map_chunks(self, fn: ChunkFn[R], device: str = "cpu") -> Iterator[R]:
         """`fn` of every block, each a Ray task on a worker's CPU (`device` applies to the local path only)."""
-        ray = require_ray()
+        ray = connected_ray()
         task = ray.remote(num_cpus=1)(_block_statistic)
         p = self.pairs
         kept = p.store.kept(p.split)
         path = p.store.location
         pending: deque[Any] = deque()
         start = 0
-        for index in range(p.n_blocks):
-            block_kept = kept[index * p.rows : (index + 1) * p.rows]
-            pending.append(task.remote(path, p.split, p.source, p.target, p.rows, index, start, block_kept, fn))
-            start += int(block_kept.sum())
-            if len(pending) >= self.max_in_flight:
-                yield self._get(pending.popleft())
-        while pending:
-            yield self._get(pending.popleft())
-
-    @staticmethod
-    def _get(ref: Any) -> Any:
-        try:
-            return require_ray().get(ref)
-        except Exception as err:
-            cause = featswap_cause(err)
-            if cause is not None:
-                raise cause from None
-            raise
+        with featswap_errors():
+            for index in range(p.n_blocks):
+                block_kept = kept[index * p.rows : (index + 1) * p.rows]
+                pending.append(task.remote(path, p.split, p.source, p.target, p.rows, index, start, block_kept, fn))
+                start += int(block_kept.sum())
+                if len(pending) >= self.max_in_flight:
+                    yield ray.get(pending.popleft())
+            while pending:
+                yield ray.get(pending.popleft())

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from featswap.errors import DataError
-from featswap.moments import merge_all
+from featswap.moments import merge_nonempty
 from featswap.paired import check_paired
 
 #: Each measure: (range, which way is more similar, symmetric).
@@ -84,10 +84,7 @@ class GramStats:
 
     @classmethod
     def accumulate(cls, chunks: Iterable[tuple[np.ndarray, np.ndarray]], device: str = "cpu") -> GramStats:
-        total = merge_all(cls.of(x, y, device) for x, y in chunks)
-        if total is None:
-            raise DataError("No samples to compare.")
-        return total
+        return merge_nonempty((cls.of(x, y, device) for x, y in chunks), DataError("No samples to compare."))
 
     def merge(self, other: GramStats) -> GramStats:
         if self.xy.shape != other.xy.shape:

@@ -9,7 +9,7 @@ import numpy as np
 
 from featswap.affine_map import AffineMap
 from featswap.errors import DataError
-from featswap.moments import merge_all
+from featswap.moments import merge_nonempty
 from featswap.similarity import MEASURES, chunk_gram_stats, mutual_knn, r2_score
 from featswap.store import FeatureStore
 
@@ -33,9 +33,10 @@ def similarity_matrices(
     """
     matrices: Matrices = {m: {n: {} for n in names} for m in MEASURES}
     for a, b in itertools.combinations(names, 2):
-        stats = merge_all(store.pairs(split, a, b, engine=engine).map_chunks(chunk_gram_stats))
-        if stats is None:
-            raise DataError(f"No samples in split {split!r} to compare {a!r} and {b!r}.")
+        stats = merge_nonempty(
+            store.pairs(split, a, b, engine=engine).map_chunks(chunk_gram_stats),
+            DataError(f"No samples in split {split!r} to compare {a!r} and {b!r}."),
+        )
         values = {
             "linear_cka": stats.linear_cka(),
             "debiased_cka": stats.debiased_cka(),

@@ -364,9 +364,9 @@ class FeatureStore:
             )
         array = _array(_group(self._split(split), "features"), name)
         kept = self.kept(split)
-        for start in range(0, array.shape[0], rows or array.chunks[0]):
-            stop = start + (rows or array.chunks[0])
-            yield self.read_rows(split, name, start, stop, kept[start:stop])
+        step = rows or array.chunks[0]
+        for start in range(0, array.shape[0], step):
+            yield self.read_rows(split, name, start, start + step, kept[start : start + step])
 
     def read_rows(self, split: str, name: str, start: int, stop: int, kept: np.ndarray | None = None) -> np.ndarray:
         """Features `(k, D)` of the kept samples among stored rows `start .. stop - 1`, checked finite;

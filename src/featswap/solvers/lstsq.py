@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from featswap.errors import FitError
-from featswap.moments import Moments, merge_all
+from featswap.moments import Moments, merge_nonempty
 from featswap.paired import PairedFeatures, split_rows
 from featswap.solvers.base import SOLVERS, FitResult, Heads, Solver
 
@@ -45,10 +45,8 @@ def chunk_moments(x: np.ndarray, y: np.ndarray, start: int, device: str, normali
 
 def streamed_moments(pairs: PairedFeatures, normalize: bool, device: str) -> Moments:
     """Moments of all rows, merged chunk by chunk in order (chunks computed wherever `pairs` computes them)."""
-    total = merge_all(pairs.map_chunks(functools.partial(chunk_moments, normalize=normalize), device))
-    if total is None:
-        raise FitError("No samples to fit on.")
-    return total
+    parts = pairs.map_chunks(functools.partial(chunk_moments, normalize=normalize), device)
+    return merge_nonempty(parts, FitError("No samples to fit on."))
 
 
 class Eigen:
