@@ -17,15 +17,15 @@ from pathlib import Path
 
 import numpy as np
 
-from featswap.store import FeatureStore
+from featswap.store import DEFAULT_CHUNK_ROWS, FeatureStore
 from planted import Planted
 
-BLOCK = 16384
+BLOCK = DEFAULT_CHUNK_ROWS  # planted rows generated and written per stored chunk
 PROBE = """
 import sys, time
 from featswap.affine_map import AffineMap
 from featswap.similarity import GramStats
-from featswap.store import FeatureStore
+from featswap.store import DEFAULT_CHUNK_ROWS, FeatureStore
 
 def high_water_kib():
     for line in open("/proc/self/status"):
@@ -44,18 +44,14 @@ def write_store(path: Path, rows: int, data: Planted) -> None:
     """A feature store with planted features of two models, "source" and "target", in a train split."""
     with FeatureStore.create(path, "planted", tuple(str(c) for c in range(data.classes))) as store:
         store.write_split("train", [f"planted/{i:07d}" for i in range(rows)], np.zeros(rows, dtype=np.int64))
-        arrays = {}
         for name, dim in (("source", data.dx), ("target", data.dy)):
             store.write_model(name, {"spec": name, "feature_dim": dim, "weights_sha256": None},
                               np.zeros((data.classes, dim)), np.zeros(data.classes))  # fmt: skip
-            arrays[name] = store.feature_array("train", name, dim)
-        for start in range(0, rows, BLOCK):
+            store.feature_array("train", name, dim, chunk_rows=BLOCK)
+        for chunk, start in enumerate(range(0, rows, BLOCK)):
             x, y, _ = data.block(start, min(BLOCK, rows - start))
-            arrays["source"][start : start + len(x)] = x
-            arrays["target"][start : start + len(y)] = y
-        for name in arrays:
-            for chunk in range(len(store.done_chunks("train", name))):
-                store.mark_done("train", name, chunk)
+            store.write_chunk("train", "source", chunk, x)
+            store.write_chunk("train", "target", chunk, y)
 
 
 def arguments(doc: str) -> argparse.Namespace:

@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from featswap.cli import app, unique_names
+from featswap.cli import app
 from featswap.metrics import invariant_violations
+from featswap.naming import unique_names
 
 
 def run(runner: CliRunner, *args: str, code: int = 0) -> str:
@@ -38,7 +39,10 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory, runner: CliRunner) -> tup
 def test_demo_writes_the_contract(demo_run: tuple[Path, str, str]) -> None:
     out, _, _ = demo_run
     metrics = json.loads((out / "metrics.json").read_text())
-    assert set(metrics) == {"featswap_version", "dataset", "models", "pairs", "loss_matrix", "similarity"}
+    assert set(metrics) == {
+        "featswap_version", "dataset", "models", "pairs", "loss_matrix", "similarity", "similarity_undefined"
+    }  # fmt: skip
+    assert metrics["similarity_undefined"] == []
     assert metrics["dataset"] == {
         "name": "digits", "train_size": 1257, "val_size": 540, "num_classes": 10, "skipped": {}
     }  # fmt: skip
@@ -181,10 +185,11 @@ def test_help_shows_examples(runner: CliRunner) -> None:
 
 
 def test_unique_names() -> None:
-    assert unique_names(["tiny-resnet", "tiny-resnet", "timm:resnet50"]) == [
+    assert unique_names(["tiny-resnet", "tiny-resnet", "timm:resnet50", "/a/b/models.py:net"]) == [
         "tiny-resnet",
         "tiny-resnet-2",
-        "timm_resnet50",
+        "resnet50",
+        "net",
     ]
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from featswap.affine_map import AffineMap
-from featswap.errors import DataError, FitError, StoreError
+from featswap.errors import DataError, FitError, SpecError, StoreError
 from featswap.moments import Moments
 from featswap.paired import InMemoryPairs, split_rows
 from featswap.solvers import DEFAULT_SOLVER, Heads
@@ -52,9 +52,9 @@ def test_refine_lowers_the_papers_loss_below_its_lstsq_start(seed: int) -> None:
 
 def test_refine_bad_settings() -> None:
     x, y = noisy(0)
-    with pytest.raises(FitError, match="eval_every and patience"):
+    with pytest.raises(SpecError, match="patience must be at least 1; got 0"):
         AffineMap("refine", patience=0).fit(x, y)
-    with pytest.raises(DataError, match="holdout must be between 0 and 1"):
+    with pytest.raises(SpecError, match=r"holdout must lie in \(0, 1\); got 0.0"):
         AffineMap("refine", holdout=0.0).fit(x, y)
     with pytest.raises(DataError, match="too few to hold out"):
         AffineMap("refine").fit(x[:2], y[:2])
@@ -125,7 +125,7 @@ def test_ridge_choice_prefers_shrinkage_when_data_are_few_and_none_when_many() -
     many_y = (many_x @ w.T + 0.01 * rng.normal(size=(20000, 5))).astype(np.float32)
     many = AffineMap("lstsq", alpha="auto").fit(many_x, many_y)
     assert many.info_["alpha"] < 1e-3 * few.info_["alpha"] or many.info_["alpha"] == 0
-    with pytest.raises(FitError, match="a number >= 0 or 'auto'"):
+    with pytest.raises(SpecError, match="a number >= 0 or 'auto'; got 'large'"):
         AffineMap("lstsq", alpha="large").fit(few_x, few_y)
 
 
@@ -158,10 +158,7 @@ def test_fits_streamed_from_a_store_equal_in_memory_fits(tmp_path: Path) -> None
         for name, feats in (("x", x), ("y", y)):
             store.write_model(name, {"spec": name, "feature_dim": feats.shape[1], "weights_sha256": None},
                               np.zeros((1, feats.shape[1])), np.zeros(1))  # fmt: skip
-            array = store.feature_array("train", name, feats.shape[1], chunk_rows=256)
-            array[:] = feats
-            for chunk in range(len(store.done_chunks("train", name))):
-                store.mark_done("train", name, chunk)
+            store.write_features("train", name, feats, chunk_rows=256)
         pairs = store.pairs("train", "x", "y", rows=300)
         assert sum(len(a) for a, _ in pairs.chunks()) == 3000
         for solver, params in (("lstsq", {}), ("lstsq", {"alpha": "auto"}), ("procrustes", {}), ("refine", {})):
@@ -170,8 +167,8 @@ def test_fits_streamed_from_a_store_equal_in_memory_fits(tmp_path: Path) -> None
             np.testing.assert_allclose(streamed.weight_, memory.weight_, rtol=1e-4, atol=1e-5)
         rows = np.array([3, 17, 2999])
         np.testing.assert_array_equal(pairs.take(rows)[1], y[rows])
-        store.root["train"]["features"]["y"][17] = np.nan
-        with pytest.raises(StoreError, match="first at id '17'"):
+        store.root["train"]["features"]["y"][17] = 0.5  # a value changed behind featswap's back
+        with pytest.raises(StoreError, match=r"model 'y', split 'train', rows 0..255 are missing or altered"):
             pairs.take(rows)
         with pytest.raises(StoreError, match="no complete features of 'z'"):
             store.pairs("train", "x", "z")

@@ -126,7 +126,7 @@ def test_ray_merged_statistics_equal_local(
         ),
     ]:
         assert a.n == b.n > 0
-        for field in ("sx", "sy", "sxx", "sxy", "syy"):
+        for field in ("mx", "my", "cxx", "cxy", "tyy"):
             assert np.array_equal(getattr(a, field), getattr(b, field)), field
     gram_local, gram_ray = (merge_all(p.map_chunks(chunk_gram_stats)) for p in (local, remote))
     assert gram_local is not None and gram_ray is not None
@@ -161,7 +161,7 @@ def test_killed_ray_job_resumes_without_recomputing(tmp_path: Path, ray_cluster:
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline and process.poll() is None:
             try:
-                if FeatureStore.open(killed).done_chunks("train", "timm:resnet18").sum() >= 3:
+                if FeatureStore.open(killed).done_chunks("train", "resnet18").sum() >= 3:
                     break
             except Exception:  # not created yet, or the writer is mid-way through creating arrays
                 pass
@@ -170,11 +170,11 @@ def test_killed_ray_job_resumes_without_recomputing(tmp_path: Path, ray_cluster:
         os.killpg(process.pid, signal.SIGKILL)
     finally:
         process.wait()
-    finished_before = FeatureStore.open(killed).done_chunks("train", "timm:resnet18")
+    finished_before = FeatureStore.open(killed).done_chunks("train", "resnet18")
     assert 3 <= finished_before.sum() < len(finished_before)
     import zarr
 
-    array = zarr.open_array(str(killed / "train" / "features" / "timm:resnet18"), mode="r")
+    array = zarr.open_array(str(killed / "train" / "features" / "resnet18"), mode="r")
     rows_done = np.repeat(finished_before, 64)[: array.shape[0]]
     before = np.asarray(array[:])[rows_done]
 
@@ -182,12 +182,12 @@ def test_killed_ray_job_resumes_without_recomputing(tmp_path: Path, ray_cluster:
     assert result.exit_code == 0, result.output
     recomputed = 1257 - 64 * int(finished_before.sum())
     assert f"1257 rows ({recomputed} computed)" in result.output
-    resumed = FeatureStore.open(killed).features("train", "timm:resnet18")
+    resumed = FeatureStore.open(killed).features("train", "resnet18")
     assert np.array_equal(resumed[rows_done], before)  # finished chunks were not rewritten
 
     whole = tmp_path / "whole.zarr"
     assert runner.invoke(app, ray_extract_args(whole, weights)[:-2]).exit_code == 0  # the local engine
-    np.testing.assert_allclose(resumed, FeatureStore.open(whole).features("train", "timm:resnet18"), atol=1e-5)
+    np.testing.assert_allclose(resumed, FeatureStore.open(whole).features("train", "resnet18"), atol=1e-5)
 
 
 CRASHING = """

@@ -179,7 +179,7 @@ def test_every_colour_mode_extracts_and_a_truncated_file_fails_by_id(tmp_path: P
     clean = image_folder(write_folder(tmp_path / "clean"), val_fraction=0.25)
     with FeatureStore.create(tmp_path / "c.zarr", clean.name, clean.classes) as store:
         result = extract(backbone, clean.split("train"), store, batch_size=8, quiet=True)
-        assert result.rows == 27 and np.isfinite(store.features("train", "timm:resnet18")).all()
+        assert result.rows == 27 and np.isfinite(store.features("train", "resnet18")).all()
 
 
 def test_compare_two_timm_architectures_on_an_image_folder(tmp_path: Path, runner: CliRunner) -> None:
@@ -192,7 +192,7 @@ def test_compare_two_timm_architectures_on_an_image_folder(tmp_path: Path, runne
     ])  # fmt: skip
     assert result.exit_code == 0, result.output
     metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
-    assert set(metrics["models"]) == {"timm_resnet18", "timm_mobilenetv3_small_050"}
+    assert set(metrics["models"]) == {"resnet18", "mobilenetv3_small_050"}
     assert metrics["dataset"]["num_classes"] == 3 and metrics["dataset"]["val_size"] == 18
     assert invariant_violations(metrics) == [] and (tmp_path / "out" / "report.md").is_file()
     bad = runner.invoke(app, ["extract", "--model", "timm:resnet18", "--data", "digits", "--store", "x",
@@ -224,10 +224,12 @@ def test_skipped_images_are_recorded_and_left_out_for_every_model(
     store = FeatureStore.open(tmp_path / "out" / "features.zarr")
     split = next(iter(skipped))
     assert "cannot" in store.skipped(split)["dog/zz_truncated.jpg"].lower()
-    assert len(store.features(split, "timm_resnet18")) == len(store.labels(split)) == len(store.ids(split)) - 1
+    assert len(store.features(split, "resnet18")) == len(store.labels(split)) == len(store.ids(split)) - 1
     bad = runner.invoke(app, ["extract", "--model", "tiny-resnet", "--data", "digits", "--store", str(tmp_path / "x"),
                               "--on-bad-image", "ignore"])  # fmt: skip
-    assert bad.exit_code == 2 and "on_bad_image must be 'fail' or 'skip'" in bad.output
+    assert bad.exit_code == 2 and "--on-bad-image must be one of fail, skip; got 'ignore'" in bad.output
+    with pytest.raises(SpecError, match="on_bad_image must be one of fail, skip; got 'ignore'"), store:
+        extract(load_backbone("tiny-resnet"), load_dataset("digits").split("val"), store, on_bad_image="ignore")
 
 
 CONV_HEAD = '''

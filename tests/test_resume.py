@@ -42,7 +42,7 @@ def test_sigkill_then_resume(tmp_path: Path, runner: CliRunner) -> None:
         while time.monotonic() < deadline and process.poll() is None:
             if (killed / "zarr.json").is_file():
                 try:
-                    done = FeatureStore.open(killed).done_chunks("train", "timm:resnet18")
+                    done = FeatureStore.open(killed).done_chunks("train", "resnet18")
                 except Exception:  # the writer may be mid-way through creating arrays
                     done = np.zeros(0, dtype=bool)
                 if done.sum() >= 3:
@@ -52,7 +52,7 @@ def test_sigkill_then_resume(tmp_path: Path, runner: CliRunner) -> None:
         process.send_signal(signal.SIGKILL)
     finally:
         process.wait()
-    finished_before = FeatureStore.open(killed).done_chunks("train", "timm:resnet18")
+    finished_before = FeatureStore.open(killed).done_chunks("train", "resnet18")
     assert 3 <= finished_before.sum() < len(finished_before)
 
     result = runner.invoke(app, extract_args(killed, weights))  # takes over the dead writer's lock
@@ -62,7 +62,5 @@ def test_sigkill_then_resume(tmp_path: Path, runner: CliRunner) -> None:
 
     whole = tmp_path / "whole.zarr"
     assert runner.invoke(app, extract_args(whole, weights)).exit_code == 0
-    resumed = FeatureStore.open(killed).features("train", "timm:resnet18")
-    np.testing.assert_allclose(
-        resumed, FeatureStore.open(whole).features("train", "timm:resnet18"), rtol=1e-6, atol=1e-6
-    )
+    resumed = FeatureStore.open(killed).features("train", "resnet18")
+    np.testing.assert_allclose(resumed, FeatureStore.open(whole).features("train", "resnet18"), rtol=1e-6, atol=1e-6)

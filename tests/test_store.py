@@ -27,15 +27,14 @@ def make(tmp_path: Path) -> FeatureStore:
 
 
 def test_round_trip_and_chunked_reads(tmp_path: Path) -> None:
+    feats = np.arange(40, dtype=np.float32).reshape(10, 4)
     with make(tmp_path) as store:
-        array = store.feature_array("train", "m", 4, chunk_rows=3)
-        feats = np.arange(40, dtype=np.float32).reshape(10, 4)
-        for chunk in range(4):
-            array[chunk * 3 : chunk * 3 + 3] = feats[chunk * 3 : chunk * 3 + 3]
-            store.mark_done("train", "m", chunk)
+        store.write_features("train", "m", feats, chunk_rows=3)
     reopened = FeatureStore.open(tmp_path / "s.zarr")
     np.testing.assert_array_equal(reopened.features("train", "m"), feats)
-    assert [b.shape[0] for b in reopened.iter_features("train", "m", rows=4)] == [4, 4, 2]
+    assert [b.shape[0] for b in reopened.iter_features("train", "m")] == [3, 3, 3, 1]
+    np.testing.assert_array_equal(reopened.read_rows("train", "m", 2, 7), feats[2:7])  # across chunk edges
+    np.testing.assert_array_equal(reopened.take_rows("train", "m", np.array([0, 4, 9])), feats[[0, 4, 9]])
     assert reopened.ids("train").tolist() == IDS
     assert reopened.classes == ("a", "b", "c")
 
@@ -43,21 +42,26 @@ def test_round_trip_and_chunked_reads(tmp_path: Path) -> None:
 def test_incomplete_features_say_resume(tmp_path: Path) -> None:
     with make(tmp_path) as store:
         store.feature_array("train", "m", 4, chunk_rows=3)
-        store.mark_done("train", "m", 0)
+        store.write_chunk("train", "m", 0, np.ones((3, 4)))
         with pytest.raises(StoreError, match="interrupted: run extract again to resume"):
             store.features("train", "m")
 
 
-def test_nan_features_are_reported_by_id(tmp_path: Path) -> None:
+def test_nan_features_are_refused_by_id_and_nothing_is_written(tmp_path: Path) -> None:
+    feats = np.zeros((10, 4), dtype=np.float32)
+    feats[7, 2] = np.inf
     with make(tmp_path) as store:
-        array = store.feature_array("train", "m", 4, chunk_rows=5)
-        feats = np.zeros((10, 4), dtype=np.float32)
-        feats[7, 2] = np.inf
-        array[:] = feats
-        store.mark_done("train", "m", 0)
-        store.mark_done("train", "m", 1)
-        with pytest.raises(StoreError, match="NaN/inf, first at id 'img/7'"):
-            store.features("train", "m")
+        with pytest.raises(StoreError, match=r"for id 'img/7' hold NaN or inf; nothing of rows 5\.\.9 was written"):
+            store.write_features("train", "m", feats, chunk_rows=5)
+        assert store.done_chunks("train", "m").tolist() == [True, False]
+        with pytest.raises(StoreError, match=r"Chunk 0 of 'm' / 'train' holds rows 0..4, shape \(5, 4\); got"):
+            store.write_chunk("train", "m", 0, feats[:4])
+        with pytest.raises(StoreError, match="Split 'train' has 10 samples; got features for 9"):
+            store.write_features("train", "m", feats[:9])
+        with pytest.raises(StoreError, match="must be 2-D"):
+            store.write_features("train", "m", feats[0])
+        with pytest.raises(StoreError, match="chunk_rows must be at least 1"):
+            store.feature_array("train", "m2", 4, chunk_rows=0)
 
 
 def test_mismatched_ids_labels_and_models_are_refused(tmp_path: Path) -> None:
@@ -129,9 +133,9 @@ def test_extraction_resumes_without_recomputing_finished_chunks(tmp_path: Path, 
         reference = full.features("val", "tiny-resnet")
     with FeatureStore.create(tmp_path / "part.zarr", "digits", digits_data.classes) as part:
         part.write_split("val", list(split.ids), split.labels)
-        array = part.feature_array("val", "tiny-resnet", backbone.feature_dim, chunk_rows=128)
-        array[0:128] = 7.0  # a finished chunk, deliberately not what the model computes
-        part.mark_done("val", "tiny-resnet", 0)
+        part.feature_array("val", "tiny-resnet", backbone.feature_dim, chunk_rows=128)
+        # a finished chunk, deliberately not what the model computes
+        part.write_chunk("val", "tiny-resnet", 0, np.full((128, backbone.feature_dim), 7.0))
         result = extract(backbone, split, part, quiet=True)
         assert result.computed_rows == len(split) - 128
         resumed = part.features("val", "tiny-resnet")
@@ -150,7 +154,7 @@ def test_extraction_refuses_nan_features(tmp_path: Path, digits_data: object) ->
     with torch_no_grad():
         backbone.module.norm.bias[0] = float("nan")  # every pooled feature becomes NaN
     with FeatureStore.create(tmp_path / "nan.zarr", "digits", digits_data.classes) as store:
-        with pytest.raises(ModelError, match="differs from the network's own logits by up to nan"):
+        with pytest.raises(ModelError, match="the network outputs NaN or inf on the first images"):
             extract(backbone, digits_data.split("val"), store, quiet=True)
         # Past the logits check (as for a network whose NaNs appear only on later images), the
         # extraction itself refuses them before writing anything.

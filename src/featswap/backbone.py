@@ -93,6 +93,11 @@ class Backbone:
                 f"{self.name}: the network outputs shape {tuple(logits.shape)} but its head predicts "
                 f"{self.num_classes} classes; the head is not the network's final layer."
             )
+        if not (bool(torch.isfinite(logits).all()) and bool(torch.isfinite(feats).all())):
+            raise ModelError(
+                f"{self.name}: the network outputs NaN or inf on the first images, so it cannot be tested. Check its "
+                "weights (a damaged or diverged checkpoint) and its preprocessing (--data-config)."
+            )
         rebuilt = feats @ self.head_weight.float().to(feats.device).T + self.head_bias.float().to(feats.device)
         diff = float((rebuilt - logits.to(feats.device)).abs().max())
         scale = max(1.0, float(logits.abs().max()))

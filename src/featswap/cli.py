@@ -1,15 +1,26 @@
-"""The command line: thin commands over the library. Heavy imports happen inside each command."""
+"""The command line: thin commands over the library. Heavy imports happen inside each command.
+
+Every failure a user can cause prints one line starting `error:` and exits with status 2: featswap's own
+errors, bad option values (checked where they enter, by the callbacks below), filesystem errors (with the
+path and what to do) and click's usage errors alike.
+"""
 
 from __future__ import annotations
 
+import errno
 import functools
 import json
-from collections.abc import Callable
+import os
+import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any
 
+import click
 import typer
+from typer.core import TyperGroup
 
+from featswap import validate
 from featswap.errors import FeatswapError, SpecError
 
 if TYPE_CHECKING:  # heavy modules are imported inside each command
@@ -18,38 +29,121 @@ if TYPE_CHECKING:  # heavy modules are imported inside each command
     from featswap.models import BackboneRecipe
     from featswap.store import FeatureStore
 
+#: Exit status of every user-facing failure.
+USER_ERROR = 2
+
+
+def one_line(text: str) -> str:
+    """`text` with its line breaks and runs of spaces collapsed: an error is one line on the terminal."""
+    return " ".join(str(text).split())
+
+
+def describe_os_error(err: OSError) -> str:
+    """A filesystem error as a sentence naming the path and what to do."""
+    path = err.filename or "a file"
+    reason = err.strerror or str(err)
+    advice = {
+        errno.ENOSPC: "Free some space or choose another location.",
+        errno.EROFS: "Choose a location on a writable filesystem.",
+        errno.EACCES: "Check the permissions, or choose a location this user can use.",
+        errno.EPERM: "Check the permissions, or choose a location this user can use.",
+        errno.ENOENT: "Check the path.",
+        errno.ENOTDIR: "A file stands where a directory is needed; check the path.",
+        errno.EISDIR: "A directory stands where a file is needed; check the path.",
+    }.get(err.errno or 0, "Check the path and try again.")
+    return f"{path}: {reason}. {advice}"
+
+
+class OneLineErrors(TyperGroup):
+    """featswap's command group: runs a command and turns every failure into one `error:` line (exit 2).
+
+    Click's usage errors (an unknown option, a missing value) and featswap's errors are the user's to fix;
+    filesystem errors name the path; anything else is a bug in featswap, said as such (set
+    FEATSWAP_TRACEBACK=1 to see the traceback)."""
+
+    def main(  # type: ignore[override]
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.ClickException as err:
+            hint = " See `featswap --help`." if isinstance(err, click.UsageError) else ""
+            fail(f"{err.format_message()}{hint}", err.exit_code or USER_ERROR)
+        except click.Abort:
+            fail("interrupted.", 130)
+        except FeatswapError as err:
+            fail(str(err))
+        except OSError as err:
+            fail(describe_os_error(err))
+        except Exception as err:
+            if os.environ.get("FEATSWAP_TRACEBACK"):
+                raise
+            fail(
+                f"featswap failed unexpectedly ({type(err).__name__}: {err}). This is a bug in featswap: run again "
+                "with FEATSWAP_TRACEBACK=1 to see where, and report it."
+            )
+        if code == 130:
+            fail("interrupted; finished chunks of features are kept, so running the same command again resumes.", 130)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+def fail(message: str, code: int = USER_ERROR) -> None:
+    """Print `error: message` on one line (standard error) and exit with `code`."""
+    from rich.markup import escape
+
+    from featswap.progress import console
+
+    # escape: messages list keys and shapes in [brackets], which rich would read as markup
+    console.print(f"[bold red]error:[/] {escape(one_line(message))}", highlight=False, soft_wrap=True)
+    sys.exit(code)
+
+
 app = typer.Typer(
+    cls=OneLineErrors,
     add_completion=False,
     no_args_is_help=True,
+    pretty_exceptions_enable=False,
     rich_markup_mode="markdown",
     help="Do two trained networks extract the same information? Fit affine maps between their features "
     "and classify with the other network's untouched head.\n\nStart with: `featswap demo --out runs/demo`",
 )
-F = TypeVar("F", bound=Callable[..., Any])
 
 
-def friendly(command: F) -> F:
-    """Print featswap's own errors as one clear line and exit with status 2, without a traceback."""
+# -- checks where numbers enter --------------------------------------------------------------------------------
+def checked(check: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """A typer callback that runs `check` on a given value (None, an option left out, passes)."""
 
-    @functools.wraps(command)
-    def run(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return command(*args, **kwargs)
-        except FeatswapError as err:
-            from rich.markup import escape
+    def callback(value: Any) -> Any:
+        return value if value is None else check(value)
 
-            from featswap.progress import console
+    return callback
 
-            # escape: messages list keys and shapes in [brackets], which rich would read as markup
-            console.print(f"[bold red]error:[/] {escape(str(err))}", highlight=False)
-            raise typer.Exit(2) from None
 
-    return run  # type: ignore[return-value]
+def at_least(option: str, minimum: int) -> Callable[[Any], Any]:
+    return checked(functools.partial(validate.integer, option, minimum=minimum))
+
+
+def fraction(option: str) -> Callable[[Any], Any]:
+    return checked(functools.partial(validate.real, option, low=0, high=1, low_open=True, high_open=True))
+
+
+def nonnegative(option: str, low_open: bool = False) -> Callable[[Any], Any]:
+    return checked(functools.partial(validate.real, option, low=0, low_open=low_open))
 
 
 def parse_params(items: list[str], solvers: list[str]) -> dict[str, dict[str, Any]]:
     """`["paper.iterations=2000", "alpha=0.1"]` -> per-solver settings; a key without `SOLVER.` applies
-    to the only solver, values parsed as JSON where they parse (numbers, true/false), else kept as text."""
+    to the only solver, values parsed as JSON where they parse (numbers, true/false), else kept as text.
+    Each solver's settings check their own values (type and range)."""
+    from featswap.solvers import SOLVERS
+
     params: dict[str, dict[str, Any]] = {}
     for item in items:
         key, sep, raw = item.partition("=")
@@ -63,10 +157,12 @@ def parse_params(items: list[str], solvers: list[str]) -> dict[str, dict[str, An
         if solver not in solvers:
             raise SpecError(f"--param {item!r} names solver {solver!r}, which this run does not use ({solvers}).")
         try:
-            value: Any = json.loads(raw)
+            value: Any = json.loads(raw, parse_constant=lambda c: c)  # NaN/Infinity stay text, refused below
         except json.JSONDecodeError:
             value = raw
         params.setdefault(solver, {})[name] = value
+    for solver, settings in params.items():
+        SOLVERS.get(solver).make_settings(**settings)  # checks every value now, before any work
     return params
 
 
@@ -87,9 +183,18 @@ ParamOpt = Annotated[
 ]
 DeviceOpt = Annotated[str, typer.Option(help="cpu, cuda or auto (cuda when available).")]
 ValFractionOpt = Annotated[
-    float | None, typer.Option(help="imagefolder without train/ and val/: share held out for evaluation (0.2).")
+    float | None,
+    typer.Option(
+        help="imagefolder without train/ and val/: share held out for evaluation (0.2).",
+        callback=fraction("--val-fraction"),
+    ),
 ]
-TrainLimitOpt = Annotated[int | None, typer.Option(help="Use a stratified, seeded subset of this many train images.")]
+TrainLimitOpt = Annotated[
+    int | None,
+    typer.Option(
+        help="Use a stratified, seeded subset of this many train images.", callback=at_least("--train-limit", 1)
+    ),
+]
 PretrainedOpt = Annotated[
     bool, typer.Option(help="timm/torchvision without --weights: their published weights (needs their cache).")
 ]
@@ -101,14 +206,15 @@ DataConfigOpt = Annotated[
         "overrides what the model declares."
     ),
 ]  # fmt: skip
-
-
-WorkersOpt = Annotated[int, typer.Option(help="Worker processes that decode and preprocess images.")]
+WorkersOpt = Annotated[
+    int, typer.Option(help="Worker processes that decode and preprocess images.", callback=at_least("--workers", 0))
+]
 BadImageOpt = Annotated[
     str, typer.Option(help="fail: stop at an unreadable image; skip: record it and leave it out for every model.")
 ]
-
-
+NBootOpt = Annotated[
+    int, typer.Option(help="Bootstrap resamples for confidence intervals.", callback=at_least("--n-boot", 1))
+]
 EngineOpt = Annotated[
     str, typer.Option(help="local (this process), or ray: a Ray cluster (needs `pip install 'featswap[ray]'`).")
 ]
@@ -124,21 +230,34 @@ AddressOpt = Annotated[
     ),
 ]
 RayWorkersOpt = Annotated[
-    int | None, typer.Option(help="Ray: inference actors; default one per GPU, or one per two CPUs without GPUs.")
+    int | None,
+    typer.Option(
+        help="Ray: inference actors; default one per GPU, or one per two CPUs without GPUs.",
+        callback=at_least("--ray-workers", 1),
+    ),
 ]
 GpusPerWorkerOpt = Annotated[
     float | None,
-    typer.Option(help="Ray: GPUs each inference actor holds; default 1 when the cluster has GPUs, else 0."),
+    typer.Option(
+        help="Ray: GPUs each inference actor holds; default 1 when the cluster has GPUs, else 0.",
+        callback=nonnegative("--gpus-per-worker"),
+    ),
 ]
-CpusPerWorkerOpt = Annotated[float | None, typer.Option(help="Ray: CPUs each inference actor holds (1).")]
+CpusPerWorkerOpt = Annotated[
+    float | None,
+    typer.Option(
+        help="Ray: CPUs each inference actor holds (1).", callback=nonnegative("--cpus-per-worker", low_open=True)
+    ),
+]
 
 
 def start_engine(
     engine: str, address: str | None, ray_options: dict[str, Any] | None = None, extracts: bool = False
 ) -> None:
     """Check the engine options and, for Ray, connect to the cluster (`extracts`: the command extracts)."""
+    from featswap.engines import check_engine
     from featswap.errors import ClusterError
-    from featswap.ray_cluster import CLIENT_EXTRACTION, check_engine, connect, is_client_address
+    from featswap.ray_cluster import CLIENT_EXTRACTION, connect, is_client_address
 
     check_engine(engine, address)
     if engine == "ray" and extracts and is_client_address(address):
@@ -183,14 +302,18 @@ def extract_model(
 
 
 def parse_data_config(text: str | None) -> dict[str, Any] | None:
+    """`--data-config` JSON as a checked mapping (see `featswap.preprocess.DataConfig.from_mapping`)."""
     if text is None:
         return None
+    from featswap.preprocess import DataConfig
+
     try:
-        config = json.loads(text)
+        config = json.loads(text, parse_constant=lambda c: c)
     except json.JSONDecodeError as err:
         raise SpecError(f"--data-config is not valid JSON: {err}") from err
     if not isinstance(config, dict):
         raise SpecError("--data-config must be a JSON object with input_size, mean and std.")
+    DataConfig.from_mapping(config)
     return config
 
 
@@ -206,11 +329,18 @@ def resolve_device(device: str) -> str:
     return device
 
 
+def check_on_bad_image(value: str) -> str:
+    from featswap.extract import ON_BAD_IMAGE
+
+    return validate.choice("--on-bad-image", value, ON_BAD_IMAGE)
+
+
 @app.command()
-@friendly
 def demo(
     out: Annotated[Path, typer.Option(help="Output directory.")] = Path("runs/demo"),
-    paper_iterations: Annotated[int, typer.Option(help="Iterations of the paper solver.")] = 3000,
+    paper_iterations: Annotated[
+        int, typer.Option(help="Iterations of the paper solver.", callback=at_least("--paper-iterations", 1))
+    ] = 3000,
     quiet: Annotated[bool, typer.Option(help="No progress output.")] = False,
 ) -> None:
     """The whole experiment on the embedded digits set (1,797 real 8x8 digits).
@@ -226,22 +356,28 @@ def demo(
 
 
 @app.command()
-@friendly
 def extract(
     model: Annotated[str, typer.Option(help="Model SPEC, e.g. tiny-resnet.")],
     data: Annotated[str, typer.Option(help="Data SPEC, e.g. digits.")],
     store: Annotated[str, typer.Option(help="Feature store: a zarr directory or URL (s3://...), created if missing.")],
     split: Annotated[list[str] | None, typer.Option(help="Split(s) to extract; default train and val.")] = None,
     weights: Annotated[Path | None, typer.Option(help="Local weight file (safetensors or .pt/.pth).")] = None,
-    name: Annotated[str | None, typer.Option(help="Name of the model in the store; default the SPEC.")] = None,
-    batch_size: Annotated[int, typer.Option(help="Images per forward pass.")] = 256,
+    name: Annotated[
+        str | None, typer.Option(help="Name of the model in the store; default from the SPEC (resnet18, myfn).")
+    ] = None,
+    batch_size: Annotated[
+        int, typer.Option(help="Images per forward pass.", callback=at_least("--batch-size", 1))
+    ] = 256,
     val_fraction: ValFractionOpt = None,
     train_limit: TrainLimitOpt = None,
     pretrained: PretrainedOpt = True,
     data_config: DataConfigOpt = None,
     workers: WorkersOpt = 0,
     on_bad_image: BadImageOpt = "fail",
-    chunk_rows: Annotated[int | None, typer.Option(help="Rows per stored (and resumable) chunk; 4096.")] = None,
+    chunk_rows: Annotated[
+        int | None,
+        typer.Option(help="Rows per stored (and resumable) chunk; 4096.", callback=at_least("--chunk-rows", 1)),
+    ] = None,
     device: DeviceOpt = "cpu",
     engine: EngineOpt = "local",
     address: AddressOpt = None,
@@ -259,16 +395,21 @@ def extract(
     """
     from featswap.datasets import load_dataset
     from featswap.models import BackboneRecipe
+    from featswap.naming import unique_names
     from featswap.store import FeatureStore
 
     ray_options = {"ray_workers": ray_workers, "gpus_per_worker": gpus_per_worker, "cpus_per_worker": cpus_per_worker}
     config = parse_data_config(data_config)
+    check_on_bad_image(on_bad_image)
     if engine == "ray" and device != "cpu":
         raise SpecError("With --engine ray, workers get GPUs with --gpus-per-worker; --device applies to local runs.")
     device = resolve_device(device)
+    model_name = unique_names([model], [name])[0]
     start_engine(engine, address, ray_options, extracts=True)
     dataset = load_dataset(data, val_fraction=val_fraction, train_limit=train_limit)
-    recipe = BackboneRecipe(model, str(weights) if weights else None, dataset.num_classes, name, pretrained, config)
+    recipe = BackboneRecipe(
+        model, str(weights) if weights else None, dataset.num_classes, model_name, pretrained, config
+    )
     with FeatureStore.create(store, dataset.name, dataset.classes) as feature_store:
         results = extract_model(
             recipe,
@@ -285,14 +426,14 @@ def extract(
             on_bad_image=on_bad_image,
         )
         for result in results:
+            repaired = f", {result.repaired_chunks} damaged chunk(s) recomputed" if result.repaired_chunks else ""
             typer.echo(
-                f"{result.model} / {result.split}: {result.rows} rows ({result.computed_rows} computed) "
+                f"{result.model} / {result.split}: {result.rows} rows ({result.computed_rows} computed{repaired}) "
                 f"in {result.seconds:.1f} s; logits check max |diff| {result.logits_max_abs_diff:.2e}"
             )
 
 
 @app.command()
-@friendly
 def fit(
     store: Annotated[str, typer.Option(help="Feature store (directory or URL) holding both models.")],
     source: Annotated[str, typer.Option(help="Model whose features are mapped.")],
@@ -309,10 +450,14 @@ def fit(
     Example: `featswap fit --store runs/digits.zarr --source tiny-inception --target tiny-resnet
     --solver paper --param iterations=2000 --out maps/i2r.safetensors`
     """
+    from featswap.affine_map import is_featswap_map
+    from featswap.output_paths import check_output_file
     from featswap.pipeline import fit_pair, save_pair
     from featswap.store import FeatureStore
 
+    split_solvers(solver)
     params = parse_params(param, [solver]).get(solver, {})
+    check_output_file(out, is_featswap_map, "featswap map")
     device = resolve_device(device)
     start_engine(engine, address)
     feature_store = FeatureStore.open(store)
@@ -325,13 +470,12 @@ def fit(
 
 
 @app.command()
-@friendly
 def evaluate(
     store: Annotated[str, typer.Option(help="Feature store (directory or URL) holding the models' val features.")],
     maps: Annotated[list[Path], typer.Option(help="Map files written by `featswap fit` (repeat the option).")],
     out: Annotated[Path, typer.Option(help="Output directory for metrics.json and report.md.")],
-    n_boot: Annotated[int, typer.Option(help="Bootstrap resamples for confidence intervals.")] = 1000,
-    seed: Annotated[int, typer.Option(help="Seed of the bootstrap.")] = 0,
+    n_boot: NBootOpt = 1000,
+    seed: Annotated[int, typer.Option(help="Seed of the bootstrap.", callback=at_least("--seed", 0))] = 0,
 ) -> None:
     """Swap test on the val split for fitted maps; writes metrics.json and report.md.
 
@@ -354,7 +498,6 @@ def evaluate(
 
 
 @app.command()
-@friendly
 def compare(
     model: Annotated[list[str], typer.Option(help="Model SPEC (repeat: two or more).")],
     data: Annotated[str, typer.Option(help="Data SPEC.")],
@@ -368,7 +511,7 @@ def compare(
         str | None, typer.Option(help="Feature store (directory or URL); default OUT/features.zarr.")
     ] = None,
     device: DeviceOpt = "cpu",
-    n_boot: Annotated[int, typer.Option(help="Bootstrap resamples.")] = 1000,
+    n_boot: NBootOpt = 1000,
     similarity: Annotated[bool, typer.Option(help="Also compute every similarity measure.")] = True,
     val_fraction: ValFractionOpt = None,
     train_limit: TrainLimitOpt = None,
@@ -392,6 +535,8 @@ def compare(
     """
     from featswap.datasets import load_dataset
     from featswap.models import BackboneRecipe
+    from featswap.naming import unique_names
+    from featswap.output_paths import claim_run_dir
     from featswap.pipeline import compare_stored
     from featswap.store import FeatureStore
 
@@ -403,11 +548,13 @@ def compare(
         raise SpecError(f"Got {len(weights)} --weights for {len(model)} --model options; give one per model, in order.")
     solvers = split_solvers(solver)
     params = parse_params(param, solvers)
+    check_on_bad_image(on_bad_image)
     device = resolve_device(device)
     config = parse_data_config(data_config)
+    names = unique_names(model)
     start_engine(engine, address, ray_options, extracts=True)
     dataset = load_dataset(data, val_fraction=val_fraction, train_limit=train_limit)
-    names = unique_names(model)
+    claim_run_dir(out)
     with FeatureStore.create(store or str(out / "features.zarr"), dataset.name, dataset.classes) as feature_store:
         for i, (spec, name) in enumerate(zip(model, names, strict=True)):
             recipe = BackboneRecipe(
@@ -440,28 +587,16 @@ def compare(
     typer.echo(f"wrote {out / 'metrics.json'} and {out / 'report.md'}")
 
 
-def unique_names(specs: list[str]) -> list[str]:
-    """Store names for model SPECs: `file.py:function` -> `function`, `timm:NAME` -> `timm_NAME`; suffixed
-    `-2`, `-3`... when a name repeats."""
-    names: list[str] = []
-    for spec in specs:
-        base = spec.rpartition(":")[2] if ".py:" in spec else spec.replace("/", "_").replace(":", "_")
-        name, k = base, 2
-        while name in names:
-            name, k = f"{base}-{k}", k + 1
-        names.append(name)
-    return names
-
-
 @app.command("similarity")
-@friendly
 def similarity_command(
     store: Annotated[str, typer.Option(help="Feature store (directory or URL).")],
     out: Annotated[Path, typer.Option(help="Output directory for similarity.json.")],
     model: Annotated[list[str], typer.Option(help="Models to compare (repeat); default all in the store.")] = [],  # noqa: B006
     split: Annotated[str, typer.Option(help="Split to measure on.")] = "val",
-    knn_k: Annotated[int, typer.Option(help="Neighbours for mutual_knn.")] = 10,
-    svcca_k: Annotated[int, typer.Option(help="Principal directions kept by svcca.")] = 20,
+    knn_k: Annotated[int, typer.Option(help="Neighbours for mutual_knn.", callback=at_least("--knn-k", 1))] = 10,
+    svcca_k: Annotated[
+        int, typer.Option(help="Principal directions kept by svcca.", callback=at_least("--svcca-k", 1))
+    ] = 20,
     engine: StatsEngineOpt = "local",
     address: AddressOpt = None,
 ) -> None:
@@ -471,6 +606,7 @@ def similarity_command(
     Example: `featswap similarity --store runs/digits.zarr --out runs/sim`
     """
     from featswap.affine_map import AffineMap
+    from featswap.output_paths import claim_run_dir, write_json
     from featswap.similarity import MEASURES
     from featswap.similarity_matrix import similarity_matrices
     from featswap.store import FeatureStore
@@ -480,23 +616,45 @@ def similarity_command(
     names = model or [m for m in feature_store.models() if feature_store.has_features(split, m)]
     if len(names) < 2:
         raise SpecError(f"similarity needs at least two models with {split!r} features; found {names}.")
+    claim_run_dir(out)
     maps = {}
     if "train" in feature_store.splits() and split != "train":
         for a in names:
             for b in names:
                 if a != b:
                     maps[a, b] = AffineMap("lstsq").fit_pairs(feature_store.pairs("train", a, b, engine=engine))
-    matrices = similarity_matrices(feature_store, names, split, maps, knn_k, svcca_k, engine=engine)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "similarity.json").write_text(json.dumps({"split": split, "similarity": matrices}, indent=2) + "\n")
+    result = similarity_matrices(feature_store, names, split, maps, knn_k, svcca_k, engine=engine)
+    write_json(out / "similarity.json", {"split": split, **result.to_json()})
     for measure, (span, better, _) in MEASURES.items():
-        cells = ", ".join(f"{a}->{b} {v:.3f}" for a, row in matrices[measure].items() for b, v in row.items())
+        cells = ", ".join(
+            f"{a}->{b} {'undefined' if v is None else f'{v:.3f}'}"
+            for a, row in result.values[measure].items()
+            for b, v in row.items()
+        )
         typer.echo(f"{measure} ({span}, {better} = more similar): {cells}")
+    for entry in result.undefined:
+        typer.echo(f"{entry['measure']} undefined for {entry['source']} / {entry['target']}: {entry['reason']}")
     typer.echo(f"wrote {out / 'similarity.json'}")
 
 
 @app.command()
-@friendly
+def verify(store: Annotated[str, typer.Argument(help="A feature store (directory or URL).")]) -> None:
+    """Check a whole feature store: every finished chunk of features against its checksum, every split's ids
+    and labels, every model's head. Says what is damaged and how to repair it; exits 2 when anything is.
+
+    Example: `featswap verify runs/digits.zarr`
+    """
+    from featswap.errors import StoreError
+    from featswap.store import FeatureStore
+
+    report = FeatureStore.open(store).verify()
+    for line in report.lines():
+        typer.echo(line)
+    if not report.ok:
+        raise StoreError(f"{len(report.damage)} damaged place(s) in {store}; repair as listed above.")
+
+
+@app.command()
 def report(out: Annotated[Path, typer.Argument(help="A run directory holding metrics.json.")]) -> None:
     """Re-render OUT/report.md, table1.csv and figures from OUT/metrics.json.
 

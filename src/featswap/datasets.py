@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from featswap.decode import IMAGE_EXTENSIONS, is_image_file, open_image
 from featswap.errors import DataError, SpecError, closest
 from featswap.registry import Registry
 
@@ -101,9 +102,6 @@ def digits(val_fraction: float = 0.3, seed: int = 0) -> Dataset:
     )
 
 
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"})
-
-
 def _class_files(root: Path) -> tuple[list[str], list[Path], np.ndarray]:
     """Classes (sorted folder names), image files (sorted within each class) and labels under `root`."""
     if not root.is_dir():
@@ -113,22 +111,16 @@ def _class_files(root: Path) -> tuple[list[str], list[Path], np.ndarray]:
         raise DataError(f"{root} has no class folders; expected one folder of images per class.")
     files, labels = [], []
     for label, name in enumerate(classes):
-        found = sorted(f for f in (root / name).rglob("*") if f.suffix.lower() in IMAGE_EXTENSIONS and f.is_file())
+        found = sorted(
+            f
+            for f in (root / name).rglob("*")
+            if is_image_file(f) and not any(p.startswith(".") for p in f.relative_to(root / name).parts)
+        )
         files += found
         labels += [label] * len(found)
     if not files:
         raise DataError(f"{root} has class folders but no images ({', '.join(sorted(IMAGE_EXTENSIONS))}).")
     return classes, files, np.asarray(labels, dtype=np.int64)
-
-
-def open_image(path: Path, sample_id: str) -> Image.Image:
-    """A fully decoded image; unreadable or truncated files raise a DataError naming the sample."""
-    try:
-        with Image.open(path) as image:
-            image.load()
-            return image.copy()
-    except (OSError, SyntaxError, ValueError) as err:
-        raise DataError(f"Cannot read image {sample_id!r} ({path}): {err}. Fix or remove the file.") from err
 
 
 def _files_split(name: str, root: Path, files: list[Path], labels: np.ndarray) -> Split:
@@ -203,8 +195,9 @@ def load_dataset(spec: str, **options: Any) -> Dataset:
     factory = DATASETS.get(kind)
     options = {k: v for k, v in options.items() if v is not None}
     if kind == "digits":
-        options.pop("train_limit", None)
-        return factory(**options)
+        train_limit = options.pop("train_limit", None)
+        dataset = factory(**options)
+        return limit_train(dataset, train_limit, options.get("seed", 0))
     if not arg:
         raise SpecError(f"Data SPEC {spec!r} needs a folder: {kind}:DIR.")
     if kind == "imagenet":

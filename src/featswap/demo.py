@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -12,9 +11,10 @@ import torch
 from featswap.datasets import digits
 from featswap.extract import extract
 from featswap.models import load_backbone
+from featswap.output_paths import claim_run_dir
 from featswap.pipeline import compare_stored
 from featswap.progress import console
-from featswap.store import FeatureStore
+from featswap.store import FeatureStore, remove_store
 from featswap.training import TrainConfig, train_or_load
 
 DEMO_MODELS = ("tiny-inception", "tiny-resnet")
@@ -35,6 +35,7 @@ def run_demo(
     `out/features.zarr` is rebuilt every run so that it always matches those weights.
     """
     started = time.perf_counter()
+    claim_run_dir(out)
     torch.manual_seed(0)
     say = (lambda *_: None) if quiet else console.print
     dataset = digits()
@@ -51,7 +52,7 @@ def run_demo(
         say(f"{spec}: {done}")
         weights[spec] = path
     store_path = out / "features.zarr"
-    shutil.rmtree(store_path, ignore_errors=True)
+    remove_store(store_path)
     with FeatureStore.create(store_path, dataset.name, dataset.classes) as store:
         for spec in DEMO_MODELS:
             backbone = load_backbone(spec, weights[spec], dataset.num_classes)

@@ -20,9 +20,10 @@ import zarr
 from torch.utils.data import DataLoader
 from torch.utils.data import Dataset as TorchDataset
 
+from featswap import validate
 from featswap.backbone import Backbone
 from featswap.datasets import Split
-from featswap.errors import DataError, SpecError
+from featswap.errors import DataError
 from featswap.progress import bar, rate
 from featswap.store import FeatureStore
 
@@ -71,12 +72,16 @@ def chunk_batches(chunks: list[int], rows_per_chunk: int, total: int, batch_size
 
 @dataclass(frozen=True)
 class ExtractResult:
+    """What one extraction did: `rows` in the split, `computed_rows` run through the network now (the rest
+    were finished before), `repaired_chunks` finished chunks found damaged and recomputed."""
+
     model: str
     split: str
     rows: int
     computed_rows: int
     seconds: float
     logits_max_abs_diff: float
+    repaired_chunks: int = 0
 
 
 @dataclass(frozen=True)
@@ -87,6 +92,7 @@ class Plan:
     array: zarr.Array
     todo: list[int]
     logits_max_abs_diff: float
+    repaired_chunks: int = 0
 
     @property
     def rows_per_chunk(self) -> int:
@@ -112,16 +118,18 @@ def prepare(
     """Record the split's ids and labels (or check them against those stored), run the logits check on the
     first `LOGITS_CHECK_IMAGES` readable images, record the model and its head, and list the row chunks
     not yet done."""
-    if on_bad_image not in ON_BAD_IMAGE:
-        raise SpecError(f"on_bad_image must be 'fail' or 'skip'; got {on_bad_image!r}.")
+    validate.choice("on_bad_image", on_bad_image, ON_BAD_IMAGE)
     images = SplitImages(split, backbone.transform(), on_bad_image == "skip", backbone.data_config.input_size)
     store.write_split(split.name, list(split.ids), split.labels)
     # The logits check runs the network twice; a few images show whether the head is the final affine map.
     readable = (images[i] for i in range(len(split)))
-    first = torch.stack(
-        [image for image, _ in itertools.islice((r for r in readable if not r[1]), LOGITS_CHECK_IMAGES)]
-    )
-    diff = backbone.check_logits(first.to(device))
+    first = [image for image, _ in itertools.islice((r for r in readable if not r[1]), LOGITS_CHECK_IMAGES)]
+    if not first:
+        raise DataError(
+            f"No image of split {split.name!r} ({len(split)} images) could be read, so there is nothing to extract. "
+            "Check the data folder and the image files."
+        )
+    diff = backbone.check_logits(torch.stack(first).to(device))
     weight, bias = backbone.head_numpy()
     store.write_model(
         backbone.name,
@@ -139,8 +147,12 @@ def prepare(
     array = store.feature_array(
         split.name, backbone.name, backbone.feature_dim, **({"chunk_rows": chunk_rows} if chunk_rows else {})
     )
+    # Finished chunks are read back and checked: a missing or damaged one is recomputed, never trusted.
+    damaged = store.damaged_chunks(split.name, backbone.name)
+    if damaged:
+        store.forget_chunks(split.name, backbone.name, damaged)
     done = store.done_chunks(split.name, backbone.name)
-    return Plan(images, array, [c for c in range(len(done)) if not done[c]], diff)
+    return Plan(images, array, [c for c in range(len(done)) if not done[c]], diff, len(damaged))
 
 
 def batch_features(backbone: Backbone, images: torch.Tensor, device: str) -> np.ndarray:
@@ -186,8 +198,8 @@ class ChunkWriter:
         parts[start] = features
         first, stop = chunk * size, min((chunk + 1) * size, n)
         if sum(len(p) for p in parts.values()) == stop - first:
-            self.plan.array[first:stop] = np.concatenate([parts[s] for s in sorted(parts)], axis=0)
-            self.store.mark_done(self.split.name, self.name, chunk)
+            whole = np.concatenate([parts[s] for s in sorted(parts)], axis=0)
+            self.store.write_chunk(self.split.name, self.name, chunk, whole)
             del self.pending[chunk]
 
 
@@ -229,5 +241,11 @@ def extract(
             computed += len(rows)
             progress.update(task, advance=len(rows), rate=rate(computed, time.perf_counter() - start_time))
     return ExtractResult(
-        backbone.name, split.name, len(split), computed, time.perf_counter() - start_time, plan.logits_max_abs_diff
+        backbone.name,
+        split.name,
+        len(split),
+        computed,
+        time.perf_counter() - start_time,
+        plan.logits_max_abs_diff,
+        plan.repaired_chunks,
     )

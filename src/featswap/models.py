@@ -24,6 +24,7 @@ from torch import nn
 
 from featswap.backbone import Backbone, split_module
 from featswap.errors import ModelError, SpecError
+from featswap.naming import check_name, model_name
 from featswap.preprocess import DataConfig
 from featswap.registry import Registry
 from featswap.tiny_models import TinyInception, TinyResNet
@@ -110,17 +111,37 @@ def factory_module(spec: str) -> tuple[nn.Module, dict[str, Any] | None]:
     if not path.is_file():
         raise SpecError(f"Model factory file {path_text!r} does not exist (spec {spec!r}, form file.py:function).")
     loader_spec = importlib.util.spec_from_file_location(f"featswap_user_{path.stem}", path)
-    assert loader_spec is not None and loader_spec.loader is not None
+    if loader_spec is None or loader_spec.loader is None:
+        raise SpecError(f"{path} is not a Python module featswap can import; the factory file must end in .py.")
     user = importlib.util.module_from_spec(loader_spec)
-    loader_spec.loader.exec_module(user)
+    try:
+        loader_spec.loader.exec_module(user)
+    except Exception as err:
+        raise ModelError(
+            f"Importing {path} failed: {_summary(err)}. Fix the module so that `python {path}` runs."
+        ) from err
     factory = getattr(user, function, None)
     if not callable(factory):
         raise SpecError(f"{path} has no function {function!r}.")
-    module = factory()
+    try:
+        module = factory()
+    except TypeError as err:
+        raise ModelError(
+            f"Calling {function}() from {path} failed: {_summary(err)}. featswap calls the factory with no "
+            f"arguments; wrap the constructor, e.g. `def {function}_default(): return {function}(...)`."
+        ) from err
+    except Exception as err:
+        raise ModelError(f"Calling {function}() from {path} failed: {_summary(err)}.") from err
     if not isinstance(module, nn.Module):
         raise ModelError(f"{spec} returned {type(module).__name__}, not a torch.nn.Module.")
     config = getattr(module, "data_config", None)
     return module, dict(config) if isinstance(config, Mapping) else None
+
+
+def _summary(err: BaseException) -> str:
+    """An exception as one line: its type and the first line of its message."""
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[0]}" if text else type(err).__name__
 
 
 def load_backbone(
@@ -137,7 +158,7 @@ def load_backbone(
     `pretrained` asks timm / torchvision for their published weights (ignored with `weights`);
     `data_config` (timm's keys) overrides the preprocessing the model declares.
     """
-    name = name or spec
+    name = check_name(name) if name else model_name(spec)
     kind, _, arg = spec.partition(":")
     declared: dict[str, Any] | None
     if module is not None:

@@ -1,8 +1,10 @@
-"""Streamed sufficient statistics for least squares: `n`, `sum x`, `sum y`, `X^T X`, `X^T Y` in float64.
+"""Streamed sufficient statistics for least squares, centred and mergeable.
 
-State is summed chunk by chunk (`of` + `merge`, or `accumulate`), merged across workers (`merge`) and turned
-into a map by pure functions in `featswap.solvers.lstsq`; memory is O(Dx^2 + Dx Dy) whatever the number
-of samples. Chunk products run in float64 with torch, on the CPU or a GPU.
+Each chunk of rows contributes its count, means and centred scatter matrices (`sum (x - mx)(x - mx)^T`, ...),
+all float64; chunks are merged with the pairwise update of Chan, Golub and LeVeque (1979), which adds the
+scatter of the difference of the two means. Sums of raw products (`X^T X - n mx mx^T`) would lose every digit
+of the spread of features that share a large offset; centred sums do not. Memory is O(Dx^2 + Dx Dy) whatever
+the number of rows, and state merges across workers in any grouping (`merge`).
 """
 
 from __future__ import annotations
@@ -40,39 +42,54 @@ def merge_nonempty(parts: Iterable[M], empty: FeatswapError) -> M:
     return total
 
 
+def as_float64(array: np.ndarray, device: str) -> torch.Tensor:
+    """A float64 tensor on `device` from an array of any float dtype, layout or memory order."""
+    return torch.as_tensor(np.ascontiguousarray(array), device=device).double()
+
+
+def symmetric(matrix: torch.Tensor) -> torch.Tensor:
+    """`(A + A^T) / 2`: a scatter matrix exactly symmetric despite rounding in its product."""
+    return (matrix + matrix.T) / 2
+
+
 @dataclass(frozen=True)
 class Moments:
-    """Sums over samples of source `x` (Dx,) and target `y` (Dy,): n, sx (Dx,), sy (Dy,), sxx (Dx, Dx),
-    sxy (Dx, Dy), and syy the scalar sum of `||y||^2`; all float64."""
+    """Centred moments of paired rows, source `x` (Dx,) and target `y` (Dy,), all float64:
+    `n` rows; means `mx` (Dx,), `my` (Dy,); scatter `cxx = sum (x - mx)(x - mx)^T` (Dx, Dx) and
+    `cxy = sum (x - mx)(y - my)^T` (Dx, Dy); `tyy = sum ||y - my||^2`."""
 
     n: int
-    sx: np.ndarray
-    sy: np.ndarray
-    sxx: np.ndarray
-    sxy: np.ndarray
-    syy: float = 0.0
+    mx: np.ndarray
+    my: np.ndarray
+    cxx: np.ndarray
+    cxy: np.ndarray
+    tyy: float = 0.0
 
     @classmethod
     def zeros(cls, dx: int, dy: int) -> Moments:
+        """The moments of no rows (the identity of `merge`)."""
         return cls(0, np.zeros(dx), np.zeros(dy), np.zeros((dx, dx)), np.zeros((dx, dy)))
 
     @classmethod
     def of(cls, x: np.ndarray, y: np.ndarray, device: str = "cpu") -> Moments:
-        """Moments of one chunk: `x` (n, Dx), `y` (n, Dy)."""
+        """Moments of one chunk: `x` (n, Dx), `y` (n, Dy), each centred on its own mean in float64."""
         if x.ndim != 2 or y.ndim != 2 or len(x) != len(y):
             raise FitError(
                 f"Got {len(x)} rows of source features but {len(y)} of target features; rows must be the "
                 "same images in the same order."
             )
-        tx = torch.as_tensor(np.ascontiguousarray(x), device=device).double()
-        ty = torch.as_tensor(np.ascontiguousarray(y), device=device).double()
+        if len(x) == 0:
+            return cls.zeros(x.shape[1], y.shape[1])
+        tx, ty = as_float64(x, device), as_float64(y, device)
+        mx, my = tx.mean(0), ty.mean(0)
+        u, v = tx - mx, ty - my
         return cls(
             len(x),
-            tx.sum(0).cpu().numpy(),
-            ty.sum(0).cpu().numpy(),
-            (tx.T @ tx).cpu().numpy(),
-            (tx.T @ ty).cpu().numpy(),
-            float(torch.linalg.vector_norm(ty) ** 2),  # no (n, Dy) temporary
+            mx.cpu().numpy(),
+            my.cpu().numpy(),
+            symmetric(u.T @ u).cpu().numpy(),
+            (u.T @ v).cpu().numpy(),
+            float(torch.linalg.vector_norm(v) ** 2),  # no (n, Dy) temporary beyond v
         )
 
     @classmethod
@@ -81,41 +98,34 @@ class Moments:
         return merge_nonempty((cls.of(x, y, device) for x, y in chunks), FitError("No samples to fit on."))
 
     def merge(self, other: Moments) -> Moments:
-        if self.sxy.shape != other.sxy.shape:
-            raise FitError(f"Cannot merge moments of shapes {self.sxy.shape} and {other.sxy.shape}.")
+        """The moments of both sets of rows (Chan, Golub & LeVeque's pairwise update)."""
+        if self.cxy.shape != other.cxy.shape:
+            raise FitError(f"Cannot merge moments of shapes {self.cxy.shape} and {other.cxy.shape}.")
+        if other.n == 0:
+            return self
+        if self.n == 0:
+            return other
+        n = self.n + other.n
+        dx, dy = other.mx - self.mx, other.my - self.my
+        weight = self.n * other.n / n
         return Moments(
-            self.n + other.n,
-            self.sx + other.sx,
-            self.sy + other.sy,
-            self.sxx + other.sxx,
-            self.sxy + other.sxy,
-            self.syy + other.syy,
-        )
-
-    def subtract(self, part: Moments) -> Moments:
-        """The moments of the samples not in `part` (a subset of these samples)."""
-        return Moments(
-            self.n - part.n,
-            self.sx - part.sx,
-            self.sy - part.sy,
-            self.sxx - part.sxx,
-            self.sxy - part.sxy,
-            self.syy - part.syy,
+            n,
+            self.mx + dx * (other.n / n),
+            self.my + dy * (other.n / n),
+            self.cxx + other.cxx + weight * np.outer(dx, dx),
+            self.cxy + other.cxy + weight * np.outer(dx, dy),
+            self.tyy + other.tyy + weight * float(dy @ dy),
         )
 
     def centred(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Means `(mx (Dx,), my (Dy,))` and centred scatter matrices `Cxx (Dx, Dx)`, `Cxy (Dx, Dy)`."""
-        mx, my = self.sx / self.n, self.sy / self.n
-        cxx = self.sxx - self.n * np.outer(mx, mx)
-        cxy = self.sxy - self.n * np.outer(mx, my)
-        return mx, my, (cxx + cxx.T) / 2, cxy
+        return self.mx, self.my, self.cxx, self.cxy
 
     def squared_error(self, weight: np.ndarray, bias: np.ndarray) -> float:
-        """`sum ||W x + b - y||^2` over the samples, from the sums alone (W (Dy, Dx), b (Dy,))."""
-        w = weight.astype(np.float64)
-        b = bias.astype(np.float64)
-        quad = float(np.einsum("ij,jk,ik->", w, self.sxx, w))
-        cross = float(np.einsum("ij,ji->", w, self.sxy))
-        return (
-            quad + 2 * float(b @ (w @ self.sx)) + self.n * float(b @ b) - 2 * cross - 2 * float(b @ self.sy) + self.syy
-        )
+        """`sum ||W x + b - y||^2` over the rows, from the moments alone (W (Dy, Dx), b (Dy,)):
+        `tr(W Cxx W^T) - 2 tr(W Cxy) + tyy + n ||W mx + b - my||^2`."""
+        w = np.asarray(weight, dtype=np.float64)
+        offset = w @ self.mx + np.asarray(bias, dtype=np.float64) - self.my
+        quad = float(np.einsum("ij,jk,ik->", w, self.cxx, w))
+        cross = float(np.einsum("ij,ji->", w, self.cxy))
+        return quad - 2 * cross + self.tyy + self.n * float(offset @ offset)

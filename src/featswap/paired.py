@@ -22,11 +22,13 @@ ChunkFn = Callable[[np.ndarray, np.ndarray, int, str], R]
 
 
 class PairedFeatures(Protocol):
-    """Rows are images; `x` are source features `(n, dx)`, `y` target features `(n, dy)`, float32."""
+    """Rows are images; `x` are source features `(n, dx)`, `y` target features `(n, dy)`, both of `dtype`
+    (float32, or float64 for arrays a user gives in float64)."""
 
     n: int
     dx: int
     dy: int
+    dtype: np.dtype
 
     def chunks(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """`(x (m, dx), y (m, dy))` blocks covering all rows in order."""
@@ -56,6 +58,7 @@ class InMemoryPairs:
         self.x, self.y = check_paired(x, y)
         self.n, self.dx = self.x.shape
         self.dy = self.y.shape[1]
+        self.dtype = self.x.dtype
         self.chunk_rows = chunk_rows
 
     def chunks(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -69,9 +72,19 @@ class InMemoryPairs:
         return map_chunks_here(self, fn, device)
 
 
+def feature_dtype(*arrays: np.ndarray) -> np.dtype:
+    """float64 when any array is float64 (kept: computing in float64 is what its user asked for), else float32
+    (smaller integer and float types widen to it without loss)."""
+    return np.dtype(np.float64) if any(a.dtype == np.float64 for a in arrays) else np.dtype(np.float32)
+
+
 def check_paired(source: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Validate paired feature matrices `(N, Dx)` and `(N, Dy)`; returns them as float32."""
+    """Validate paired feature matrices `(N, Dx)` and `(N, Dy)`; returns them as float32, or as float64 when
+    either is float64."""
     source, target = np.asarray(source), np.asarray(target)
+    for name, array in (("source", source), ("target", target)):
+        if not (np.issubdtype(array.dtype, np.number) or array.dtype == bool) or np.iscomplexobj(array):
+            raise DataError(f"The {name} features must be real numbers; got an array of {array.dtype}.")
     if source.ndim != 2 or target.ndim != 2:
         raise DataError(f"Features must be 2-D (samples, features); got shapes {source.shape} and {target.shape}.")
     if len(source) != len(target):
@@ -83,7 +96,8 @@ def check_paired(source: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np
         if not np.isfinite(array).all():
             row = int(np.argwhere(~np.isfinite(array))[0, 0])
             raise DataError(f"The {name} features hold NaN or inf, first in row {row}.")
-    return source.astype(np.float32, copy=False), target.astype(np.float32, copy=False)
+    dtype = feature_dtype(source, target)
+    return source.astype(dtype, copy=False), target.astype(dtype, copy=False)
 
 
 #: In-memory solvers refuse to load more than this share of the machine's physical memory.

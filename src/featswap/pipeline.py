@@ -16,6 +16,7 @@ from featswap.affine_map import AffineMap
 from featswap.errors import FeatswapError
 from featswap.evaluate import model_metrics, pair_metrics, swap
 from featswap.metrics import write_metrics
+from featswap.output_paths import claim_run_dir, write_json
 from featswap.predictions import mapped_column, native_column, write_predictions
 from featswap.progress import console
 from featswap.similarity_matrix import similarity_matrices
@@ -97,6 +98,15 @@ def evaluate_pairs(
     the report. With `similarity`, also every similarity measure for every pair of models."""
     from featswap.report import render_report
 
+    seen: set[tuple[str, str, str]] = set()
+    for pair in pairs:
+        if (pair.source, pair.target, pair.solver) in seen:
+            raise FeatswapError(
+                f"Two maps fitted {pair.source} -> {pair.target} with solver {pair.solver}; their results would be "
+                "indistinguishable in one report. Evaluate each in its own --out directory."
+            )
+        seen.add((pair.source, pair.target, pair.solver))
+    claim_run_dir(out)
     names = sorted({n for p in pairs for n in (p.source, p.target)})
     models, columns = {}, {}
     for name in names:
@@ -137,16 +147,17 @@ def evaluate_pairs(
             if key not in preferred or R2_PREFERENCE.index(pair.solver) < R2_PREFERENCE.index(preferred[key].solver):
                 preferred[key] = pair
         maps = {key: pair.amap for key, pair in preferred.items()}
-        metrics["similarity"] = similarity_matrices(store, names, split, maps, engine=engine)
-    out.mkdir(parents=True, exist_ok=True)
+        metrics.update(similarity_matrices(store, names, split, maps, engine=engine).to_json())
     write_predictions(out, store.kept_ids(split), store.labels(split), columns)
     write_metrics(metrics, out)
     curves = {
-        f"{p.source}->{p.target}/{p.solver}": np.asarray(p.amap.curve_).tolist() for p in pairs if len(p.amap.curve_)
+        f"{p.source}->{p.target}/{p.solver}": np.asarray(p.amap.curve_, dtype=np.float64).tolist()
+        for p in pairs
+        if len(p.amap.curve_)
     }
-    (out / "fit_curves.json").write_text(json.dumps(curves))
+    write_json(out / "fit_curves.json", curves)
     if config is not None:
-        (out / "config.json").write_text(json.dumps(dict(config), indent=2, default=str) + "\n")
+        write_json(out / "config.json", json.loads(json.dumps(dict(config), default=str)))
     render_report(out)
     return metrics
 
@@ -173,6 +184,7 @@ def compare_stored(
     engine: str = "local",
 ) -> dict[str, Any]:
     """Fit every ordered pair of `names` with every solver, save the maps under `out/maps`, evaluate."""
+    claim_run_dir(out)
     solver_params = dict(solver_params or {})
     for solver in solvers:
         SOLVERS.get(solver)

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from featswap.output_paths import atomic_write
+
 
 def native_column(model: str) -> str:
     return f"native:{model}"
@@ -25,20 +27,25 @@ def write_predictions(out: Path, ids: np.ndarray, labels: np.ndarray, columns: d
     """Write the table as `out/predictions.parquet` when pyarrow is installed, else `out/predictions.csv`."""
     table = {"id": np.asarray(ids, dtype=str), "label": np.asarray(labels, dtype=np.int64)}
     table.update({k: np.asarray(v, dtype=np.int64) for k, v in columns.items()})
-    for stale in ("predictions.parquet", "predictions.csv"):
-        (out / stale).unlink(missing_ok=True)
     try:
         import pyarrow as pa
         import pyarrow.parquet as pq
     except ImportError:
-        path = out / "predictions.csv"
-        with open(path, "w", newline="") as f:
+        pq = None
+
+    def write_csv(tmp: Path) -> None:
+        with open(tmp, "w", newline="") as f:
             writer = csv.writer(f)
             writer.writerow(table)
             writer.writerows(zip(*(v.tolist() for v in table.values()), strict=True))
-        return path
-    path = out / "predictions.parquet"
-    pq.write_table(pa.table({k: pa.array(v.tolist()) for k, v in table.items()}), path)
+
+    def write_parquet(tmp: Path) -> None:
+        pq.write_table(pa.table({k: pa.array(v.tolist()) for k, v in table.items()}), tmp)
+
+    formats = [("predictions.parquet", write_parquet), ("predictions.csv", write_csv)]
+    (name, write), (stale, _) = formats if pq is not None else formats[::-1]
+    path = atomic_write(out / name, write)
+    (out / stale).unlink(missing_ok=True)  # an earlier run's table, in the other format, in this featswap run dir
     return path
 
 

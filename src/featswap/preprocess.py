@@ -11,7 +11,9 @@ import torch
 from PIL import Image
 from torchvision.transforms import v2
 
-from featswap.errors import ModelError
+from featswap import validate
+from featswap.decode import to_mode
+from featswap.errors import ModelError, SpecError
 
 INTERPOLATIONS = {
     "nearest": v2.InterpolationMode.NEAREST,
@@ -33,23 +35,34 @@ class DataConfig:
 
     @classmethod
     def from_mapping(cls, config: Mapping[str, Any]) -> DataConfig:
-        """Build from a timm-style dict, ignoring keys featswap does not use (e.g. `crop_mode`)."""
-        try:
-            size = tuple(int(v) for v in config["input_size"])
-            mean = tuple(float(v) for v in config["mean"])
-            std = tuple(float(v) for v in config["std"])
-        except KeyError as err:
+        """Build from a timm-style dict, ignoring keys featswap does not use (e.g. `crop_mode`); every value is
+        checked (1 or 3 channels, positive sizes, finite means, positive stds, `crop_pct` in (0, 1])."""
+        if not isinstance(config, Mapping):
+            raise ModelError(f"A data config must be a mapping with input_size, mean and std; got {config!r}.")
+        missing = [k for k in ("input_size", "mean", "std") if k not in config]
+        if missing:
             raise ModelError(
-                f"The data config lacks {err.args[0]!r}; it needs input_size, mean and std "
+                f"The data config lacks {', '.join(map(repr, missing))}; it needs input_size, mean and std "
                 "(timm's keys), for example {'input_size': (3, 224, 224), 'mean': (0.485, 0.456, 0.406), "
                 "'std': (0.229, 0.224, 0.225)}."
-            ) from None
-        interpolation = str(config.get("interpolation", "bilinear"))
-        crop_pct = float(config.get("crop_pct", 1.0) or 1.0)
-        if len(size) != 3 or len(mean) != size[0] or len(std) != size[0]:
+            )
+        try:
+            size = tuple(validate.integer("data config input_size", v, 1, 8192) for v in config["input_size"])
+            mean = tuple(validate.real("data config mean", v) for v in config["mean"])
+            std = tuple(validate.real("data config std", v, 0, low_open=True) for v in config["std"])
+            crop_pct = validate.real("data config crop_pct", config.get("crop_pct", 1.0) or 1.0, 0, 1, low_open=True)
+        except TypeError:
             raise ModelError(
-                f"Inconsistent data config: input_size {size} has {size[0] if size else 0} channels but mean "
-                f"has {len(mean)} and std {len(std)} values."
+                "The data config's input_size, mean and std must be lists of numbers, e.g. "
+                '{"input_size": [3, 224, 224], "mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5]}.'
+            ) from None
+        except SpecError as err:
+            raise ModelError(str(err)) from None
+        interpolation = str(config.get("interpolation", "bilinear"))
+        if len(size) != 3 or size[0] not in (1, 3) or len(mean) != size[0] or len(std) != size[0]:
+            raise ModelError(
+                f"Inconsistent data config: input_size {size} must be (channels, height, width) with 1 or 3 channels, "
+                f"and mean ({len(mean)} values) and std ({len(std)}) need one value per channel."
             )
         if interpolation not in INTERPOLATIONS:
             raise ModelError(f"Unknown interpolation {interpolation!r}; use one of {sorted(INTERPOLATIONS)}.")
@@ -59,7 +72,8 @@ class DataConfig:
         return asdict(self)
 
     def transform(self) -> Callable[[Image.Image], torch.Tensor]:
-        """PIL image -> float tensor (C, H, W), normalised; grayscale/CMYK/alpha converted first."""
+        """PIL image -> float tensor (C, H, W), normalised; grayscale/CMYK/alpha/16-bit converted first (see
+        `featswap.decode.to_mode`)."""
         channels, height, width = self.input_size
         mode = "L" if channels == 1 else "RGB"
         scale = math.floor(min(height, width) / self.crop_pct)
@@ -75,8 +89,6 @@ class DataConfig:
         )
 
         def apply(image: Image.Image) -> torch.Tensor:
-            if image.mode != mode:
-                image = image.convert(mode)
-            return pipeline(image)
+            return pipeline(to_mode(image, mode))
 
         return apply

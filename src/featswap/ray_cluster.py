@@ -13,17 +13,7 @@ from collections.abc import Iterator
 from types import ModuleType
 from typing import Any
 
-from featswap.errors import ClusterError, FeatswapError, SpecError
-
-ENGINES = ("local", "ray")
-
-
-def check_engine(engine: str, address: str | None = None) -> None:
-    """Refuse an unknown engine, and a Ray address given to the local engine."""
-    if engine not in ENGINES:
-        raise SpecError(f"--engine must be local or ray; got {engine!r}.")
-    if address is not None and engine != "ray":
-        raise SpecError(f"--address {address!r} only applies to --engine ray.")
+from featswap.errors import ClusterError, FeatswapError
 
 
 def require_ray() -> ModuleType:

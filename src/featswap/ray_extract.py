@@ -180,5 +180,11 @@ def extract_ray(
                     computed += len(features)
                     progress.update(task, advance=len(features), rate=rate(computed, time.perf_counter() - start_time))
     return ExtractResult(
-        backbone.name, split.name, len(split), computed, time.perf_counter() - start_time, plan.logits_max_abs_diff
+        backbone.name,
+        split.name,
+        len(split),
+        computed,
+        time.perf_counter() - start_time,
+        plan.logits_max_abs_diff,
+        plan.repaired_chunks,
     )

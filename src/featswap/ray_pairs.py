@@ -40,7 +40,7 @@ class RayPairs:
     def __init__(self, pairs: StorePairs, max_in_flight: int | None = None) -> None:
         connected_ray()
         self.pairs = pairs
-        self.n, self.dx, self.dy = pairs.n, pairs.dx, pairs.dy
+        self.n, self.dx, self.dy, self.dtype = pairs.n, pairs.dx, pairs.dy, pairs.dtype
         cpus = int(cluster_resources().get("CPU", 1))
         self.max_in_flight = max_in_flight or max(2, 2 * cpus)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +61,16 @@ def reading(p: dict[str, Any]) -> str:
     loss, (low, high) = p["loss"], p["loss_ci95"]
     source, target = p["source"], p["target"]
     head = f"{target}'s classifier on {source}'s mapped features"
+    counts = f"Fixed {p['fixed']}, broken {p['broken']} images (McNemar p = {p['mcnemar_p']:.3g})."
+    if p["solver"] == "heads":
+        # The heads map is built from the two classifiers alone so that B's head reproduces A's logits: its
+        # accuracy is A's own, by construction, and says nothing about whether the features share information.
+        return (
+            f"- **{source} → {target}**: the `heads` map makes {target}'s classifier reproduce {source}'s own logits "
+            f"by construction (no features are fitted), so its accuracy ({_pct(p['mapped_accuracy'])}%) is "
+            f"{source}'s own classifier's, not evidence that the two networks' features share information. "
+            f"{counts}"
+        )
     if low <= 0 <= high:
         verdict = (
             f"{head} is as accurate as on {target}'s own features (loss {_signed_pct(loss)} points, interval "
@@ -75,7 +86,6 @@ def reading(p: dict[str, Any]) -> str:
             f"{head} gains {_pct(-loss)} points: {source}'s features carry what {target}'s classifier needs, "
             "and more robustly than its own."
         )
-    counts = f"Fixed {p['fixed']}, broken {p['broken']} images (McNemar p = {p['mcnemar_p']:.3g})."
     return f"- **{source} → {target}**: {verdict} {counts}"
 
 
@@ -251,6 +261,11 @@ def similarity_section(metrics: dict[str, Any], figures: Path) -> list[str]:
         ]
         lines.append(f"| `{measure}` | {span} | {better} | " + " | ".join(cells) + " |")
     lines += ["", "(`map_r2` is directional: first → second / second → first.)", ""]
+    undefined = metrics.get("similarity_undefined", [])
+    if undefined:
+        lines += ["Undefined measures (shown as *undefined* above):", ""]
+        lines += [f"- `{u['measure']}`, {u['source']} / {u['target']}: {u['reason']}" for u in undefined]
+        lines.append("")
     if len(models) > 2:
         for measure in MEASURES:
             name = f"similarity_{measure}.png"
@@ -283,9 +298,12 @@ def _pairs(models: list[str]) -> list[tuple[str, str]]:
     return [(a, b) for i, a in enumerate(models) for b in models[i + 1 :]]
 
 
-def _cell(values: dict[str, dict[str, float]], a: str, b: str) -> str:
-    value = values.get(a, {}).get(b)
-    return "—" if value is None else f"{value:.3f}"
+def _cell(values: dict[str, dict[str, float | None]], a: str, b: str) -> str:
+    row = values.get(a, {})
+    if b not in row:
+        return "—"
+    value = row[b]
+    return "*undefined*" if value is None else f"{value:.3f}"
 
 
 def plot_loss_matrix(matrix: dict[str, dict[str, float]], models: list[str], path: Path, solver: str) -> None:
@@ -294,7 +312,12 @@ def plot_loss_matrix(matrix: dict[str, dict[str, float]], models: list[str], pat
 
 
 def plot_matrix(
-    matrix: dict[str, dict[str, float]], models: list[str], path: Path, title: str, label: str, loss: bool = False
+    matrix: Mapping[str, Mapping[str, float | None]],
+    models: list[str],
+    path: Path,
+    title: str,
+    label: str,
+    loss: bool = False,
 ) -> None:
     """Annotated heatmap of `matrix[source][target]`: rows target, columns source; missing cells (the
     diagonal) grey. `loss`: values in points on a scale diverging around 0; else raw values."""
@@ -306,10 +329,13 @@ def plot_matrix(
 
     n = len(models)
     values = np.full((n, n), np.nan)
+    undefined = np.zeros((n, n), dtype=bool)  # a pair whose measure is undefined, as opposed to no pair
     for j, source in enumerate(models):
         for i, target in enumerate(models):
             if target in matrix.get(source, {}):
-                values[i, j] = (100 if loss else 1) * matrix[source][target]
+                value = matrix[source][target]
+                undefined[i, j] = value is None
+                values[i, j] = np.nan if value is None else (100 if loss else 1) * value
     finite = values[np.isfinite(values)]
     fig, ax = plt.subplots(figsize=(1.2 * n + 2.5, 1.0 * n + 1.8), dpi=120)
     if loss:
@@ -321,7 +347,8 @@ def plot_matrix(
     image = ax.imshow(np.ma.masked_invalid(values), cmap=cmap.with_extremes(bad="#dddddd"), vmin=low, vmax=high)
     for i in range(n):
         for j in range(n):
-            text = "—" if np.isnan(values[i, j]) else (f"{values[i, j]:+.1f}" if loss else f"{values[i, j]:.3f}")
+            text = f"{values[i, j]:+.1f}" if loss else f"{values[i, j]:.3f}"
+            text = ("undefined" if undefined[i, j] else "—") if np.isnan(values[i, j]) else text
             ax.text(j, i, text, ha="center", va="center", fontsize=9, color="black" if loss else "white")
     ax.set_xticks(range(n), models, rotation=30, ha="right")
     ax.set_yticks(range(n), models)

@@ -19,14 +19,14 @@ merges workers' stats) and gives the same values.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, fields
-from typing import NoReturn
+from dataclasses import dataclass
+from typing import Any, NoReturn
 
 import numpy as np
 import torch
 
 from featswap.errors import DataError
-from featswap.moments import merge_nonempty
+from featswap.moments import as_float64, merge_nonempty, symmetric
 from featswap.paired import check_paired
 
 #: Each measure: (range, which way is more similar, symmetric).
@@ -44,19 +44,23 @@ RCOND = 1e-10
 
 @dataclass(frozen=True)
 class GramStats:
-    """Sums over rows of `x` (D1,) and `y` (D2,), float64, enough for CKA (plain and debiased),
-    Procrustes, CCA and SVCCA: n; sx, sy; xx = X^T X, yy = Y^T Y, xy = X^T Y; and for the unbiased HSIC,
-    the squared row norms a_i = ||x_i||^2, b_i = ||y_i||^2 in sa, sb, saa, sbb, sab, and the vectors
-    xa = sum x_i a_i, xb = sum x_i b_i, ya = sum y_i a_i, yb = sum y_i b_i."""
+    """Centred sums over rows of `x` (D1,) and `y` (D2,), float64, enough for CKA (plain and debiased),
+    Procrustes, CCA and SVCCA.
+
+    With `u_i = x_i - mx`, `v_i = y_i - my` (deviations from the means of these rows) and their squared
+    norms `a_i = ||u_i||^2`, `b_i = ||v_i||^2`: `n`; means `mx`, `my`; scatter `cxx = sum u u^T`,
+    `cyy = sum v v^T`, `cxy = sum u v^T`; for the unbiased HSIC `saa = sum a^2`, `sbb = sum b^2`,
+    `sab = sum a b` and the vectors `xa = sum u a`, `xb = sum u b`, `ya = sum v a`, `yb = sum v b`.
+    Chunks are merged exactly by moving each chunk's sums to the merged means (`_about`), the pairwise
+    update of Chan, Golub and LeVeque extended to these third and fourth moments.
+    """
 
     n: int
-    sx: np.ndarray
-    sy: np.ndarray
-    xx: np.ndarray
-    yy: np.ndarray
-    xy: np.ndarray
-    sa: float
-    sb: float
+    mx: np.ndarray
+    my: np.ndarray
+    cxx: np.ndarray
+    cyy: np.ndarray
+    cxy: np.ndarray
     saa: float
     sbb: float
     sab: float
@@ -67,38 +71,64 @@ class GramStats:
 
     @classmethod
     def of(cls, x: np.ndarray, y: np.ndarray, device: str = "cpu") -> GramStats:
-        """Stats of one chunk of rows `x` (n, D1), `y` (n, D2)."""
+        """Stats of one chunk of rows `x` (n, D1), `y` (n, D2), centred on the chunk's own means."""
         x, y = check_paired(x, y)
-        tx = torch.as_tensor(np.ascontiguousarray(x), device=device).double()
-        ty = torch.as_tensor(np.ascontiguousarray(y), device=device).double()
-        a, b = (tx * tx).sum(1), (ty * ty).sum(1)
+        if len(x) == 0:
+            raise DataError("No samples to compare.")
+        tx, ty = as_float64(x, device), as_float64(y, device)
+        mx, my = tx.mean(0), ty.mean(0)
+        u, v = tx - mx, ty - my
+        a, b = (u * u).sum(1), (v * v).sum(1)
 
         def np_(t: torch.Tensor) -> np.ndarray:
             return t.cpu().numpy()
 
         return cls(
-            len(x), np_(tx.sum(0)), np_(ty.sum(0)), np_(tx.T @ tx), np_(ty.T @ ty), np_(tx.T @ ty),
-            float(a.sum()), float(b.sum()), float(a @ a), float(b @ b), float(a @ b),
-            np_(tx.T @ a), np_(tx.T @ b), np_(ty.T @ a), np_(ty.T @ b),
+            len(x), np_(mx), np_(my), np_(symmetric(u.T @ u)), np_(symmetric(v.T @ v)), np_(u.T @ v),
+            float(a @ a), float(b @ b), float(a @ b), np_(u.T @ a), np_(u.T @ b), np_(v.T @ a), np_(v.T @ b),
         )  # fmt: skip
 
     @classmethod
     def accumulate(cls, chunks: Iterable[tuple[np.ndarray, np.ndarray]], device: str = "cpu") -> GramStats:
         return merge_nonempty((cls.of(x, y, device) for x, y in chunks), DataError("No samples to compare."))
 
+    def _about(self, mx: np.ndarray, my: np.ndarray) -> tuple[Any, ...]:
+        """These rows' sums taken about the points `mx`, `my` instead of their own means: with
+        `d = mx - self.mx`, `e = my - self.my`, each row's deviation becomes `u - d` (and `v - e`), so
+        `sum (u - d) = -n d`, `a_i` becomes `a_i - 2 u_i.d + |d|^2`, and so on; the terms in `sum u` vanish.
+        Returns `(cxx, cyy, cxy, saa, sbb, sab, xa, xb, ya, yb)` about the new points."""
+        n, d, e = self.n, mx - self.mx, my - self.my
+        dd, ee = float(d @ d), float(e @ e)
+        sa, sb = float(np.trace(self.cxx)), float(np.trace(self.cyy))
+        cxx_d, cyy_e, cxy_e, cyx_d = self.cxx @ d, self.cyy @ e, self.cxy @ e, self.cxy.T @ d
+        return (
+            self.cxx + n * np.outer(d, d),
+            self.cyy + n * np.outer(e, e),
+            self.cxy + n * np.outer(d, e),
+            self.saa + 4 * float(d @ cxx_d) + n * dd**2 - 4 * float(d @ self.xa) + 2 * dd * sa,
+            self.sbb + 4 * float(e @ cyy_e) + n * ee**2 - 4 * float(e @ self.yb) + 2 * ee * sb,
+            self.sab - 2 * float(e @ self.ya) + ee * sa - 2 * float(d @ self.xb) + 4 * float(d @ cxy_e)
+            + dd * sb + n * dd * ee,
+            self.xa - 2 * cxx_d - d * sa - n * dd * d,
+            self.xb - 2 * cxy_e - d * sb - n * ee * d,
+            self.ya - 2 * cyx_d - e * sa - n * dd * e,
+            self.yb - 2 * cyy_e - e * sb - n * ee * e,
+        )  # fmt: skip
+
     def merge(self, other: GramStats) -> GramStats:
-        if self.xy.shape != other.xy.shape:
-            raise DataError(f"Cannot merge stats of shapes {self.xy.shape} and {other.xy.shape}.")
-        return GramStats(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
+        """The stats of both sets of rows, centred on their joint means."""
+        if self.cxy.shape != other.cxy.shape:
+            raise DataError(f"Cannot merge stats of shapes {self.cxy.shape} and {other.cxy.shape}.")
+        n = self.n + other.n
+        mx = self.mx + (other.mx - self.mx) * (other.n / n)
+        my = self.my + (other.my - self.my) * (other.n / n)
+        mine, theirs = self._about(mx, my), other._about(mx, my)
+        return GramStats(n, mx, my, *(a + b for a, b in zip(mine, theirs, strict=True)))
 
     # -- centred covariances -------------------------------------------------------------------------
     def centred(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Centred scatter matrices `Cxx (D1, D1)`, `Cyy (D2, D2)`, `Cxy (D1, D2)`."""
-        mx, my = self.sx / self.n, self.sy / self.n
-        cxx = self.xx - self.n * np.outer(mx, mx)
-        cyy = self.yy - self.n * np.outer(my, my)
-        cxy = self.xy - self.n * np.outer(mx, my)
-        return (cxx + cxx.T) / 2, (cyy + cyy.T) / 2, cxy
+        return self.cxx, self.cyy, self.cxy
 
     # -- measures ------------------------------------------------------------------------------------
     def linear_cka(self) -> float:
@@ -106,32 +136,23 @@ class GramStats:
         cxx, cyy, cxy = self.centred()
         return _ratio(float((cxy**2).sum()), float(np.linalg.norm(cxx) * np.linalg.norm(cyy)), "linear_cka")
 
-    def _hsic_unbiased(self, s: GramStats) -> float:
-        """The unbiased HSIC estimator (Song et al. 2012) of linear kernels K = X X^T, L = Y Y^T, expanded
-        into feature-space sums: with K~, L~ the kernels without their diagonals,
-        tr(K~L~) = ||X^T Y||_F^2 - sum a_i b_i, 1^T K~ 1 = ||sum x||^2 - sum a_i, and
-        1^T K~ L~ 1 = sum_i (x_i . sx - a_i)(y_i . sy - b_i)."""
-        n = s.n
-        tr = float((s.xy**2).sum()) - s.sab
-        k1 = float(s.sx @ s.sx) - s.sa
-        l1 = float(s.sy @ s.sy) - s.sb
-        kl1 = float(s.sx @ s.xy @ s.sy) - float(s.sx @ s.xb) - float(s.sy @ s.ya) + s.sab
-        return (tr + k1 * l1 / ((n - 1) * (n - 2)) - 2.0 * kl1 / (n - 2)) / (n * (n - 3))
-
-    def _self_stats(self, which: str) -> GramStats:
-        """Stats of (x, x) or (y, y), for HSIC(K, K) and HSIC(L, L)."""
-        if which == "x":
-            return GramStats(self.n, self.sx, self.sx, self.xx, self.xx, self.xx, self.sa, self.sa, self.saa,
-                             self.saa, self.saa, self.xa, self.xa, self.xa, self.xa)  # fmt: skip
-        return GramStats(self.n, self.sy, self.sy, self.yy, self.yy, self.yy, self.sb, self.sb, self.sbb,
-                         self.sbb, self.sbb, self.yb, self.yb, self.yb, self.yb)  # fmt: skip
+    @staticmethod
+    def _hsic_unbiased(n: int, cross: np.ndarray, sab: float, sa: float, sb: float) -> float:
+        """The unbiased HSIC estimator (Song et al. 2012) of linear kernels K = X X^T, L = Y Y^T on centred
+        rows (it is invariant to shifting either side), expanded into feature-space sums: with K~, L~ the
+        kernels without their diagonals, tr(K~L~) = ||Cxy||_F^2 - sum a_i b_i, 1^T K~ 1 = -sum a_i,
+        1^T L~ 1 = -sum b_i and 1^T K~ L~ 1 = sum a_i b_i (the row sums of centred rows vanish)."""
+        tr = float((cross**2).sum()) - sab
+        return (tr + sa * sb / ((n - 1) * (n - 2)) - 2.0 * sab / (n - 2)) / (n * (n - 3))
 
     def debiased_cka(self) -> float:
         """CKA from unbiased HSIC estimates: near 0 for independent features even when D > N."""
         if self.n < 4:
             raise DataError(f"debiased_cka needs at least 4 samples; got {self.n}.")
-        hxy = self._hsic_unbiased(self)
-        hxx, hyy = self._hsic_unbiased(self._self_stats("x")), self._hsic_unbiased(self._self_stats("y"))
+        sa, sb = float(np.trace(self.cxx)), float(np.trace(self.cyy))
+        hxy = self._hsic_unbiased(self.n, self.cxy, self.sab, sa, sb)
+        hxx = self._hsic_unbiased(self.n, self.cxx, self.saa, sa, sa)
+        hyy = self._hsic_unbiased(self.n, self.cyy, self.sbb, sb, sb)
         if hxx <= 0 or hyy <= 0:
             raise DataError("debiased_cka is undefined: one feature set has no variance beyond its mean.")
         return hxy / float(np.sqrt(hxx * hyy))
@@ -149,10 +170,21 @@ class GramStats:
         """Canonical correlations, descending; with `k`, of the top-`k` principal directions of each side
         (SVCCA). Directions of (numerically) zero variance are dropped, so duplicated or constant features
         do not produce NaN."""
+        if k is not None and (isinstance(k, bool) or not isinstance(k, int) or k < 1):
+            raise DataError(f"svcca keeps the top k principal directions of each side; k must be >= 1, got {k!r}.")
         cxx, cyy, cxy = self.centred()
         wx, wy = _whitener(cxx, k), _whitener(cyy, k)
         if wx.shape[1] == 0 or wy.shape[1] == 0:
             raise DataError("CCA is undefined: one feature set has no variance.")
+        rx, ry = wx.shape[1], wy.shape[1]
+        if rx + ry > self.n - 1:
+            # Centred rows span at most n - 1 dimensions: past that the two subspaces must share
+            # rx + ry - (n - 1) directions, whose canonical correlations are 1 whatever the features.
+            raise DataError(
+                f"CCA is undefined here: {self.n} rows span at most {self.n - 1} centred dimensions, fewer than "
+                f"the {rx} + {ry} the two feature sets use, so {rx + ry - self.n + 1} canonical correlations are 1 "
+                "by construction. Use more rows than both widths together, or svcca with a smaller k."
+            )
         return np.clip(np.linalg.svd(wx.T @ cxy @ wy, compute_uv=False), 0.0, 1.0)
 
     def cca_mean(self) -> float:
@@ -211,6 +243,9 @@ def mutual_knn(x: np.ndarray, y: np.ndarray, k: int = 10, block: int = 1024) -> 
     n = len(x)
     if not 0 < k < n:
         raise DataError(f"mutual_knn needs 0 < k < N; got k={k} for N={n}.")
+    for side in (x, y):
+        if (side == side[0]).all():
+            raise DataError("mutual_knn is undefined: one feature set is constant, so every neighbour is a tie.")
 
     def unit(a: np.ndarray) -> torch.Tensor:
         t = torch.as_tensor(a, dtype=torch.float32)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.stats import binomtest
 
+from featswap import validate
+
 
 def mcnemar_exact(fixed: int, broken: int) -> float:
     """Two-sided exact McNemar p-value for discordant counts `fixed` and `broken`.
@@ -28,18 +30,21 @@ def bootstrap_ci(
     resample for both classifiers, hence paired), `n_boot` times from `seed`. Returns intervals for
     `native_accuracy`, `mapped_accuracy` and `loss` (native - mapped). Memory is O(N) per block.
     """
-    native = np.asarray(native_ok, dtype=np.float64)
-    mapped = np.asarray(mapped_ok, dtype=np.float64)
+    validate.integer("n_boot", n_boot, 1)
+    validate.real("level", level, 0, 1, low_open=True, high_open=True)
+    native = np.asarray(native_ok, dtype=np.int64)
+    mapped = np.asarray(mapped_ok, dtype=np.int64)
     n = len(native)
     rng = np.random.default_rng(seed)
     stats = np.empty((n_boot, 2))
     block = max(1, min(n_boot, 2_000_000 // max(n, 1)))
     for start in range(0, n_boot, block):
         stop = min(start + block, n_boot)
-        # Multinomial weights equal resampling with replacement and cost O(N) memory per resample.
-        weights = rng.multinomial(n, np.full(n, 1.0 / n), size=stop - start) / n
-        stats[start:stop, 0] = weights @ native
-        stats[start:stop, 1] = weights @ mapped
+        # Multinomial counts equal resampling with replacement and cost O(N) memory per resample; correct
+        # counts are integers, so each accuracy is an exact fraction (never 1 + 1e-16).
+        counts = rng.multinomial(n, np.full(n, 1.0 / n), size=stop - start)
+        stats[start:stop, 0] = (counts @ native) / n
+        stats[start:stop, 1] = (counts @ mapped) / n
     tail = (1.0 - level) / 2 * 100
 
     def interval(values: np.ndarray) -> tuple[float, float]:

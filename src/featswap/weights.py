@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import pickle
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -42,19 +43,30 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         except Exception as err:
             raise ModelError(f"{path} is not a readable safetensors file: {err}") from err
     try:
-        loaded: Any = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch's note on pickle protocols says nothing a user can act on
+            loaded: Any = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        # torch names the class it would have to import ("Unsupported global"); anything else is a broken file.
-        if "unsupported global" not in str(err).lower():
-            raise ModelError(f"{path} is not a readable PyTorch checkpoint or safetensors file: {err}") from err
+        # torch's own message suggests weights_only=False, which would run whatever code the file holds.
+        if "unsupported global" in str(err).lower():  # a pickled object: a whole model, an optimizer, ...
+            raise ModelError(
+                f"{path} is not a plain-weights checkpoint: it holds Python objects that only unpickling with "
+                "arbitrary code could restore, which featswap refuses for safety. Re-save it as a state dict "
+                "(torch.save(model.state_dict(), ...)) or as safetensors."
+            ) from err
         raise ModelError(
-            f"{path} is not a plain-weights checkpoint: it needs arbitrary code to unpickle, which featswap "
-            "refuses for safety (torch.load with weights_only=True). Re-save it as a state dict "
-            "(torch.save(model.state_dict(), ...)) or as safetensors."
+            f"{path} is not a readable PyTorch checkpoint or safetensors file (a plain pickle, or another format). "
+            "featswap reads safetensors and checkpoints saved with torch.save(model.state_dict(), ...)."
         ) from err
     except Exception as err:
-        raise ModelError(f"{path} is not a readable PyTorch checkpoint or safetensors file: {err}") from err
+        raise ModelError(
+            f"{path} is not a readable PyTorch checkpoint or safetensors file: {_first_line(err)}"
+        ) from err
     return _flatten(loaded, path)
+
+
+def _first_line(err: BaseException) -> str:
+    return (str(err).strip().splitlines() or [type(err).__name__])[0]
 
 
 def _flatten(loaded: Any, path: Path) -> dict[str, torch.Tensor]:
@@ -79,9 +91,14 @@ def _holds_tensors(value: Any) -> bool:
 def load_into(module: nn.Module, path: str | Path) -> str:
     """Load a weight file into `module` strictly; returns the file's sha256.
 
-    Missing or unexpected keys, and shape mismatches, are an error that lists them.
+    Missing or unexpected keys, shape mismatches and NaN/inf values are an error that names them.
     """
     state = read_state_dict(path)
+    broken = sorted(k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all()))
+    if broken:
+        raise ModelError(
+            f"{path} holds NaN or inf in {_few(broken)}; the weight file is damaged or was saved mid-divergence."
+        )
     expected = module.state_dict()
     # Checkpoints saved before PyTorch 0.4.1 lack BatchNorm's step counter, which evaluation never reads.
     for key in set(expected) - set(state):

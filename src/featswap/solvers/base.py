@@ -15,7 +15,8 @@ from featswap.registry import Registry
 
 @dataclass(frozen=True)
 class FitResult:
-    """A fitted map: `weight` (Dy, Dx) and `bias` (Dy,) float32; `curve` the per-batch loss (iterations,)
+    """A fitted map: `weight` (Dy, Dx) and `bias` (Dy,) (float32 or float64; `AffineMap` keeps the dtype of the
+    features it was fitted on); `curve` the per-batch loss (iterations,)
     of iterative solvers (empty for closed forms); `iterations`; `info` solver-specific facts (JSON-able)."""
 
     weight: np.ndarray

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from featswap import validate
 from featswap.errors import FitError
 from featswap.paired import PairedFeatures
 from featswap.solvers.base import SOLVERS, FitResult, Heads, Solver
@@ -16,6 +17,9 @@ class HeadsSettings:
     """`rcond`: singular values of the target head below `rcond` times the largest count as zero."""
 
     rcond: float = 1e-6
+
+    def __post_init__(self) -> None:
+        validate.real("rcond", self.rcond, 0, 1, low_open=True, high_open=True)
 
 
 def fit_heads(pairs: PairedFeatures | None, settings: HeadsSettings, device: str, heads: Heads | None) -> FitResult:
@@ -43,7 +47,8 @@ def fit_heads(pairs: PairedFeatures | None, settings: HeadsSettings, device: str
         else f"the target head has rank {rank} < {classes} classes (feature width {wb.shape[1]}), so its logits "
         "can only approximate the source's (least squares)",
     }
-    return FitResult((pinv @ wa).astype(np.float32), (pinv @ (ba - bb)).astype(np.float32), info=info)
+    dtype = np.result_type(heads.source_weight, heads.target_weight, np.float32)
+    return FitResult((pinv @ wa).astype(dtype), (pinv @ (ba - bb)).astype(dtype), info=info)
 
 
 SOLVERS.register("heads")(

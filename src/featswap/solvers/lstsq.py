@@ -7,7 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from featswap.errors import FitError
+from featswap import validate
+from featswap.errors import FitError, SpecError
 from featswap.moments import Moments, merge_nonempty
 from featswap.paired import PairedFeatures, split_rows
 from featswap.solvers.base import SOLVERS, FitResult, Heads, Solver
@@ -30,6 +31,21 @@ class LstsqSettings:
     holdout: float = 0.1
     seed: int = 0
     rcond: float = 1e-10
+
+    def __post_init__(self) -> None:
+        validate_ridge(self.alpha, self.normalize_target, self.holdout, self.seed)
+        validate.real("rcond", self.rcond, 0, 1, low_open=True, high_open=True)
+
+
+def validate_ridge(alpha: float | str, normalize_target: bool, holdout: float, seed: int) -> None:
+    """Check the ridge settings `lstsq` and `refine` share."""
+    if alpha != "auto" and (isinstance(alpha, str | bool) or not isinstance(alpha, int | float) or not alpha >= 0):
+        raise SpecError(f"alpha must be a number >= 0 or 'auto'; got {alpha!r}.")
+    if alpha != "auto":
+        validate.real("alpha", alpha, 0)
+    validate.flag("normalize_target", normalize_target)
+    validate.real("holdout", holdout, 0, 1, low_open=True, high_open=True)
+    validate.integer("seed", seed, 0)
 
 
 def unit_rows(y: np.ndarray) -> np.ndarray:
@@ -61,7 +77,7 @@ class Eigen:
         self.mean_eigenvalue = float(max(self.values.mean(), 0.0))
 
     def solve(self, alpha: float, rcond: float = 1e-10) -> tuple[np.ndarray, np.ndarray]:
-        """`(W (Dy, Dx), b (Dy,))` minimising `sum ||W x + b - y||^2 + alpha ||W||^2`, minimum-norm when
+        """`(W (Dy, Dx), b (Dy,))` float64 minimising `sum ||W x + b - y||^2 + alpha ||W||^2`, minimum-norm when
         singular (constant or duplicated features, fewer samples than features): never NaN."""
         if alpha < 0:
             raise FitError(f"alpha must be >= 0; got {alpha}.")
@@ -69,11 +85,11 @@ class Eigen:
         keep = values > rcond * max(float(values.max()), np.finfo(np.float64).tiny)
         inverse = np.where(keep, 1.0 / np.where(keep, values, 1.0), 0.0)
         w_t = self.vectors @ (inverse[:, None] * self.projected)  # (Dx, Dy)
-        return w_t.T.astype(np.float32), (self.my - self.mx @ w_t).astype(np.float32)
+        return np.ascontiguousarray(w_t.T), self.my - self.mx @ w_t
 
 
 def lstsq_from_moments(moments: Moments, alpha: float = 0.0, rcond: float = 1e-10) -> tuple[np.ndarray, np.ndarray]:
-    """Least-squares `(W (Dy, Dx), b (Dy,))` from moments; see `Eigen.solve`."""
+    """Least-squares `(W (Dy, Dx), b (Dy,))` float64 from moments; see `Eigen.solve`."""
     return Eigen(moments).solve(alpha, rcond)
 
 
@@ -102,33 +118,28 @@ def held_out_mask(n: int, holdout: float, seed: int) -> np.ndarray:
 def chunk_split_moments(
     x: np.ndarray, y: np.ndarray, start: int, device: str, n: int, holdout: float, seed: int, normalize: bool
 ) -> tuple[Moments, Moments]:
-    """Moments of one chunk, whole and of its held-out rows (a `ChunkFn`; the mask is rebuilt from the seed,
-    so a worker gets only these few numbers)."""
+    """Moments of one chunk's fitting rows and of its held-out rows (a `ChunkFn`; the mask is rebuilt from
+    the seed, so a worker gets only these few numbers)."""
     mask = held_out_mask(n, holdout, seed)[start : start + len(x)]
     y = unit_rows(y) if normalize else y
-    held = Moments.of(x[mask], y[mask], device) if mask.any() else Moments.zeros(x.shape[1], y.shape[1])
-    return Moments.of(x, y, device), held
+    return Moments.of(x[~mask], y[~mask], device), Moments.of(x[mask], y[mask], device)
 
 
 def streamed_split_moments(
     pairs: PairedFeatures, holdout: float, seed: int, normalize: bool, device: str
 ) -> tuple[Moments, Moments]:
     """Moments of the fitting rows and of the held-out rows of `split_rows(pairs.n, holdout, seed)`, in one
-    pass. The fitting part is each whole chunk minus its held-out rows, so only those few rows are copied."""
-    total, out = Moments.zeros(pairs.dx, pairs.dy), Moments.zeros(pairs.dx, pairs.dy)
+    pass over the chunks."""
+    fit, out = Moments.zeros(pairs.dx, pairs.dy), Moments.zeros(pairs.dx, pairs.dy)
     chunk_fn = functools.partial(chunk_split_moments, n=pairs.n, holdout=holdout, seed=seed, normalize=normalize)
-    for whole, held in pairs.map_chunks(chunk_fn, device):
-        total, out = total.merge(whole), out.merge(held)
-    return total.subtract(out), out
+    for fit_part, held_part in pairs.map_chunks(chunk_fn, device):
+        fit, out = fit.merge(fit_part), out.merge(held_part)
+    return fit, out
 
 
 def resolve_alpha(alpha: float | str) -> float | None:
-    """A fixed ridge strength, or None for "auto"."""
-    if alpha == "auto":
-        return None
-    if isinstance(alpha, str) or alpha < 0:
-        raise FitError(f"alpha must be a number >= 0 or 'auto'; got {alpha!r}.")
-    return float(alpha)
+    """A fixed ridge strength (validated by the settings), or None for "auto"."""
+    return None if alpha == "auto" else float(alpha)
 
 
 def fit_lstsq(pairs: PairedFeatures | None, settings: LstsqSettings, device: str, heads: Heads | None) -> FitResult:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from featswap.errors import FitError, SpecError, closest
+from featswap import validate
 from featswap.losses import paper_loss
 from featswap.paired import PairedFeatures, check_fits_in_memory
 from featswap.solvers.base import SOLVERS, FitResult, Heads, Solver
@@ -39,6 +39,17 @@ class PaperSettings:
     seed: int = 0
     init: str = "glorot_uniform"
 
+    def __post_init__(self) -> None:
+        validate.integer("iterations", self.iterations, 1)
+        validate.integer("batch_size", self.batch_size, 1)
+        validate.real("lr", self.lr, 0, 1000, low_open=True)
+        validate.real("decay", self.decay, 0, 1, high_open=True)
+        validate.real("beta1", self.beta1, 0, 1, high_open=True)
+        validate.real("beta2", self.beta2, 0, 1, high_open=True)
+        validate.real("eps", self.eps, 0, low_open=True)
+        validate.integer("seed", self.seed, 0)
+        validate.choice("init", self.init, INITS)
+
 
 def initial_map(dx: int, dy: int, init: str, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """Starting `W (Dy, Dx)`, `b (Dy,)` for the paper recipe."""
@@ -48,12 +59,10 @@ def initial_map(dx: int, dy: int, init: str, generator: torch.Generator) -> tupl
         return weight.float(), torch.zeros(dy)
     if init == "zeros_identity":
         return torch.eye(dy, dx), torch.zeros(dy)
-    if init == "torch_default":
-        bound = 1.0 / math.sqrt(dx)
-        weight = (torch.rand(dy, dx, generator=generator, dtype=torch.float64) * 2 - 1) * bound
-        bias = (torch.rand(dy, generator=generator, dtype=torch.float64) * 2 - 1) * bound
-        return weight.float(), bias.float()
-    raise SpecError(f"Unknown init {init!r}.{closest(init, INITS)}")
+    bound = 1.0 / math.sqrt(dx)  # torch_default, the last of INITS (the settings refuse any other name)
+    weight = (torch.rand(dy, dx, generator=generator, dtype=torch.float64) * 2 - 1) * bound
+    bias = (torch.rand(dy, generator=generator, dtype=torch.float64) * 2 - 1) * bound
+    return weight.float(), bias.float()
 
 
 def paper_optimizer(
@@ -97,16 +106,13 @@ def adam_on_paper_loss(
 def fit_paper(pairs: PairedFeatures | None, settings: PaperSettings, device: str, heads: Heads | None) -> FitResult:
     """The paper's recipe; holds the training features in memory (N x (Dx + Dy) x 4 bytes)."""
     assert pairs is not None
-    if settings.iterations < 1 or settings.batch_size < 1:
-        raise FitError("iterations and batch_size must be at least 1.")
     check_fits_in_memory(pairs.n, pairs.dx, pairs.dy, "paper")
     generator = torch.Generator().manual_seed(settings.seed)
     weight0, bias0 = initial_map(pairs.dx, pairs.dy, settings.init, generator)
     xs, ys = pairs.take(np.arange(pairs.n))
-    x = torch.as_tensor(xs, dtype=torch.float32, device=device)
-    y = torch.as_tensor(ys, dtype=torch.float32, device=device)
-    weight = weight0.to(device).requires_grad_(True)
-    bias = bias0.to(device).requires_grad_(True)
+    x, y = torch.as_tensor(xs, device=device), torch.as_tensor(ys, device=device)  # the features' own dtype
+    weight = weight0.to(device, x.dtype).requires_grad_(True)
+    bias = bias0.to(device, x.dtype).requires_grad_(True)
     optimizer, schedule = paper_optimizer([weight, bias], settings)
     curve = adam_on_paper_loss(
         x, y, weight, bias, optimizer, schedule, settings.iterations, settings.batch_size, generator

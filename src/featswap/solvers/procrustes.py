@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from featswap import validate
 from featswap.moments import Moments
 from featswap.paired import PairedFeatures
 from featswap.solvers.base import SOLVERS, FitResult, Heads, Solver
@@ -18,9 +19,12 @@ class ProcrustesSettings:
 
     scale: bool = False
 
+    def __post_init__(self) -> None:
+        validate.flag("scale", self.scale)
+
 
 def procrustes_from_moments(moments: Moments, scale: bool = False) -> tuple[np.ndarray, np.ndarray, float]:
-    """`(W (Dy, Dx), b (Dy,), s)` minimising `sum ||s Q (x - mx) - (y - my)||^2` over orthogonal `Q`.
+    """`(W (Dy, Dx), b (Dy,), s)` (float64) minimising `sum ||s Q (x - mx) - (y - my)||^2` over orthogonal `Q`.
 
     Unequal widths: the narrower side is zero-padded to the wider one and the block of the padded orthogonal
     matrix that maps real features to real features is kept; that block is `U V^T` from the thin SVD of
@@ -32,7 +36,7 @@ def procrustes_from_moments(moments: Moments, scale: bool = False) -> tuple[np.n
     trace = float(np.trace(cxx))
     s = float(singular.sum() / trace) if scale and trace > 0 else 1.0
     weight = s * weight
-    return weight.astype(np.float32), (my - weight @ mx).astype(np.float32), s
+    return weight, my - weight @ mx, s
 
 
 def fit_procrustes(

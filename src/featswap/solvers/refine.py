@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from featswap.errors import FitError
+from featswap import validate
 from featswap.losses import paper_loss
 from featswap.paired import PairedFeatures, check_fits_in_memory, sample_rows, split_rows
 from featswap.solvers.base import SOLVERS, FitResult, Heads, Solver
@@ -19,6 +19,7 @@ from featswap.solvers.lstsq import (
     lstsq_from_moments,
     resolve_alpha,
     streamed_split_moments,
+    validate_ridge,
 )
 from featswap.solvers.paper import adam_on_paper_loss
 
@@ -49,11 +50,20 @@ class RefineSettings:
     max_eval_rows: int = 32_768
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        validate_ridge(self.alpha, self.normalize_target, self.holdout, self.seed)
+        validate.real("lr", self.lr, 0, 1000, low_open=True)
+        validate.integer("batch_size", self.batch_size, 1)
+        validate.integer("max_iterations", self.max_iterations, 0)
+        validate.integer("eval_every", self.eval_every, 1)
+        validate.integer("patience", self.patience, 1)
+        validate.real("min_delta", self.min_delta, 0, 1, high_open=True)
+        validate.integer("max_rows", self.max_rows, 1)
+        validate.integer("max_eval_rows", self.max_eval_rows, 1)
+
 
 def fit_refine(pairs: PairedFeatures | None, settings: RefineSettings, device: str, heads: Heads | None) -> FitResult:
     assert pairs is not None
-    if settings.max_iterations < 0 or settings.eval_every < 1 or settings.patience < 1:
-        raise FitError("max_iterations must be >= 0, eval_every and patience >= 1.")
     alpha = resolve_alpha(settings.alpha)
     if settings.max_iterations == 0 and alpha is not None:
         # No Adam stage and no ridge choice: held-out rows would serve nothing, so this is lstsq on all rows.
@@ -75,8 +85,8 @@ def fit_refine(pairs: PairedFeatures | None, settings: RefineSettings, device: s
     xe, ye = pairs.take(held_rows[sample_rows(len(held_rows), settings.max_eval_rows, settings.seed + 1)])
     x, y = (torch.as_tensor(a, device=device) for a in (xs, ys))
     x_eval, y_eval = (torch.as_tensor(a, device=device) for a in (xe, ye))
-    weight = torch.as_tensor(w0, device=device).clone().requires_grad_(True)
-    bias = torch.as_tensor(b0, device=device).clone().requires_grad_(True)
+    weight = torch.as_tensor(w0, device=device, dtype=x.dtype).clone().requires_grad_(True)
+    bias = torch.as_tensor(b0, device=device, dtype=x.dtype).clone().requires_grad_(True)
     rms = float(torch.sqrt((weight.detach() ** 2).mean())) or 1.0
     optimizer = torch.optim.Adam([weight, bias], lr=settings.lr * rms)
 

@@ -1,0 +1,50 @@
+"""One name per model, derived once from its SPEC and used by every command as its key in the store."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from featswap.errors import SpecError
+
+#: A model name: letters, digits and `. _ + -`, starting with a letter or digit (a safe zarr key and file name).
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}")
+
+
+def check_name(name: str, option: str = "--name") -> str:
+    """`name` if it is a valid model name, else a SpecError saying which characters are allowed."""
+    if not NAME.fullmatch(name):
+        raise SpecError(
+            f"{option} {name!r} is not a usable model name: use letters, digits and . _ + - (starting with a letter "
+            "or digit, at most 128 characters), e.g. resnet50-seed1."
+        )
+    return name
+
+
+def model_name(spec: str) -> str:
+    """The name of the model a SPEC describes: the function of `path/file.py:function`, the model of
+    `timm:NAME` and `torchvision:NAME`, the SPEC itself for built-in models."""
+    kind, _, rest = spec.partition(":")
+    if ".py:" in spec:
+        base = spec.rpartition(":")[2]
+    elif kind in ("timm", "torchvision"):
+        base = rest
+    else:
+        base = spec
+    if not NAME.fullmatch(base):
+        raise SpecError(f"Cannot name a model after {spec!r}; give it a name with --name (letters, digits, . _ + -).")
+    return base
+
+
+def unique_names(specs: Sequence[str], names: Sequence[str | None] = ()) -> list[str]:
+    """A name per SPEC: the given name where there is one, else `model_name(spec)`, suffixed `-2`, `-3`, ...
+    when it repeats an earlier one (two seeds of one architecture, say)."""
+    given = list(names) + [None] * (len(specs) - len(names))
+    result: list[str] = []
+    for spec, name in zip(specs, given, strict=True):
+        base = check_name(name) if name else model_name(spec)
+        candidate, k = base, 2
+        while candidate in result:
+            candidate, k = f"{base}-{k}", k + 1
+        result.append(candidate)
+    return result

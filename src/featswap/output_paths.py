@@ -1,0 +1,119 @@
+"""Where featswap writes, and the promise that it never deletes or overwrites what it did not write.
+
+A run directory (`compare --out`, `evaluate --out`, `demo --out`, `similarity --out`) is claimed before
+anything is written: it must be new, empty, or a directory featswap made (it holds the marker file
+`.featswap-run`, or a `metrics.json` from an earlier featswap). A single output file (`fit --out`) may replace
+only a file featswap wrote. Files are written through a temporary file and renamed, so a crash never leaves a
+half-written result in place of a whole one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from featswap.errors import FeatswapError
+
+#: Marks a directory as written by featswap.
+RUN_MARKER = ".featswap-run"
+
+
+class OutputError(FeatswapError):
+    """An output location that featswap may not or cannot write."""
+
+
+@contextlib.contextmanager
+def writing_to(path: Path) -> Iterator[None]:
+    """Turn a filesystem failure while writing `path` into an OutputError that says what to do."""
+    try:
+        yield
+    except (NotADirectoryError, FileExistsError) as err:
+        raise OutputError(
+            f"Cannot write {path}: {err.filename or path} is a file where a directory is needed. Choose another "
+            "output path."
+        ) from None
+    except IsADirectoryError as err:
+        raise OutputError(
+            f"Cannot write {path}: {err.filename or path} is a directory where a file is needed. Choose another "
+            "output path."
+        ) from None
+    except OSError as err:
+        raise OutputError(
+            f"Cannot write {path}: {err.strerror or err}. Choose an output location with free space that this "
+            "user can write."
+        ) from None
+
+
+def _is_featswap_dir(path: Path) -> bool:
+    if (path / RUN_MARKER).is_file():
+        return True
+    try:
+        return "featswap_version" in json.loads((path / "metrics.json").read_text())
+    except (OSError, ValueError, TypeError):
+        return False
+
+
+def claim_run_dir(out: Path, option: str = "--out") -> Path:
+    """Make `out` featswap's: create it, or accept it when empty or already featswap's; refuse a file or a
+    directory with other contents. Returns `out`."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"{option} {out} is a file; give a directory (new or empty) for the results.")
+    if out.is_dir() and any(out.iterdir()) and not _is_featswap_dir(out):
+        raise OutputError(
+            f"{option} {out} is a directory with other contents that featswap did not write; featswap never "
+            "overwrites them. Give a new or empty directory."
+        )
+    with writing_to(out):
+        out.mkdir(parents=True, exist_ok=True)
+        (out / RUN_MARKER).write_text("This directory holds results written by featswap.\n")
+    return out
+
+
+def check_output_file(path: Path, is_ours: Callable[[Path], bool], what: str, option: str = "--out") -> Path:
+    """Refuse to write `path` when it is a directory, or an existing file that `is_ours` does not recognise
+    as featswap's own `what`."""
+    path = Path(path)
+    if path.is_dir():
+        raise OutputError(f"{option} {path} is a directory; give a file path for the {what}.")
+    if path.exists() and not is_ours(path):
+        raise OutputError(
+            f"{option} {path} exists and is not a {what} written by featswap; featswap never overwrites it. "
+            "Give another path."
+        )
+    return path
+
+
+def atomic_write(path: Path, write: Callable[[Path], Any]) -> Path:
+    """Call `write(tmp)` on a temporary file beside `path`, then rename it to `path`."""
+    path = Path(path)
+    with writing_to(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
+        os.close(fd)
+        try:
+            write(Path(tmp))
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    return path
+
+
+def write_text(path: Path, text: str) -> Path:
+    """Write `text` to `path` atomically."""
+    return atomic_write(path, lambda tmp: tmp.write_text(text))
+
+
+def write_json(path: Path, data: Any) -> Path:
+    """Write `data` as strict JSON (no NaN or infinity, which JSON does not have) atomically."""
+    try:
+        text = json.dumps(data, indent=2, allow_nan=False) + "\n"
+    except ValueError as err:
+        raise FeatswapError(f"Cannot write {path}: {err} (featswap writes undefined values as null).") from None
+    return write_text(path, text)

@@ -1,0 +1,620 @@
+"""The feature store: features of every model aligned to one id order per split, in a zarr v3 group.
+
+Layout (a directory, or any location zarr/fsspec reaches)::
+
+    zarr.json                      attrs: featswap_store version, dataset {name, classes}
+    models/<name>/                 attrs: spec, feature_dim, num_classes, data_config, weights_sha256,
+                                          logits_max_abs_diff, head_crc32; arrays head_weight (C, D), head_bias (C,)
+    <split>/                       attrs: ids_crc32, labels_crc32, skipped {id: reason}
+    <split>/ids (N,) str           one id order shared by every model
+    <split>/labels (N,) int64
+    <split>/features/<name> (N, D) float32, chunked by rows; attrs: finished {chunk: [start, stop, crc32]}
+
+A chunk is recorded as finished (with its row range and checksum) only after it is written whole, so an
+extraction resumes from the finished chunks, and reading a missing or damaged chunk is an error (see
+`featswap.store.integrity`). Features of two models are only ever paired through the shared id order.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import zarr
+
+from featswap.engines import check_engine
+from featswap.errors import StoreError, closest
+from featswap.paired import ChunkFn, PairedFeatures, R, map_chunks_here
+from featswap.store.integrity import ChunkRecord, Damage, VerifyReport, crc32, crc32_of_ids
+from featswap.store.location import ZARR_JSON, check_new_store_location, store_filesystem, zarr_location
+from featswap.store.lock import StoreLock
+
+STORE_VERSION = 2
+DEFAULT_CHUNK_ROWS = 4096
+
+# zarr 3 warns that variable-length strings are not yet in the v3 spec; they round-trip in zarr-python.
+warnings.filterwarnings("ignore", message=".*string.*", module="zarr.*")
+
+
+@contextlib.contextmanager
+def writing(location: str) -> Iterator[None]:
+    """Turn a filesystem failure while writing the store into a StoreError that says what to do."""
+    try:
+        yield
+    except OSError as err:
+        reason = err.strerror or str(err)
+        raise StoreError(
+            f"Cannot write the store {location}: {reason}. Give a --store location with free space that this user "
+            "can write; finished chunks are kept, so running the same command again resumes."
+        ) from None
+
+
+def _damaged(what: str, err: BaseException) -> StoreError:
+    return StoreError(
+        f"The store is damaged: {what} cannot be read ({type(err).__name__}: {err}). Run `featswap verify STORE` "
+        "to see what is damaged and how to repair it."
+    )
+
+
+def _node(parent: zarr.Group, key: str, kind: type) -> Any:
+    try:
+        node = parent[key]
+    except KeyError:
+        raise
+    except Exception as err:  # a damaged zarr.json below the group
+        raise _damaged(f"{parent.store_path}/{key}", err) from None
+    if not isinstance(node, kind):
+        raise StoreError(
+            f"{parent.store_path}/{key} should be a zarr {kind.__name__.lower()}; the store is damaged. Run "
+            "`featswap verify STORE`."
+        )
+    return node
+
+
+def _group(parent: zarr.Group, key: str) -> zarr.Group:
+    node: zarr.Group = _node(parent, key, zarr.Group)
+    return node
+
+
+def _array(parent: zarr.Group, key: str) -> zarr.Array:
+    node: zarr.Array = _node(parent, key, zarr.Array)
+    return node
+
+
+def _finished(array: zarr.Array) -> dict[str, Any]:
+    """The `finished` attribute of a feature array: `{chunk: [start, stop, crc32]}` as stored."""
+    finished = array.attrs.asdict().get("finished", {})
+    return dict(finished) if isinstance(finished, dict) else {}
+
+
+def _read(array: zarr.Array, what: str, selection: Any = slice(None)) -> np.ndarray:
+    """`array[selection]`, or a StoreError naming `what` when the stored bytes cannot be decoded."""
+    try:
+        return np.asarray(array[selection])
+    except Exception as err:
+        raise _damaged(what, err) from None
+
+
+class FeatureStore:
+    """A zarr v3 feature store; open with `FeatureStore.create(path)` or `FeatureStore.open(path)`.
+
+    `path` is a local directory or a URL that fsspec reaches (`s3://bucket/features.zarr` with s3fs
+    installed, `gs://...`, `memory://...`); `self.path` keeps it as given."""
+
+    def __init__(self, root: zarr.Group, path: str) -> None:
+        self.root = root
+        self.path = path
+        self._lock: StoreLock | None = None
+        self._ids: dict[str, np.ndarray] = {}  # verified ids and labels, read once per split
+        self._labels: dict[str, np.ndarray] = {}
+
+    @property
+    def location(self) -> str:
+        """Where other processes open this store: an absolute local path, or the URL."""
+        return self.path if "://" in self.path else str(Path(self.path).resolve())
+
+    # -- opening ---------------------------------------------------------------------------------
+    @classmethod
+    def open(cls, path: str | Path, writable: bool = False) -> FeatureStore:
+        """Open an existing store; with `writable`, take the writer's lock."""
+        path = str(path)
+        fs, on_fs = store_filesystem(path)
+        if not fs.isfile(f"{on_fs}/{ZARR_JSON}"):
+            raise StoreError(f"No feature store at {path}; create one with `featswap extract ... --store {path}`.")
+        try:
+            root = zarr.open_group(zarr_location(path, fs, on_fs), mode="r+" if writable else "r")
+            version = root.attrs.get("featswap_store")
+        except Exception as err:
+            raise _damaged(f"{path}/{ZARR_JSON}", err) from None
+        if version == 1:
+            raise StoreError(
+                f"{path} was written by an older featswap (store version 1), which recorded no checksums, so its "
+                "features cannot be checked for damage. Extract again into a new --store."
+            )
+        if version != STORE_VERSION:
+            raise StoreError(f"{path} is a zarr group but not a featswap feature store (version {STORE_VERSION}).")
+        store = cls(root, path)
+        if writable:
+            store._take_lock()
+        return store
+
+    @classmethod
+    def create(cls, path: str | Path, dataset: str, classes: tuple[str, ...]) -> FeatureStore:
+        """Open the store at `path` for writing, creating it for `dataset` if nothing is there. A location
+        holding anything else (a file, a directory with other contents) is refused, never overwritten."""
+        path = str(path)
+        fs, on_fs = store_filesystem(path)
+        if fs.isfile(f"{on_fs}/{ZARR_JSON}"):
+            store = cls.open(path, writable=True)
+            known = store._dataset
+            if known.get("name") != dataset or tuple(known.get("classes", ())) != tuple(classes):
+                store.close()
+                raise StoreError(
+                    f"The store {path} holds dataset {known.get('name')!r} with {len(known.get('classes', []))} "
+                    f"classes, not {dataset!r} with {len(classes)}; use another --store path."
+                )
+            return store
+        check_new_store_location(path, fs, on_fs)
+        with writing(path):
+            fs.makedirs(on_fs, exist_ok=True)
+            store = cls(zarr.open_group(zarr_location(path, fs, on_fs), mode="w-"), path)
+            store._take_lock()
+            store.root.attrs.update(
+                {"featswap_store": STORE_VERSION, "dataset": {"name": dataset, "classes": list(classes)}}
+            )
+        return store
+
+    def _take_lock(self) -> None:
+        self._lock = StoreLock(self.path)
+        self._lock.acquire()
+
+    def close(self) -> None:
+        if self._lock is not None:
+            self._lock.release()
+
+    def __enter__(self) -> FeatureStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- dataset ---------------------------------------------------------------------------------
+    @property
+    def _dataset(self) -> dict[str, Any]:
+        dataset: dict[str, Any] = self.root.attrs.asdict()["dataset"]  # type: ignore[assignment]
+        return dataset
+
+    @property
+    def dataset_name(self) -> str:
+        return str(self._dataset["name"])
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return tuple(self._dataset["classes"])
+
+    def splits(self) -> list[str]:
+        return sorted(k for k in self.root.group_keys() if k != "models")
+
+    def _split(self, split: str) -> zarr.Group:
+        if split not in self.root:
+            raise StoreError(f"The store {self.path} has no split {split!r}.{closest(split, self.splits())}")
+        return _group(self.root, split)
+
+    def write_split(self, split: str, ids: list[str] | np.ndarray, labels: np.ndarray) -> None:
+        """Record a split's id order and labels, or check they equal the ones already stored."""
+        ids = np.asarray(ids, dtype=str)
+        labels = np.asarray(labels, dtype=np.int64)
+        if len(ids) != len(labels):
+            raise StoreError(f"{len(ids)} ids but {len(labels)} labels for split {split!r}.")
+        if len(set(ids.tolist())) != len(ids):
+            raise StoreError(f"Split {split!r} has duplicate ids; every sample needs a unique id.")
+        if split in self.root:
+            stored_ids, stored_labels = self.ids(split), self._all_labels(split)
+            if len(stored_ids) != len(ids) or not np.array_equal(stored_ids, ids):
+                raise StoreError(
+                    f"Split {split!r} in {self.path} holds {len(stored_ids)} samples in another id order than "
+                    f"the {len(ids)} given; features are only paired by id. Use a new store for other data."
+                )
+            if not np.array_equal(stored_labels, labels):
+                raise StoreError(f"Split {split!r} in {self.path} holds other labels for the same ids.")
+            return
+        with writing(self.path):
+            group = self.root.create_group(split)
+            group.create_array("ids", shape=ids.shape, dtype=str)[:] = ids
+            group.create_array("labels", shape=labels.shape, dtype="int64")[:] = labels
+            # Written last: a split whose checksums are missing was interrupted while being created.
+            group.attrs.update({"ids_crc32": crc32_of_ids(ids), "labels_crc32": crc32(labels)})
+
+    def ids(self, split: str) -> np.ndarray:
+        """Sample ids `(N,)` of a split, in the store's order (checked against their checksum)."""
+        if split not in self._ids:
+            group = self._split(split)
+            # zarr returns numpy's variable-width StringDType, which does not cast to fixed-width str directly.
+            ids = np.array(list(_read(_array(group, "ids"), f"the ids of split {split!r}")), dtype=str)
+            if crc32_of_ids(ids) != group.attrs.get("ids_crc32"):
+                raise StoreError(
+                    f"The ids of split {split!r} in {self.path} do not match their checksum: the store is damaged "
+                    "or was interrupted while the split was created. Extract into a new --store."
+                )
+            self._ids[split] = ids
+        return self._ids[split]
+
+    def _all_labels(self, split: str) -> np.ndarray:
+        """Labels `(N,)` int64 of every sample of a split, skipped ones included (checked)."""
+        if split not in self._labels:
+            group = self._split(split)
+            labels = _read(_array(group, "labels"), f"the labels of split {split!r}").astype(np.int64)
+            if crc32(labels) != group.attrs.get("labels_crc32"):
+                raise StoreError(
+                    f"The labels of split {split!r} in {self.path} do not match their checksum: the store is damaged "
+                    "or was interrupted while the split was created. Extract into a new --store."
+                )
+            self._labels[split] = labels
+        return self._labels[split]
+
+    def labels(self, split: str) -> np.ndarray:
+        """Labels `(K,)` int64 of the kept (not skipped) samples of a split."""
+        return self._all_labels(split)[self.kept(split)]
+
+    # -- skipped samples -------------------------------------------------------------------------
+    def skipped(self, split: str) -> dict[str, str]:
+        """Ids of a split's unreadable images skipped by extraction, with the reason for each."""
+        skipped: dict[str, str] = self._split(split).attrs.asdict().get("skipped", {})  # type: ignore[assignment]
+        return dict(skipped)
+
+    def add_skipped(self, split: str, reasons: dict[str, str]) -> None:
+        group = self._split(split)
+        with writing(self.path):
+            group.attrs["skipped"] = {**self.skipped(split), **reasons}
+
+    def kept(self, split: str) -> np.ndarray:
+        """`(N,)` bool: samples every reader uses (all but skipped ones, for every model alike)."""
+        skipped = self.skipped(split)
+        if not skipped:  # the common case: no need to read every id string
+            return np.ones(_array(self._split(split), "ids").shape[0], dtype=bool)
+        return ~np.isin(self.ids(split), list(skipped))
+
+    def kept_ids(self, split: str) -> np.ndarray:
+        return self.ids(split)[self.kept(split)]
+
+    # -- models ----------------------------------------------------------------------------------
+    def models(self) -> list[str]:
+        return sorted(_group(self.root, "models").group_keys()) if "models" in self.root else []
+
+    def write_model(self, name: str, attrs: dict[str, Any], head_weight: np.ndarray, head_bias: np.ndarray) -> None:
+        """Record a model's head `(C, D)`, `(C,)` and metadata; refuse a different model under the same name."""
+        models = self.root.require_group("models") if "models" in self.root else None
+        if models is not None and name in models:
+            old = self.model_attrs(name)
+            for key in ("spec", "feature_dim", "weights_sha256"):
+                if old.get(key) != attrs.get(key):
+                    raise StoreError(
+                        f"The store already holds a model named {name!r} with {key} {old.get(key)!r}, not "
+                        f"{attrs.get(key)!r}. Give this model another name or use another store."
+                    )
+            return
+        weight = np.asarray(head_weight, dtype=np.float32)
+        bias = np.asarray(head_bias, dtype=np.float32)
+        with writing(self.path):
+            group = self.root.require_group("models").create_group(name)
+            group.create_array("head_weight", shape=weight.shape, dtype="float32")[:] = weight
+            group.create_array("head_bias", shape=bias.shape, dtype="float32")[:] = bias
+            group.attrs.update({**attrs, "head_crc32": [crc32(weight), crc32(bias)]})
+
+    def model_attrs(self, name: str) -> dict[str, Any]:
+        return self._model(name).attrs.asdict()
+
+    def head(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """A model's head `(W (C, D), b (C,))` float32 (checked against its checksum)."""
+        group = self._model(name)
+        weight = _read(_array(group, "head_weight"), f"the head of {name!r}").astype(np.float32)
+        bias = _read(_array(group, "head_bias"), f"the head of {name!r}").astype(np.float32)
+        if [crc32(weight), crc32(bias)] != group.attrs.get("head_crc32"):
+            raise StoreError(
+                f"The head of model {name!r} in {self.path} does not match its checksum: the store is damaged. "
+                "Extract the model again into a new --store."
+            )
+        return weight, bias
+
+    def _model(self, name: str) -> zarr.Group:
+        if name not in self.models():
+            raise StoreError(f"The store {self.path} has no model {name!r}.{closest(name, self.models())}")
+        return _group(_group(self.root, "models"), name)
+
+    # -- features: writing -------------------------------------------------------------------------
+    def feature_array(self, split: str, name: str, dim: int, chunk_rows: int = DEFAULT_CHUNK_ROWS) -> zarr.Array:
+        """The `(N, D)` float32 feature array of a model in a split, created empty if new."""
+        if chunk_rows < 1:
+            raise StoreError(f"chunk_rows must be at least 1; got {chunk_rows}.")
+        group = self._split(split)
+        n = int(_array(group, "ids").shape[0])
+        with writing(self.path):
+            feats = group.require_group("features")
+            if name in feats:
+                array = _array(feats, name)
+                if array.shape != (n, dim):
+                    raise StoreError(
+                        f"Stored features of {name!r} in split {split!r} have shape {array.shape}, expected {(n, dim)}."
+                    )
+                return array
+            return feats.create_array(
+                name, shape=(n, dim), chunks=(min(chunk_rows, max(n, 1)), dim), dtype="float32", fill_value=0.0
+            )
+
+    def _features(self, split: str, name: str) -> zarr.Array:
+        return _array(_group(self._split(split), "features"), name)
+
+    def chunk_rows(self, split: str, name: str) -> int:
+        """Rows per stored chunk of a model's features in a split."""
+        return int(self._features(split, name).chunks[0])
+
+    def _records(self, split: str, name: str) -> dict[int, ChunkRecord]:
+        """The finished chunks of a model's features, with their row ranges and checksums."""
+        group = self._split(split)
+        if "features" not in group or name not in _group(group, "features"):
+            return {}
+        records = {}
+        for key, value in _finished(self._features(split, name)).items():
+            record = ChunkRecord.from_json(value)
+            if record is not None and str(key).isdigit():
+                records[int(key)] = record
+        return records
+
+    def _chunk_range(self, array: zarr.Array, chunk: int) -> tuple[int, int]:
+        size, n = int(array.chunks[0]), int(array.shape[0])
+        return chunk * size, min((chunk + 1) * size, n)
+
+    def write_chunk(self, split: str, name: str, chunk: int, features: np.ndarray) -> None:
+        """Write the features `(rows, D)` of one whole chunk of stored rows and record it as finished, with
+        its row range and checksum (only then, so an interrupted write leaves the chunk unfinished)."""
+        array = self._features(split, name)
+        start, stop = self._chunk_range(array, chunk)
+        block = np.ascontiguousarray(features, dtype=np.float32)
+        if block.shape != (stop - start, array.shape[1]):
+            raise StoreError(
+                f"Chunk {chunk} of {name!r} / {split!r} holds rows {start}..{stop - 1}, shape "
+                f"{(stop - start, array.shape[1])}; got {block.shape}."
+            )
+        if not np.isfinite(block).all():
+            bad = start + int(np.argwhere(~np.isfinite(block))[0, 0])
+            raise StoreError(
+                f"Features of {name!r} for id {str(self.ids(split)[bad])!r} hold NaN or inf; nothing of rows "
+                f"{start}..{stop - 1} was written."
+            )
+        with writing(self.path):
+            array[start:stop] = block
+            finished = _finished(array)
+            finished[str(chunk)] = ChunkRecord(start, stop, crc32(block)).to_json()
+            array.attrs["finished"] = finished
+
+    def write_features(self, split: str, name: str, features: np.ndarray, chunk_rows: int = DEFAULT_CHUNK_ROWS) -> None:
+        """Write all features `(N, D)` of a model in a split (every stored row, in id order), chunk by chunk.
+        The model must be recorded first (`write_model`)."""
+        features = np.asarray(features)
+        if features.ndim != 2:
+            raise StoreError(f"Features must be 2-D (samples, features); got shape {features.shape}.")
+        array = self.feature_array(split, name, features.shape[1], chunk_rows)
+        if len(features) != array.shape[0]:
+            raise StoreError(f"Split {split!r} has {array.shape[0]} samples; got features for {len(features)}.")
+        size = int(array.chunks[0])
+        for chunk in range(-(-len(features) // size)):
+            self.write_chunk(split, name, chunk, features[chunk * size : (chunk + 1) * size])
+
+    def forget_chunks(self, split: str, name: str, chunks: list[int]) -> None:
+        """Mark chunks unfinished again (they were found damaged), so that extraction recomputes them."""
+        array = self._features(split, name)
+        finished = _finished(array)
+        with writing(self.path):
+            array.attrs["finished"] = {k: v for k, v in finished.items() if int(k) not in set(chunks)}
+
+    def done_chunks(self, split: str, name: str) -> np.ndarray:
+        """`(n_chunks,)` bool: which row chunks of a model's features are finished (empty if none exist)."""
+        group = self._split(split)
+        if "features" not in group or name not in _group(group, "features"):
+            return np.zeros(0, dtype=bool)
+        array = self._features(split, name)
+        done = np.zeros(-(-int(array.shape[0]) // int(array.chunks[0])), dtype=bool)
+        for chunk in self._records(split, name):
+            if chunk < len(done):
+                done[chunk] = True
+        return done
+
+    def has_features(self, split: str, name: str) -> bool:
+        done = self.done_chunks(split, name)
+        return bool(done.size) and bool(done.all())
+
+    # -- features: reading -------------------------------------------------------------------------
+    def read_chunk(self, split: str, name: str, chunk: int) -> np.ndarray:
+        """The features `(rows, D)` float32 of one finished chunk, every stored row (skipped ones too), checked
+        against the row range and checksum recorded when it was written."""
+        array = self._features(split, name)
+        start, stop = self._chunk_range(array, chunk)
+        where = f"model {name!r}, split {split!r}, rows {start}..{stop - 1}"
+        record = self._records(split, name).get(chunk)
+        if record is None:
+            raise StoreError(f"The store {self.path} has no finished features for {where}; run extract to finish them.")
+        if (record.start, record.stop) != (start, stop):
+            raise StoreError(
+                f"The store is damaged: {where} were recorded as rows {record.start}..{record.stop - 1}. "
+                "Run `featswap verify STORE`."
+            )
+        block = _read(array, where, slice(start, stop)).astype(np.float32, copy=False)
+        if crc32(block) != record.crc32:
+            raise StoreError(
+                f"The store is damaged: the features of {where} are missing or altered (they do not match the "
+                "checksum recorded when they were written). Run the same `featswap extract` again to recompute "
+                "the damaged chunks, or `featswap verify STORE` to list them."
+            )
+        return block
+
+    def _require_complete(self, split: str, name: str) -> None:
+        if not self.has_features(split, name):
+            known = [m for m in self.models() if self.has_features(split, m)] if split in self.splits() else []
+            partial = self.done_chunks(split, name).size > 0
+            hint = " (extraction was interrupted: run extract again to resume)" if partial else ""
+            raise StoreError(
+                f"The store {self.path} has no complete features of {name!r} for split {split!r}{hint}."
+                f"{closest(name, known) if name not in known else ''}"
+            )
+
+    def features(self, split: str, name: str) -> np.ndarray:
+        """All features `(N, D)` float32 of a model in a split (checked complete and intact; every value is
+        finite, as `write_chunk` refuses NaN and inf)."""
+        return np.concatenate(list(self.iter_features(split, name)), axis=0)
+
+    def iter_features(self, split: str, name: str) -> Iterator[np.ndarray]:
+        """Features of the kept samples of a complete model/split, one stored chunk at a time `(rows, D)`, in
+        id order; memory O(chunk rows * D)."""
+        self._require_complete(split, name)
+        kept = self.kept(split)
+        size = self.chunk_rows(split, name)
+        for chunk in range(len(self.done_chunks(split, name))):
+            yield self.read_rows(split, name, chunk * size, (chunk + 1) * size, kept[chunk * size : (chunk + 1) * size])
+
+    def read_rows(self, split: str, name: str, start: int, stop: int, kept: np.ndarray | None = None) -> np.ndarray:
+        """Features `(k, D)` of the kept samples among stored rows `start .. stop - 1` (read whole chunks,
+        each checked); `kept` is `self.kept(split)[start:stop]` when the caller already has it."""
+        size = self.chunk_rows(split, name)
+        n = int(self._features(split, name).shape[0])
+        stop = min(stop, n)
+        parts = [self.read_chunk(split, name, c) for c in range(start // size, -(-stop // size))]
+        first = (start // size) * size
+        block = np.concatenate(parts, axis=0)[start - first : stop - first] if parts else np.zeros((0, 0), np.float32)
+        return block[self.kept(split)[start:stop] if kept is None else kept]
+
+    def take_rows(self, split: str, name: str, rows: np.ndarray) -> np.ndarray:
+        """Features `(k, D)` of the kept samples at sorted positions `rows` among the kept samples (reading each
+        chunk they touch once, checked)."""
+        stored = np.flatnonzero(self.kept(split))[rows]
+        size = self.chunk_rows(split, name)
+        parts = []
+        for chunk in np.unique(stored // size):
+            in_chunk = stored[(stored // size) == chunk]
+            parts.append(self.read_chunk(split, name, int(chunk))[in_chunk - chunk * size])
+        dim = int(self._features(split, name).shape[1])
+        return np.concatenate(parts, axis=0) if parts else np.zeros((0, dim), np.float32)
+
+    def pairs(
+        self, split: str, source: str, target: str, rows: int | None = None, engine: str = "local"
+    ) -> PairedFeatures:
+        """Paired features of two models in a split, streamed in row blocks (see `featswap.paired`); with
+        engine "ray", chunk statistics are computed by Ray tasks (see `featswap.ray_pairs`)."""
+        check_engine(engine)
+        pairs = StorePairs(self, split, source, target, rows)
+        if engine == "ray":
+            from featswap.ray_pairs import RayPairs
+
+            return RayPairs(pairs)
+        return pairs
+
+    # -- integrity -----------------------------------------------------------------------------------
+    def damaged_chunks(self, split: str, name: str) -> list[int]:
+        """The finished chunks of a model's features in a split that no longer match their record."""
+        damaged = []
+        for chunk in sorted(self._records(split, name)):
+            try:
+                self.read_chunk(split, name, chunk)
+            except StoreError:
+                damaged.append(chunk)
+        return damaged
+
+    def verify(self) -> VerifyReport:
+        """Check the whole store: every split's ids and labels, every model's head, every finished chunk."""
+        report = VerifyReport(self.path)
+        for name in self.models():
+            try:
+                self.head(name)
+            except StoreError as err:
+                report.damage.append(Damage(f"model {name}", str(err), "extract the model into a new --store"))
+        for split in self.splits():
+            try:
+                self.ids(split)
+                self._all_labels(split)
+            except StoreError as err:
+                report.damage.append(Damage(f"split {split}", str(err), "extract again into a new --store"))
+                continue
+            group = self._split(split)
+            names = sorted(_group(group, "features").array_keys()) if "features" in group else []
+            for name in names:
+                records = self._records(split, name)
+                report.checked_chunks += len(records)
+                for chunk in self.damaged_chunks(split, name):
+                    start, stop = records[chunk].start, records[chunk].stop
+                    report.damage.append(
+                        Damage(
+                            f"model {name}, split {split}, rows {start}..{stop - 1} (chunk {chunk})",
+                            "the features are missing or do not match the checksum recorded when they were written.",
+                            f"run the same `featswap extract --model ... --store {self.path}` for {name!r} again: it "
+                            "recomputes exactly the damaged chunks.",
+                        )
+                    )
+                if not self.has_features(split, name):
+                    done = self.done_chunks(split, name)
+                    report.unfinished.append(f"model {name}, split {split}: {int(done.sum())} of {len(done)} chunks")
+        return report
+
+
+def remove_store(path: str | Path) -> None:
+    """Delete the feature store at local `path` (nothing if absent); refuse anything that is not a featswap
+    store, which featswap never deletes."""
+    import shutil
+
+    path = Path(path)
+    if not path.exists():
+        return
+    try:
+        version = json.loads((path / ZARR_JSON).read_text()).get("attributes", {}).get("featswap_store")
+    except (OSError, ValueError, AttributeError):
+        version = None
+    if version is None:
+        raise StoreError(f"{path} is not a featswap feature store; featswap does not delete it. Move it away.")
+    shutil.rmtree(path)
+
+
+class StorePairs:
+    """Paired features read from a store: `chunks()` streams row blocks, `take(rows)` reads selected rows."""
+
+    def __init__(self, store: FeatureStore, split: str, source: str, target: str, rows: int | None = None) -> None:
+        for name in (source, target):
+            store._require_complete(split, name)
+        self.store, self.split, self.source, self.target = store, split, source, target
+        features = _group(store._split(split), "features")
+        x, y = _array(features, source), _array(features, target)
+        self.n, self.dx, self.dy = int(store.kept(split).sum()), int(x.shape[1]), int(y.shape[1])
+        self.dtype = np.dtype(np.float32)
+        self._stored = int(x.shape[0])
+        # One stored chunk per block keeps memory at O(chunk rows * (Dx + Dy)) and each chunk read once.
+        self.rows = rows or int(x.chunks[0])
+
+    @property
+    def n_blocks(self) -> int:
+        """Blocks of `rows` stored rows each (fewer rows when samples were skipped)."""
+        return -(-self._stored // self.rows)
+
+    def block(self, index: int, kept: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Block `index` of `chunks()`: `(x (k, dx), y (k, dy))`; `kept` as in `FeatureStore.read_rows`."""
+        start, stop = index * self.rows, (index + 1) * self.rows
+        kept = self.store.kept(self.split)[start:stop] if kept is None else kept
+        return (
+            self.store.read_rows(self.split, self.source, start, stop, kept),
+            self.store.read_rows(self.split, self.target, start, stop, kept),
+        )
+
+    def chunks(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        kept = self.store.kept(self.split)
+        for index in range(self.n_blocks):
+            yield self.block(index, kept[index * self.rows : (index + 1) * self.rows])
+
+    def map_chunks(self, fn: ChunkFn[R], device: str = "cpu") -> Iterator[R]:
+        return map_chunks_here(self, fn, device)
+
+    def take(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return (
+            self.store.take_rows(self.split, self.source, rows),
+            self.store.take_rows(self.split, self.target, rows),
+        )
