@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -65,3 +66,30 @@ def third_weights(tmp_path_factory: pytest.TempPathFactory, digits_data: Dataset
     cache = tmp_path_factory.mktemp("weights-seed1")
     config = TrainConfig(epochs=QUICK_TRAIN.epochs, seed=1)
     return train_or_load("tiny-resnet", digits_data.split("train"), 10, cache, config)[0]
+
+
+def mounted_tmpfs(path: Path, options: str) -> Iterator[Path]:
+    """A real tmpfs mounted at `path` with `options` (read-only, or tiny to fill up), unmounted afterwards;
+    skips where this process may not mount filesystems."""
+    import subprocess
+
+    path.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({done.stderr.decode().strip() or 'not permitted'})")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+@pytest.fixture
+def read_only_dir(tmp_path: Path) -> Iterator[Path]:
+    """A directory on a read-only filesystem (root ignores permission bits, so a mount it is)."""
+    yield from mounted_tmpfs(tmp_path / "read-only", "ro,size=1m")
+
+
+@pytest.fixture
+def full_disk(tmp_path: Path) -> Iterator[Path]:
+    """A directory on a filesystem of 96 KiB: writing features into it runs out of space."""
+    yield from mounted_tmpfs(tmp_path / "full", "size=96k")

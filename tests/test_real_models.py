@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 from typer.testing import CliRunner
 
 from featswap.cli import app
@@ -19,6 +18,7 @@ from featswap.extract import extract
 from featswap.metrics import invariant_violations
 from featswap.models import load_backbone
 from featswap.store import FeatureStore
+from images import write_folder
 
 SMALL = {"input_size": (3, 32, 32), "mean": (0.5, 0.5, 0.5), "std": (0.25, 0.25, 0.25)}
 
@@ -107,24 +107,6 @@ def test_user_factories(tmp_path: Path) -> None:
         load_backbone("timm:resnet_does_not_exist")
     with pytest.raises(SpecError, match="torchvision has no model 'resnet19'"):
         load_backbone("torchvision:resnet19")
-
-
-def write_folder(root: Path, per_class: int = 12, truncated: bool = False) -> Path:
-    """Three classes of real images of every colour mode, as JPEG and PNG."""
-    rng = np.random.default_rng(0)
-    modes = ["RGB", "L", "CMYK", "RGBA", "P"]
-    for c, name in enumerate(("cat", "dog", "fox")):
-        folder = root / name
-        folder.mkdir(parents=True)
-        for i in range(per_class):
-            base = (rng.random((20, 24, 3)) * 80 + 60 * c).astype(np.uint8)
-            image = Image.fromarray(base).convert(modes[i % len(modes)])
-            suffix = ".png" if image.mode in ("RGBA", "P") or (i % 2 and image.mode != "CMYK") else ".jpg"
-            image.save(folder / f"{i:03d}{suffix}")
-    if truncated:
-        good = (root / "dog" / "000.jpg").read_bytes()
-        (root / "dog" / "zz_truncated.jpg").write_bytes(good[: len(good) // 2])
-    return root
 
 
 def test_imagefolder_split_and_limits(tmp_path: Path) -> None:

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import itertools
+import json
+from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
+from typer.testing import CliRunner
 
 from featswap import similarity as sim
+from featswap.cli import app
 from featswap.errors import DataError
 
 SYMMETRIC = ("linear_cka", "debiased_cka", "procrustes", "cca_mean", "svcca", "mutual_knn")
@@ -132,3 +137,53 @@ def test_rank_agreement_symmetric_and_directional() -> None:
     directional = {s: {t: -v for t, v in row.items()} for s, row in losses.items()}
     assert rank_agreement(directional, losses, symmetric=False) == pytest.approx(-1.0)
     assert np.isnan(rank_agreement({"a": {"b": 1.0}, "b": {"a": 1.0}}, {"a": {"b": 0.1}, "b": {"a": 0.2}}, True))
+
+
+CONSTANT_NET = """
+import torch
+from torch import nn
+
+class Constant(nn.Module):
+    '''Features that do not depend on the image: a zero convolution with a bias, pooled.'''
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 6, 3)
+        nn.init.zeros_(self.conv.weight)
+        self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.fc = nn.Linear(6, 10)
+        self.data_config = {"input_size": (1, 8, 8), "mean": (0.5,), "std": (0.5,)}
+
+    def forward(self, x):
+        return self.fc(self.pool(self.conv(x)))
+
+def constant():
+    return Constant()
+"""
+
+
+def test_a_constant_feature_set_leaves_its_measures_undefined_and_the_run_goes_on(
+    tmp_path: Path, trained_weights: dict[str, Path], runner: CliRunner
+) -> None:
+    from featswap.models import load_backbone
+
+    (tmp_path / "nets.py").write_text(CONSTANT_NET)
+    spec = f"{tmp_path / 'nets.py'}:constant"
+    torch.save(load_backbone(spec).module.state_dict(), tmp_path / "constant.pt")
+    result = runner.invoke(app, [
+        "compare", "--model", "tiny-resnet", "--weights", str(trained_weights["tiny-resnet"]),
+        "--model", spec, "--weights", str(tmp_path / "constant.pt"),
+        "--data", "digits", "--solver", "lstsq", "--n-boot", "20", "--out", str(tmp_path / "run"), "--quiet",
+    ])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    similarity = metrics["similarity"]
+    for measure in ("linear_cka", "debiased_cka", "procrustes", "cca_mean", "svcca", "mutual_knn"):
+        assert similarity[measure]["tiny-resnet"]["constant"] is None, measure
+    reasons = {u["measure"]: u["reason"] for u in metrics["similarity_undefined"]}
+    assert "constant" in reasons["linear_cka"] and "constant" in reasons["mutual_knn"]
+    assert similarity["map_r2"]["tiny-resnet"]["constant"] is None  # R^2 of a constant target is undefined
+    assert similarity["map_r2"]["constant"]["tiny-resnet"] is not None
+    report = (tmp_path / "run" / "report.md").read_text()
+    assert "*undefined*" in report and "Undefined measures" in report
+    assert len(metrics["pairs"]) == 2

@@ -42,7 +42,7 @@ def test_round_trip_and_chunked_reads(tmp_path: Path) -> None:
 def test_incomplete_features_say_resume(tmp_path: Path) -> None:
     with make(tmp_path) as store:
         store.feature_array("train", "m", 4, chunk_rows=3)
-        store.write_chunk("train", "m", 0, np.ones((3, 4)))
+        store.write_chunk("train", "m", 0, np.ones((3, 4), np.float32))
         with pytest.raises(StoreError, match="interrupted: run extract again to resume"):
             store.features("train", "m")
 
@@ -135,7 +135,7 @@ def test_extraction_resumes_without_recomputing_finished_chunks(tmp_path: Path, 
         part.write_split("val", list(split.ids), split.labels)
         part.feature_array("val", "tiny-resnet", backbone.feature_dim, chunk_rows=128)
         # a finished chunk, deliberately not what the model computes
-        part.write_chunk("val", "tiny-resnet", 0, np.full((128, backbone.feature_dim), 7.0))
+        part.write_chunk("val", "tiny-resnet", 0, np.full((128, backbone.feature_dim), 7.0, np.float32))
         result = extract(backbone, split, part, quiet=True)
         assert result.computed_rows == len(split) - 128
         resumed = part.features("val", "tiny-resnet")

@@ -7,23 +7,22 @@ path and what to do) and click's usage errors alike.
 
 from __future__ import annotations
 
-import errno
 import functools
 import json
 import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
-import click
 import typer
 from typer.core import TyperGroup
 
 from featswap import validate
-from featswap.errors import FeatswapError, SpecError
+from featswap.errors import FeatswapError, SpecError, os_error_advice
 
 if TYPE_CHECKING:  # heavy modules are imported inside each command
+    from featswap.backbone import Backbone
     from featswap.datasets import Dataset
     from featswap.extract import ExtractResult
     from featswap.models import BackboneRecipe
@@ -40,24 +39,13 @@ def one_line(text: str) -> str:
 
 def describe_os_error(err: OSError) -> str:
     """A filesystem error as a sentence naming the path and what to do."""
-    path = err.filename or "a file"
-    reason = err.strerror or str(err)
-    advice = {
-        errno.ENOSPC: "Free some space or choose another location.",
-        errno.EROFS: "Choose a location on a writable filesystem.",
-        errno.EACCES: "Check the permissions, or choose a location this user can use.",
-        errno.EPERM: "Check the permissions, or choose a location this user can use.",
-        errno.ENOENT: "Check the path.",
-        errno.ENOTDIR: "A file stands where a directory is needed; check the path.",
-        errno.EISDIR: "A directory stands where a file is needed; check the path.",
-    }.get(err.errno or 0, "Check the path and try again.")
-    return f"{path}: {reason}. {advice}"
+    return f"{err.filename or 'a file'}: {err.strerror or err}. {os_error_advice(err)}"
 
 
 class OneLineErrors(TyperGroup):
     """featswap's command group: runs a command and turns every failure into one `error:` line (exit 2).
 
-    Click's usage errors (an unknown option, a missing value) and featswap's errors are the user's to fix;
+    The parser's usage errors (an unknown option, a missing value) and featswap's errors are the user's to fix;
     filesystem errors name the path; anything else is a bug in featswap, said as such (set
     FEATSWAP_TRACEBACK=1 to see the traceback)."""
 
@@ -73,16 +61,16 @@ class OneLineErrors(TyperGroup):
             return super().main(args, prog_name, complete_var, standalone_mode, **extra)
         try:
             code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
-        except click.ClickException as err:
-            hint = " See `featswap --help`." if isinstance(err, click.UsageError) else ""
-            fail(f"{err.format_message()}{hint}", err.exit_code or USER_ERROR)
-        except click.Abort:
-            fail("interrupted.", 130)
         except FeatswapError as err:
             fail(str(err))
         except OSError as err:
             fail(describe_os_error(err))
         except Exception as err:
+            if is_usage_error(err):  # a bad or missing option, found by the command-line parser
+                message = str(err.format_message()).rstrip(".")  # type: ignore[attr-defined]
+            fail(f"{message}. See `featswap COMMAND --help`.")
+            if type(err).__name__ == "Abort":  # the parser's Ctrl-C
+                fail("interrupted.", 130)
             if os.environ.get("FEATSWAP_TRACEBACK"):
                 raise
             fail(
@@ -94,7 +82,13 @@ class OneLineErrors(TyperGroup):
         sys.exit(code if isinstance(code, int) else 0)
 
 
-def fail(message: str, code: int = USER_ERROR) -> None:
+def is_usage_error(err: Exception) -> bool:
+    """Whether `err` is the command-line parser's own error (click's, or the copy of click that newer typer
+    versions carry): it has a message to show and an exit status."""
+    return callable(getattr(err, "format_message", None)) and isinstance(getattr(err, "exit_code", None), int)
+
+
+def fail(message: str, code: int = USER_ERROR) -> NoReturn:
     """Print `error: message` on one line (standard error) and exit with `code`."""
     from rich.markup import escape
 
@@ -276,12 +270,14 @@ def extract_model(
     feature_store: FeatureStore,
     engine: str,
     ray_options: dict[str, Any],
+    backbone: Backbone | None = None,
     **options: Any,
 ) -> list[ExtractResult]:
-    """Extract one model (a `BackboneRecipe`) over `splits` with the local or the Ray engine."""
+    """Extract one model (a `BackboneRecipe`, or the `backbone` already built from it) over `splits` with the
+    local or the Ray engine."""
     from featswap.extract import extract as run_extract
 
-    backbone = recipe.build()
+    backbone = backbone or recipe.build()
     results = []
     for s in splits:
         if engine == "ray":
@@ -407,17 +403,22 @@ def extract(
     model_name = unique_names([model], [name])[0]
     start_engine(engine, address, ray_options, extracts=True)
     dataset = load_dataset(data, val_fraction=val_fraction, train_limit=train_limit)
+    splits = split or ["train", "val"]
+    for split_name in splits:
+        dataset.split(split_name)
     recipe = BackboneRecipe(
         model, str(weights) if weights else None, dataset.num_classes, model_name, pretrained, config
     )
+    backbone = recipe.build()  # a wrong model or weight file is refused before the store is touched
     with FeatureStore.create(store, dataset.name, dataset.classes) as feature_store:
         results = extract_model(
             recipe,
             dataset,
-            split or ["train", "val"],
+            splits,
             feature_store,
             engine,
             ray_options,
+            backbone,
             batch_size=batch_size,
             num_workers=workers,
             quiet=quiet,
@@ -616,6 +617,8 @@ def similarity_command(
     names = model or [m for m in feature_store.models() if feature_store.has_features(split, m)]
     if len(names) < 2:
         raise SpecError(f"similarity needs at least two models with {split!r} features; found {names}.")
+    for name in names:
+        feature_store.require_features(split, name)
     claim_run_dir(out)
     maps = {}
     if "train" in feature_store.splits() and split != "train":

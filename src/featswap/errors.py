@@ -34,6 +34,23 @@ class ClusterError(FeatswapError):
     """The Ray engine cannot run: Ray is missing, the cluster is unreachable or lacks the resources asked for."""
 
 
+def os_error_advice(err: OSError) -> str:
+    """What a user can do about a filesystem error, by its errno."""
+    import errno
+
+    return {
+        errno.ENOSPC: "Free some space or choose a location with room.",
+        errno.EDQUOT: "Free some space or choose a location with room.",
+        errno.EFBIG: "Choose a location that takes larger files.",
+        errno.EROFS: "Choose a location on a writable filesystem.",
+        errno.EACCES: "Check the permissions, or choose a location this user can use.",
+        errno.EPERM: "Check the permissions, or choose a location this user can use.",
+        errno.ENOENT: "Check the path.",
+        errno.ENOTDIR: "A file stands where a directory is needed; check the path.",
+        errno.EISDIR: "A directory stands where a file is needed; check the path.",
+    }.get(err.errno or 0, "Check the path and try again.")
+
+
 def closest(name: str, known: Iterable[str], n: int = 3) -> str:
     """A hint naming the known names closest to `name` ("" when none is close)."""
     known = sorted(known)

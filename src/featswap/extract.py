@@ -148,7 +148,7 @@ def prepare(
         split.name, backbone.name, backbone.feature_dim, **({"chunk_rows": chunk_rows} if chunk_rows else {})
     )
     # Finished chunks are read back and checked: a missing or damaged one is recomputed, never trusted.
-    damaged = store.damaged_chunks(split.name, backbone.name)
+    damaged = list(store.damaged_chunks(split.name, backbone.name))
     if damaged:
         store.forget_chunks(split.name, backbone.name, damaged)
     done = store.done_chunks(split.name, backbone.name)

@@ -42,7 +42,7 @@ def unique_names(specs: Sequence[str], names: Sequence[str | None] = ()) -> list
     given = list(names) + [None] * (len(specs) - len(names))
     result: list[str] = []
     for spec, name in zip(specs, given, strict=True):
-        base = check_name(name) if name else model_name(spec)
+        base = model_name(spec) if name is None else check_name(name)
         candidate, k = base, 2
         while candidate in result:
             candidate, k = f"{base}-{k}", k + 1

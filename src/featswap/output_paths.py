@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from featswap.errors import FeatswapError
+from featswap.errors import FeatswapError, os_error_advice
 
 #: Marks a directory as written by featswap.
 RUN_MARKER = ".featswap-run"
@@ -43,10 +43,7 @@ def writing_to(path: Path) -> Iterator[None]:
             "output path."
         ) from None
     except OSError as err:
-        raise OutputError(
-            f"Cannot write {path}: {err.strerror or err}. Choose an output location with free space that this "
-            "user can write."
-        ) from None
+        raise OutputError(f"Cannot write {path}: {err.strerror or err}. {os_error_advice(err)}") from None
 
 
 def _is_featswap_dir(path: Path) -> bool:

@@ -50,7 +50,8 @@ class DataConfig:
             size = tuple(validate.integer("data config input_size", v, 1, 8192) for v in config["input_size"])
             mean = tuple(validate.real("data config mean", v) for v in config["mean"])
             std = tuple(validate.real("data config std", v, 0, low_open=True) for v in config["std"])
-            crop_pct = validate.real("data config crop_pct", config.get("crop_pct", 1.0) or 1.0, 0, 1, low_open=True)
+            crop = config.get("crop_pct")
+            crop_pct = validate.real("data config crop_pct", 1.0 if crop is None else crop, 0, 1, low_open=True)
         except TypeError:
             raise ModelError(
                 "The data config's input_size, mean and std must be lists of numbers, e.g. "

@@ -33,8 +33,10 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     pickles); a state dict nested under `state_dict`/`model`, and keys prefixed `module.` (DataParallel).
     """
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise ModelError(f"Weight file {str(path)!r} does not exist.")
+    if not path.is_file():
+        raise ModelError(f"Weight file {str(path)!r} is not a file; give the path of a .safetensors or .pt file.")
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 

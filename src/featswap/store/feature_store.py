@@ -28,7 +28,7 @@ import numpy as np
 import zarr
 
 from featswap.engines import check_engine
-from featswap.errors import StoreError, closest
+from featswap.errors import StoreError, closest, os_error_advice
 from featswap.paired import ChunkFn, PairedFeatures, R, map_chunks_here
 from featswap.store.integrity import ChunkRecord, Damage, VerifyReport, crc32, crc32_of_ids
 from featswap.store.location import ZARR_JSON, check_new_store_location, store_filesystem, zarr_location
@@ -47,10 +47,9 @@ def writing(location: str) -> Iterator[None]:
     try:
         yield
     except OSError as err:
-        reason = err.strerror or str(err)
         raise StoreError(
-            f"Cannot write the store {location}: {reason}. Give a --store location with free space that this user "
-            "can write; finished chunks are kept, so running the same command again resumes."
+            f"Cannot write the store {location}: {err.strerror or err}. {os_error_advice(err)} Finished chunks are "
+            "kept, so running the same command again resumes."
         ) from None
 
 
@@ -74,6 +73,22 @@ def _node(parent: zarr.Group, key: str, kind: type) -> Any:
             "`featswap verify STORE`."
         )
     return node
+
+
+def _has(parent: zarr.Group, key: str) -> bool:
+    """Whether `parent` holds a member `key`; a member whose metadata cannot be read is damage, not absence."""
+    try:
+        return key in parent
+    except Exception as err:
+        raise _damaged(f"{parent.store_path}/{key}", err) from None
+
+
+def _keys(parent: zarr.Group, groups: bool) -> list[str]:
+    """The names of `parent`'s groups (or arrays), sorted."""
+    try:
+        return sorted(parent.group_keys() if groups else parent.array_keys())
+    except Exception as err:
+        raise _damaged(f"the members of {parent.store_path}", err) from None
 
 
 def _group(parent: zarr.Group, key: str) -> zarr.Group:
@@ -198,10 +213,10 @@ class FeatureStore:
         return tuple(self._dataset["classes"])
 
     def splits(self) -> list[str]:
-        return sorted(k for k in self.root.group_keys() if k != "models")
+        return [k for k in _keys(self.root, groups=True) if k != "models"]
 
     def _split(self, split: str) -> zarr.Group:
-        if split not in self.root:
+        if not _has(self.root, split):
             raise StoreError(f"The store {self.path} has no split {split!r}.{closest(split, self.splits())}")
         return _group(self.root, split)
 
@@ -213,7 +228,7 @@ class FeatureStore:
             raise StoreError(f"{len(ids)} ids but {len(labels)} labels for split {split!r}.")
         if len(set(ids.tolist())) != len(ids):
             raise StoreError(f"Split {split!r} has duplicate ids; every sample needs a unique id.")
-        if split in self.root:
+        if _has(self.root, split):
             stored_ids, stored_labels = self.ids(split), self._all_labels(split)
             if len(stored_ids) != len(ids) or not np.array_equal(stored_ids, ids):
                 raise StoreError(
@@ -284,12 +299,11 @@ class FeatureStore:
 
     # -- models ----------------------------------------------------------------------------------
     def models(self) -> list[str]:
-        return sorted(_group(self.root, "models").group_keys()) if "models" in self.root else []
+        return _keys(_group(self.root, "models"), groups=True) if _has(self.root, "models") else []
 
     def write_model(self, name: str, attrs: dict[str, Any], head_weight: np.ndarray, head_bias: np.ndarray) -> None:
         """Record a model's head `(C, D)`, `(C,)` and metadata; refuse a different model under the same name."""
-        models = self.root.require_group("models") if "models" in self.root else None
-        if models is not None and name in models:
+        if name in self.models():
             old = self.model_attrs(name)
             for key in ("spec", "feature_dim", "weights_sha256"):
                 if old.get(key) != attrs.get(key):
@@ -335,7 +349,7 @@ class FeatureStore:
         n = int(_array(group, "ids").shape[0])
         with writing(self.path):
             feats = group.require_group("features")
-            if name in feats:
+            if _has(feats, name):
                 array = _array(feats, name)
                 if array.shape != (n, dim):
                     raise StoreError(
@@ -356,7 +370,7 @@ class FeatureStore:
     def _records(self, split: str, name: str) -> dict[int, ChunkRecord]:
         """The finished chunks of a model's features, with their row ranges and checksums."""
         group = self._split(split)
-        if "features" not in group or name not in _group(group, "features"):
+        if not _has(group, "features") or not _has(_group(group, "features"), name):
             return {}
         records = {}
         for key, value in _finished(self._features(split, name)).items():
@@ -374,6 +388,12 @@ class FeatureStore:
         its row range and checksum (only then, so an interrupted write leaves the chunk unfinished)."""
         array = self._features(split, name)
         start, stop = self._chunk_range(array, chunk)
+        features = np.asarray(features)
+        if not np.can_cast(features.dtype, np.float32, casting="safe"):
+            raise StoreError(
+                f"The store holds float32 features; got {features.dtype}, which would lose precision silently. Cast "
+                "them with .astype(np.float32) if float32's 7 significant digits are enough."
+            )
         block = np.ascontiguousarray(features, dtype=np.float32)
         if block.shape != (stop - start, array.shape[1]):
             raise StoreError(
@@ -415,7 +435,7 @@ class FeatureStore:
     def done_chunks(self, split: str, name: str) -> np.ndarray:
         """`(n_chunks,)` bool: which row chunks of a model's features are finished (empty if none exist)."""
         group = self._split(split)
-        if "features" not in group or name not in _group(group, "features"):
+        if not _has(group, "features") or not _has(_group(group, "features"), name):
             return np.zeros(0, dtype=bool)
         array = self._features(split, name)
         done = np.zeros(-(-int(array.shape[0]) // int(array.chunks[0])), dtype=bool)
@@ -452,7 +472,8 @@ class FeatureStore:
             )
         return block
 
-    def _require_complete(self, split: str, name: str) -> None:
+    def require_features(self, split: str, name: str) -> None:
+        """Refuse a model without complete features in a split, saying what to do."""
         if not self.has_features(split, name):
             known = [m for m in self.models() if self.has_features(split, m)] if split in self.splits() else []
             partial = self.done_chunks(split, name).size > 0
@@ -470,7 +491,7 @@ class FeatureStore:
     def iter_features(self, split: str, name: str) -> Iterator[np.ndarray]:
         """Features of the kept samples of a complete model/split, one stored chunk at a time `(rows, D)`, in
         id order; memory O(chunk rows * D)."""
-        self._require_complete(split, name)
+        self.require_features(split, name)
         kept = self.kept(split)
         size = self.chunk_rows(split, name)
         for chunk in range(len(self.done_chunks(split, name))):
@@ -513,14 +534,23 @@ class FeatureStore:
         return pairs
 
     # -- integrity -----------------------------------------------------------------------------------
-    def damaged_chunks(self, split: str, name: str) -> list[int]:
-        """The finished chunks of a model's features in a split that no longer match their record."""
-        damaged = []
-        for chunk in sorted(self._records(split, name)):
+    def damaged_chunks(self, split: str, name: str) -> dict[int, str]:
+        """The finished chunks of a model's features in a split that no longer match their record, each with
+        what is wrong with it."""
+        array = self._features(split, name)
+        damaged = {}
+        for chunk, record in sorted(self._records(split, name).items()):
+            if (record.start, record.stop) != self._chunk_range(array, chunk):
+                damaged[chunk] = f"recorded as rows {record.start}..{record.stop - 1}, not the chunk's own rows."
+                continue
             try:
-                self.read_chunk(split, name, chunk)
-            except StoreError:
-                damaged.append(chunk)
+                block = np.asarray(array[record.start : record.stop], dtype=np.float32)
+            except Exception as err:
+                damaged[chunk] = f"its stored bytes cannot be decoded ({type(err).__name__})."
+                continue
+            if crc32(block) != record.crc32:
+                damaged[chunk] = "the features are missing or altered (they do not match the checksum recorded when "
+                damaged[chunk] += "they were written)."
         return damaged
 
     def verify(self) -> VerifyReport:
@@ -539,18 +569,19 @@ class FeatureStore:
                 report.damage.append(Damage(f"split {split}", str(err), "extract again into a new --store"))
                 continue
             group = self._split(split)
-            names = sorted(_group(group, "features").array_keys()) if "features" in group else []
+            names = _keys(_group(group, "features"), groups=False) if _has(group, "features") else []
             for name in names:
                 records = self._records(split, name)
                 report.checked_chunks += len(records)
-                for chunk in self.damaged_chunks(split, name):
+                spec = self.model_attrs(name).get("spec", "SPEC") if name in self.models() else "SPEC"
+                for chunk, problem in self.damaged_chunks(split, name).items():
                     start, stop = records[chunk].start, records[chunk].stop
                     report.damage.append(
                         Damage(
                             f"model {name}, split {split}, rows {start}..{stop - 1} (chunk {chunk})",
-                            "the features are missing or do not match the checksum recorded when they were written.",
-                            f"run the same `featswap extract --model ... --store {self.path}` for {name!r} again: it "
-                            "recomputes exactly the damaged chunks.",
+                            problem,
+                            f"run `featswap extract --model {spec} --name {name} --store {self.path}` again with the "
+                            "same --data and --weights: it recomputes exactly the damaged chunks.",
                         )
                     )
                 if not self.has_features(split, name):
@@ -581,7 +612,7 @@ class StorePairs:
 
     def __init__(self, store: FeatureStore, split: str, source: str, target: str, rows: int | None = None) -> None:
         for name in (source, target):
-            store._require_complete(split, name)
+            store.require_features(split, name)
         self.store, self.split, self.source, self.target = store, split, source, target
         features = _group(store._split(split), "features")
         x, y = _array(features, source), _array(features, target)

@@ -7,7 +7,7 @@ import socket
 
 from fsspec.implementations.local import LocalFileSystem
 
-from featswap.errors import StoreError
+from featswap.errors import StoreError, os_error_advice
 from featswap.store.location import store_filesystem
 
 
@@ -43,7 +43,7 @@ class StoreLock:
         except OSError as err:
             raise StoreError(
                 f"Cannot write the store {self.store}: creating its lock file {self.path} failed "
-                f"({err.strerror or err}). Give a --store location this user can write."
+                f"({err.strerror or err}). {os_error_advice(err)}"
             ) from None
 
     def _create(self, holder: str) -> bool:
