@@ -25,9 +25,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from featswap.datasets import Dataset, Split, image_folder
-from featswap.extract import extract
-from featswap.models import BackboneRecipe
+from featswap.backbones.sources import BackboneRecipe
+from featswap.data.collections import Dataset, Split, image_folder
+from featswap.extraction.local import extract
 from featswap.store import FeatureStore
 
 
@@ -85,8 +85,8 @@ def main() -> None:
 def ray_columns(recipe: BackboneRecipe, data: Dataset, split: Split, tmp: Path, batch_size: int) -> dict[int, float]:
     """Images/s of the Ray engine with 1 and 2 inference actors on a local Ray instance of this machine."""
     try:
-        from featswap.ray_cluster import connect
-        from featswap.ray_extract import RayResources, extract_ray
+        from featswap.engines.ray.connect import connect
+        from featswap.engines.ray.extract import RayResources, extract_ray
     except ImportError:
         print("Ray is not installed (pip install 'featswap[ray]'): no Ray columns")
         return {}

@@ -19,7 +19,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 from featswap import AffineMap
-from featswap.solvers import Heads
+from featswap.mapping.solvers import Heads
 from planted import Planted, linear_head
 
 

@@ -23,7 +23,7 @@ from planted import Planted
 BLOCK = DEFAULT_CHUNK_ROWS  # planted rows generated and written per stored chunk
 PROBE = """
 import sys, time
-from featswap.affine_map import AffineMap
+from featswap.mapping.affine_map import AffineMap
 from featswap.similarity import GramStats
 from featswap.store import DEFAULT_CHUNK_ROWS, FeatureStore
 

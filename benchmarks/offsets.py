@@ -20,8 +20,8 @@ import argparse
 
 import numpy as np
 
-from featswap.affine_map import AffineMap
-from featswap.paired import InMemoryPairs
+from featswap.mapping.affine_map import AffineMap
+from featswap.mapping.paired import InMemoryPairs
 from featswap.similarity import GramStats
 
 OFFSETS = (0.0, 1e2, 1e3, 1e4, 1e5, 1e6)

@@ -9,8 +9,8 @@ import pytest
 from typer.testing import CliRunner
 
 from featswap.cli import app
-from featswap.datasets import Dataset, digits
-from featswap.training import TrainConfig, train_or_load
+from featswap.data.collections import Dataset, digits
+from featswap.demo.training import TrainConfig, train_or_load
 
 #: Short training for tests: enough for ~95% val accuracy on digits, a few seconds per network.
 QUICK_TRAIN = TrainConfig(epochs=8)

@@ -6,10 +6,10 @@ import pytest
 import torch
 from torch import nn
 
-from featswap.backbone import split_module
+from featswap.backbones.backbone import split_module
+from featswap.backbones.preprocessing import DataConfig
+from featswap.backbones.sources import BUILTIN, load_backbone
 from featswap.errors import ModelError
-from featswap.models import BUILTIN, load_backbone
-from featswap.preprocess import DataConfig
 
 
 @pytest.mark.parametrize("spec", BUILTIN.names())

@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from featswap.cli import app
-from featswap.metrics import invariant_violations
+from featswap.outputs.metrics_json import invariant_violations
 
 CIFAR = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10"
 pytestmark = pytest.mark.skipif(not (CIFAR / "weights").is_dir(), reason=f"{CIFAR} is absent")

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+from featswap.backbones.naming import unique_names
 from featswap.cli import app
-from featswap.metrics import invariant_violations
-from featswap.naming import unique_names
+from featswap.outputs.metrics_json import invariant_violations
 
 
 def run(runner: CliRunner, *args: str, code: int = 0) -> str:
@@ -195,7 +195,7 @@ def test_unique_names() -> None:
 
 def test_settings_for_an_unused_solver_are_refused(digits_store: Path, tmp_path: Path) -> None:
     from featswap.errors import FeatswapError
-    from featswap.pipeline import compare_stored
+    from featswap.experiment import compare_stored
     from featswap.store import FeatureStore
 
     with pytest.raises(FeatswapError, match=r"Settings given for solver\(s\) \['paper'\]"):

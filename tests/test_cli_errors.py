@@ -204,7 +204,7 @@ def test_weight_files_that_cannot_be_used_are_one_line(tmp_path: Path, runner: C
 
     import torch
 
-    from featswap.models import build_module
+    from featswap.backbones.sources import build_module
 
     state = build_module("tiny-resnet").state_dict()
     state[next(iter(state))] = torch.full_like(next(iter(state.values())), float("nan"))
@@ -231,7 +231,7 @@ def metrics_of(run: Path) -> dict:
 
 @pytest.fixture(scope="module")
 def a_run(tmp_path_factory: pytest.TempPathFactory, digits_store: Path) -> Path:
-    from featswap.pipeline import compare_stored
+    from featswap.experiment import compare_stored
     from featswap.store import FeatureStore
 
     out = tmp_path_factory.mktemp("a-run")

@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from featswap.affine_map import AffineMap
 from featswap.errors import DataError, FitError, SpecError, StoreError
-from featswap.moments import Moments
-from featswap.paired import InMemoryPairs, split_rows
-from featswap.solvers import DEFAULT_SOLVER, Heads
+from featswap.mapping.affine_map import AffineMap
+from featswap.mapping.moments import Moments
+from featswap.mapping.paired import InMemoryPairs, split_rows
+from featswap.mapping.solvers import DEFAULT_SOLVER, Heads
 from featswap.store import FeatureStore
 
 
@@ -182,7 +182,7 @@ def test_refine_without_adam_is_lstsq_on_all_rows() -> None:
 
 
 def test_in_memory_solvers_refuse_what_does_not_fit() -> None:
-    from featswap.paired import check_fits_in_memory, physical_memory
+    from featswap.mapping.paired import check_fits_in_memory, physical_memory
 
     check_fits_in_memory(1000, 1536, 2048, "paper", total=8 * 2**30)
     with pytest.raises(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from featswap.datasets import digits, load_dataset, stratified_split
+from featswap.data.collections import digits, load_dataset, stratified_split
 from featswap.errors import DataError, SpecError
 
 

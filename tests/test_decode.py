@@ -13,11 +13,11 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
+from featswap.backbones.preprocessing import DataConfig
 from featswap.cli import app
-from featswap.datasets import image_folder
-from featswap.decode import open_image, to_mode
+from featswap.data.collections import image_folder
+from featswap.data.decode import open_image, to_mode
 from featswap.errors import DataError
-from featswap.preprocess import DataConfig
 from images import write_folder
 
 GREY = DataConfig.from_mapping({"input_size": (1, 16, 16), "mean": (0.0,), "std": (1.0,)})

@@ -9,8 +9,8 @@ import pytest
 from typer.testing import CliRunner
 
 from featswap.cli import app
+from featswap.engines.ray.connect import connect, featswap_cause, require_ray
 from featswap.errors import ClusterError, SpecError
-from featswap.ray_cluster import connect, featswap_cause, require_ray
 from featswap.store import FeatureStore
 
 

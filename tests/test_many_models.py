@@ -11,9 +11,9 @@ import pytest
 from typer.testing import CliRunner
 
 from featswap.cli import app
-from featswap.metrics import invariant_violations
-from featswap.predictions import mapped_column, native_column, read_predictions, write_predictions
-from featswap.venn import venn_counts
+from featswap.evaluation.venn import venn_counts
+from featswap.outputs.metrics_json import invariant_violations
+from featswap.outputs.predictions import mapped_column, native_column, read_predictions, write_predictions
 
 MODELS = ("tiny-resnet", "tiny-inception", "tiny-resnet-2")
 

@@ -7,10 +7,10 @@ import pytest
 from scipy.stats import binomtest
 
 from featswap.errors import DataError
-from featswap.evaluate import Predictions, SwapOutcome, check_labels, classify, pair_metrics
-from featswap.metrics import invariant_violations
-from featswap.stats import bootstrap_ci, mcnemar_exact
-from featswap.venn import venn_counts
+from featswap.evaluation.stats import bootstrap_ci, mcnemar_exact
+from featswap.evaluation.swap import Predictions, SwapOutcome, check_labels, classify, pair_metrics
+from featswap.evaluation.venn import venn_counts
+from featswap.outputs.metrics_json import invariant_violations
 
 # Ten images; which of the three classifiers (source S, target T, mapped M) label each correctly.
 S = np.array([1, 1, 1, 1, 0, 0, 0, 1, 0, 0], dtype=bool)
@@ -125,7 +125,7 @@ def test_venn_inputs_must_match() -> None:
 
 
 def test_readings_follow_the_papers_logic() -> None:
-    from featswap.report import reading
+    from featswap.outputs.report import reading
 
     base = {"source": "I", "target": "R", "solver": "lstsq", "fixed": 1, "broken": 9, "mcnemar_p": 0.02}
     assert "loses 4.5 points" in reading(base | {"loss": 0.045, "loss_ci95": [0.02, 0.07]})

@@ -7,9 +7,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from featswap.affine_map import AffineMap
 from featswap.errors import DataError
-from featswap.paired import InMemoryPairs
+from featswap.mapping.affine_map import AffineMap
+from featswap.mapping.paired import InMemoryPairs
 from featswap.similarity import GramStats, cca_mean, debiased_cka, linear_cka, svcca
 
 OFFSETS = (0.0, 1e3, 1e4, 1e6)

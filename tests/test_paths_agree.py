@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from featswap.affine_map import AffineMap
 from featswap.cli import app
-from featswap.solvers import SOLVERS, Heads
+from featswap.mapping.affine_map import AffineMap
+from featswap.mapping.solvers import SOLVERS, Heads
 from featswap.store import FeatureStore
 
 MODELS = ("tiny-resnet", "tiny-inception")

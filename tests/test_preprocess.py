@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from featswap.backbones.preprocessing import DataConfig
 from featswap.errors import ModelError
-from featswap.preprocess import DataConfig
 
 
 def test_transform_shape_and_normalisation() -> None:

@@ -20,17 +20,17 @@ from typer.testing import CliRunner
 
 pytest.importorskip("ray.data", reason="Ray is an optional extra: pip install 'featswap[ray]'")
 
+from featswap.backbones.sources import BackboneRecipe
 from featswap.cli import app
-from featswap.datasets import Dataset, load_dataset
+from featswap.data.collections import Dataset, load_dataset
+from featswap.engines.ray.connect import connect
+from featswap.engines.ray.extract import RayResources, extract_ray
 from featswap.errors import ClusterError, DataError, ModelError, SpecError
-from featswap.extract import extract
-from featswap.models import BackboneRecipe
-from featswap.moments import merge_all
-from featswap.pipeline import fit_pair
-from featswap.ray_cluster import connect
-from featswap.ray_extract import RayResources, extract_ray
+from featswap.experiment import fit_pair
+from featswap.extraction.local import extract
+from featswap.mapping.moments import merge_all
+from featswap.mapping.solvers.lstsq import streamed_moments, streamed_split_moments
 from featswap.similarity import chunk_gram_stats
-from featswap.solvers.lstsq import streamed_moments, streamed_split_moments
 from featswap.store import FeatureStore
 
 
@@ -259,7 +259,7 @@ def test_cli_extract_and_fit_on_ray_match_local(
         args = ["fit", "--store", store, "--source", "tiny-inception", "--target", "tiny-resnet"]
         result = runner.invoke(app, [*args, "--solver", "lstsq", "--out", str(out), "--engine", engine])
         assert result.exit_code == 0, result.output
-    from featswap.affine_map import AffineMap
+    from featswap.mapping.affine_map import AffineMap
 
     ray_map, local_map = AffineMap.load(tmp_path / "ray.safetensors"), AffineMap.load(tmp_path / "local.safetensors")
     assert np.array_equal(ray_map.weight_, local_map.weight_) and np.array_equal(ray_map.bias_, local_map.bias_)

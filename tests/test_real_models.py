@@ -11,12 +11,12 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from featswap.backbones.sources import load_backbone
 from featswap.cli import app
-from featswap.datasets import image_folder, imagenet, load_dataset
+from featswap.data.collections import image_folder, imagenet, load_dataset
 from featswap.errors import DataError, ModelError, SpecError
-from featswap.extract import extract
-from featswap.metrics import invariant_violations
-from featswap.models import load_backbone
+from featswap.extraction.local import extract
+from featswap.outputs.metrics_json import invariant_violations
 from featswap.store import FeatureStore
 from images import write_folder
 

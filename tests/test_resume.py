@@ -15,8 +15,8 @@ import numpy as np
 import torch
 from typer.testing import CliRunner
 
+from featswap.backbones.sources import load_backbone
 from featswap.cli import app
-from featswap.models import load_backbone
 from featswap.store import FeatureStore
 
 CONFIG = json.dumps({"input_size": [3, 64, 64], "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]})

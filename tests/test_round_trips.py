@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from featswap.affine_map import AffineMap
 from featswap.errors import FeatswapError, FitError, StoreError
-from featswap.metrics import read_metrics, write_metrics
-from featswap.output_paths import write_json
-from featswap.predictions import read_predictions, write_predictions
+from featswap.mapping.affine_map import AffineMap
+from featswap.outputs.metrics_json import read_metrics, write_metrics
+from featswap.outputs.paths import write_json
+from featswap.outputs.predictions import read_predictions, write_predictions
 from featswap.store import FeatureStore
 
 
@@ -84,7 +84,7 @@ def test_store_features_round_trip_in_every_layout(tmp_path: Path, layout: str) 
 
 
 def test_metrics_predictions_and_json_round_trip(tmp_path: Path, digits_store: Path) -> None:
-    from featswap.pipeline import compare_stored
+    from featswap.experiment import compare_stored
 
     store = FeatureStore.open(digits_store)
     metrics = compare_stored(store, ["tiny-resnet", "tiny-inception"], tmp_path / "run", ("lstsq",), n_boot=50,

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from featswap.affine_map import AffineMap
 from featswap.errors import DataError, FitError, SpecError
-from featswap.moments import Moments
-from featswap.solvers import PaperSettings, lstsq_from_moments, paper_optimizer
+from featswap.mapping.affine_map import AffineMap
+from featswap.mapping.moments import Moments
+from featswap.mapping.solvers import PaperSettings, lstsq_from_moments, paper_optimizer
 
 
 def planted(

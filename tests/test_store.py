@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from featswap.backbones.sources import load_backbone
 from featswap.errors import StoreError
-from featswap.extract import extract
-from featswap.models import load_backbone
+from featswap.extraction.local import extract
 from featswap.store import FeatureStore
 
 IDS = [f"img/{i}" for i in range(10)]
@@ -122,7 +122,7 @@ def test_second_writer_is_refused_with_the_holder(tmp_path: Path) -> None:
 
 
 def test_extraction_resumes_without_recomputing_finished_chunks(tmp_path: Path, digits_data: object) -> None:
-    from featswap.datasets import Dataset
+    from featswap.data.collections import Dataset
     from featswap.store import DEFAULT_CHUNK_ROWS
 
     assert isinstance(digits_data, Dataset)
@@ -146,7 +146,7 @@ def test_extraction_resumes_without_recomputing_finished_chunks(tmp_path: Path, 
 
 
 def test_extraction_refuses_nan_features(tmp_path: Path, digits_data: object) -> None:
-    from featswap.datasets import Dataset
+    from featswap.data.collections import Dataset
     from featswap.errors import DataError, ModelError
 
     assert isinstance(digits_data, Dataset)

@@ -8,9 +8,9 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
+from featswap.backbones.checkpoints import load_into, sha256
+from featswap.backbones.sources import build_module, load_backbone
 from featswap.errors import ModelError
-from featswap.models import build_module, load_backbone
-from featswap.weights import load_into, sha256
 
 
 def state(seed: int = 1) -> dict[str, torch.Tensor]:

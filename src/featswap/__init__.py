@@ -8,7 +8,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from featswap.affine_map import AffineMap
 from featswap.errors import FeatswapError
+from featswap.mapping.affine_map import AffineMap
 
 __all__ = ["AffineMap", "FeatswapError", "__version__"]

@@ -29,7 +29,7 @@ import zarr
 
 from featswap.engines import check_engine
 from featswap.errors import StoreError, closest, os_error_advice
-from featswap.paired import ChunkFn, PairedFeatures, R, map_chunks_here
+from featswap.mapping.paired import ChunkFn, PairedFeatures, R, map_chunks_here
 from featswap.store.integrity import ChunkRecord, Damage, VerifyReport, crc32, crc32_of_ids
 from featswap.store.location import ZARR_JSON, check_new_store_location, store_filesystem, zarr_location
 from featswap.store.lock import StoreLock
@@ -523,12 +523,12 @@ class FeatureStore:
     def pairs(
         self, split: str, source: str, target: str, rows: int | None = None, engine: str = "local"
     ) -> PairedFeatures:
-        """Paired features of two models in a split, streamed in row blocks (see `featswap.paired`); with
-        engine "ray", chunk statistics are computed by Ray tasks (see `featswap.ray_pairs`)."""
+        """Paired features of two models in a split, streamed in row blocks (see `featswap.mapping.paired`); with
+        engine "ray", chunk statistics are computed by Ray tasks (see `featswap.engines.ray.statistics`)."""
         check_engine(engine)
         pairs = StorePairs(self, split, source, target, rows)
         if engine == "ray":
-            from featswap.ray_pairs import RayPairs
+            from featswap.engines.ray.statistics import RayPairs
 
             return RayPairs(pairs)
         return pairs

@@ -1,0 +1,95 @@
+"""A model's own preprocessing, described by timm's data-config keys and turned into a transform."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+from PIL import Image
+from torchvision.transforms import v2
+
+from featswap import validate
+from featswap.data.decode import to_mode
+from featswap.errors import ModelError, SpecError
+
+INTERPOLATIONS = {
+    "nearest": v2.InterpolationMode.NEAREST,
+    "bilinear": v2.InterpolationMode.BILINEAR,
+    "bicubic": v2.InterpolationMode.BICUBIC,
+}
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """timm's data config: `input_size` (C, H, W), `mean`/`std` per channel, resize interpolation and
+    `crop_pct` (the image is resized to `H / crop_pct` on its short side, then centre-cropped to H x W)."""
+
+    input_size: tuple[int, int, int]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    interpolation: str = "bilinear"
+    crop_pct: float = 1.0
+
+    @classmethod
+    def from_mapping(cls, config: Mapping[str, Any]) -> DataConfig:
+        """Build from a timm-style dict, ignoring keys featswap does not use (e.g. `crop_mode`); every value is
+        checked (1 or 3 channels, positive sizes, finite means, positive stds, `crop_pct` in (0, 1])."""
+        if not isinstance(config, Mapping):
+            raise ModelError(f"A data config must be a mapping with input_size, mean and std; got {config!r}.")
+        missing = [k for k in ("input_size", "mean", "std") if k not in config]
+        if missing:
+            raise ModelError(
+                f"The data config lacks {', '.join(map(repr, missing))}; it needs input_size, mean and std "
+                "(timm's keys), for example {'input_size': (3, 224, 224), 'mean': (0.485, 0.456, 0.406), "
+                "'std': (0.229, 0.224, 0.225)}."
+            )
+        try:
+            size = tuple(validate.integer("data config input_size", v, 1, 8192) for v in config["input_size"])
+            mean = tuple(validate.real("data config mean", v) for v in config["mean"])
+            std = tuple(validate.real("data config std", v, 0, low_open=True) for v in config["std"])
+            crop = config.get("crop_pct")
+            crop_pct = validate.real("data config crop_pct", 1.0 if crop is None else crop, 0, 1, low_open=True)
+        except TypeError:
+            raise ModelError(
+                "The data config's input_size, mean and std must be lists of numbers, e.g. "
+                '{"input_size": [3, 224, 224], "mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5]}.'
+            ) from None
+        except SpecError as err:
+            raise ModelError(str(err)) from None
+        interpolation = str(config.get("interpolation", "bilinear"))
+        if len(size) != 3 or size[0] not in (1, 3) or len(mean) != size[0] or len(std) != size[0]:
+            raise ModelError(
+                f"Inconsistent data config: input_size {size} must be (channels, height, width) with 1 or 3 channels, "
+                f"and mean ({len(mean)} values) and std ({len(std)}) need one value per channel."
+            )
+        if interpolation not in INTERPOLATIONS:
+            raise ModelError(f"Unknown interpolation {interpolation!r}; use one of {sorted(INTERPOLATIONS)}.")
+        return cls((size[0], size[1], size[2]), mean, std, interpolation, crop_pct)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def transform(self) -> Callable[[Image.Image], torch.Tensor]:
+        """PIL image -> float tensor (C, H, W), normalised; grayscale/CMYK/alpha/16-bit converted first (see
+        `featswap.data.decode.to_mode`)."""
+        channels, height, width = self.input_size
+        mode = "L" if channels == 1 else "RGB"
+        scale = math.floor(min(height, width) / self.crop_pct)
+        resize: Any = (height, width) if self.crop_pct == 1.0 else scale
+        pipeline = v2.Compose(
+            [
+                v2.ToImage(),
+                v2.Resize(resize, interpolation=INTERPOLATIONS[self.interpolation], antialias=True),
+                v2.CenterCrop((height, width)),
+                v2.ToDtype(torch.float32, scale=True),
+                v2.Normalize(self.mean, self.std),
+            ]
+        )
+
+        def apply(image: Image.Image) -> torch.Tensor:
+            return pipeline(to_mode(image, mode))
+
+        return apply

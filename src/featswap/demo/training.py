@@ -1,0 +1,74 @@
+"""Training the built-in tiny networks on a small split (the demo's step 1), cached as safetensors."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from safetensors.torch import save_file
+from torch import nn
+
+from featswap.backbones.sources import build_module
+from featswap.data.collections import Split
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Settings for training a tiny network: Adam with cosine decay, label smoothing off."""
+
+    epochs: int = 30
+    batch_size: int = 64
+    lr: float = 3e-3
+    weight_decay: float = 5e-4
+    seed: int = 0
+
+
+def stack_images(split: Split, transform: object) -> torch.Tensor:
+    """All images of a small split preprocessed into one tensor `(N, C, H, W)`."""
+    return torch.stack([transform(split.load(i)) for i in range(len(split))])  # type: ignore[operator]
+
+
+def train_module(module: nn.Module, images: torch.Tensor, labels: torch.Tensor, config: TrainConfig) -> float:
+    """Train `module` in place on `images` `(N, C, H, W)` / `labels` `(N,)`; returns train accuracy."""
+    generator = torch.Generator().manual_seed(config.seed)
+    optimizer = torch.optim.AdamW(module.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    steps = config.epochs * -(-len(images) // config.batch_size)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=steps)
+    loss_fn = nn.CrossEntropyLoss()
+    module.train()
+    for _ in range(config.epochs):
+        order = torch.randperm(len(images), generator=generator)
+        for start in range(0, len(images), config.batch_size):
+            batch = order[start : start + config.batch_size]
+            optimizer.zero_grad(set_to_none=True)
+            loss_fn(module(images[batch]), labels[batch]).backward()
+            optimizer.step()
+            schedule.step()
+    module.eval()
+    with torch.inference_mode():
+        return float((module(images).argmax(1) == labels).float().mean())
+
+
+def train_or_load(spec: str, split: Split, num_classes: int, cache: Path, config: TrainConfig) -> tuple[Path, bool]:
+    """Path of trained weights for built-in `spec`, training them on `split` unless cached.
+
+    Returns `(path, reused)`. The cache key includes the settings, so changed settings retrain.
+    """
+    from featswap.backbones.preprocessing import DataConfig
+
+    key = json.dumps({"spec": spec, "num_classes": num_classes, "n": len(split), **asdict(config)}, sort_keys=True)
+    path = cache / f"{spec}.safetensors"
+    meta_path = cache / f"{spec}.json"
+    if path.is_file() and meta_path.is_file() and json.loads(meta_path.read_text()).get("key") == key:
+        return path, True
+    torch.manual_seed(config.seed)
+    module = build_module(spec, num_classes, seed=config.seed)
+    transform = DataConfig.from_mapping(module.data_config).transform()  # type: ignore[arg-type]
+    images = stack_images(split, transform)
+    accuracy = train_module(module, images, torch.as_tensor(split.labels), config)
+    cache.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in module.state_dict().items()}, str(path))
+    meta_path.write_text(json.dumps({"key": key, "train_accuracy": accuracy}, indent=2))
+    return path, False

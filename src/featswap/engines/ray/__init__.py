@@ -1,0 +1,1 @@
+"""Ray: the optional engine for clusters (the only package that imports ray)."""

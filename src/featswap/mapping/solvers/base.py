@@ -1,0 +1,65 @@
+"""What every solver shares: its result, the optional classifier heads, and the registry."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+import numpy as np
+
+from featswap.errors import SpecError
+from featswap.mapping.paired import PairedFeatures
+from featswap.registry import Registry
+
+
+@dataclass(frozen=True)
+class FitResult:
+    """A fitted map: `weight` (Dy, Dx) and `bias` (Dy,) (float32 or float64; `AffineMap` keeps the dtype of the
+    features it was fitted on); `curve` the per-batch loss (iterations,)
+    of iterative solvers (empty for closed forms); `iterations`; `info` solver-specific facts (JSON-able)."""
+
+    weight: np.ndarray
+    bias: np.ndarray
+    curve: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
+    iterations: int = 0
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Heads:
+    """The two networks' classifiers: source `(W_A (C, Dx), b_A (C,))`, target `(W_B (C, Dy), b_B (C,))`."""
+
+    source_weight: np.ndarray
+    source_bias: np.ndarray
+    target_weight: np.ndarray
+    target_bias: np.ndarray
+
+
+#: fit(pairs or None, settings, device, heads or None) -> FitResult
+FitFunction = Callable[[PairedFeatures | None, Any, str, Heads | None], FitResult]
+
+
+@dataclass(frozen=True)
+class Solver:
+    """A named solver: its settings dataclass, its fit function, and whether it needs data or heads."""
+
+    name: str
+    settings: type
+    fit: FitFunction
+    needs_data: bool = True
+    needs_heads: bool = False
+    summary: str = ""
+
+    def make_settings(self, **params: object) -> Any:
+        known = {f.name for f in fields(self.settings)}
+        unknown = sorted(set(params) - known)
+        if unknown:
+            raise SpecError(
+                f"Solver {self.name!r} has no setting {', '.join(map(repr, unknown))}; its settings are "
+                f"{', '.join(sorted(known))}."
+            )
+        return self.settings(**params)
+
+
+SOLVERS: Registry[Solver] = Registry("solver")

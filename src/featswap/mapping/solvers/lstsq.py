@@ -1,0 +1,162 @@
+"""`lstsq`: closed-form least squares (ridge when `alpha > 0`) with bias, from streamed float64 moments."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import numpy as np
+
+from featswap import validate
+from featswap.errors import FitError, SpecError
+from featswap.mapping.moments import Moments, merge_nonempty
+from featswap.mapping.paired import PairedFeatures, split_rows
+from featswap.mapping.solvers.base import SOLVERS, FitResult, Heads, Solver
+
+#: Candidate ridge strengths for `alpha="auto"`, relative to the mean eigenvalue of the centred scatter.
+RELATIVE_ALPHAS = (0.0, 1e-8, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0)
+
+
+@dataclass(frozen=True)
+class LstsqSettings:
+    """`alpha`: ridge strength added to the centred scatter matrix `Cxx` (0: ordinary least squares, where
+    rank-deficient inputs get the minimum-norm solution), or `"auto"`: chosen among `RELATIVE_ALPHAS` times
+    the mean eigenvalue of `Cxx` by squared error on a held-out fraction `holdout` of the rows (seeded by
+    `seed`), all from one eigendecomposition. `normalize_target`: fit to unit-length targets `y/||y||`
+    (the paper's loss compares directions only). `rcond`: eigenvalues below `rcond` times the largest
+    count as zero."""
+
+    alpha: float | str = 0.0
+    normalize_target: bool = False
+    holdout: float = 0.1
+    seed: int = 0
+    rcond: float = 1e-10
+
+    def __post_init__(self) -> None:
+        validate_ridge(self.alpha, self.normalize_target, self.holdout, self.seed)
+        validate.real("rcond", self.rcond, 0, 1, low_open=True, high_open=True)
+
+
+def validate_ridge(alpha: float | str, normalize_target: bool, holdout: float, seed: int) -> None:
+    """Check the ridge settings `lstsq` and `refine` share."""
+    if alpha != "auto" and (isinstance(alpha, str | bool) or not isinstance(alpha, int | float) or not alpha >= 0):
+        raise SpecError(f"alpha must be a number >= 0 or 'auto'; got {alpha!r}.")
+    if alpha != "auto":
+        validate.real("alpha", alpha, 0)
+    validate.flag("normalize_target", normalize_target)
+    validate.real("holdout", holdout, 0, 1, low_open=True, high_open=True)
+    validate.integer("seed", seed, 0)
+
+
+def unit_rows(y: np.ndarray) -> np.ndarray:
+    """Rows of `y` `(n, D)` scaled to unit length (zero rows stay zero)."""
+    norms = np.linalg.norm(y, axis=1, keepdims=True)
+    return y / np.where(norms > 0, norms, 1.0)
+
+
+def chunk_moments(x: np.ndarray, y: np.ndarray, start: int, device: str, normalize: bool = False) -> Moments:
+    """Moments of one chunk `x (m, Dx)`, `y (m, Dy)` (a `ChunkFn`), with unit-length targets if `normalize`."""
+    return Moments.of(x, unit_rows(y) if normalize else y, device)
+
+
+def streamed_moments(pairs: PairedFeatures, normalize: bool, device: str) -> Moments:
+    """Moments of all rows, merged chunk by chunk in order (chunks computed wherever `pairs` computes them)."""
+    parts = pairs.map_chunks(functools.partial(chunk_moments, normalize=normalize), device)
+    return merge_nonempty(parts, FitError("No samples to fit on."))
+
+
+class Eigen:
+    """The eigendecomposition of a moments' centred scatter, reusable for any ridge strength."""
+
+    def __init__(self, moments: Moments) -> None:
+        if moments.n < 2:
+            raise FitError(f"Least squares needs at least 2 samples; got {moments.n}.")
+        self.mx, self.my, cxx, cxy = moments.centred()
+        self.values, self.vectors = np.linalg.eigh(cxx)
+        self.projected = self.vectors.T @ cxy  # (Dx, Dy) in the eigenbasis
+        self.mean_eigenvalue = float(max(self.values.mean(), 0.0))
+
+    def solve(self, alpha: float, rcond: float = 1e-10) -> tuple[np.ndarray, np.ndarray]:
+        """`(W (Dy, Dx), b (Dy,))` float64 minimising `sum ||W x + b - y||^2 + alpha ||W||^2`, minimum-norm when
+        singular (constant or duplicated features, fewer samples than features): never NaN."""
+        if alpha < 0:
+            raise FitError(f"alpha must be >= 0; got {alpha}.")
+        values = self.values + alpha
+        keep = values > rcond * max(float(values.max()), np.finfo(np.float64).tiny)
+        inverse = np.where(keep, 1.0 / np.where(keep, values, 1.0), 0.0)
+        w_t = self.vectors @ (inverse[:, None] * self.projected)  # (Dx, Dy)
+        return np.ascontiguousarray(w_t.T), self.my - self.mx @ w_t
+
+
+def lstsq_from_moments(moments: Moments, alpha: float = 0.0, rcond: float = 1e-10) -> tuple[np.ndarray, np.ndarray]:
+    """Least-squares `(W (Dy, Dx), b (Dy,))` float64 from moments; see `Eigen.solve`."""
+    return Eigen(moments).solve(alpha, rcond)
+
+
+def choose_alpha(fit: Moments, held_out: Moments, rcond: float = 1e-10) -> tuple[float, dict[str, float]]:
+    """The ridge strength with the least held-out squared error, among `RELATIVE_ALPHAS` times the mean
+    eigenvalue of the fit part's scatter; returns it and the mean held-out error of every candidate."""
+    eigen = Eigen(fit)
+    errors = {}
+    for relative in RELATIVE_ALPHAS:
+        alpha = relative * eigen.mean_eigenvalue
+        weight, bias = eigen.solve(alpha, rcond)
+        errors[f"{alpha:.6g}"] = held_out.squared_error(weight, bias) / max(held_out.n, 1)
+    best = min(errors, key=lambda k: errors[k])
+    return float(best), errors
+
+
+@functools.lru_cache(maxsize=4)
+def held_out_mask(n: int, holdout: float, seed: int) -> np.ndarray:
+    """`(n,)` bool, read-only: True on the held-out rows of `split_rows(n, holdout, seed)`."""
+    mask = np.zeros(n, dtype=bool)
+    mask[split_rows(n, holdout, seed)[1]] = True
+    mask.flags.writeable = False
+    return mask
+
+
+def chunk_split_moments(
+    x: np.ndarray, y: np.ndarray, start: int, device: str, n: int, holdout: float, seed: int, normalize: bool
+) -> tuple[Moments, Moments]:
+    """Moments of one chunk's fitting rows and of its held-out rows (a `ChunkFn`; the mask is rebuilt from
+    the seed, so a worker gets only these few numbers)."""
+    mask = held_out_mask(n, holdout, seed)[start : start + len(x)]
+    y = unit_rows(y) if normalize else y
+    return Moments.of(x[~mask], y[~mask], device), Moments.of(x[mask], y[mask], device)
+
+
+def streamed_split_moments(
+    pairs: PairedFeatures, holdout: float, seed: int, normalize: bool, device: str
+) -> tuple[Moments, Moments]:
+    """Moments of the fitting rows and of the held-out rows of `split_rows(pairs.n, holdout, seed)`, in one
+    pass over the chunks."""
+    fit, out = Moments.zeros(pairs.dx, pairs.dy), Moments.zeros(pairs.dx, pairs.dy)
+    chunk_fn = functools.partial(chunk_split_moments, n=pairs.n, holdout=holdout, seed=seed, normalize=normalize)
+    for fit_part, held_part in pairs.map_chunks(chunk_fn, device):
+        fit, out = fit.merge(fit_part), out.merge(held_part)
+    return fit, out
+
+
+def resolve_alpha(alpha: float | str) -> float | None:
+    """A fixed ridge strength (validated by the settings), or None for "auto"."""
+    return None if alpha == "auto" else float(alpha)
+
+
+def fit_lstsq(pairs: PairedFeatures | None, settings: LstsqSettings, device: str, heads: Heads | None) -> FitResult:
+    assert pairs is not None
+    alpha = resolve_alpha(settings.alpha)
+    info: dict[str, object] = {}
+    if alpha is None:
+        fit, out = streamed_split_moments(pairs, settings.holdout, settings.seed, settings.normalize_target, device)
+        alpha, info["alpha_heldout_mse"] = choose_alpha(fit, out, settings.rcond)
+        moments = fit.merge(out)
+    else:
+        moments = streamed_moments(pairs, settings.normalize_target, device)
+    info["alpha"] = alpha
+    weight, bias = lstsq_from_moments(moments, alpha, settings.rcond)
+    return FitResult(weight, bias, info=info)
+
+
+SOLVERS.register("lstsq")(
+    Solver("lstsq", LstsqSettings, fit_lstsq, summary="closed-form least squares / ridge from streamed moments")
+)

@@ -1,0 +1,127 @@
+"""`paper`: the paper's fitting recipe, exactly (section 4.2 and its footnote 1)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from featswap import validate
+from featswap.mapping.losses import paper_loss
+from featswap.mapping.paired import PairedFeatures, check_fits_in_memory
+from featswap.mapping.solvers.base import SOLVERS, FitResult, Heads, Solver
+
+INITS = ("glorot_uniform", "zeros_identity", "torch_default")
+
+
+@dataclass(frozen=True)
+class PaperSettings:
+    """The paper's recipe.
+
+    Adam (`beta1` 0.9, `beta2` 0.999, `eps` 1e-8, TensorFlow's defaults) from learning rate `lr` 0.1,
+    decayed exponentially by a factor `1 - decay` every iteration; batches of `batch_size` 2048 rows drawn
+    uniformly at random (with replacement) from the training features; `iterations` 100,000.
+
+    The paper does not say how the map starts. The default `init="glorot_uniform"` (bias zero) is the
+    default of TensorFlow's dense kernels, the paper's framework; `zeros_identity` starts from the
+    (zero-padded) identity, `torch_default` from `nn.Linear`'s initialisation.
+    """
+
+    iterations: int = 100_000
+    batch_size: int = 2048
+    lr: float = 0.1
+    decay: float = 1e-5
+    beta1: float = 0.9
+    beta2: float = 0.999
+    eps: float = 1e-8
+    seed: int = 0
+    init: str = "glorot_uniform"
+
+    def __post_init__(self) -> None:
+        validate.integer("iterations", self.iterations, 1)
+        validate.integer("batch_size", self.batch_size, 1)
+        validate.real("lr", self.lr, 0, 1000, low_open=True)
+        validate.real("decay", self.decay, 0, 1, high_open=True)
+        validate.real("beta1", self.beta1, 0, 1, high_open=True)
+        validate.real("beta2", self.beta2, 0, 1, high_open=True)
+        validate.real("eps", self.eps, 0, low_open=True)
+        validate.integer("seed", self.seed, 0)
+        validate.choice("init", self.init, INITS)
+
+
+def initial_map(dx: int, dy: int, init: str, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Starting `W (Dy, Dx)`, `b (Dy,)` for the paper recipe."""
+    if init == "glorot_uniform":
+        limit = math.sqrt(6.0 / (dx + dy))
+        weight = (torch.rand(dy, dx, generator=generator, dtype=torch.float64) * 2 - 1) * limit
+        return weight.float(), torch.zeros(dy)
+    if init == "zeros_identity":
+        return torch.eye(dy, dx), torch.zeros(dy)
+    bound = 1.0 / math.sqrt(dx)  # torch_default, the last of INITS (the settings refuse any other name)
+    weight = (torch.rand(dy, dx, generator=generator, dtype=torch.float64) * 2 - 1) * bound
+    bias = (torch.rand(dy, generator=generator, dtype=torch.float64) * 2 - 1) * bound
+    return weight.float(), bias.float()
+
+
+def paper_optimizer(
+    params: list[torch.Tensor], settings: PaperSettings
+) -> tuple[torch.optim.Adam, torch.optim.lr_scheduler.ExponentialLR]:
+    """Adam with the paper's settings and its per-iteration exponential learning-rate decay.
+
+    After `t` calls of `schedule.step()` the learning rate is `lr * (1 - decay) ** t`.
+    """
+    optimizer = torch.optim.Adam(params, lr=settings.lr, betas=(settings.beta1, settings.beta2), eps=settings.eps)
+    return optimizer, torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=1.0 - settings.decay)
+
+
+def adam_on_paper_loss(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor,
+    optimizer: torch.optim.Optimizer,
+    schedule: torch.optim.lr_scheduler.LRScheduler | None,
+    iterations: int,
+    batch_size: int,
+    generator: torch.Generator,
+) -> torch.Tensor:
+    """Run `iterations` steps on random batches (with replacement) of rows of `x` (n, Dx), `y` (n, Dy);
+    updates `weight`, `bias` in place and returns the per-batch losses `(iterations,)`."""
+    curve = torch.empty(iterations, device=x.device)
+    # Batch indices come from a CPU generator so that a seed gives the same batches on every device.
+    for step in range(iterations):
+        rows = torch.randint(len(x), (batch_size,), generator=generator).to(x.device)
+        optimizer.zero_grad(set_to_none=True)
+        loss = paper_loss(x[rows] @ weight.T + bias, y[rows])
+        loss.backward()
+        optimizer.step()
+        if schedule is not None:
+            schedule.step()
+        curve[step] = loss.detach()
+    return curve
+
+
+def fit_paper(pairs: PairedFeatures | None, settings: PaperSettings, device: str, heads: Heads | None) -> FitResult:
+    """The paper's recipe; holds the training features in memory (N x (Dx + Dy) x 4 bytes)."""
+    assert pairs is not None
+    check_fits_in_memory(pairs.n, pairs.dx, pairs.dy, "paper")
+    generator = torch.Generator().manual_seed(settings.seed)
+    weight0, bias0 = initial_map(pairs.dx, pairs.dy, settings.init, generator)
+    xs, ys = pairs.take(np.arange(pairs.n))
+    x, y = torch.as_tensor(xs, device=device), torch.as_tensor(ys, device=device)  # the features' own dtype
+    weight = weight0.to(device, x.dtype).requires_grad_(True)
+    bias = bias0.to(device, x.dtype).requires_grad_(True)
+    optimizer, schedule = paper_optimizer([weight, bias], settings)
+    curve = adam_on_paper_loss(
+        x, y, weight, bias, optimizer, schedule, settings.iterations, settings.batch_size, generator
+    )
+    return FitResult(
+        weight.detach().cpu().numpy(), bias.detach().cpu().numpy(), curve.cpu().numpy(), settings.iterations
+    )
+
+
+SOLVERS.register("paper")(
+    Solver("paper", PaperSettings, fit_paper, summary="the paper's recipe: Adam on the unit-vector loss")
+)

@@ -1,0 +1,120 @@
+"""`refine` (the default): the closed-form `lstsq` map as a start, then Adam on the paper's loss until a
+held-out loss stops improving."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from featswap import validate
+from featswap.mapping.losses import paper_loss
+from featswap.mapping.paired import PairedFeatures, check_fits_in_memory, sample_rows, split_rows
+from featswap.mapping.solvers.base import SOLVERS, FitResult, Heads, Solver
+from featswap.mapping.solvers.lstsq import (
+    LstsqSettings,
+    choose_alpha,
+    fit_lstsq,
+    lstsq_from_moments,
+    resolve_alpha,
+    streamed_split_moments,
+    validate_ridge,
+)
+from featswap.mapping.solvers.paper import adam_on_paper_loss
+
+
+@dataclass(frozen=True)
+class RefineSettings:
+    """Start: `lstsq` with `alpha` (a number or "auto") and `normalize_target`, fitted on the rows outside a
+    held-out fraction `holdout` of the training rows. Then Adam (`lr` relative to the root-mean-square of
+    the starting weights, so that steps are scale-free) on the paper's loss with batches of `batch_size`
+    rows; every `eval_every` iterations the paper's loss on (at most `max_eval_rows` of) the held-out rows
+    is measured; it stops after `patience` measurements without a relative improvement of `min_delta`, or
+    after `max_iterations`, and keeps the best map. Adam reads a seeded sample of at most `max_rows` fitting
+    rows held in memory (all of them when there are fewer).
+
+    The least-squares start fixes the scale of the mapped features, which the paper's loss leaves free:
+    heads with a bias need features of the right length, so `normalize_target` stays off by default."""
+
+    alpha: float | str = 0.0
+    normalize_target: bool = False
+    holdout: float = 0.1
+    lr: float = 0.01
+    batch_size: int = 2048
+    max_iterations: int = 3000
+    eval_every: int = 25
+    patience: int = 4
+    min_delta: float = 1e-4
+    max_rows: int = 131_072
+    max_eval_rows: int = 32_768
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        validate_ridge(self.alpha, self.normalize_target, self.holdout, self.seed)
+        validate.real("lr", self.lr, 0, 1000, low_open=True)
+        validate.integer("batch_size", self.batch_size, 1)
+        validate.integer("max_iterations", self.max_iterations, 0)
+        validate.integer("eval_every", self.eval_every, 1)
+        validate.integer("patience", self.patience, 1)
+        validate.real("min_delta", self.min_delta, 0, 1, high_open=True)
+        validate.integer("max_rows", self.max_rows, 1)
+        validate.integer("max_eval_rows", self.max_eval_rows, 1)
+
+
+def fit_refine(pairs: PairedFeatures | None, settings: RefineSettings, device: str, heads: Heads | None) -> FitResult:
+    assert pairs is not None
+    alpha = resolve_alpha(settings.alpha)
+    if settings.max_iterations == 0 and alpha is not None:
+        # No Adam stage and no ridge choice: held-out rows would serve nothing, so this is lstsq on all rows.
+        lstsq = LstsqSettings(alpha=alpha, normalize_target=settings.normalize_target)
+        result = fit_lstsq(pairs, lstsq, device, heads)
+        return FitResult(result.weight, result.bias, info={"alpha": alpha})
+    fit_rows, held_rows = split_rows(pairs.n, settings.holdout, settings.seed)
+    fit_m, held_m = streamed_split_moments(pairs, settings.holdout, settings.seed, settings.normalize_target, device)
+    if alpha is None:
+        alpha, _ = choose_alpha(fit_m, held_m, LstsqSettings().rcond)
+    w0, b0 = lstsq_from_moments(fit_m, alpha)
+    if settings.max_iterations == 0:
+        return FitResult(w0, b0, info={"alpha": alpha})
+
+    check_fits_in_memory(min(len(fit_rows), settings.max_rows) + min(len(held_rows), settings.max_eval_rows),
+                         pairs.dx, pairs.dy, "refine")  # fmt: skip
+    generator = torch.Generator().manual_seed(settings.seed)
+    xs, ys = pairs.take(fit_rows[sample_rows(len(fit_rows), settings.max_rows, settings.seed)])
+    xe, ye = pairs.take(held_rows[sample_rows(len(held_rows), settings.max_eval_rows, settings.seed + 1)])
+    x, y = (torch.as_tensor(a, device=device) for a in (xs, ys))
+    x_eval, y_eval = (torch.as_tensor(a, device=device) for a in (xe, ye))
+    weight = torch.as_tensor(w0, device=device, dtype=x.dtype).clone().requires_grad_(True)
+    bias = torch.as_tensor(b0, device=device, dtype=x.dtype).clone().requires_grad_(True)
+    rms = float(torch.sqrt((weight.detach() ** 2).mean())) or 1.0
+    optimizer = torch.optim.Adam([weight, bias], lr=settings.lr * rms)
+
+    def held_out_loss() -> float:
+        with torch.no_grad():
+            return float(paper_loss(x_eval @ weight.T + bias, y_eval))
+
+    best = start = held_out_loss()
+    best_state = (weight.detach().clone(), bias.detach().clone())
+    trace, curves, bad, done = [(0, start)], [], 0, 0
+    while done < settings.max_iterations and bad < settings.patience:
+        steps = min(settings.eval_every, settings.max_iterations - done)
+        curves.append(
+            adam_on_paper_loss(x, y, weight, bias, optimizer, None, steps, settings.batch_size, generator).cpu()
+        )
+        done += steps
+        loss = held_out_loss()
+        trace.append((done, loss))
+        if loss < best * (1 - settings.min_delta):
+            best, bad = loss, 0
+            best_state = (weight.detach().clone(), bias.detach().clone())
+        else:
+            bad += 1
+    curve = torch.cat(curves).numpy() if curves else np.zeros(0, dtype=np.float32)
+    info = {"alpha": alpha, "start_heldout_loss": start, "best_heldout_loss": best, "heldout_trace": trace}
+    return FitResult(best_state[0].cpu().numpy(), best_state[1].cpu().numpy(), curve, done, info)
+
+
+SOLVERS.register("refine")(
+    Solver("refine", RefineSettings, fit_refine, summary="lstsq start, then Adam on the paper's loss, early stopping")
+)

@@ -1,0 +1,389 @@
+"""report.md and its figures, rendered from metrics.json and fit_curves.json alone."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from featswap.evaluation.venn import REGIONS
+from featswap.outputs.metrics_json import read_metrics
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}"
+
+
+def _signed_pct(x: float) -> str:
+    return f"{100 * x:+.1f}".replace("+0.0", "0.0").replace("-0.0", "0.0")
+
+
+def table1(metrics: dict[str, Any], solver: str) -> str:
+    """The paper's Table 1 for one solver, as Markdown (counts, percent, loss in points)."""
+    models = metrics["models"]
+    pairs = [p for p in metrics["pairs"] if p["solver"] == solver]
+    lines = [
+        "| Description | Mapping | Correct | Percent | Loss | Loss 95% CI | McNemar p |",
+        "|---|---|---:|---:|---:|---|---:|",
+    ]
+    for name, m in models.items():
+        lines.append(f"| {name} | ({name} → {name}) | {m['val_correct']:,} | {_pct(m['val_accuracy'])} | | | |")
+    for p in pairs:
+        low, high = p["loss_ci95"]
+        lines.append(
+            f"| {p['source']} to {p['target']} | ({p['source']} → {p['target']}) | {p['mapped_correct']:,} | "
+            f"{_pct(p['mapped_accuracy'])} | {_signed_pct(p['loss'])} | [{_signed_pct(low)}, {_signed_pct(high)}] | "
+            f"{p['mcnemar_p']:.3g} |"
+        )
+    return "\n".join(lines)
+
+
+def table1_csv(metrics: dict[str, Any]) -> str:
+    rows = ["solver,description,mapping,correct,total,percent,loss"]
+    for solver in _solvers(metrics):
+        for name, m in metrics["models"].items():
+            rows.append(
+                f"{solver},{name},{name}->{name},{m['val_correct']},{m['val_total']},{_pct(m['val_accuracy'])},"
+            )
+        for p in metrics["pairs"]:
+            if p["solver"] == solver:
+                rows.append(
+                    f"{solver},{p['source']} to {p['target']},{p['source']}->{p['target']},{p['mapped_correct']},"
+                    f"{p['total']},{_pct(p['mapped_accuracy'])},{_signed_pct(p['loss'])}"
+                )
+    return "\n".join(rows) + "\n"
+
+
+def reading(p: dict[str, Any]) -> str:
+    """One plain-language sentence on a direction, following the paper's logic."""
+    loss, (low, high) = p["loss"], p["loss_ci95"]
+    source, target = p["source"], p["target"]
+    head = f"{target}'s classifier on {source}'s mapped features"
+    counts = f"Fixed {p['fixed']}, broken {p['broken']} images (McNemar p = {p['mcnemar_p']:.3g})."
+    if p["solver"] == "heads":
+        # The heads map is built from the two classifiers alone so that B's head reproduces A's logits: its
+        # accuracy is A's own, by construction, and says nothing about whether the features share information.
+        return (
+            f"- **{source} → {target}**: the `heads` map makes {target}'s classifier reproduce {source}'s own logits "
+            f"by construction (no features are fitted), so its accuracy ({_pct(p['mapped_accuracy'])}%) is "
+            f"{source}'s own classifier's, not evidence that the two networks' features share information. "
+            f"{counts}"
+        )
+    if low <= 0 <= high:
+        verdict = (
+            f"{head} is as accurate as on {target}'s own features (loss {_signed_pct(loss)} points, interval "
+            f"includes 0): the information {target}'s classifier uses is present in {source}'s features."
+        )
+    elif loss > 0:
+        verdict = (
+            f"{head} loses {_pct(loss)} points: some information {target}'s classifier relies on is missing "
+            f"from {source}'s features (or not linearly recoverable)."
+        )
+    else:
+        verdict = (
+            f"{head} gains {_pct(-loss)} points: {source}'s features carry what {target}'s classifier needs, "
+            "and more robustly than its own."
+        )
+    return f"- **{source} → {target}**: {verdict} {counts}"
+
+
+def details(pairs: list[dict[str, Any]]) -> str:
+    """Per direction: accuracies with 95% intervals, top-5, agreement with native predictions."""
+    lines = [
+        "| map | native % [95% CI] | mapped % [95% CI] | native top-5 % | mapped top-5 % | agreement % |",
+        "|---|---|---|---:|---:|---:|",
+    ]
+    for p in pairs:
+        nl, nh = p["native_accuracy_ci95"]
+        ml, mh = p["mapped_accuracy_ci95"]
+        lines.append(
+            f"| {p['source']} → {p['target']} | {_pct(p['native_accuracy'])} [{_pct(nl)}, {_pct(nh)}] | "
+            f"{_pct(p['mapped_accuracy'])} [{_pct(ml)}, {_pct(mh)}] | {_pct(p['native_top5_accuracy'])} | "
+            f"{_pct(p['mapped_top5_accuracy'])} | {_pct(p['agreement'])} |"
+        )
+    return "\n".join(lines)
+
+
+def class_changes(p: dict[str, Any]) -> str:
+    """One line naming the classes that lose and gain most under the map."""
+
+    def show(rows: list[dict[str, Any]]) -> str:
+        return ", ".join(f"class {r['class']} ({_signed_pct(-r['loss'])})" for r in rows) or "none"
+
+    per_class = p["per_class"]
+    return (
+        f"- {p['source']} → {p['target']}: largest drops {show(per_class['largest_losses'])}; "
+        f"largest gains {show(per_class['largest_gains'])} (points of per-class accuracy)."
+    )
+
+
+def _solvers(metrics: dict[str, Any]) -> list[str]:
+    return list(dict.fromkeys(p["solver"] for p in metrics["pairs"]))
+
+
+def render_report(out: str | Path) -> Path:
+    """Write `out/report.md`, `out/table1.csv` and `out/figures/*.png` from `out/metrics.json`."""
+    out = Path(out)
+    metrics = read_metrics(out)
+    curves_path = out / "fit_curves.json"
+    curves: dict[str, list[float]] = json.loads(curves_path.read_text()) if curves_path.is_file() else {}
+    figures = out / "figures"
+    figures.mkdir(parents=True, exist_ok=True)
+    ds = metrics["dataset"]
+    lines = [
+        "# featswap report",
+        "",
+        f"Dataset **{ds['name']}**: {ds['train_size']:,} images to fit maps, {ds['val_size']:,} held-out images "
+        f"to evaluate, {ds['num_classes']} classes. featswap {metrics['featswap_version']}.",
+        "",
+        *[
+            f"Skipped as unreadable ({split}, {len(ids)}): {', '.join(ids[:10])}{' ...' if len(ids) > 10 else ''}.\n"
+            for split, ids in ds.get("skipped", {}).items()
+        ],
+        "Each network is `C(F(x))`: features `F` and a linear classifier `C`. An affine map `M` is fitted from one "
+        "network's features to the other's on the fitting images; the other network's untouched classifier then "
+        "labels the held-out images from the mapped features. **Loss** = accuracy of the target network on its own "
+        "features minus its accuracy on mapped features, in percentage points (negative: a gain).",
+        "",
+        "How sure each number is: *Loss 95% CI* resamples the held-out images 1,000 times (paired bootstrap); "
+        "*McNemar p* is the chance of a split of fixed versus broken images at least this uneven if mapping did "
+        "not change the accuracy (below 0.05: unlikely to be chance). *Fixed* images are labelled wrongly by the "
+        "target network but correctly from mapped features; *broken* ones the reverse. *Top-5* counts the label "
+        "among the 5 highest scores; *agreement* is how often native and mapped predictions are the same class. "
+        "The Venn diagrams (the paper's Fig. 5) show which held-out images each of three classifiers labels "
+        "correctly: the source network, the target network, and the target's classifier on mapped features.",
+        "",
+    ]
+    for solver in _solvers(metrics):
+        pairs = [p for p in metrics["pairs"] if p["solver"] == solver]
+        iterations = pairs[0]["fit"]["iterations"] if pairs else 0
+        note = f", {iterations:,} iterations" if iterations else ", closed form"
+        lines += [f"## Table 1 — solver `{solver}`{note}", "", table1(metrics, solver), "", "Reading:", ""]
+        lines += [reading(p) for p in pairs]
+        lines += ["", details(pairs), "", "Classes that change most:", "", *[class_changes(p) for p in pairs], ""]
+        matrix = metrics.get("loss_matrix", {}).get(solver)
+        if matrix and len(metrics["models"]) > 2:
+            name = f"loss_matrix_{solver}.png"
+            plot_loss_matrix(matrix, list(metrics["models"]), figures / name, solver)
+            lines += [
+                "Directional loss for every ordered pair (rows: the classifier's network, columns: the features "
+                "mapped into it; percentage points, lower is better, the diagonal is not a pair):",
+                "",
+                f"![loss matrix](figures/{name})",
+                "",
+            ]
+        solver_curves = {k.split("/")[0]: v for k, v in curves.items() if k.endswith(f"/{solver}")}
+        if solver_curves:
+            name = f"fit_curve_{solver}.png"
+            plot_fit_curves(solver_curves, figures / name, solver)
+            lines += [
+                "Training curve (per-batch loss, the paper's Fig. 4):",
+                "",
+                f"![fit curve](figures/{name})",
+                "",
+            ]
+        for p in pairs:
+            name = f"venn_{p['source']}__to__{p['target']}__{solver}.png"
+            plot_venn(p, figures / name)
+            lines += [f"![Venn {p['source']} → {p['target']}](figures/{name})", ""]
+        lines += [
+            "| map | fit seconds | train loss | val loss |",
+            "|---|---:|---:|---:|",
+            *[
+                f"| {p['source']} → {p['target']} | {p['fit']['seconds']:.2f} | {p['fit']['train_loss']:.4f} | "
+                f"{p['fit']['val_loss']:.4f} |"
+                for p in pairs
+            ],
+            "",
+        ]
+    if metrics.get("similarity"):
+        lines += similarity_section(metrics, figures)
+    (out / "table1.csv").write_text(table1_csv(metrics))
+    predictions = next((n for n in ("predictions.parquet", "predictions.csv") if (out / n).is_file()), None)
+    if predictions:
+        lines += [
+            f"Per-image predictions of every classifier: `{predictions}` (columns `id`, `label`, `native:MODEL`, "
+            "`mapped:SOURCE->TARGET:SOLVER`).",
+            "",
+        ]
+    path = out / "report.md"
+    path.write_text("\n".join(lines))
+    return path
+
+
+def plot_fit_curves(curves: dict[str, list[float]], path: Path, solver: str) -> None:
+    """Per-batch loss against iteration, one line per direction."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=120)
+    for label, values in curves.items():
+        ax.plot(range(1, len(values) + 1), values, lw=0.8, label=label.replace("->", " → "))
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("batch loss  ||t/|t| − y/|y|||²")
+    ax.set_title(f"Fitting the affine maps ({solver})")
+    ax.set_ylim(bottom=0)
+    ax.grid(alpha=0.3)
+    ax.legend(frameon=False)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def similarity_section(metrics: dict[str, Any], figures: Path) -> list[str]:
+    """A table (two models) or heatmaps (more) of every similarity measure, and how each ranks the model
+    pairs against the swap test."""
+    from featswap.similarity import MEASURES
+    from featswap.similarity.matrices import rank_agreement
+
+    models = list(metrics["models"])
+    similarity = metrics["similarity"]
+    solver = next(iter(metrics.get("loss_matrix", {})), None)
+    losses = metrics["loss_matrix"][solver] if solver else {}
+    lines = [
+        "## Similarity measures",
+        "",
+        "Representational similarity of the held-out features, beside the swap test. Each measure's range and "
+        "the direction that means *more similar*:",
+        "",
+        "| measure | range | more similar | " + " | ".join(f"{a} / {b}" for a, b in _pairs(models)) + " |",
+        "|---|---|---|" + "---:|" * len(_pairs(models)),
+    ]
+    for measure, (span, better, _) in MEASURES.items():
+        values = similarity.get(measure, {})
+        cells = [
+            _cell(values, a, b) + ("" if MEASURES[measure][2] else f" / {_cell(values, b, a)}")
+            for a, b in _pairs(models)
+        ]
+        lines.append(f"| `{measure}` | {span} | {better} | " + " | ".join(cells) + " |")
+    lines += ["", "(`map_r2` is directional: first → second / second → first.)", ""]
+    undefined = metrics.get("similarity_undefined", [])
+    if undefined:
+        lines += ["Undefined measures (shown as *undefined* above):", ""]
+        lines += [f"- `{u['measure']}`, {u['source']} / {u['target']}: {u['reason']}" for u in undefined]
+        lines.append("")
+    if len(models) > 2:
+        for measure in MEASURES:
+            name = f"similarity_{measure}.png"
+            span, better, _ = MEASURES[measure]
+            plot_matrix(
+                similarity.get(measure, {}), models, figures / name, measure, f"{span}, {better} = more similar"
+            )
+            lines.append(f"![{measure}](figures/{name})")
+        lines.append("")
+    if solver:
+        lines += [f"Agreement with the swap test (`{solver}` losses): the Spearman rank correlation across model "
+                  "pairs between each measure and the loss (for symmetric measures, the mean loss of the two "
+                  "directions):", ""]  # fmt: skip
+        for measure, (_, better, symmetric) in MEASURES.items():
+            rho = rank_agreement(similarity.get(measure, {}), losses, symmetric)
+            if rho != rho:  # nan: too few pairs
+                lines.append(f"- `{measure}`: too few model pairs (three or more models needed) to rank.")
+            elif abs(rho) < 0.3:
+                lines.append(f"- `{measure}`: Spearman {rho:+.2f}, no clear relation to the swap test.")
+            else:
+                agrees = rho < 0 if better == "higher" else rho > 0
+                verdict = "agrees with the swap test" if agrees else "disagrees with the swap test"
+                lines.append(f"- `{measure}`: Spearman {rho:+.2f}, {verdict} (pairs it calls more similar lose "
+                             f"{'less' if agrees else 'more'} accuracy when swapped).")  # fmt: skip
+        lines.append("")
+    return lines
+
+
+def _pairs(models: list[str]) -> list[tuple[str, str]]:
+    return [(a, b) for i, a in enumerate(models) for b in models[i + 1 :]]
+
+
+def _cell(values: dict[str, dict[str, float | None]], a: str, b: str) -> str:
+    row = values.get(a, {})
+    if b not in row:
+        return "—"
+    value = row[b]
+    return "*undefined*" if value is None else f"{value:.3f}"
+
+
+def plot_loss_matrix(matrix: dict[str, dict[str, float]], models: list[str], path: Path, solver: str) -> None:
+    """Directional losses in points: rows target head, columns source features, diverging around 0."""
+    plot_matrix(matrix, models, path, f"Directional loss, points ({solver})", "loss (points); negative = gain", True)
+
+
+def plot_matrix(
+    matrix: Mapping[str, Mapping[str, float | None]],
+    models: list[str],
+    path: Path,
+    title: str,
+    label: str,
+    loss: bool = False,
+) -> None:
+    """Annotated heatmap of `matrix[source][target]`: rows target, columns source; missing cells (the
+    diagonal) grey. `loss`: values in points on a scale diverging around 0; else raw values."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    n = len(models)
+    values = np.full((n, n), np.nan)
+    undefined = np.zeros((n, n), dtype=bool)  # a pair whose measure is undefined, as opposed to no pair
+    for j, source in enumerate(models):
+        for i, target in enumerate(models):
+            if target in matrix.get(source, {}):
+                value = matrix[source][target]
+                undefined[i, j] = value is None
+                values[i, j] = np.nan if value is None else (100 if loss else 1) * value
+    finite = values[np.isfinite(values)]
+    fig, ax = plt.subplots(figsize=(1.2 * n + 2.5, 1.0 * n + 1.8), dpi=120)
+    if loss:
+        limit = max(1.0, float(np.abs(finite).max())) if finite.size else 1.0
+        cmap, low, high = matplotlib.colormaps["RdBu_r"], -limit, limit
+    else:
+        cmap = matplotlib.colormaps["viridis"]
+        low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+    image = ax.imshow(np.ma.masked_invalid(values), cmap=cmap.with_extremes(bad="#dddddd"), vmin=low, vmax=high)
+    for i in range(n):
+        for j in range(n):
+            text = f"{values[i, j]:+.1f}" if loss else f"{values[i, j]:.3f}"
+            text = ("undefined" if undefined[i, j] else "—") if np.isnan(values[i, j]) else text
+            ax.text(j, i, text, ha="center", va="center", fontsize=9, color="black" if loss else "white")
+    ax.set_xticks(range(n), models, rotation=30, ha="right")
+    ax.set_yticks(range(n), models)
+    ax.set_xlabel("source features (mapped)" if loss else "first model")
+    ax.set_ylabel("target classifier" if loss else "second model")
+    ax.set_title(title)
+    fig.colorbar(image, ax=ax, shrink=0.8, label=label)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def plot_venn(pair: dict[str, Any], path: Path) -> None:
+    """Three-set Venn diagram of correctly labelled images (the paper's Fig. 5), areas to scale."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib_venn import venn3
+
+    source, target = pair["source"], pair["target"]
+    subsets = tuple(pair["venn"][r] for r in REGIONS)
+    fig, ax = plt.subplots(figsize=(5, 4.5), dpi=120)
+    labels = (f"{source}", f"{target}", f"{target} head on\n{source} → {target}")
+    if sum(subsets) > 0:
+        with warnings.catch_warnings():
+            # Nearly nested sets (the usual case: most images are right for all three) make
+            # matplotlib-venn warn about its circle layout; the drawing is still to scale.
+            warnings.simplefilter("ignore", UserWarning)
+            venn3(subsets=subsets, set_labels=labels, ax=ax)
+    ax.set_title(
+        f"Correct labels, {source} → {target} ({pair['solver']})\n"
+        f"none correct: {pair['venn']['none']:,} of {pair['total']:,}",
+        fontsize=10,
+    )
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
