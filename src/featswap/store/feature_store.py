@@ -127,6 +127,8 @@ class FeatureStore:
         self._lock: StoreLock | None = None
         self._ids: dict[str, np.ndarray] = {}  # verified ids and labels, read once per split
         self._labels: dict[str, np.ndarray] = {}
+        #: Chunks of features read, per (split, model): `full_reads()` turns them into whole passes.
+        self.chunk_reads: dict[tuple[str, str], int] = {}
 
     @property
     def location(self) -> str:
@@ -464,6 +466,7 @@ class FeatureStore:
                 "Run `featswap verify STORE`."
             )
         block = _read(array, where, slice(start, stop)).astype(np.float32, copy=False)
+        self.chunk_reads[split, name] = self.chunk_reads.get((split, name), 0) + 1
         if crc32(block) != record.crc32:
             raise StoreError(
                 f"The store is damaged: the features of {where} are missing or altered (they do not match the "
@@ -471,6 +474,11 @@ class FeatureStore:
                 "the damaged chunks, or `featswap verify STORE` to list them."
             )
         return block
+
+    def full_reads(self) -> float:
+        """How many times, in all, whole feature arrays were read through this object (chunks read divided by
+        chunks per array, summed over every model and split)."""
+        return sum(count / len(self.done_chunks(split, name)) for (split, name), count in self.chunk_reads.items())
 
     def require_features(self, split: str, name: str) -> None:
         """Refuse a model without complete features in a split, saying what to do."""
