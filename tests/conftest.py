@@ -1,4 +1,5 @@
-"""Shared fixtures: real digits data, real tiny networks trained once per session, a real zarr store."""
+"""Shared fixtures: real digits data, real tiny networks trained once per session, a real zarr store, planted
+paired features, real image folders, filesystems that are read-only or full."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from featswap.cli import app
-from featswap.data.collections import Dataset, digits
+from featswap.data.collections import Collection, open_spec, split_for_fit_and_eval
 from featswap.demo.training import TrainConfig, train_or_load
 
 #: Short training for tests: enough for ~95% val accuracy on digits, a few seconds per network.
@@ -17,16 +18,19 @@ QUICK_TRAIN = TrainConfig(epochs=8)
 
 
 @pytest.fixture(scope="session")
-def digits_data() -> Dataset:
-    return digits()
+def digits_parts() -> tuple[Collection, Collection]:
+    """The digits split as `--data digits` splits them: 1,257 `train` and 540 `val` images."""
+    return split_for_fit_and_eval(open_spec("digits").parts["all"], 0.3, 0)
 
 
 @pytest.fixture(scope="session")
-def trained_weights(tmp_path_factory: pytest.TempPathFactory, digits_data: Dataset) -> dict[str, Path]:
-    """Weights of both tiny networks trained briefly on the digits train split."""
+def trained_weights(
+    tmp_path_factory: pytest.TempPathFactory, digits_parts: tuple[Collection, Collection]
+) -> dict[str, Path]:
+    """Weights of both tiny networks trained briefly on the digits fitting images."""
     cache = tmp_path_factory.mktemp("weights")
     return {
-        spec: train_or_load(spec, digits_data.split("train"), 10, cache, QUICK_TRAIN)[0]
+        spec: train_or_load(spec, digits_parts[0], 10, cache, QUICK_TRAIN)[0]
         for spec in ("tiny-resnet", "tiny-inception")
     }
 
@@ -61,11 +65,11 @@ def digits_store(tmp_path_factory: pytest.TempPathFactory, trained_weights: dict
 
 
 @pytest.fixture(scope="session")
-def third_weights(tmp_path_factory: pytest.TempPathFactory, digits_data: Dataset) -> Path:
+def third_weights(tmp_path_factory: pytest.TempPathFactory, digits_parts: tuple[Collection, Collection]) -> Path:
     """A second tiny-resnet, trained from another seed: a third model for many-model comparisons."""
     cache = tmp_path_factory.mktemp("weights-seed1")
     config = TrainConfig(epochs=QUICK_TRAIN.epochs, seed=1)
-    return train_or_load("tiny-resnet", digits_data.split("train"), 10, cache, config)[0]
+    return train_or_load("tiny-resnet", digits_parts[0], 10, cache, config)[0]
 
 
 def mounted_tmpfs(path: Path, options: str) -> Iterator[Path]:
@@ -93,3 +97,11 @@ def read_only_dir(tmp_path: Path) -> Iterator[Path]:
 def full_disk(tmp_path: Path) -> Iterator[Path]:
     """A directory on a filesystem of 96 KiB: writing features into it runs out of space."""
     yield from mounted_tmpfs(tmp_path / "full", "size=96k")
+
+
+@pytest.fixture(scope="session")
+def image_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Three classes of 12 real images each, of every colour mode, as JPEG and PNG (read-only by convention)."""
+    from images import write_folder
+
+    return write_folder(tmp_path_factory.mktemp("images") / "imgs")

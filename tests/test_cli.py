@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from featswap.backbones.naming import unique_names
 from featswap.cli import app
+from featswap.errors import SpecError
 from featswap.outputs.metrics_json import invariant_violations
 
 
@@ -44,7 +45,8 @@ def test_demo_writes_the_contract(demo_run: tuple[Path, str, str]) -> None:
     }  # fmt: skip
     assert metrics["similarity_undefined"] == []
     assert metrics["dataset"] == {
-        "name": "digits", "train_size": 1257, "val_size": 540, "num_classes": 10, "skipped": {}
+        "name": "val", "spec": "digits", "fit_collection": "train", "train_size": 1257, "val_size": 540,
+        "num_classes": 10, "skipped": {},
     }  # fmt: skip
     assert set(metrics["models"]) == {"tiny-resnet", "tiny-inception"}
     assert {(p["source"], p["solver"]) for p in metrics["pairs"]} == {
@@ -65,8 +67,11 @@ def test_demo_writes_the_contract(demo_run: tuple[Path, str, str]) -> None:
     # map_r2 reads the lstsq maps, not the paper recipe's (whose feature lengths are free).
     r2 = metrics["similarity"]["map_r2"]
     assert r2["tiny-inception"]["tiny-resnet"] > 0.5 and r2["tiny-resnet"]["tiny-inception"] > 0.5
-    config = json.loads((out / "config.json").read_text())
-    assert config["solver_settings"]["paper"]["iterations"] == 3000
+    from featswap.config import RunConfig
+
+    config = RunConfig.build(out / "config.toml")
+    assert config.fit.solvers == ("paper", "lstsq") and config.fit.params["paper"]["iterations"] == 3000
+    assert [m.name for m in config.models] == ["tiny-inception", "tiny-resnet"] and config.data.val_fraction == 0.3
 
 
 def test_demo_second_run_reuses_weights_and_repeats_the_numbers(demo_run: tuple[Path, str, str]) -> None:
@@ -104,7 +109,7 @@ def test_extract_resumes_nothing_when_complete(
 ) -> None:
     output = run(
         runner, "extract", "--model", "tiny-resnet", "--weights", str(trained_weights["tiny-resnet"]),
-        "--data", "digits", "--store", str(digits_store), "--split", "val", "--quiet",
+        "--data", "digits", "--store", str(digits_store), "--part", "eval", "--quiet",
     )  # fmt: skip
     assert "540 rows (0 computed)" in output
 
@@ -125,7 +130,8 @@ def test_compare_all_pairs(trained_weights: dict[str, Path], tmp_path: Path, run
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["compare", "--model", "tiny-resnet", "--data", "digits", "--out", "x"], "at least two --model"),
+        (["compare", "--model", "tiny-resnet", "--data", "digits", "--out", "x"],
+         "needs at least two models: give --model two or more times"),
         (["compare", "--model", "tiny-resnet", "--model", "tiny-resnet", "--weights", "a", "--data", "digits",
           "--out", "x"], "Got 1 --weights for 2 --model"),
         (["compare", "--model", "a", "--model", "b", "--data", "digits", "--out", "x", "--solver", ","],
@@ -141,12 +147,12 @@ def test_compare_all_pairs(trained_weights: dict[str, Path], tmp_path: Path, run
         (["extract", "--model", "tiny-resnt", "--data", "digits", "--store", "x"], "Did you mean 'tiny-resnet'"),
         (["fit", "--store", "nowhere.zarr", "--source", "a", "--target", "b", "--out", "m"], "No feature store"),
         (["fit", "--store", "x", "--source", "a", "--target", "b", "--out", "m", "--device", "tpu"],
-         "--device must be auto, cpu or cuda"),
+         "--device must be one of cpu, cuda, auto; got 'tpu'"),
         (["report", "nowhere"], "No metrics.json"),
         (["extract", "--model", "tiny-resnet", "--data", "digits", "--store", "x", "--engine", "spark"],
          "--engine must be local or ray"),
         (["fit", "--store", "x", "--source", "a", "--target", "b", "--out", "m", "--address", "auto"],
-         "--address 'auto' only applies to --engine ray"),
+         "--address only applies to --engine ray"),
         (["compare", "--model", "a", "--model", "b", "--data", "digits", "--out", "x", "--ray-workers", "2",
           "--gpus-per-worker", "1"], "--gpus-per-worker, --ray-workers only apply to --engine ray"),
         (["extract", "--model", "tiny-resnet", "--data", "digits", "--store", "x", "--engine", "ray",
@@ -193,14 +199,11 @@ def test_unique_names() -> None:
     ]
 
 
-def test_settings_for_an_unused_solver_are_refused(digits_store: Path, tmp_path: Path) -> None:
-    from featswap.errors import FeatswapError
-    from featswap.experiment import compare_stored
-    from featswap.store import FeatureStore
+def test_settings_for_an_unused_solver_are_refused() -> None:
+    from featswap.config import FitSettings
 
-    with pytest.raises(FeatswapError, match=r"Settings given for solver\(s\) \['paper'\]"):
-        compare_stored(FeatureStore.open(digits_store), ["tiny-resnet", "tiny-inception"], tmp_path,
-                       solvers=["lstsq"], solver_params={"paper": {"iterations": 3}})  # fmt: skip
+    with pytest.raises(SpecError, match=r"Settings given for solver\(s\) \['paper'\]"):
+        FitSettings(("lstsq",), {"paper": {"iterations": 3}})
 
 
 def test_compare_every_solver_side_by_side(trained_weights: dict[str, Path], tmp_path: Path, runner: CliRunner) -> None:
@@ -227,9 +230,9 @@ def test_compare_every_solver_side_by_side(trained_weights: dict[str, Path], tmp
 
 def test_similarity_command(digits_store: Path, tmp_path: Path, runner: CliRunner) -> None:
     output = run(runner, "similarity", "--store", str(digits_store), "--out", str(tmp_path / "sim"))
-    assert "linear_cka (0..1, higher = more similar): tiny-inception->tiny-resnet" in " ".join(output.split())
+    assert "val: linear_cka (0..1, higher = more similar): tiny-inception->tiny-resnet" in " ".join(output.split())
     data = json.loads((tmp_path / "sim" / "similarity.json").read_text())
-    assert data["split"] == "val"
+    assert data["collection"] == "val"
     r2 = data["similarity"]["map_r2"]
     assert set(r2) == {"tiny-inception", "tiny-resnet"} and 0.5 < r2["tiny-resnet"]["tiny-inception"] <= 1.0
     output = run(runner, "similarity", "--store", str(digits_store), "--out", str(tmp_path / "x"),

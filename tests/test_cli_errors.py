@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from featswap.cli import app
+from runs import compare_on_store
 
 SMALL = '{"input_size": [3, 16, 16], "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]}'
 EXTRACT = ["extract", "--model", "tiny-resnet", "--data", "digits", "--store", "{new}"]
@@ -46,17 +47,18 @@ CASES = [
     # extract: names, paths and choices
     ([*EXTRACT, "--name", "../../x"], "--name '../../x' is not a usable model name"),
     ([*EXTRACT, "--name", ""], "--name '' is not a usable model name"),
-    ([*EXTRACT, "--split", "test"], "Dataset 'digits' has no split 'test'"),
+    ([*EXTRACT, "--part", "test"], "--part must be fit or eval; got 'test'"),
     ([*EXTRACT, "--on-bad-image", "ignore"], "--on-bad-image must be one of fail, skip; got 'ignore'"),
-    ([*EXTRACT, "--device", "tpu"], "--device must be auto, cpu or cuda; got 'tpu'"),
+    ([*EXTRACT, "--device", "tpu"], "--device must be one of cpu, cuda, auto; got 'tpu'"),
     ([*EXTRACT, "--weights", "{missing}"], "does not exist"),
     ([*EXTRACT, "--weights", "{dir}"], "is not a file; give the path of a .safetensors or .pt file"),
     ([*EXTRACT, "--weights", "{file}"], "is not a readable PyTorch checkpoint or safetensors file"),
     (["extract", "--model", "tiny-resnet", "--data", "digits", "--store", "{file}"], "is a file; give a directory"),
     (["extract", "--model", "{missing}:net", "--data", "digits", "--store", "{new}"], "does not exist"),
     (["extract", "--model", "tiny-resnet", "--data", "imagefolder:{missing}", "--store", "{new}"], "does not exist"),
-    (["extract", "--model", "tiny-resnet", "--data", "pictures", "--store", "{new}"], "Unknown dataset 'pictures'"),
-    (["extract", "--model", "tiny-resnet", "--data", "digits"], "Missing option '--store'"),
+    (["extract", "--model", "tiny-resnet", "--data", "pictures", "--store", "{new}"], "Unknown data kind 'pictures'"),
+    (["extract", "--model", "tiny-resnet", "--data", "digits"], "No feature store given: use --store PATH"),
+    (["fit", "--store", "{store}", "--target", "b", "--out", "{new}"], "Missing option '--source'"),
     ([*EXTRACT, "--bogus"], "No such option: --bogus"),
     # fit: solver settings, paths
     ([*FIT, "--solver", "paper", "--param", "iterations=abc"], "iterations must be a whole number; got 'abc'"),
@@ -76,7 +78,7 @@ CASES = [
     ([*FIT, "--param", "iters=3"], "Solver 'refine' has no setting 'iters'"),
     ([*FIT, "--solver", "lsq"], "Unknown solver 'lsq'"),
     (["fit", "--store", "{store}", "--source", "nobody", "--target", "tiny-inception", "--out", "{new}"],
-     "has no model 'nobody'"),
+     "has no complete features of 'nobody'"),
     (["fit", "--store", "{missing}", "--source", "a", "--target", "b", "--out", "{new}"], "No feature store at"),
     (["fit", "--store", "{store}", "--source", "tiny-resnet", "--target", "tiny-inception", "--out", "{dir}"],
      "is a directory; give a file path for the featswap map"),
@@ -102,7 +104,7 @@ CASES = [
     # similarity
     ([*SIMILARITY, "--knn-k", "0"], "--knn-k must be at least 1; got 0"),
     ([*SIMILARITY, "--svcca-k", "0"], "--svcca-k must be at least 1; got 0"),
-    ([*SIMILARITY, "--split", "test"], "has no split 'test'"),
+    ([*SIMILARITY, "--collection", "test"], "has no collection 'test'"),
     ([*SIMILARITY, "--model", "tiny-resnet", "--model", "nobody"], "no complete features of 'nobody'"),
     (["similarity", "--store", "{store}", "--out", "{file}"], "is a file; give a directory"),
     # demo, report, verify
@@ -187,16 +189,16 @@ def test_user_factories_that_fail_are_one_line(tmp_path: Path, runner: CliRunner
                                  "--store", str(tmp_path / "s.zarr"), "--quiet"])  # fmt: skip
     assert result.exit_code == 0 and "net / train: 1257 rows" in result.output, result.output
     args = ["extract", "--model", "tiny-resnet", "--data", "digits", "--store", str(tmp_path / "s.zarr")]
-    result = runner.invoke(app, [*args, "--quiet", "--train-limit", "100", "--split", "train"])
-    assert result.exit_code == 2 and "another id order" in result.output  # --train-limit now applies to digits
+    result = runner.invoke(app, [*args, "--quiet", "--train-limit", "100", "--part", "fit"])
+    assert result.exit_code == 0 and "tiny-resnet / train-100: 100 rows (100 computed)" in result.output
     result = runner.invoke(app, ["similarity", "--store", str(tmp_path / "s.zarr"), "--out", str(tmp_path / "o")])
     assert result.exit_code == 2 and "found ['net']" in result.output
 
 
 def test_train_limit_applies_to_digits(tmp_path: Path, runner: CliRunner) -> None:
     result = runner.invoke(app, ["extract", "--model", "tiny-resnet", "--data", "digits", "--train-limit", "100",
-                                 "--split", "train", "--store", str(tmp_path / "s.zarr"), "--quiet"])  # fmt: skip
-    assert result.exit_code == 0 and "train: 100 rows (100 computed)" in result.output, result.output
+                                 "--part", "fit", "--store", str(tmp_path / "s.zarr"), "--quiet"])  # fmt: skip
+    assert result.exit_code == 0 and "train-100: 100 rows (100 computed)" in result.output, result.output
 
 
 def test_weight_files_that_cannot_be_used_are_one_line(tmp_path: Path, runner: CliRunner) -> None:
@@ -231,12 +233,8 @@ def metrics_of(run: Path) -> dict:
 
 @pytest.fixture(scope="module")
 def a_run(tmp_path_factory: pytest.TempPathFactory, digits_store: Path) -> Path:
-    from featswap.experiment import compare_stored
-    from featswap.store import FeatureStore
-
     out = tmp_path_factory.mktemp("a-run")
-    compare_stored(FeatureStore.open(digits_store), ["tiny-resnet", "tiny-inception"], out, ("lstsq",), n_boot=20,
-                   quiet=True)  # fmt: skip
+    compare_on_store(digits_store, out, n_boot=20, names=["tiny-resnet", "tiny-inception"])
     return out
 
 

@@ -153,8 +153,8 @@ def test_split_rows_is_seeded_and_disjoint() -> None:
 
 def test_fits_streamed_from_a_store_equal_in_memory_fits(tmp_path: Path) -> None:
     x, y = noisy(4, n=3000)
-    with FeatureStore.create(tmp_path / "s.zarr", "toy", ("a",)) as store:
-        store.write_split("train", [str(i) for i in range(3000)], np.zeros(3000))
+    with FeatureStore.create(tmp_path / "s.zarr") as store:
+        store.write_collection("train", [str(i) for i in range(3000)], None)
         for name, feats in (("x", x), ("y", y)):
             store.write_model(name, {"spec": name, "feature_dim": feats.shape[1], "weights_sha256": None},
                               np.zeros((1, feats.shape[1])), np.zeros(1))  # fmt: skip
@@ -168,7 +168,7 @@ def test_fits_streamed_from_a_store_equal_in_memory_fits(tmp_path: Path) -> None
         rows = np.array([3, 17, 2999])
         np.testing.assert_array_equal(pairs.take(rows)[1], y[rows])
         store.root["train"]["features"]["y"][17] = 0.5  # a value changed behind featswap's back
-        with pytest.raises(StoreError, match=r"model 'y', split 'train', rows 0..255 are missing or altered"):
+        with pytest.raises(StoreError, match=r"model 'y', collection 'train', rows 0..255 are missing or altered"):
             pairs.take(rows)
         with pytest.raises(StoreError, match="no complete features of 'z'"):
             store.pairs("train", "x", "z")

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from featswap.backbones.preprocessing import DataConfig
 from featswap.cli import app
-from featswap.data.collections import image_folder
+from featswap.data.collections import open_spec
 from featswap.data.decode import open_image, to_mode
 from featswap.errors import DataError
 from images import write_folder
@@ -88,7 +88,7 @@ def test_a_split_of_unreadable_images_is_one_clear_error(tmp_path: Path, runner:
     result = runner.invoke(app, ["extract", "--model", "timm:resnet18", "--no-pretrained", *data,
                                  "--on-bad-image", "skip", "--store", str(tmp_path / "s.zarr")])  # fmt: skip
     assert result.exit_code == 2 and "Traceback" not in result.output
-    assert "No image of split 'train' (4 images) could be read" in result.output
+    assert "No image of collection 'train' (4 images) could be read" in result.output
 
 
 def test_hidden_files_are_not_images(tmp_path: Path) -> None:
@@ -96,9 +96,8 @@ def test_hidden_files_are_not_images(tmp_path: Path) -> None:
     (root / "cat" / "._000.jpg").write_bytes(b"\x00\x05\x16\x07 macOS resource fork")
     (root / "dog" / ".thumbnails").mkdir()
     Image.new("RGB", (8, 8)).save(root / "dog" / ".thumbnails" / "000.png")
-    data = image_folder(root, val_fraction=0.25)
-    ids = [*data.split("train").ids, *data.split("val").ids]
-    assert len(ids) == 12 and not any("/." in i for i in ids)
+    (collection,) = open_spec(f"imagefolder:{root}").parts.values()
+    assert len(collection) == 12 and not any("/." in i for i in collection.ids)
 
 
 def test_palette_images_with_transparency_convert_without_warnings(recwarn: pytest.WarningsRecorder) -> None:

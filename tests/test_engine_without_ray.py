@@ -11,7 +11,6 @@ from typer.testing import CliRunner
 from featswap.cli import app
 from featswap.engines.ray.connect import connect, featswap_cause, require_ray
 from featswap.errors import ClusterError, SpecError
-from featswap.store import FeatureStore
 
 
 @pytest.fixture
@@ -35,9 +34,11 @@ def test_cli_without_ray_exits_2(without_ray: None, runner: CliRunner, digits_st
     assert "pip install 'featswap[ray]'" in " ".join(result.output.split())
 
 
-def test_store_pairs_refuse_an_unknown_engine(digits_store: Path) -> None:
-    with pytest.raises(SpecError, match="local or ray"):
-        FeatureStore.open(digits_store).pairs("train", "tiny-resnet", "tiny-inception", engine="dask")
+def test_an_unknown_engine_is_refused() -> None:
+    from featswap.config import EngineSettings
+
+    with pytest.raises(SpecError, match="--engine must be local or ray; got 'dask'"):
+        EngineSettings("dask")
 
 
 def test_featswap_cause_finds_the_innermost_error() -> None:

@@ -93,12 +93,13 @@ def test_predictions_round_trip_as_csv_without_pyarrow(tmp_path: Path, monkeypat
 
 
 def test_similarity_matrices_for_three_models(three: Path) -> None:
-    from featswap.similarity import MEASURES
+    from featswap.similarity.catalog import MEASURES
 
     metrics = json.loads((three / "metrics.json").read_text())
     similarity = metrics["similarity"]
     assert set(similarity) == set(MEASURES)
-    for measure, (_, _, symmetric) in MEASURES.items():
+    for measure in MEASURES:
+        symmetric = MEASURES.get(measure).symmetric
         for source in MODELS:
             row = similarity[measure][source]
             assert set(row) == set(MODELS) - {source}

@@ -5,10 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,16 +18,23 @@ pytest.importorskip("ray.data", reason="Ray is an optional extra: pip install 'f
 
 from featswap.backbones.sources import BackboneRecipe
 from featswap.cli import app
-from featswap.data.collections import Dataset, load_dataset
+from featswap.config import EngineSettings, ExtractionSettings
+from featswap.data.collections import Collection, open_spec
+from featswap.engines import LocalEngine
 from featswap.engines.ray.connect import connect
+from featswap.engines.ray.engine import RayEngine
 from featswap.engines.ray.extract import RayResources, extract_ray
+from featswap.engines.ray.statistics import RayPairs
 from featswap.errors import ClusterError, DataError, ModelError, SpecError
-from featswap.experiment import fit_pair
+from featswap.experiment.fitting import fit_pair_maps
 from featswap.extraction.local import extract
 from featswap.mapping.moments import merge_all
 from featswap.mapping.solvers.lstsq import streamed_moments, streamed_split_moments
-from featswap.similarity import chunk_gram_stats
+from featswap.similarity.gram import chunk_gram_stats
 from featswap.store import FeatureStore
+from killing import extract_until_killed
+
+Digits = tuple[Collection, Collection]
 
 
 @pytest.fixture
@@ -55,19 +58,19 @@ def recipe_of(weights: dict[str, Path], spec: str = "tiny-resnet") -> BackboneRe
 
 
 def test_ray_features_identical_to_local(
-    tmp_path: Path, ray_cluster: None, one_thread: None, digits_data: Dataset, trained_weights: dict[str, Path]
+    tmp_path: Path, ray_cluster: None, one_thread: None, digits_parts: Digits, trained_weights: dict[str, Path]
 ) -> None:
     recipe = recipe_of(trained_weights)
+    settings = ExtractionSettings(batch_size=64, chunk_rows=100)
     stores = {}
     for engine in ("local", "ray"):
-        with FeatureStore.create(tmp_path / f"{engine}.zarr", digits_data.name, digits_data.classes) as store:
-            for split in ("train", "val"):
-                options = {"batch_size": 64, "chunk_rows": 100, "quiet": True}
+        with FeatureStore.create(tmp_path / f"{engine}.zarr") as store:
+            for collection in digits_parts:
                 if engine == "ray":
-                    result = extract_ray(recipe, digits_data.split(split), store, **options)  # type: ignore[arg-type]
+                    result = extract_ray(recipe, collection, store, settings, quiet=True)
                 else:
-                    result = extract(recipe.build(), digits_data.split(split), store, **options)  # type: ignore[arg-type]
-                assert result.computed_rows == result.rows == len(digits_data.split(split))
+                    result = extract(recipe.build(), collection, store, settings, quiet=True)
+                assert result.computed_rows == result.rows == len(collection)
             stores[engine] = store
     for split in ("train", "val"):
         local = stores["local"].features(split, "tiny-resnet")
@@ -89,24 +92,19 @@ def _image_folder(root: Path) -> Path:
 
 
 def test_ray_bad_images_skip_or_fail_like_local(tmp_path: Path, ray_cluster: None, one_thread: None) -> None:
-    dataset = load_dataset(f"imagefolder:{_image_folder(tmp_path / 'images')}", val_fraction=0.25)
+    (images,) = open_spec(f"imagefolder:{_image_folder(tmp_path / 'images')}").parts.values()
     config = {"input_size": (3, 16, 16), "mean": (0.5,) * 3, "std": (0.5,) * 3}
     recipe = BackboneRecipe("timm:resnet18", None, 2, name="r18", data_config=config)
-    split = next(s for s in ("train", "val") if "dog/3" in " ".join(dataset.split(s).ids))
-    with FeatureStore.create(tmp_path / "ray.zarr", dataset.name, dataset.classes) as store:
-        extract_ray(recipe, dataset.split(split), store, batch_size=4, chunk_rows=8, on_bad_image="skip", quiet=True)
-        ray_skipped, ray_features = store.skipped(split), store.features(split, "r18")
-    with FeatureStore.create(tmp_path / "local.zarr", dataset.name, dataset.classes) as store:
-        extract(
-            recipe.build(), dataset.split(split), store, batch_size=4, chunk_rows=8, on_bad_image="skip", quiet=True
-        )
-        assert store.skipped(split) == ray_skipped and len(ray_skipped) == 1
-        assert np.array_equal(store.features(split, "r18"), ray_features)
-    with (
-        FeatureStore.create(tmp_path / "fail.zarr", dataset.name, dataset.classes) as store,
-        pytest.raises(DataError, match="dog/3"),
-    ):
-        extract_ray(recipe, dataset.split(split), store, batch_size=4, chunk_rows=8, quiet=True)
+    skip = ExtractionSettings(batch_size=4, chunk_rows=8, on_bad_image="skip")
+    with FeatureStore.create(tmp_path / "ray.zarr") as store:
+        extract_ray(recipe, images, store, skip, quiet=True)
+        ray_skipped, ray_features = store.skipped(images.name), store.features(images.name, "r18")
+    with FeatureStore.create(tmp_path / "local.zarr") as store:
+        extract(recipe.build(), images, store, skip, quiet=True)
+        assert store.skipped(images.name) == ray_skipped and list(ray_skipped) == ["dog/3.jpg"]
+        assert np.array_equal(store.features(images.name, "r18"), ray_features)
+    with FeatureStore.create(tmp_path / "fail.zarr") as store, pytest.raises(DataError, match="dog/3"):
+        extract_ray(recipe, images, store, ExtractionSettings(batch_size=4, chunk_rows=8), quiet=True)
 
 
 def test_ray_merged_statistics_equal_local(
@@ -115,8 +113,7 @@ def test_ray_merged_statistics_equal_local(
     # Ray's one-CPU tasks multiply on one thread; so does this process here, so sums agree to the last bit.
     store = FeatureStore.open(digits_store)
     local = store.pairs("train", "tiny-inception", "tiny-resnet", rows=200)
-    remote = store.pairs("train", "tiny-inception", "tiny-resnet", rows=200, engine="ray")
-    assert type(remote).__name__ == "RayPairs"
+    remote = RayPairs(store.pairs("train", "tiny-inception", "tiny-resnet", rows=200))
     for a, b in [
         (streamed_moments(local, False, "cpu"), streamed_moments(remote, False, "cpu")),
         *zip(
@@ -131,11 +128,14 @@ def test_ray_merged_statistics_equal_local(
     gram_local, gram_ray = (merge_all(p.map_chunks(chunk_gram_stats)) for p in (local, remote))
     assert gram_local is not None and gram_ray is not None
     assert gram_local.linear_cka() == gram_ray.linear_cka() and gram_local.debiased_cka() == gram_ray.debiased_cka()
-    for solver in ("lstsq", "procrustes", "refine"):
-        mine = fit_pair(store, "tiny-inception", "tiny-resnet", solver)
-        theirs = fit_pair(store, "tiny-inception", "tiny-resnet", solver, engine="ray")
-        assert np.array_equal(mine.amap.weight_, theirs.amap.weight_), solver
-        assert np.array_equal(mine.amap.bias_, theirs.amap.bias_), solver
+    solvers = ["lstsq", "procrustes", "refine"]
+    mine = fit_pair_maps(store, "tiny-inception", "tiny-resnet", "train", solvers, {}, LocalEngine())
+    theirs = fit_pair_maps(
+        store, "tiny-inception", "tiny-resnet", "train", solvers, {}, RayEngine(EngineSettings("ray"))
+    )
+    for key, fitted in mine.items():  # both directions of the pair, every solver
+        assert np.array_equal(fitted.amap.weight_, theirs[key].amap.weight_), key
+        assert np.array_equal(fitted.amap.bias_, theirs[key].amap.bias_), key
 
 
 CONFIG = json.dumps({"input_size": [3, 64, 64], "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]})
@@ -143,7 +143,7 @@ CONFIG = json.dumps({"input_size": [3, 64, 64], "mean": [0.5, 0.5, 0.5], "std": 
 
 def ray_extract_args(store: Path, weights: Path) -> list[str]:
     return ["extract", "--model", "timm:resnet18", "--weights", str(weights), "--data-config", CONFIG,
-            "--data", "digits", "--split", "train", "--store", str(store), "--chunk-rows", "64",
+            "--data", "digits", "--part", "fit", "--store", str(store), "--chunk-rows", "64",
             "--batch-size", "32", "--quiet", "--engine", "ray"]  # fmt: skip
 
 
@@ -151,27 +151,7 @@ def test_killed_ray_job_resumes_without_recomputing(tmp_path: Path, ray_cluster:
     weights = tmp_path / "resnet18.pt"
     torch.save(BackboneRecipe("timm:resnet18", data_config=json.loads(CONFIG)).build().module.state_dict(), weights)
     killed = tmp_path / "killed.zarr"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "featswap.cli", *ray_extract_args(killed, weights)],
-        start_new_session=True,  # its own process group: the driver and the Ray instance it started
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline and process.poll() is None:
-            try:
-                if FeatureStore.open(killed).done_chunks("train", "resnet18").sum() >= 3:
-                    break
-            except Exception:  # not created yet, or the writer is mid-way through creating arrays
-                pass
-            time.sleep(0.05)
-        assert process.poll() is None, "the Ray extraction finished before it could be killed"
-        os.killpg(process.pid, signal.SIGKILL)
-    finally:
-        process.wait()
-    finished_before = FeatureStore.open(killed).done_chunks("train", "resnet18")
-    assert 3 <= finished_before.sum() < len(finished_before)
+    finished_before = extract_until_killed(ray_extract_args(killed, weights), killed, "resnet18", "train")
     import zarr
 
     array = zarr.open_array(str(killed / "train" / "features" / "resnet18"), mode="r")
@@ -219,19 +199,20 @@ def net():
 """
 
 
-def test_dead_worker_is_retried(tmp_path: Path, ray_cluster: None, one_thread: None, digits_data: Dataset) -> None:
+def test_dead_worker_is_retried(tmp_path: Path, ray_cluster: None, one_thread: None, digits_parts: Digits) -> None:
     marker = tmp_path / "crashed"
     factory = tmp_path / "crashing.py"
     factory.write_text(CRASHING.format(marker=str(marker), driver=os.getpid()))
     recipe = BackboneRecipe(f"{factory}:net", None, 10, name="net")
-    split = digits_data.split("val")
-    with FeatureStore.create(tmp_path / "ray.zarr", digits_data.name, digits_data.classes) as store:
-        result = extract_ray(recipe, split, store, batch_size=64, chunk_rows=128, quiet=True)
+    split = digits_parts[1]
+    settings = ExtractionSettings(batch_size=64, chunk_rows=128)
+    with FeatureStore.create(tmp_path / "ray.zarr") as store:
+        result = extract_ray(recipe, split, store, settings, quiet=True)
         assert marker.is_file() and int(marker.read_text()) != os.getpid()  # a worker did die
         assert result.computed_rows == len(split) and store.has_features("val", "net")
         features = store.features("val", "net")
-    with FeatureStore.create(tmp_path / "local.zarr", digits_data.name, digits_data.classes) as store:
-        extract(recipe.build(), split, store, batch_size=64, chunk_rows=128, quiet=True)
+    with FeatureStore.create(tmp_path / "local.zarr") as store:
+        extract(recipe.build(), split, store, settings, quiet=True)
         assert np.array_equal(store.features("val", "net"), features)
 
 
@@ -266,11 +247,11 @@ def test_cli_extract_and_fit_on_ray_match_local(
 
 
 def test_ray_resource_errors(
-    tmp_path: Path, ray_cluster: None, digits_data: Dataset, trained_weights: dict[str, Path]
+    tmp_path: Path, ray_cluster: None, digits_parts: Digits, trained_weights: dict[str, Path]
 ) -> None:
     recipe = recipe_of(trained_weights)
-    split = digits_data.split("val")
-    with FeatureStore.create(tmp_path / "s.zarr", digits_data.name, digits_data.classes) as store:
+    split = digits_parts[1]
+    with FeatureStore.create(tmp_path / "s.zarr") as store:
         with pytest.raises(ClusterError, match="GPUs"):
             extract_ray(recipe, split, store, resources=RayResources(gpus_per_worker=1), quiet=True)
         with pytest.raises(SpecError, match="at least 1"):
@@ -282,34 +263,34 @@ def test_ray_resource_errors(
         # A worker whose network differs from the driver's (another weight file at the same path, say).
         other = recipe_of(trained_weights, "tiny-inception")
         with pytest.raises(ModelError, match="differs from the driver"):
-            extract_ray(other, split, store, backbone=recipe.build(), chunk_rows=64, quiet=True)
+            extract_ray(other, split, store, ExtractionSettings(chunk_rows=64), backbone=recipe.build(), quiet=True)
 
 
 def test_extraction_refused_through_ray_client(
-    tmp_path: Path, ray_cluster: None, digits_data: Dataset, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, ray_cluster: None, digits_parts: Digits, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from ray.util.client import ray as client
 
     monkeypatch.setattr(client, "is_connected", lambda: True)  # as in a session opened with a ray:// address
     with (
-        FeatureStore.create(tmp_path / "s.zarr", digits_data.name, digits_data.classes) as store,
+        FeatureStore.create(tmp_path / "s.zarr") as store,
         pytest.raises(ClusterError, match="ray job submit"),
     ):
-        extract_ray(BackboneRecipe("tiny-resnet"), digits_data.split("val"), store, quiet=True)
+        extract_ray(BackboneRecipe("tiny-resnet"), digits_parts[1], store, quiet=True)
 
 
-def test_not_connected_and_unreachable_cluster(tmp_path: Path, digits_store: Path, digits_data: Dataset) -> None:
+def test_not_connected_and_unreachable_cluster(tmp_path: Path, digits_store: Path, digits_parts: Digits) -> None:
     import ray
 
     ray.shutdown()
     store = FeatureStore.open(digits_store)
     with pytest.raises(ClusterError, match="Not connected"):
-        store.pairs("train", "tiny-inception", "tiny-resnet", engine="ray")
+        RayPairs(store.pairs("train", "tiny-inception", "tiny-resnet"))
     with (
-        FeatureStore.create(tmp_path / "s.zarr", digits_data.name, digits_data.classes) as writable,
+        FeatureStore.create(tmp_path / "s.zarr") as writable,
         pytest.raises(ClusterError, match="Not connected"),
     ):
-        extract_ray(BackboneRecipe("tiny-resnet"), digits_data.split("val"), writable, quiet=True)
+        extract_ray(BackboneRecipe("tiny-resnet"), digits_parts[1], writable, quiet=True)
     with pytest.raises(ClusterError, match="Cannot reach a Ray cluster"):
         connect("auto")
     assert not ray.is_initialized()

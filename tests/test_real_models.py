@@ -13,7 +13,8 @@ from typer.testing import CliRunner
 
 from featswap.backbones.sources import load_backbone
 from featswap.cli import app
-from featswap.data.collections import image_folder, imagenet, load_dataset
+from featswap.config import ExtractionSettings
+from featswap.data.collections import open_spec
 from featswap.errors import DataError, ModelError, SpecError
 from featswap.extraction.local import extract
 from featswap.outputs.metrics_json import invariant_violations
@@ -109,59 +110,19 @@ def test_user_factories(tmp_path: Path) -> None:
         load_backbone("torchvision:resnet19")
 
 
-def test_imagefolder_split_and_limits(tmp_path: Path) -> None:
-    root = write_folder(tmp_path / "imgs")
-    data = image_folder(root, val_fraction=0.25)
-    assert data.classes == ("cat", "dog", "fox")
-    train, val = data.split("train"), data.split("val")
-    assert len(train) == 27 and len(val) == 9 and not set(train.ids) & set(val.ids)
-    assert all(i.split("/")[0] in data.classes for i in val.ids)
-    limited = load_dataset(f"imagefolder:{root}", train_limit=6)
-    assert len(limited.split("train")) == 6 and np.bincount(limited.split("train").labels).tolist() == [2, 2, 2]
-    with pytest.raises(DataError, match="below the 3 classes"):
-        load_dataset(f"imagefolder:{root}", train_limit=2)
-    with pytest.raises(SpecError, match="needs a folder"):
-        load_dataset("imagefolder")
-    with pytest.raises(DataError, match="does not exist"):
-        image_folder(tmp_path / "none")
-    (tmp_path / "empty" / "a").mkdir(parents=True)
-    with pytest.raises(DataError, match="no images"):
-        image_folder(tmp_path / "empty")
-    with pytest.raises(DataError, match="no class folders"):
-        image_folder(tmp_path / "empty" / "a")
-
-
-def test_imagenet_layout(tmp_path: Path) -> None:
-    write_folder(tmp_path / "in" / "train", per_class=4)
-    write_folder(tmp_path / "in" / "val", per_class=2)
-    data = imagenet(tmp_path / "in")
-    assert len(data.split("train")) == 12 and len(data.split("val")) == 6
-    assert data.split("val").ids[0] == "val/cat/000.jpg" and data.split("val").labels.tolist() == [0, 0, 1, 1, 2, 2]
-    assert image_folder(tmp_path / "in").classes == data.classes  # train/ and val/ are used as they are
-    with pytest.raises(DataError, match="needs train/ and val/"):
-        imagenet(tmp_path / "in" / "train")
-    (tmp_path / "in" / "val" / "zebra").mkdir()
-    (tmp_path / "in" / "val" / "zebra" / "z.png").write_bytes(
-        (tmp_path / "in" / "val" / "cat" / "001.png").read_bytes()
-    )
-    with pytest.raises(DataError, match="classes that train/ lacks"):
-        imagenet(tmp_path / "in")
-
-
 def test_every_colour_mode_extracts_and_a_truncated_file_fails_by_id(tmp_path: Path) -> None:
     root = write_folder(tmp_path / "imgs", truncated=True)
-    data = image_folder(root, val_fraction=0.25)
+    (collection,) = open_spec(f"imagefolder:{root}").parts.values()
     backbone = load_backbone("timm:resnet18", num_classes=3, data_config=SMALL)
-    split = next(data.split(s) for s in ("train", "val") if "dog/zz_truncated.jpg" in data.split(s).ids)
     with (
-        FeatureStore.create(tmp_path / "s.zarr", data.name, data.classes) as store,
+        FeatureStore.create(tmp_path / "s.zarr") as store,
         pytest.raises(DataError, match=r"Cannot read image .dog/zz_truncated\.jpg."),
     ):
-        extract(backbone, split, store, batch_size=4, quiet=True)
-    clean = image_folder(write_folder(tmp_path / "clean"), val_fraction=0.25)
-    with FeatureStore.create(tmp_path / "c.zarr", clean.name, clean.classes) as store:
-        result = extract(backbone, clean.split("train"), store, batch_size=8, quiet=True)
-        assert result.rows == 27 and np.isfinite(store.features("train", "resnet18")).all()
+        extract(backbone, collection, store, ExtractionSettings(batch_size=4), quiet=True)
+    (clean,) = open_spec(f"imagefolder:{write_folder(tmp_path / 'clean')}").parts.values()
+    with FeatureStore.create(tmp_path / "c.zarr") as store:
+        result = extract(backbone, clean, store, ExtractionSettings(batch_size=8), quiet=True)
+        assert result.rows == 36 and np.isfinite(store.features("clean", "resnet18")).all()
 
 
 def test_compare_two_timm_architectures_on_an_image_folder(tmp_path: Path, runner: CliRunner) -> None:
@@ -210,8 +171,8 @@ def test_skipped_images_are_recorded_and_left_out_for_every_model(
     bad = runner.invoke(app, ["extract", "--model", "tiny-resnet", "--data", "digits", "--store", str(tmp_path / "x"),
                               "--on-bad-image", "ignore"])  # fmt: skip
     assert bad.exit_code == 2 and "--on-bad-image must be one of fail, skip; got 'ignore'" in bad.output
-    with pytest.raises(SpecError, match="on_bad_image must be one of fail, skip; got 'ignore'"), store:
-        extract(load_backbone("tiny-resnet"), load_dataset("digits").split("val"), store, on_bad_image="ignore")
+    with pytest.raises(SpecError, match="on_bad_image must be one of fail, skip; got 'ignore'"):
+        ExtractionSettings(on_bad_image="ignore")
 
 
 CONV_HEAD = '''

@@ -4,11 +4,6 @@ uninterrupted one."""
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -18,13 +13,14 @@ from typer.testing import CliRunner
 from featswap.backbones.sources import load_backbone
 from featswap.cli import app
 from featswap.store import FeatureStore
+from killing import extract_until_killed
 
 CONFIG = json.dumps({"input_size": [3, 64, 64], "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]})
 
 
 def extract_args(store: Path, weights: Path) -> list[str]:
     return ["extract", "--model", "timm:resnet18", "--weights", str(weights), "--data-config", CONFIG,
-            "--data", "digits", "--split", "train", "--store", str(store), "--chunk-rows", "64", "--quiet"]  # fmt: skip
+            "--data", "digits", "--part", "fit", "--store", str(store), "--chunk-rows", "64", "--quiet"]  # fmt: skip
 
 
 def test_sigkill_then_resume(tmp_path: Path, runner: CliRunner) -> None:
@@ -34,26 +30,7 @@ def test_sigkill_then_resume(tmp_path: Path, runner: CliRunner) -> None:
         load_backbone("timm:resnet18", num_classes=10, data_config=json.loads(CONFIG)).module.state_dict(), weights
     )
     killed = tmp_path / "killed.zarr"
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    process = subprocess.Popen([sys.executable, "-m", "featswap.cli", *extract_args(killed, weights)], env=env)
-    try:
-        deadline = time.monotonic() + 120
-        done = np.zeros(0, dtype=bool)
-        while time.monotonic() < deadline and process.poll() is None:
-            if (killed / "zarr.json").is_file():
-                try:
-                    done = FeatureStore.open(killed).done_chunks("train", "resnet18")
-                except Exception:  # the writer may be mid-way through creating arrays
-                    done = np.zeros(0, dtype=bool)
-                if done.sum() >= 3:
-                    break
-            time.sleep(0.05)
-        assert process.poll() is None, "the extraction finished before it could be killed"
-        process.send_signal(signal.SIGKILL)
-    finally:
-        process.wait()
-    finished_before = FeatureStore.open(killed).done_chunks("train", "resnet18")
-    assert 3 <= finished_before.sum() < len(finished_before)
+    finished_before = extract_until_killed(extract_args(killed, weights), killed, "resnet18", "train")
 
     result = runner.invoke(app, extract_args(killed, weights))  # takes over the dead writer's lock
     assert result.exit_code == 0, result.output

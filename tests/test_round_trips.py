@@ -15,6 +15,7 @@ from featswap.outputs.metrics_json import read_metrics, write_metrics
 from featswap.outputs.paths import write_json
 from featswap.outputs.predictions import read_predictions, write_predictions
 from featswap.store import FeatureStore
+from runs import compare_on_store
 
 
 def layouts(array: np.ndarray) -> dict[str, np.ndarray]:
@@ -74,8 +75,8 @@ def test_a_damaged_or_foreign_map_is_refused(tmp_path: Path) -> None:
 @pytest.mark.parametrize("layout", ["C", "transposed view", "Fortran", "strided view"])
 def test_store_features_round_trip_in_every_layout(tmp_path: Path, layout: str) -> None:
     features = np.random.default_rng(1).normal(size=(10, 4)).astype(np.float32)
-    with FeatureStore.create(tmp_path / "s.zarr", "toy", ("a",)) as store:
-        store.write_split("train", [f"i{k}" for k in range(10)], np.zeros(10))
+    with FeatureStore.create(tmp_path / "s.zarr") as store:
+        store.write_collection("train", [f"i{k}" for k in range(10)], np.zeros(10), ("a",))
         store.write_model("m", {"spec": "m", "feature_dim": 4, "weights_sha256": None}, np.ones((1, 4)), np.zeros(1))
         store.write_features("train", "m", layouts(features)[layout], chunk_rows=3)
         with pytest.raises(StoreError, match="got float64, which would lose precision silently"):
@@ -84,21 +85,24 @@ def test_store_features_round_trip_in_every_layout(tmp_path: Path, layout: str) 
 
 
 def test_metrics_predictions_and_json_round_trip(tmp_path: Path, digits_store: Path) -> None:
-    from featswap.experiment import compare_stored
-
     store = FeatureStore.open(digits_store)
-    metrics = compare_stored(store, ["tiny-resnet", "tiny-inception"], tmp_path / "run", ("lstsq",), n_boot=50,
-                             quiet=True)  # fmt: skip
+    metrics = compare_on_store(digits_store, tmp_path / "run", names=["tiny-resnet", "tiny-inception"])
     assert read_metrics(tmp_path / "run") == json.loads(json.dumps(metrics))
     write_metrics(metrics, tmp_path / "copy")
     assert read_metrics(tmp_path / "copy") == read_metrics(tmp_path / "run")
     table = read_predictions(tmp_path / "run")
     assert table["id"].tolist() == store.kept_ids("val").tolist()
     np.testing.assert_array_equal(table["label"], store.labels("val"))
+    from featswap.config import RunConfig
+
+    written = RunConfig.build(tmp_path / "run" / "config.toml")
+    assert RunConfig.build(None, {}).with_(store=None).fit.solvers == ("refine",)
+    assert written.fit.solvers == ("lstsq",) and written.store == str(digits_store.resolve())
+    assert written.to_toml() == (tmp_path / "run" / "config.toml").read_text()
     write_predictions(tmp_path / "copy", table["id"], table["label"], {k: v for k, v in table.items() if ":" in k})
     again = read_predictions(tmp_path / "copy")
     assert set(again) == set(table) and all(np.array_equal(again[k], table[k]) for k in table)
-    for name in ("config.json", "fit_curves.json"):
+    for name in ("fit_curves.json",):
         data = json.loads((tmp_path / "run" / name).read_text())
         write_json(tmp_path / "copy" / name, data)
         assert json.loads((tmp_path / "copy" / name).read_text()) == data

@@ -12,16 +12,7 @@ from featswap.errors import DataError, FitError, SpecError
 from featswap.mapping.affine_map import AffineMap
 from featswap.mapping.moments import Moments
 from featswap.mapping.solvers import PaperSettings, lstsq_from_moments, paper_optimizer
-
-
-def planted(
-    seed: int, n: int = 600, dx: int = 12, dy: int = 9
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    x = rng.normal(size=(n, dx)).astype(np.float32) + 3.0
-    w = rng.normal(size=(dy, dx)).astype(np.float32)
-    b = rng.normal(size=dy).astype(np.float32) * 5
-    return x, x @ w.T + b, w, b
+from pairs import planted
 
 
 @pytest.mark.parametrize("seed", range(5))

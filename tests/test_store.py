@@ -20,8 +20,8 @@ LABELS = np.arange(10) % 3
 
 
 def make(tmp_path: Path) -> FeatureStore:
-    store = FeatureStore.create(tmp_path / "s.zarr", "toy", ("a", "b", "c"))
-    store.write_split("train", IDS, LABELS)
+    store = FeatureStore.create(tmp_path / "s.zarr")
+    store.write_collection("train", IDS, LABELS, ("a", "b", "c"), "toy", "fit")
     store.write_model("m", {"spec": "m", "feature_dim": 4, "weights_sha256": None}, np.ones((3, 4)), np.zeros(3))
     return store
 
@@ -36,7 +36,8 @@ def test_round_trip_and_chunked_reads(tmp_path: Path) -> None:
     np.testing.assert_array_equal(reopened.read_rows("train", "m", 2, 7), feats[2:7])  # across chunk edges
     np.testing.assert_array_equal(reopened.take_rows("train", "m", np.array([0, 4, 9])), feats[[0, 4, 9]])
     assert reopened.ids("train").tolist() == IDS
-    assert reopened.classes == ("a", "b", "c")
+    assert reopened.classes("train") == ("a", "b", "c") and reopened.roles("train") == ["fit"]
+    assert reopened.spec("train") == "toy" and reopened.collections("fit") == ["train"] == reopened.collections()
 
 
 def test_incomplete_features_say_resume(tmp_path: Path) -> None:
@@ -56,7 +57,7 @@ def test_nan_features_are_refused_by_id_and_nothing_is_written(tmp_path: Path) -
         assert store.done_chunks("train", "m").tolist() == [True, False]
         with pytest.raises(StoreError, match=r"Chunk 0 of 'm' / 'train' holds rows 0..4, shape \(5, 4\); got"):
             store.write_chunk("train", "m", 0, feats[:4])
-        with pytest.raises(StoreError, match="Split 'train' has 10 samples; got features for 9"):
+        with pytest.raises(StoreError, match="Collection 'train' has 10 samples; got features for 9"):
             store.write_features("train", "m", feats[:9])
         with pytest.raises(StoreError, match="must be 2-D"):
             store.write_features("train", "m", feats[0])
@@ -67,13 +68,15 @@ def test_nan_features_are_refused_by_id_and_nothing_is_written(tmp_path: Path) -
 def test_mismatched_ids_labels_and_models_are_refused(tmp_path: Path) -> None:
     with make(tmp_path) as store:
         with pytest.raises(StoreError, match="another id order"):
-            store.write_split("train", IDS[::-1], LABELS)
+            store.write_collection("train", IDS[::-1], LABELS)
         with pytest.raises(StoreError, match="other labels"):
-            store.write_split("train", IDS, LABELS + 1)
+            store.write_collection("train", IDS, LABELS + 1)
+        with pytest.raises(StoreError, match="another label space"):
+            store.write_collection("train", IDS, LABELS, ("a", "b", "z"))
         with pytest.raises(StoreError, match="duplicate ids"):
-            store.write_split("val", ["x", "x"], np.zeros(2))
+            store.write_collection("val", ["x", "x"], np.zeros(2))
         with pytest.raises(StoreError, match="2 ids but 3 labels"):
-            store.write_split("val", ["x", "y"], np.zeros(3))
+            store.write_collection("val", ["x", "y"], np.zeros(3))
         with pytest.raises(StoreError, match="feature_dim 4, not 5"):
             store.write_model(
                 "m", {"spec": "m", "feature_dim": 5, "weights_sha256": None}, np.ones((3, 5)), np.zeros(3)
@@ -83,10 +86,12 @@ def test_mismatched_ids_labels_and_models_are_refused(tmp_path: Path) -> None:
             store.feature_array("train", "m", 6)
         with pytest.raises(StoreError, match="no model 'n'"):
             store.head("n")
-        with pytest.raises(StoreError, match="no split 'val'"):
+        with pytest.raises(StoreError, match="no collection 'val'"):
             store.ids("val")
-    with pytest.raises(StoreError, match="holds dataset 'toy'"):
-        FeatureStore.create(tmp_path / "s.zarr", "digits", ("a",))
+        store.write_collection("unlabelled", ["p", "q"], None, spec="images:/photos", role="fit")
+        with pytest.raises(StoreError, match=r"Collection 'unlabelled' has no labels .images:/photos."):
+            store.labels("unlabelled")
+        assert store.classes("unlabelled") is None and not store.labelled("unlabelled")
 
 
 def test_not_a_store(tmp_path: Path) -> None:
@@ -117,22 +122,20 @@ def test_second_writer_is_refused_with_the_holder(tmp_path: Path) -> None:
         holder.wait()
     # The holder died without releasing: its lock is stale and is taken over.
     with FeatureStore.open(path, writable=True) as store:
-        assert store.dataset_name == "toy"
+        assert store.collections() == ["train"]
     assert not (tmp_path / "s.zarr.lock").exists()
 
 
-def test_extraction_resumes_without_recomputing_finished_chunks(tmp_path: Path, digits_data: object) -> None:
-    from featswap.data.collections import Dataset
+def test_extraction_resumes_without_recomputing_finished_chunks(tmp_path: Path, digits_parts: tuple) -> None:
     from featswap.store import DEFAULT_CHUNK_ROWS
 
-    assert isinstance(digits_data, Dataset)
-    split = digits_data.split("val")
+    split = digits_parts[1]
     backbone = load_backbone("tiny-resnet")
-    with FeatureStore.create(tmp_path / "full.zarr", "digits", digits_data.classes) as full:
+    with FeatureStore.create(tmp_path / "full.zarr") as full:
         extract(backbone, split, full, quiet=True)
         reference = full.features("val", "tiny-resnet")
-    with FeatureStore.create(tmp_path / "part.zarr", "digits", digits_data.classes) as part:
-        part.write_split("val", list(split.ids), split.labels)
+    with FeatureStore.create(tmp_path / "part.zarr") as part:
+        part.write_collection("val", list(split.ids), split.labels, split.classes, split.spec)
         part.feature_array("val", "tiny-resnet", backbone.feature_dim, chunk_rows=128)
         # a finished chunk, deliberately not what the model computes
         part.write_chunk("val", "tiny-resnet", 0, np.full((128, backbone.feature_dim), 7.0, np.float32))
@@ -145,22 +148,20 @@ def test_extraction_resumes_without_recomputing_finished_chunks(tmp_path: Path, 
     assert os.path.isdir(tmp_path / "part.zarr")
 
 
-def test_extraction_refuses_nan_features(tmp_path: Path, digits_data: object) -> None:
-    from featswap.data.collections import Dataset
+def test_extraction_refuses_nan_features(tmp_path: Path, digits_parts: tuple) -> None:
     from featswap.errors import DataError, ModelError
 
-    assert isinstance(digits_data, Dataset)
     backbone = load_backbone("tiny-resnet")
     with torch_no_grad():
         backbone.module.norm.bias[0] = float("nan")  # every pooled feature becomes NaN
-    with FeatureStore.create(tmp_path / "nan.zarr", "digits", digits_data.classes) as store:
+    with FeatureStore.create(tmp_path / "nan.zarr") as store:
         with pytest.raises(ModelError, match="the network outputs NaN or inf on the first images"):
-            extract(backbone, digits_data.split("val"), store, quiet=True)
+            extract(backbone, digits_parts[1], store, quiet=True)
         # Past the logits check (as for a network whose NaNs appear only on later images), the
         # extraction itself refuses them before writing anything.
         backbone.check_logits = lambda x: 0.0  # type: ignore[method-assign]
         with pytest.raises(DataError, match="NaN/inf features for id 'digits/"):
-            extract(backbone, digits_data.split("val"), store, quiet=True)
+            extract(backbone, digits_parts[1], store, quiet=True)
         assert not store.done_chunks("val", "tiny-resnet").any()
 
 

@@ -62,7 +62,7 @@ def test_a_damaged_chunk_is_named_by_every_reader_and_recomputed_by_extract(
 ) -> None:
     reference = FeatureStore.open(store).features("val", "tiny-resnet")
     DAMAGE[damage](chunk_file(store))
-    where = "model 'tiny-resnet', split 'val', rows 200..299"
+    where = "model 'tiny-resnet', collection 'val', rows 200..299"
     maps = tmp_path / "m.safetensors"
     code, output = invoke(runner, "fit", "--store", str(store), "--source", "tiny-resnet", "--target",
                           "tiny-inception", "--solver", "lstsq", "--out", str(maps))  # fmt: skip
@@ -75,7 +75,7 @@ def test_a_damaged_chunk_is_named_by_every_reader_and_recomputed_by_extract(
         assert code == 2 and output.startswith("error: The store is damaged") and where in output, output
         assert len(output.strip().splitlines()) == 1
     code, output = invoke(runner, "verify", str(store))
-    assert code == 2 and "model tiny-resnet, split val, rows 200..299 (chunk 2)" in output
+    assert code == 2 and "model tiny-resnet, collection val, rows 200..299 (chunk 2)" in output
     assert "featswap extract --model tiny-resnet --name tiny-resnet" in output
     assert output.strip().splitlines()[-1].startswith("error: 1 damaged place(s)")
 
@@ -94,9 +94,9 @@ def test_damaged_metadata_ids_labels_and_heads_are_errors(store: Path, runner: C
     assert code == 0, output
     (store / "val" / "labels" / "c" / "0").unlink()  # zarr would read the labels as zeros
     code, output = invoke(runner, "evaluate", "--store", str(store), "--maps", str(maps), "--out", str(tmp_path / "e"))
-    assert code == 2 and "labels of split 'val'" in output and "do not match their checksum" in output
+    assert code == 2 and "labels of collection 'val'" in output and "do not match their checksum" in output
     code, output = invoke(runner, "verify", str(store))
-    assert code == 2 and "damaged: split val" in output
+    assert code == 2 and "damaged: collection val" in output
 
     (store / "train" / "features" / "tiny-resnet" / "zarr.json").write_text("{ not json")
     code, output = invoke(runner, "fit", "--store", str(store), "--source", "tiny-resnet", "--target",
@@ -120,7 +120,7 @@ def test_ids_that_do_not_match_their_checksum(store: Path) -> None:
     import zarr
 
     zarr.open_array(str(store / "val" / "ids"), mode="r+")[3] = "digits/elsewhere"
-    with pytest.raises(StoreError, match=r"ids of split 'val' .* do not match their checksum"):
+    with pytest.raises(StoreError, match=r"ids of collection 'val' .* do not match their checksum"):
         FeatureStore.open(store).ids("val")
 
 

@@ -1,61 +1,85 @@
-"""Datasets as lists of samples: a stable id, an integer label, and a way to load the image.
+"""Image collections: ordered samples with stable ids, labels where there are any, and a way to load each image.
 
-A `Split` is what extraction reads: ids `(N,)`, labels `(N,)` and `load(i) -> PIL.Image`. Every model reads
-the same split in the same id order, so features of two models are always paired by id.
+A run fits maps on one collection (labels optional) and evaluates on one or more labelled collections. Every
+model reads a collection in the same id order, so features of two models are always paired by id.
+
+Data SPECs (`open_spec`):
+
+| SPEC | what | labels |
+|---|---|---|
+| `digits` | scikit-learn's 1,797 real 8x8 handwritten digits | the digit |
+| `images:DIR` | every image under DIR, searched recursively | none: for fitting maps |
+| `imagefolder:DIR` | one folder per class; with `train/` and `val/` folders, those two parts | sorted folder names |
+| `imagenet:DIR` | `train/` and `val/`, one folder per synset | sorted synsets (ImageNet's 1,000 indices) |
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from PIL import Image
 
+from featswap.config import DataSettings
 from featswap.data.decode import IMAGE_EXTENSIONS, is_image_file, open_image
-from featswap.errors import DataError, SpecError, closest
+from featswap.errors import DataError, SpecError
 from featswap.registry import Registry
-
-SPLITS = ("train", "val")
 
 
 @dataclass(frozen=True)
-class Split:
-    """One split of a dataset: `ids` (N,) str, `labels` (N,) int64, `load(i)` the i-th image."""
+class Collection:
+    """An ordered set of images: `ids` (N,), `labels` (N,) int64 or None, `classes` the label space (label
+    `k` is `classes[k]`) or None, and `load(i)` the i-th image. `spec` says where it came from."""
 
     name: str
+    spec: str
     ids: Sequence[str]
-    labels: np.ndarray
+    labels: np.ndarray | None
+    classes: tuple[str, ...] | None
     load: Callable[[int], Image.Image]
 
     def __len__(self) -> int:
         return len(self.ids)
 
+    @property
+    def labelled(self) -> bool:
+        return self.labels is not None
+
+    def subset(self, index: np.ndarray, name: str | None = None) -> Collection:
+        """The samples at `index` (sorted, so the id order follows this collection's)."""
+        index = np.sort(np.asarray(index, dtype=np.int64))
+        load = self.load
+
+        def load_subset(i: int) -> Image.Image:
+            return load(int(index[i]))
+
+        labels = None if self.labels is None else self.labels[index]
+        return replace(self, name=name or self.name, ids=[self.ids[i] for i in index], labels=labels, load=load_subset)
+
+    def renamed(self, name: str) -> Collection:
+        return replace(self, name=name)
+
 
 @dataclass(frozen=True)
-class Dataset:
-    """A named dataset with a `train` split (for fitting maps) and a `val` split (for evaluation)."""
+class Source:
+    """What a data SPEC holds: one collection (`parts["all"]`), or a `train` and a `val` part."""
 
-    name: str
-    classes: tuple[str, ...]
-    splits: dict[str, Split]
+    spec: str
+    parts: dict[str, Collection]
 
-    @property
-    def num_classes(self) -> int:
-        return len(self.classes)
-
-    def split(self, name: str) -> Split:
-        if name not in self.splits:
-            raise SpecError(f"Dataset {self.name!r} has no split {name!r}.{closest(name, self.splits)}")
-        return self.splits[name]
+    def part(self, role: str) -> Collection:
+        """The part for fitting (`train` if there is one) or for evaluation (`val`), else the whole."""
+        wanted = {"fit": "train", "eval": "val"}[role]
+        return self.parts.get(wanted, self.parts.get("all")) or self.parts[wanted]
 
 
 def stratified_split(labels: np.ndarray, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Indices `(train, val)` of a seeded split that keeps each class's share in both parts.
 
-    Both index arrays are sorted so that the split's id order follows the source order.
+    Both index arrays are sorted so that each part's id order follows the source order.
     """
     if not 0.0 < val_fraction < 1.0:
         raise DataError(f"val_fraction must be between 0 and 1 (exclusive); got {val_fraction}.")
@@ -72,33 +96,61 @@ def stratified_split(labels: np.ndarray, val_fraction: float, seed: int) -> tupl
     return np.sort(train), np.sort(val)
 
 
-DATASETS: Registry[Callable[..., Dataset]] = Registry("dataset")
+def limited(collection: Collection, limit: int | None, seed: int) -> Collection:
+    """At most `limit` samples of a collection, named `NAME-LIMIT`: stratified by class when labelled, else
+    uniform; seeded."""
+    if limit is None or limit >= len(collection):
+        return collection
+    name = f"{collection.name}-{limit}"
+    if collection.labels is None:
+        keep = np.random.default_rng(seed).choice(len(collection), size=limit, replace=False)
+        return collection.subset(keep, name)
+    classes = len(np.unique(collection.labels))
+    if limit < classes:
+        raise DataError(f"--train-limit {limit} is below the {classes} classes; keep at least one per class.")
+    _, keep = stratified_split(collection.labels, limit / len(collection), seed)
+    return collection.subset(keep, name)
 
 
-@DATASETS.register("digits")
-def digits(val_fraction: float = 0.3, seed: int = 0) -> Dataset:
+SPECS: Registry[Callable[[str, str], Source]] = Registry("data kind")
+
+
+@SPECS.register("digits")
+def digits(spec: str = "digits", arg: str = "") -> Source:
     """scikit-learn's 1,797 real 8x8 handwritten digits (10 classes) as grayscale images.
 
-    Pixel values 0..16 become 0..255 so that every model reads them as ordinary 8-bit images.
-    Split deterministically into train and val, stratified by class. Ids are `digits/NNNN`.
-    """
+    Pixel values 0..16 become 0..255 so that every model reads them as ordinary 8-bit images. Ids are
+    `digits/NNNN`."""
     from sklearn.datasets import load_digits
 
+    if arg:
+        raise SpecError(f"The digits SPEC takes no folder; got {spec!r}.")
     bunch = load_digits()
     pixels = np.round(bunch.images * (255.0 / 16.0)).astype(np.uint8)  # (1797, 8, 8)
-    labels = bunch.target.astype(np.int64)
-    parts = stratified_split(labels, val_fraction, seed)
 
-    def make(name: str, index: np.ndarray) -> Split:
-        def load(i: int) -> Image.Image:
-            return Image.fromarray(pixels[index[i]], mode="L")
+    def load(i: int) -> Image.Image:
+        return Image.fromarray(pixels[i], mode="L")
 
-        return Split(name, [f"digits/{j:04d}" for j in index], labels[index], load)
+    ids = [f"digits/{j:04d}" for j in range(len(pixels))]
+    classes = tuple(str(c) for c in range(10))
+    return Source(spec, {"all": Collection("digits", spec, ids, bunch.target.astype(np.int64), classes, load)})
 
-    return Dataset(
-        "digits",
-        tuple(str(c) for c in range(10)),
-        {s: make(s, ix) for s, ix in zip(SPLITS, parts, strict=True)},
+
+def _files(root: Path, files: list[Path]) -> tuple[list[str], Callable[[int], Image.Image]]:
+    ids = [f.relative_to(root).as_posix() for f in files]
+
+    def load(i: int) -> Image.Image:
+        return open_image(files[i], ids[i])
+
+    return ids, load
+
+
+def _visible_images(folder: Path) -> list[Path]:
+    """Image files under `folder`, recursively, sorted, outside hidden files and folders."""
+    return sorted(
+        f
+        for f in folder.rglob("*")
+        if is_image_file(f) and not any(p.startswith(".") for p in f.relative_to(folder).parts)
     )
 
 
@@ -111,11 +163,7 @@ def _class_files(root: Path) -> tuple[list[str], list[Path], np.ndarray]:
         raise DataError(f"{root} has no class folders; expected one folder of images per class.")
     files, labels = [], []
     for label, name in enumerate(classes):
-        found = sorted(
-            f
-            for f in (root / name).rglob("*")
-            if is_image_file(f) and not any(p.startswith(".") for p in f.relative_to(root / name).parts)
-        )
+        found = _visible_images(root / name)
         files += found
         labels += [label] * len(found)
     if not files:
@@ -123,57 +171,49 @@ def _class_files(root: Path) -> tuple[list[str], list[Path], np.ndarray]:
     return classes, files, np.asarray(labels, dtype=np.int64)
 
 
-def _files_split(name: str, root: Path, files: list[Path], labels: np.ndarray) -> Split:
-    ids = [f.relative_to(root).as_posix() for f in files]
-
-    def load(i: int) -> Image.Image:
-        return open_image(files[i], ids[i])
-
-    return Split(name, ids, labels, load)
+def _base_name(root: Path) -> str:
+    """A collection name from a folder's name (letters, digits and `. _ + -`)."""
+    name = re.sub(r"[^A-Za-z0-9._+-]+", "-", root.resolve().name).strip("-.") or "images"
+    return name if name[0].isalnum() else f"c{name}"
 
 
-def _subset(split: Split, index: np.ndarray, name: str | None = None) -> Split:
-    def load(i: int) -> Image.Image:
-        return split.load(int(index[i]))
-
-    return Split(name or split.name, [split.ids[i] for i in index], split.labels[index], load)
-
-
-def limit_train(dataset: Dataset, train_limit: int | None, seed: int) -> Dataset:
-    """The dataset with its train split cut to a stratified, seeded subset of `train_limit` images."""
-    train = dataset.split("train")
-    if train_limit is None or train_limit >= len(train):
-        return dataset
-    if train_limit < dataset.num_classes:
-        raise DataError(
-            f"--train-limit {train_limit} is below the {dataset.num_classes} classes; keep at least one per class."
-        )
-    _, keep = stratified_split(train.labels, train_limit / len(train), seed)
-    return Dataset(dataset.name, dataset.classes, {**dataset.splits, "train": _subset(train, keep)})
+@SPECS.register("images")
+def images(spec: str, arg: str) -> Source:
+    """Every image under a folder, searched recursively, in sorted path order, unlabelled. Ids are paths relative
+    to the folder."""
+    root = Path(arg)
+    if not root.is_dir():
+        raise DataError(f"Image folder {arg!r} does not exist.")
+    files = _visible_images(root)
+    if not files:
+        raise DataError(f"{root} holds no images ({', '.join(sorted(IMAGE_EXTENSIONS))}), searched recursively.")
+    ids, load = _files(root, files)
+    return Source(spec, {"all": Collection(_base_name(root), spec, ids, None, None, load)})
 
 
-@DATASETS.register("imagefolder")
-def image_folder(root: str | Path, val_fraction: float = 0.2, seed: int = 0, train_limit: int | None = None) -> Dataset:
-    """One folder per class under `root`. With `train/` and `val/` subfolders they are the two splits;
-    otherwise a seeded split stratified by class holds out `val_fraction` of the images. Ids are paths
-    relative to `root`."""
-    root = Path(root)
+@SPECS.register("imagefolder")
+def image_folder(spec: str, arg: str) -> Source:
+    """One folder per class under DIR (labels in sorted folder order). With `train/` and `val/` folders, those
+    are two parts with the classes of `train/`. Ids are paths relative to DIR."""
+    root = Path(arg)
     if (root / "train").is_dir() and (root / "val").is_dir():
-        return imagenet(root, seed=seed, train_limit=train_limit, name="imagefolder")
+        return _train_val(spec, root)
     classes, files, labels = _class_files(root)
-    train, val = stratified_split(labels, val_fraction, seed)
-    whole = _files_split("all", root, files, labels)
-    splits = {"train": _subset(whole, train, "train"), "val": _subset(whole, val, "val")}
-    return limit_train(Dataset(f"imagefolder:{root}", tuple(classes), splits), train_limit, seed)
+    ids, load = _files(root, files)
+    return Source(spec, {"all": Collection(_base_name(root), spec, ids, labels, tuple(classes), load)})
 
 
-@DATASETS.register("imagenet")
-def imagenet(root: str | Path, seed: int = 0, train_limit: int | None = None, name: str = "imagenet") -> Dataset:
-    """The ImageNet layout: `root/train/<synset>/*` and `root/val/<synset>/*`. Class indices follow the
-    sorted synsets (the order of timm's and torchvision's 1000 ImageNet logits)."""
-    root = Path(root)
+@SPECS.register("imagenet")
+def imagenet(spec: str, arg: str) -> Source:
+    """The ImageNet layout: `DIR/train/<synset>/*` and `DIR/val/<synset>/*`. Class indices follow the sorted
+    synsets (the order of timm's and torchvision's 1,000 ImageNet logits)."""
+    root = Path(arg)
     if not ((root / "train").is_dir() and (root / "val").is_dir()):
         raise DataError(f"{root} needs train/ and val/ folders with one folder per class (synset).")
+    return _train_val(spec, root)
+
+
+def _train_val(spec: str, root: Path) -> Source:
     classes, train_files, train_labels = _class_files(root / "train")
     val_classes, val_files, _ = _class_files(root / "val")
     unknown = sorted(set(val_classes) - set(classes))
@@ -181,25 +221,92 @@ def imagenet(root: str | Path, seed: int = 0, train_limit: int | None = None, na
         raise DataError(f"val/ has classes that train/ lacks: {unknown[:5]}; both need the same class folders.")
     index = {c: i for i, c in enumerate(classes)}
     val_labels = np.asarray([index[f.relative_to(root / "val").parts[0]] for f in val_files], dtype=np.int64)
-    splits = {
-        "train": _files_split("train", root, train_files, train_labels),
-        "val": _files_split("val", root, val_files, val_labels),
-    }
-    return limit_train(Dataset(f"{name}:{root}", tuple(classes), splits), train_limit, seed)
+    base = _base_name(root)
+    parts = {}
+    for part, files, labels in (("train", train_files, train_labels), ("val", val_files, val_labels)):
+        ids, load = _files(root, files)
+        parts[part] = Collection(f"{base}-{part}", spec, ids, labels, tuple(classes), load)
+    return Source(spec, parts)
 
 
-def load_dataset(spec: str, **options: Any) -> Dataset:
-    """A dataset from its SPEC: `digits`, `imagefolder:DIR` or `imagenet:DIR`. Options the dataset does not
-    take (e.g. `val_fraction` for imagenet) are dropped when None."""
-    kind, _, arg = spec.partition(":")
-    factory = DATASETS.get(kind)
-    options = {k: v for k, v in options.items() if v is not None}
-    if kind == "digits":
-        train_limit = options.pop("train_limit", None)
-        dataset = factory(**options)
-        return limit_train(dataset, train_limit, options.get("seed", 0))
-    if not arg:
-        raise SpecError(f"Data SPEC {spec!r} needs a folder: {kind}:DIR.")
-    if kind == "imagenet":
-        options.pop("val_fraction", None)
-    return factory(arg, **options)
+#: `NAME=SPEC` names a collection explicitly.
+EXPLICIT_NAME = re.compile(r"([A-Za-z0-9][A-Za-z0-9._+-]*)=(.+)")
+
+
+def open_spec(spec: str) -> Source:
+    """The collections a data SPEC holds (see the table above); `NAME=SPEC` names them `NAME`."""
+    explicit = EXPLICIT_NAME.fullmatch(spec)
+    text = explicit.group(2) if explicit else spec
+    kind, _, arg = text.partition(":")
+    factory = SPECS.get(kind)
+    if kind != "digits" and not arg:
+        raise SpecError(f"Data SPEC {text!r} needs a folder: {kind}:DIR.")
+    source = factory(text, arg)
+    if explicit:
+        name = explicit.group(1)
+        parts = {k: c.renamed(name if len(source.parts) == 1 else f"{name}-{k}") for k, c in source.parts.items()}
+        source = Source(text, parts)
+    return source
+
+
+def split_for_fit_and_eval(collection: Collection, val_fraction: float, seed: int) -> tuple[Collection, Collection]:
+    """One labelled collection split, stratified by class and seeded, into `train` and `val` (`val_fraction`)."""
+    if collection.labels is None:
+        raise DataError(
+            f"{collection.spec} has no labels, so it cannot be split into fitting and evaluation images. Give it as "
+            "--fit-data and a labelled collection as --eval-data."
+        )
+    train, val = stratified_split(collection.labels, val_fraction, seed)
+    return collection.subset(train, "train"), collection.subset(val, "val")
+
+
+def unique_names(collections: list[Collection]) -> list[Collection]:
+    """The collections renamed `NAME-2`, `NAME-3`... where a name repeats for other images; the same images
+    under the same name stay one collection (extracted once)."""
+    seen: dict[str, Sequence[str]] = {}
+    result = []
+    for collection in collections:
+        name, k = collection.name, 2
+        while name in seen and list(seen[name]) != list(collection.ids):
+            name, k = f"{collection.name}-{k}", k + 1
+        seen[name] = collection.ids
+        result.append(collection.renamed(name))
+    return result
+
+
+def fit_and_eval(settings: DataSettings) -> tuple[Collection, list[Collection]]:
+    """The run's fitting collection and its evaluation collections, named and checked.
+
+    `data` with `val_fraction`: one labelled collection split (stratified, seeded) into `train` and `val`, or its
+    own `train/` and `val/` parts where it has them. `fit_data` with `eval_data`: a collection to fit on (labels
+    optional; its `train/` part where it has one) and labelled collections to evaluate on (their `val/` parts).
+    `train_limit` keeps a seeded subset of the fitting images. Evaluation collections share one label space."""
+    if settings.data is not None:
+        source = open_spec(settings.data)
+        if "train" in source.parts:
+            fit, evals = source.parts["train"].renamed("train"), [source.parts["val"].renamed("val")]
+        else:
+            fraction = settings.val_fraction if settings.val_fraction is not None else 0.2
+            fit, val = split_for_fit_and_eval(source.parts["all"], fraction, settings.seed)
+            evals = [val]
+    elif settings.fit_data is not None:
+        fit = open_spec(settings.fit_data).part("fit")
+        evals = [open_spec(spec).part("eval") for spec in settings.eval_data]
+    else:
+        raise SpecError("No images given: use --data SPEC, or --fit-data SPEC with --eval-data SPEC.")
+    for collection in evals:
+        if collection.labels is None or collection.classes is None:
+            raise DataError(
+                f"--eval-data {collection.spec} has no labels; evaluation needs labelled images "
+                "(imagefolder:DIR, imagenet:DIR, digits). Unlabelled images (images:DIR) serve as --fit-data."
+            )
+    spaces = {c.classes for c in evals}
+    if len(spaces) > 1:
+        raise DataError(
+            "The evaluation collections have different classes ("
+            + "; ".join(f"{c.name}: {len(c.classes or ())} classes" for c in evals)
+            + "); every evaluation set must use the label space of the networks' heads."
+        )
+    fit = limited(fit, settings.train_limit, settings.seed)
+    fit, *evals = unique_names([fit, *evals])
+    return fit, evals

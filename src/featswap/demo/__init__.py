@@ -1,4 +1,8 @@
-"""The whole experiment on the embedded digits set: train two tiny networks, extract, fit, evaluate, report."""
+"""The whole experiment on the embedded digits set, as a config: train two tiny networks (cached), then run.
+
+The demo is `featswap compare` on a config it writes itself: `tiny-inception` and `tiny-resnet` with the
+weights it trained, the digits split 70/30, the `paper` solver (3,000 iterations) beside `lstsq`.
+"""
 
 from __future__ import annotations
 
@@ -6,67 +10,68 @@ import time
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from featswap.backbones.sources import load_backbone
-from featswap.data.collections import digits
-from featswap.demo.training import TrainConfig, train_or_load
-from featswap.experiment import compare_stored
-from featswap.extraction.local import extract
-from featswap.outputs.paths import claim_run_dir
-from featswap.progress import console
-from featswap.store import FeatureStore, remove_store
+from featswap.config import RunConfig, deep_merge, from_mapping, read_toml
 
 DEMO_MODELS = ("tiny-inception", "tiny-resnet")
 #: The paper ran 100,000 iterations on 1.1 M images; 3,000 reach a plateau on the 1,257 digits.
 DEMO_PAPER_ITERATIONS = 3000
 
 
+def demo_config(out: Path, weights: dict[str, Path], paper_iterations: int = DEMO_PAPER_ITERATIONS) -> dict[str, Any]:
+    """The demo's run, in the config file's layout."""
+    return {
+        "models": [{"spec": spec, "weights": str(weights[spec])} for spec in DEMO_MODELS],
+        "data": {"data": "digits", "val_fraction": 0.3},
+        "fit": {"solvers": ["paper", "lstsq"], "params": {"paper": {"iterations": paper_iterations}}},
+        "out": str(out),
+        "store": str(out / "features.zarr"),
+    }
+
+
 def run_demo(
     out: Path,
-    paper_iterations: int = DEMO_PAPER_ITERATIONS,
-    train: TrainConfig | None = None,
-    n_boot: int = 1000,
+    paper_iterations: int | None = None,
     quiet: bool = False,
+    config: Path | None = None,
+    n_boot: int | None = None,
+    train: Any = None,
 ) -> dict[str, Any]:
-    """Run the paper's experiment on digits and write `out/metrics.json`, `out/report.md`, figures.
+    """Train (or reuse) the two tiny networks, then run the experiment into `out`: metrics.json, report.md,
+    figures. `config` (a TOML file) and the other arguments override the demo's settings. The feature store
+    OUT/features.zarr is rebuilt every run, so that it always matches the cached weights."""
+    import torch
 
-    Trained weights are cached in `out/weights/` and reused on the next run; the feature store
-    `out/features.zarr` is rebuilt every run so that it always matches those weights.
-    """
+    from featswap.data.collections import open_spec, split_for_fit_and_eval
+    from featswap.demo.training import TrainConfig, train_or_load
+    from featswap.experiment import Experiment
+    from featswap.outputs.paths import claim_run_dir
+    from featswap.progress import console
+    from featswap.store import remove_store
+
     started = time.perf_counter()
     claim_run_dir(out)
     torch.manual_seed(0)
     say = (lambda *_: None) if quiet else console.print
-    dataset = digits()
-    train = train or TrainConfig()
-    say(
-        f"digits: {len(dataset.split('train'))} train / {len(dataset.split('val'))} val images, "
-        f"{dataset.num_classes} classes"
-    )
+    fit, val = split_for_fit_and_eval(open_spec("digits").parts["all"], 0.3, 0)
+    say(f"digits: {len(fit)} train / {len(val)} val images, 10 classes")
     weights = {}
     for spec in DEMO_MODELS:
         t0 = time.perf_counter()
-        path, reused = train_or_load(spec, dataset.split("train"), dataset.num_classes, out / "weights", train)
-        done = f"reusing cached weights {path}" if reused else f"trained in {time.perf_counter() - t0:.1f} s"
-        say(f"{spec}: {done}")
+        path, reused = train_or_load(spec, fit, 10, out / "weights", train or TrainConfig())
+        say(f"{spec}: {f'reusing cached weights {path}' if reused else f'trained in {time.perf_counter() - t0:.1f} s'}")
         weights[spec] = path
-    store_path = out / "features.zarr"
-    remove_store(store_path)
-    with FeatureStore.create(store_path, dataset.name, dataset.classes) as store:
-        for spec in DEMO_MODELS:
-            backbone = load_backbone(spec, weights[spec], dataset.num_classes)
-            for split in ("train", "val"):
-                extract(backbone, dataset.split(split), store, quiet=quiet)
-        say(f"paper solver: {paper_iterations:,} iterations (the paper used 100,000 on 1.1 M images)")
-        metrics = compare_stored(
-            store,
-            DEMO_MODELS,
-            out,
-            solvers=("paper", "lstsq"),
-            solver_params={"paper": {"iterations": paper_iterations}},
-            n_boot=n_boot,
-            quiet=quiet,
-        )
+    values = demo_config(out, weights, paper_iterations or DEMO_PAPER_ITERATIONS)
+    if config is not None:
+        values = deep_merge(values, read_toml(config))
+    overrides: dict[str, Any] = {"out": str(out), "store": str(out / "features.zarr")}
+    if paper_iterations is not None:
+        overrides["fit"] = {"params": {"paper": {"iterations": paper_iterations}}}
+    if n_boot is not None:
+        overrides["evaluation"] = {"n_boot": n_boot}
+    run: RunConfig = from_mapping(deep_merge(values, overrides), str(config) if config else "the demo")
+    remove_store(out / "features.zarr")
+    iterations = run.fit.params.get("paper", {}).get("iterations", DEMO_PAPER_ITERATIONS)
+    say(f"paper solver: {iterations:,} iterations (the paper used 100,000 on 1.1 M images)")
+    metrics = Experiment(run, quiet=quiet).run()
     say(f"wrote {out / 'metrics.json'} and {out / 'report.md'} in {time.perf_counter() - started:.1f} s")
     return metrics

@@ -1,4 +1,4 @@
-"""Training the built-in tiny networks on a small split (the demo's step 1), cached as safetensors."""
+"""Training the built-in tiny networks on a small collection (the demo's step 1), cached as safetensors."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from featswap.backbones.sources import build_module
-from featswap.data.collections import Split
+from featswap.data.collections import Collection
 
 
 @dataclass(frozen=True)
@@ -25,9 +25,9 @@ class TrainConfig:
     seed: int = 0
 
 
-def stack_images(split: Split, transform: object) -> torch.Tensor:
-    """All images of a small split preprocessed into one tensor `(N, C, H, W)`."""
-    return torch.stack([transform(split.load(i)) for i in range(len(split))])  # type: ignore[operator]
+def stack_images(collection: Collection, transform: object) -> torch.Tensor:
+    """All images of a small collection preprocessed into one tensor `(N, C, H, W)`."""
+    return torch.stack([transform(collection.load(i)) for i in range(len(collection))])  # type: ignore[operator]
 
 
 def train_module(module: nn.Module, images: torch.Tensor, labels: torch.Tensor, config: TrainConfig) -> float:
@@ -51,14 +51,16 @@ def train_module(module: nn.Module, images: torch.Tensor, labels: torch.Tensor, 
         return float((module(images).argmax(1) == labels).float().mean())
 
 
-def train_or_load(spec: str, split: Split, num_classes: int, cache: Path, config: TrainConfig) -> tuple[Path, bool]:
-    """Path of trained weights for built-in `spec`, training them on `split` unless cached.
+def train_or_load(
+    spec: str, images: Collection, num_classes: int, cache: Path, config: TrainConfig
+) -> tuple[Path, bool]:
+    """Path of trained weights for built-in `spec`, training them on `images` (labelled) unless cached.
 
     Returns `(path, reused)`. The cache key includes the settings, so changed settings retrain.
     """
     from featswap.backbones.preprocessing import DataConfig
 
-    key = json.dumps({"spec": spec, "num_classes": num_classes, "n": len(split), **asdict(config)}, sort_keys=True)
+    key = json.dumps({"spec": spec, "num_classes": num_classes, "n": len(images), **asdict(config)}, sort_keys=True)
     path = cache / f"{spec}.safetensors"
     meta_path = cache / f"{spec}.json"
     if path.is_file() and meta_path.is_file() and json.loads(meta_path.read_text()).get("key") == key:
@@ -66,8 +68,10 @@ def train_or_load(spec: str, split: Split, num_classes: int, cache: Path, config
     torch.manual_seed(config.seed)
     module = build_module(spec, num_classes, seed=config.seed)
     transform = DataConfig.from_mapping(module.data_config).transform()  # type: ignore[arg-type]
-    images = stack_images(split, transform)
-    accuracy = train_module(module, images, torch.as_tensor(split.labels), config)
+    if images.labels is None:
+        raise ValueError("training needs labelled images")
+    batch = stack_images(images, transform)
+    accuracy = train_module(module, batch, torch.as_tensor(images.labels), config)
     cache.mkdir(parents=True, exist_ok=True)
     save_file({k: v.contiguous() for k, v in module.state_dict().items()}, str(path))
     meta_path.write_text(json.dumps({"key": key, "train_accuracy": accuracy}, indent=2))

@@ -10,8 +10,6 @@ import numpy as np
 from featswap.errors import DataError
 from featswap.evaluation.stats import bootstrap_ci, mcnemar_exact
 from featswap.evaluation.venn import fixed_broken, venn_counts
-from featswap.mapping.affine_map import AffineMap
-from featswap.store import FeatureStore
 
 TOP_K = 5
 PER_CLASS_SHOWN = 5
@@ -71,23 +69,6 @@ class SwapOutcome:
         return np.asarray(self.mapped.top1 == self.labels)
 
 
-def swap(store: FeatureStore, amap: AffineMap, source: str, target: str, split: str = "val") -> SwapOutcome:
-    """Classify `split` with the source's and target's own heads and with the target's head on mapped
-    source features."""
-    labels = store.labels(split)
-    source_head, target_head = store.head(source), store.head(target)
-    check_labels(labels, len(target_head[1]), target)
-    check_labels(labels, len(source_head[1]), source)
-    x, y = store.features(split, source), store.features(split, target)
-    return SwapOutcome(
-        labels,
-        classify(x, *source_head, labels),
-        classify(y, *target_head, labels),
-        classify(amap.transform(x), *target_head, labels),
-        amap.loss(x, y),
-    )
-
-
 def per_class_changes(outcome: SwapOutcome, classes: Sequence[str]) -> dict[str, list[dict[str, object]]]:
     """The classes whose accuracy drops most (`largest_losses`) and rises most (`largest_gains`) when the
     target's head reads mapped instead of native features; at most `PER_CLASS_SHOWN` of each."""
@@ -143,20 +124,14 @@ def pair_metrics(
     }
 
 
-def model_metrics(store: FeatureStore, name: str, split: str = "val") -> tuple[dict[str, object], Predictions]:
-    """The metrics.json entry of one model (its own accuracy on `split`) and its predictions."""
-    labels = store.labels(split)
-    weight, bias = store.head(name)
-    check_labels(labels, len(bias), name)
-    predictions = classify(store.features(split, name), weight, bias, labels)
+def model_entry(spec: str, feature_dim: int, labels: np.ndarray, predictions: Predictions) -> dict[str, object]:
+    """The metrics.json entry of one model: its own accuracy on the evaluated images."""
     correct = int((predictions.top1 == labels).sum())
-    attrs = store.model_attrs(name)
-    entry = {
-        "spec": attrs["spec"],
-        "feature_dim": int(attrs["feature_dim"]),
+    return {
+        "spec": spec,
+        "feature_dim": int(feature_dim),
         "val_correct": correct,
         "val_total": len(labels),
         "val_accuracy": correct / len(labels),
         "val_top5_accuracy": float(predictions.topk_ok.mean()),
     }
-    return entry, predictions

@@ -6,12 +6,14 @@ samples in row chunks (memory O(chunk * (Dx + Dy))) and iterative ones can load 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 from typing import Protocol, TypeVar
 
 import numpy as np
 
 from featswap.errors import DataError
+from featswap.mapping.moments import Moments
 
 DEFAULT_CHUNK_ROWS = 16384
 
@@ -42,6 +44,11 @@ class PairedFeatures(Protocol):
         """`fn` of every chunk of `chunks()`, in order (computed here, or by workers of a cluster)."""
         ...
 
+    def split_moments(self, holdout: float, seed: int, normalize: bool) -> tuple[Moments, Moments] | None:
+        """The moments of the fitting and the held-out rows (`split_rows(n, holdout, seed)`) when these paired
+        features already have them (computed once for both directions of a pair), else None."""
+        ...
+
 
 def map_chunks_here(pairs: PairedFeatures, fn: ChunkFn[R], device: str = "cpu") -> Iterator[R]:
     """`PairedFeatures.map_chunks` in this process, chunk after chunk."""
@@ -70,6 +77,47 @@ class InMemoryPairs:
 
     def map_chunks(self, fn: ChunkFn[R], device: str = "cpu") -> Iterator[R]:
         return map_chunks_here(self, fn, device)
+
+    def split_moments(self, holdout: float, seed: int, normalize: bool) -> tuple[Moments, Moments] | None:
+        return None
+
+
+class Direction:
+    """One direction of a pair of models whose moments are computed once for both directions: the paired
+    features `base` (x = first model, y = second), read as they are (`forward`) or swapped; `shared(holdout,
+    seed, swapped)` gives the `(fit, held-out)` moments of the map x -> y (or y -> x, `swapped`)."""
+
+    def __init__(
+        self,
+        base: PairedFeatures,
+        forward: bool,
+        shared: Callable[[float, int, bool], tuple[Moments, Moments]],
+    ) -> None:
+        self.base, self.forward, self.shared = base, forward, shared
+        self.n, self.dtype = base.n, base.dtype
+        self.dx, self.dy = (base.dx, base.dy) if forward else (base.dy, base.dx)
+
+    def chunks(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        for x, y in self.base.chunks():
+            yield (x, y) if self.forward else (y, x)
+
+    def take(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        x, y = self.base.take(rows)
+        return (x, y) if self.forward else (y, x)
+
+    def map_chunks(self, fn: ChunkFn[R], device: str = "cpu") -> Iterator[R]:
+        if self.forward:
+            return self.base.map_chunks(fn, device)
+        return self.base.map_chunks(functools.partial(_swapped, fn=fn), device)
+
+    def split_moments(self, holdout: float, seed: int, normalize: bool) -> tuple[Moments, Moments] | None:
+        if normalize:  # unit-length targets differ per direction: computed for this direction alone
+            return None
+        return self.shared(holdout, seed, not self.forward)
+
+
+def _swapped(x: np.ndarray, y: np.ndarray, start: int, device: str, fn: ChunkFn[R]) -> R:
+    return fn(y, x, start, device)
 
 
 def feature_dtype(*arrays: np.ndarray) -> np.dtype:

@@ -145,7 +145,7 @@ _class_change = _record(
 
 DATASET = _record(
     {"name": _text, "train_size": _count, "val_size": _count, "num_classes": _count},
-    {"skipped": _mapping(_items(_text))},
+    {"skipped": _mapping(_items(_text)), "spec": _text, "fit_collection": _text},
 )
 MODEL = _record(
     {"spec": _text, "feature_dim": _count, "val_correct": _count, "val_total": _count, "val_accuracy": _fraction},
@@ -168,24 +168,35 @@ PAIR = _record(
         "per_class": _record({"largest_losses": _items(_class_change), "largest_gains": _items(_class_change)}),
     },
 )  # fmt: skip
-METRICS = _record(
-    {"featswap_version": _text, "dataset": DATASET, "models": _mapping(MODEL), "pairs": _items(PAIR)},
-    {
-        "loss_matrix": _mapping(_mapping(_mapping(_signed_fraction))),
-        "similarity": _mapping(_mapping(_mapping(_nullable(_number())))),
-        "similarity_undefined": _items(_record({"measure": _text, "source": _text, "target": _text, "reason": _text})),
-    },
-)
+SET_KEYS = {"dataset": DATASET, "models": _mapping(MODEL), "pairs": _items(PAIR)}
+SET_OPTIONAL = {
+    "loss_matrix": _mapping(_mapping(_mapping(_signed_fraction))),
+    "similarity": _mapping(_mapping(_mapping(_nullable(_number())))),
+    "similarity_undefined": _items(_record({"measure": _text, "source": _text, "target": _text, "reason": _text})),
+}
+#: One evaluation set: the layout of metrics.json itself when a run has one set.
+METRICS = _record({"featswap_version": _text, **SET_KEYS}, SET_OPTIONAL)
+#: Several evaluation sets: one entry of the single-set layout (without the version) per set.
+SEVERAL = _record({"featswap_version": _text, "evaluations": _items(_record(SET_KEYS, SET_OPTIONAL))})
+
+
+def evaluation_sets(metrics: dict[str, Any]) -> list[dict[str, Any]]:
+    """The metrics of each evaluation set: `[metrics]` for the single-set layout, else its `evaluations`."""
+    sets: list[dict[str, Any]] = metrics.get("evaluations", [metrics])
+    return sets
 
 
 def contract_violations(metrics: Any) -> list[str]:
     """Where `metrics` departs from the contract's layout and types (empty when it follows it)."""
     problems: list[str] = []
-    METRICS(metrics, "metrics", problems)
-    if not problems:
-        for p in metrics["pairs"]:
+    several = isinstance(metrics, dict) and "evaluations" in metrics
+    (SEVERAL if several else METRICS)(metrics, "metrics", problems)
+    if problems:
+        return problems
+    for entry in evaluation_sets(metrics):
+        for p in entry["pairs"]:
             for name in (p["source"], p["target"]):
-                if name not in metrics["models"]:
+                if name not in entry["models"]:
                     problems.append(f"pair {p['source']}->{p['target']} names model {name!r}, absent from models")
     return problems
 
@@ -197,6 +208,10 @@ def invariant_violations(metrics: dict[str, Any]) -> list[str]:
     accuracies equal counts over totals; `native_correct` equals the target model's `val_correct`;
     `fixed` and `broken` agree with the Venn counts.
     """
+    if "evaluations" in metrics:
+        return [problem for entry in metrics["evaluations"] for problem in invariant_violations(entry)]
+    if "evaluations" in metrics:
+        return [problem for entry in metrics["evaluations"] for problem in invariant_violations(entry)]
     problems = []
     models = metrics.get("models", {})
     for p in metrics.get("pairs", []):

@@ -55,9 +55,9 @@ def _is_featswap_dir(path: Path) -> bool:
         return False
 
 
-def claim_run_dir(out: Path, option: str = "--out") -> Path:
-    """Make `out` featswap's: create it, or accept it when empty or already featswap's; refuse a file or a
-    directory with other contents. Returns `out`."""
+def check_run_dir(out: Path, option: str = "--out") -> Path:
+    """Refuse `out` as a run directory when it is a file or a directory with contents featswap did not write
+    (without creating anything: `claim_run_dir` does that)."""
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise OutputError(f"{option} {out} is a file; give a directory (new or empty) for the results.")
@@ -66,6 +66,13 @@ def claim_run_dir(out: Path, option: str = "--out") -> Path:
             f"{option} {out} is a directory with other contents that featswap did not write; featswap never "
             "overwrites them. Give a new or empty directory."
         )
+    return out
+
+
+def claim_run_dir(out: Path, option: str = "--out") -> Path:
+    """Make `out` featswap's: create it, or accept it when empty or already featswap's; refuse a file or a
+    directory with other contents. Returns `out`."""
+    out = check_run_dir(out, option)
     with writing_to(out):
         out.mkdir(parents=True, exist_ok=True)
         (out / RUN_MARKER).write_text("This directory holds results written by featswap.\n")

@@ -23,8 +23,10 @@ def mapped_column(source: str, target: str, solver: str) -> str:
     return f"mapped:{source}->{target}:{solver}"
 
 
-def write_predictions(out: Path, ids: np.ndarray, labels: np.ndarray, columns: dict[str, np.ndarray]) -> Path:
-    """Write the table as `out/predictions.parquet` when pyarrow is installed, else `out/predictions.csv`."""
+def write_predictions(
+    out: Path, ids: np.ndarray, labels: np.ndarray, columns: dict[str, np.ndarray], name: str = "predictions"
+) -> Path:
+    """Write the table as `out/NAME.parquet` when pyarrow is installed, else `out/NAME.csv`."""
     table = {"id": np.asarray(ids, dtype=str), "label": np.asarray(labels, dtype=np.int64)}
     table.update({k: np.asarray(v, dtype=np.int64) for k, v in columns.items()})
     try:
@@ -42,16 +44,16 @@ def write_predictions(out: Path, ids: np.ndarray, labels: np.ndarray, columns: d
     def write_parquet(tmp: Path) -> None:
         pq.write_table(pa.table({k: pa.array(v.tolist()) for k, v in table.items()}), tmp)
 
-    formats = [("predictions.parquet", write_parquet), ("predictions.csv", write_csv)]
+    formats = [(f"{name}.parquet", write_parquet), (f"{name}.csv", write_csv)]
     (name, write), (stale, _) = formats if pq is not None else formats[::-1]
     path = atomic_write(out / name, write)
     (out / stale).unlink(missing_ok=True)  # an earlier run's table, in the other format, in this featswap run dir
     return path
 
 
-def read_predictions(out: Path) -> dict[str, np.ndarray]:
+def read_predictions(out: Path, name: str = "predictions") -> dict[str, np.ndarray]:
     """The table written by `write_predictions`, as columns (ids as str, the rest as int64)."""
-    parquet, text = out / "predictions.parquet", out / "predictions.csv"
+    parquet, text = out / f"{name}.parquet", out / f"{name}.csv"
     if parquet.is_file():
         import pyarrow.parquet as pq
 

@@ -40,8 +40,10 @@ def table1(metrics: dict[str, Any], solver: str) -> str:
     return "\n".join(lines)
 
 
-def table1_csv(metrics: dict[str, Any]) -> str:
-    rows = ["solver,description,mapping,correct,total,percent,loss"]
+def table1_rows(metrics: dict[str, Any]) -> list[str]:
+    """Table 1 of one evaluation set as CSV rows (without the header): solver, description, mapping, correct,
+    total, percent, loss."""
+    rows = []
     for solver in _solvers(metrics):
         for name, m in metrics["models"].items():
             rows.append(
@@ -53,7 +55,7 @@ def table1_csv(metrics: dict[str, Any]) -> str:
                     f"{solver},{p['source']} to {p['target']},{p['source']}->{p['target']},{p['mapped_correct']},"
                     f"{p['total']},{_pct(p['mapped_accuracy'])},{_signed_pct(p['loss'])}"
                 )
-    return "\n".join(rows) + "\n"
+    return rows
 
 
 def reading(p: dict[str, Any]) -> str:
@@ -123,49 +125,95 @@ def _solvers(metrics: dict[str, Any]) -> list[str]:
     return list(dict.fromkeys(p["solver"] for p in metrics["pairs"]))
 
 
+INTRODUCTION = [
+    "Each network is `C(F(x))`: features `F` and a linear classifier `C`. An affine map `M` is fitted from one "
+    "network's features to the other's on the fitting images; the other network's untouched classifier then "
+    "labels the held-out images from the mapped features. **Loss** = accuracy of the target network on its own "
+    "features minus its accuracy on mapped features, in percentage points (negative: a gain).",
+    "",
+    "How sure each number is: *Loss 95% CI* resamples the held-out images 1,000 times (paired bootstrap); "
+    "*McNemar p* is the chance of a split of fixed versus broken images at least this uneven if mapping did "
+    "not change the accuracy (below 0.05: unlikely to be chance). *Fixed* images are labelled wrongly by the "
+    "target network but correctly from mapped features; *broken* ones the reverse. *Top-5* counts the label "
+    "among the 5 highest scores; *agreement* is how often native and mapped predictions are the same class. "
+    "The Venn diagrams (the paper's Fig. 5) show which held-out images each of three classifiers labels "
+    "correctly: the source network, the target network, and the target's classifier on mapped features.",
+    "",
+]
+
+
 def render_report(out: str | Path) -> Path:
-    """Write `out/report.md`, `out/table1.csv` and `out/figures/*.png` from `out/metrics.json`."""
+    """Write `out/report.md`, `out/table1.csv` and `out/figures/*.png` from `out/metrics.json` (one section per
+    evaluation set when a run has several) and `out/fit_curves.json`."""
+    from featswap.outputs.metrics_json import evaluation_sets
+    from featswap.outputs.paths import write_text
+
     out = Path(out)
     metrics = read_metrics(out)
     curves_path = out / "fit_curves.json"
     curves: dict[str, list[float]] = json.loads(curves_path.read_text()) if curves_path.is_file() else {}
     figures = out / "figures"
     figures.mkdir(parents=True, exist_ok=True)
+    sets = evaluation_sets(metrics)
+    several = len(sets) > 1
+    lines = ["# featswap report", ""]
+    if several:
+        names = ", ".join(f"**{e['dataset']['name']}**" for e in sets)
+        lines += [f"{len(sets)} evaluation sets ({names}), each with its own Table 1 below. "
+                  f"featswap {metrics['featswap_version']}.", ""]  # fmt: skip
+    lines += INTRODUCTION
+    csv_rows = ["set,solver,description,mapping,correct,total,percent,loss"]
+    for entry in sets:
+        prefix = f"{entry['dataset']['name']}_" if several else ""
+        heading = "### " if several else "## "
+        if several:
+            lines += [f"## Evaluation set `{entry['dataset']['name']}`", ""]
+        lines += set_section(entry, figures, prefix, heading, curves, None if several else metrics["featswap_version"])
+        csv_rows += [f"{entry['dataset']['name']},{row}" for row in table1_rows(entry)]
+        table = f"{prefix}predictions"
+        found = next((f"{table}{ext}" for ext in (".parquet", ".csv") if (out / f"{table}{ext}").is_file()), None)
+        if found:
+            lines += [
+                f"Per-image predictions of every classifier: `{found}` (columns `id`, `label`, `native:MODEL`, "
+                "`mapped:SOURCE->TARGET:SOLVER`).",
+                "",
+            ]
+    write_text(out / "table1.csv", "\n".join(csv_rows) + "\n")
+    return write_text(out / "report.md", "\n".join(lines))
+
+
+def set_section(
+    metrics: dict[str, Any],
+    figures: Path,
+    prefix: str,
+    heading: str,
+    curves: dict[str, list[float]],
+    version: str | None,
+) -> list[str]:
+    """The report of one evaluation set: its data, a Table 1 per solver with readings, details, figures, and
+    the similarity measures. Figure files start with `prefix` (the set's name when there are several)."""
     ds = metrics["dataset"]
+    fit = f" of {ds['fit_collection']}" if ds.get("fit_collection") else ""
+    spec = f" ({ds['spec']})" if ds.get("spec") else ""
     lines = [
-        "# featswap report",
-        "",
-        f"Dataset **{ds['name']}**: {ds['train_size']:,} images to fit maps, {ds['val_size']:,} held-out images "
-        f"to evaluate, {ds['num_classes']} classes. featswap {metrics['featswap_version']}.",
+        f"Evaluation set **{ds['name']}**{spec}: {ds['val_size']:,} held-out images, {ds['num_classes']} classes; "
+        f"maps fitted on {ds['train_size']:,} images{fit}." + (f" featswap {version}." if version else ""),
         "",
         *[
-            f"Skipped as unreadable ({split}, {len(ids)}): {', '.join(ids[:10])}{' ...' if len(ids) > 10 else ''}.\n"
-            for split, ids in ds.get("skipped", {}).items()
+            f"Skipped as unreadable ({name}, {len(ids)}): {', '.join(ids[:10])}{' ...' if len(ids) > 10 else ''}.\n"
+            for name, ids in ds.get("skipped", {}).items()
         ],
-        "Each network is `C(F(x))`: features `F` and a linear classifier `C`. An affine map `M` is fitted from one "
-        "network's features to the other's on the fitting images; the other network's untouched classifier then "
-        "labels the held-out images from the mapped features. **Loss** = accuracy of the target network on its own "
-        "features minus its accuracy on mapped features, in percentage points (negative: a gain).",
-        "",
-        "How sure each number is: *Loss 95% CI* resamples the held-out images 1,000 times (paired bootstrap); "
-        "*McNemar p* is the chance of a split of fixed versus broken images at least this uneven if mapping did "
-        "not change the accuracy (below 0.05: unlikely to be chance). *Fixed* images are labelled wrongly by the "
-        "target network but correctly from mapped features; *broken* ones the reverse. *Top-5* counts the label "
-        "among the 5 highest scores; *agreement* is how often native and mapped predictions are the same class. "
-        "The Venn diagrams (the paper's Fig. 5) show which held-out images each of three classifiers labels "
-        "correctly: the source network, the target network, and the target's classifier on mapped features.",
-        "",
     ]
     for solver in _solvers(metrics):
         pairs = [p for p in metrics["pairs"] if p["solver"] == solver]
         iterations = pairs[0]["fit"]["iterations"] if pairs else 0
         note = f", {iterations:,} iterations" if iterations else ", closed form"
-        lines += [f"## Table 1 — solver `{solver}`{note}", "", table1(metrics, solver), "", "Reading:", ""]
+        lines += [f"{heading}Table 1 — solver `{solver}`{note}", "", table1(metrics, solver), "", "Reading:", ""]
         lines += [reading(p) for p in pairs]
         lines += ["", details(pairs), "", "Classes that change most:", "", *[class_changes(p) for p in pairs], ""]
         matrix = metrics.get("loss_matrix", {}).get(solver)
         if matrix and len(metrics["models"]) > 2:
-            name = f"loss_matrix_{solver}.png"
+            name = f"{prefix}loss_matrix_{solver}.png"
             plot_loss_matrix(matrix, list(metrics["models"]), figures / name, solver)
             lines += [
                 "Directional loss for every ordered pair (rows: the classifier's network, columns: the features "
@@ -178,14 +226,9 @@ def render_report(out: str | Path) -> Path:
         if solver_curves:
             name = f"fit_curve_{solver}.png"
             plot_fit_curves(solver_curves, figures / name, solver)
-            lines += [
-                "Training curve (per-batch loss, the paper's Fig. 4):",
-                "",
-                f"![fit curve](figures/{name})",
-                "",
-            ]
+            lines += ["Training curve (per-batch loss, the paper's Fig. 4):", "", f"![fit curve](figures/{name})", ""]
         for p in pairs:
-            name = f"venn_{p['source']}__to__{p['target']}__{solver}.png"
+            name = f"{prefix}venn_{p['source']}__to__{p['target']}__{solver}.png"
             plot_venn(p, figures / name)
             lines += [f"![Venn {p['source']} → {p['target']}](figures/{name})", ""]
         lines += [
@@ -199,18 +242,8 @@ def render_report(out: str | Path) -> Path:
             "",
         ]
     if metrics.get("similarity"):
-        lines += similarity_section(metrics, figures)
-    (out / "table1.csv").write_text(table1_csv(metrics))
-    predictions = next((n for n in ("predictions.parquet", "predictions.csv") if (out / n).is_file()), None)
-    if predictions:
-        lines += [
-            f"Per-image predictions of every classifier: `{predictions}` (columns `id`, `label`, `native:MODEL`, "
-            "`mapped:SOURCE->TARGET:SOLVER`).",
-            "",
-        ]
-    path = out / "report.md"
-    path.write_text("\n".join(lines))
-    return path
+        lines += similarity_section(metrics, figures, prefix, heading)
+    return lines
 
 
 def plot_fit_curves(curves: dict[str, list[float]], path: Path, solver: str) -> None:
@@ -234,18 +267,18 @@ def plot_fit_curves(curves: dict[str, list[float]], path: Path, solver: str) -> 
     plt.close(fig)
 
 
-def similarity_section(metrics: dict[str, Any], figures: Path) -> list[str]:
+def similarity_section(metrics: dict[str, Any], figures: Path, prefix: str = "", heading: str = "## ") -> list[str]:
     """A table (two models) or heatmaps (more) of every similarity measure, and how each ranks the model
     pairs against the swap test."""
-    from featswap.similarity import MEASURES
-    from featswap.similarity.matrices import rank_agreement
+    from featswap.similarity.catalog import MEASURES, rank_agreement
 
     models = list(metrics["models"])
     similarity = metrics["similarity"]
     solver = next(iter(metrics.get("loss_matrix", {})), None)
     losses = metrics["loss_matrix"][solver] if solver else {}
+    measures = [MEASURES.get(name) for name in MEASURES]
     lines = [
-        "## Similarity measures",
+        f"{heading}Similarity measures",
         "",
         "Representational similarity of the held-out features, beside the swap test. Each measure's range and "
         "the direction that means *more similar*:",
@@ -253,42 +286,39 @@ def similarity_section(metrics: dict[str, Any], figures: Path) -> list[str]:
         "| measure | range | more similar | " + " | ".join(f"{a} / {b}" for a, b in _pairs(models)) + " |",
         "|---|---|---|" + "---:|" * len(_pairs(models)),
     ]
-    for measure, (span, better, _) in MEASURES.items():
-        values = similarity.get(measure, {})
-        cells = [
-            _cell(values, a, b) + ("" if MEASURES[measure][2] else f" / {_cell(values, b, a)}")
-            for a, b in _pairs(models)
-        ]
-        lines.append(f"| `{measure}` | {span} | {better} | " + " | ".join(cells) + " |")
-    lines += ["", "(`map_r2` is directional: first → second / second → first.)", ""]
+    for m in measures:
+        values = similarity.get(m.name, {})
+        cells = [_cell(values, a, b) + ("" if m.symmetric else f" / {_cell(values, b, a)}") for a, b in _pairs(models)]
+        lines.append(f"| `{m.name}` | {m.span} | {m.better} | " + " | ".join(cells) + " |")
+    directional = ", ".join(f"`{m.name}`" for m in measures if not m.symmetric)
+    lines += ["", f"({directional} is directional: first → second / second → first.)", ""]
     undefined = metrics.get("similarity_undefined", [])
     if undefined:
         lines += ["Undefined measures (shown as *undefined* above):", ""]
         lines += [f"- `{u['measure']}`, {u['source']} / {u['target']}: {u['reason']}" for u in undefined]
         lines.append("")
     if len(models) > 2:
-        for measure in MEASURES:
-            name = f"similarity_{measure}.png"
-            span, better, _ = MEASURES[measure]
+        for m in measures:
+            name = f"{prefix}similarity_{m.name}.png"
             plot_matrix(
-                similarity.get(measure, {}), models, figures / name, measure, f"{span}, {better} = more similar"
+                similarity.get(m.name, {}), models, figures / name, m.name, f"{m.span}, {m.better} = more similar"
             )
-            lines.append(f"![{measure}](figures/{name})")
+            lines.append(f"![{m.name}](figures/{name})")
         lines.append("")
     if solver:
         lines += [f"Agreement with the swap test (`{solver}` losses): the Spearman rank correlation across model "
                   "pairs between each measure and the loss (for symmetric measures, the mean loss of the two "
                   "directions):", ""]  # fmt: skip
-        for measure, (_, better, symmetric) in MEASURES.items():
-            rho = rank_agreement(similarity.get(measure, {}), losses, symmetric)
+        for m in measures:
+            rho = rank_agreement(similarity.get(m.name, {}), losses, m.symmetric)
             if rho != rho:  # nan: too few pairs
-                lines.append(f"- `{measure}`: too few model pairs (three or more models needed) to rank.")
+                lines.append(f"- `{m.name}`: too few model pairs (three or more models needed) to rank.")
             elif abs(rho) < 0.3:
-                lines.append(f"- `{measure}`: Spearman {rho:+.2f}, no clear relation to the swap test.")
+                lines.append(f"- `{m.name}`: Spearman {rho:+.2f}, no clear relation to the swap test.")
             else:
-                agrees = rho < 0 if better == "higher" else rho > 0
+                agrees = rho < 0 if m.better == "higher" else rho > 0
                 verdict = "agrees with the swap test" if agrees else "disagrees with the swap test"
-                lines.append(f"- `{measure}`: Spearman {rho:+.2f}, {verdict} (pairs it calls more similar lose "
+                lines.append(f"- `{m.name}`: Spearman {rho:+.2f}, {verdict} (pairs it calls more similar lose "
                              f"{'less' if agrees else 'more'} accuracy when swapped).")  # fmt: skip
         lines.append("")
     return lines

@@ -1,31 +1,36 @@
 """Representational similarity measures, beside the swap test: `featswap.similarity.<measure>(X, Y) -> float` for
-`X` `(N, D1)` and `Y` `(N, D2)` with the same rows, their streaming form `GramStats`, and the registry
-`MEASURES` (each measure's range, direction and symmetry)."""
+`X` `(N, D1)` and `Y` `(N, D2)` with the same rows, their streaming form `GramStats`, and the catalogue
+`MEASURES` (each measure's range, direction, symmetry and source, declared once).
 
-from featswap.similarity.measures import (
-    MEASURES,
-    GramStats,
-    cca_mean,
-    chunk_gram_stats,
-    debiased_cka,
-    linear_cka,
-    map_r2,
-    mutual_knn,
-    procrustes,
-    r2_score,
-    svcca,
-)
+Names are imported on first use, so that reading the catalogue (as `featswap report` does) imports no torch.
+"""
 
-__all__ = [
-    "MEASURES",
-    "GramStats",
-    "cca_mean",
-    "chunk_gram_stats",
-    "debiased_cka",
-    "linear_cka",
-    "map_r2",
-    "mutual_knn",
-    "procrustes",
-    "r2_score",
-    "svcca",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_WHERE = {
+    "MEASURES": "catalog",
+    "Measure": "catalog",
+    "rank_agreement": "catalog",
+    "GramStats": "gram",
+    "chunk_gram_stats": "gram",
+    "chunk_split_gram": "gram",
+    "linear_cka": "measures",
+    "debiased_cka": "measures",
+    "procrustes": "measures",
+    "cca_mean": "measures",
+    "svcca": "measures",
+    "mutual_knn": "measures",
+    "map_r2": "measures",
+    "r2_score": "measures",
+}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module 'featswap.similarity' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"featswap.similarity.{_WHERE[name]}"), name)

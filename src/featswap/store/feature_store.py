@@ -1,14 +1,16 @@
-"""The feature store: features of every model aligned to one id order per split, in a zarr v3 group.
+"""The feature store: features of every model on every image collection, each collection in one id order, in a
+zarr v3 group.
 
 Layout (a directory, or any location zarr/fsspec reaches)::
 
-    zarr.json                      attrs: featswap_store version, dataset {name, classes}
+    zarr.json                      attrs: featswap_store version
     models/<name>/                 attrs: spec, feature_dim, num_classes, data_config, weights_sha256,
                                           logits_max_abs_diff, head_crc32; arrays head_weight (C, D), head_bias (C,)
-    <split>/                       attrs: ids_crc32, labels_crc32, skipped {id: reason}
-    <split>/ids (N,) str           one id order shared by every model
-    <split>/labels (N,) int64
-    <split>/features/<name> (N, D) float32, chunked by rows; attrs: finished {chunk: [start, stop, crc32]}
+    <collection>/                  attrs: spec, classes (label names, or null), roles (fit, eval),
+                                          ids_crc32, labels_crc32, skipped {id: reason}
+    <collection>/ids (N,) str      one id order shared by every model
+    <collection>/labels (N,) int64 (labelled collections only)
+    <collection>/features/<name> (N, D) float32, chunked by rows; attrs: finished {chunk: [start, stop, crc32]}
 
 A chunk is recorded as finished (with its row range and checksum) only after it is written whole, so an
 extraction resumes from the finished chunks, and reading a missing or damaged chunk is an error (see
@@ -27,9 +29,9 @@ from typing import Any
 import numpy as np
 import zarr
 
-from featswap.engines import check_engine
 from featswap.errors import StoreError, closest, os_error_advice
-from featswap.mapping.paired import ChunkFn, PairedFeatures, R, map_chunks_here
+from featswap.mapping.moments import Moments
+from featswap.mapping.paired import ChunkFn, R, map_chunks_here
 from featswap.store.integrity import ChunkRecord, Damage, VerifyReport, crc32, crc32_of_ids
 from featswap.store.location import ZARR_JSON, check_new_store_location, store_filesystem, zarr_location
 from featswap.store.lock import StoreLock
@@ -125,9 +127,9 @@ class FeatureStore:
         self.root = root
         self.path = path
         self._lock: StoreLock | None = None
-        self._ids: dict[str, np.ndarray] = {}  # verified ids and labels, read once per split
+        self._ids: dict[str, np.ndarray] = {}  # verified ids and labels, read once per collection
         self._labels: dict[str, np.ndarray] = {}
-        #: Chunks of features read, per (split, model): `full_reads()` turns them into whole passes.
+        #: Chunks of features read, per (collection, model): `full_reads()` turns them into whole passes.
         self.chunk_reads: dict[tuple[str, str], int] = {}
 
     @property
@@ -161,29 +163,19 @@ class FeatureStore:
         return store
 
     @classmethod
-    def create(cls, path: str | Path, dataset: str, classes: tuple[str, ...]) -> FeatureStore:
-        """Open the store at `path` for writing, creating it for `dataset` if nothing is there. A location
-        holding anything else (a file, a directory with other contents) is refused, never overwritten."""
+    def create(cls, path: str | Path) -> FeatureStore:
+        """Open the store at `path` for writing, creating it if nothing is there. A location holding anything
+        else (a file, a directory with other contents) is refused, never overwritten."""
         path = str(path)
         fs, on_fs = store_filesystem(path)
         if fs.isfile(f"{on_fs}/{ZARR_JSON}"):
-            store = cls.open(path, writable=True)
-            known = store._dataset
-            if known.get("name") != dataset or tuple(known.get("classes", ())) != tuple(classes):
-                store.close()
-                raise StoreError(
-                    f"The store {path} holds dataset {known.get('name')!r} with {len(known.get('classes', []))} "
-                    f"classes, not {dataset!r} with {len(classes)}; use another --store path."
-                )
-            return store
+            return cls.open(path, writable=True)
         check_new_store_location(path, fs, on_fs)
         with writing(path):
             fs.makedirs(on_fs, exist_ok=True)
             store = cls(zarr.open_group(zarr_location(path, fs, on_fs), mode="w-"), path)
             store._take_lock()
-            store.root.attrs.update(
-                {"featswap_store": STORE_VERSION, "dataset": {"name": dataset, "classes": list(classes)}}
-            )
+            store.root.attrs.update({"featswap_store": STORE_VERSION})
         return store
 
     def _take_lock(self) -> None:
@@ -200,104 +192,141 @@ class FeatureStore:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    # -- dataset ---------------------------------------------------------------------------------
-    @property
-    def _dataset(self) -> dict[str, Any]:
-        dataset: dict[str, Any] = self.root.attrs.asdict()["dataset"]  # type: ignore[assignment]
-        return dataset
+    # -- collections -------------------------------------------------------------------------------
+    def collections(self, role: str | None = None) -> list[str]:
+        """The collections in the store (those extracted for `role` "fit" or "eval", when given)."""
+        names = [k for k in _keys(self.root, groups=True) if k != "models"]
+        return names if role is None else [n for n in names if role in self.roles(n)]
 
-    @property
-    def dataset_name(self) -> str:
-        return str(self._dataset["name"])
+    def _collection(self, collection: str) -> zarr.Group:
+        if not _has(self.root, collection):
+            raise StoreError(
+                f"The store {self.path} has no collection {collection!r}.{closest(collection, self.collections())}"
+            )
+        return _group(self.root, collection)
 
-    @property
-    def classes(self) -> tuple[str, ...]:
-        return tuple(self._dataset["classes"])
+    def _attrs(self, collection: str) -> dict[str, Any]:
+        attrs: dict[str, Any] = self._collection(collection).attrs.asdict()
+        return attrs
 
-    def splits(self) -> list[str]:
-        return [k for k in _keys(self.root, groups=True) if k != "models"]
+    def classes(self, collection: str) -> tuple[str, ...] | None:
+        """The label space of a collection (label k names class `classes[k]`), or None when unlabelled."""
+        classes = self._attrs(collection).get("classes")
+        return None if classes is None else tuple(classes)
 
-    def _split(self, split: str) -> zarr.Group:
-        if not _has(self.root, split):
-            raise StoreError(f"The store {self.path} has no split {split!r}.{closest(split, self.splits())}")
-        return _group(self.root, split)
+    def labelled(self, collection: str) -> bool:
+        return "labels_crc32" in self._attrs(collection)
 
-    def write_split(self, split: str, ids: list[str] | np.ndarray, labels: np.ndarray) -> None:
-        """Record a split's id order and labels, or check they equal the ones already stored."""
+    def spec(self, collection: str) -> str:
+        """The data SPEC a collection was read from."""
+        return str(self._attrs(collection).get("spec", collection))
+
+    def roles(self, collection: str) -> list[str]:
+        """What a collection was extracted for: "fit", "eval", or both."""
+        return list(self._attrs(collection).get("roles", []))
+
+    def write_collection(
+        self,
+        collection: str,
+        ids: list[str] | np.ndarray,
+        labels: np.ndarray | None,
+        classes: tuple[str, ...] | None = None,
+        spec: str = "",
+        role: str | None = None,
+    ) -> None:
+        """Record a collection's id order, labels (None for unlabelled images) and label space, or check they
+        equal the ones already stored; `role` ("fit" or "eval") is added to the collection's roles."""
         ids = np.asarray(ids, dtype=str)
-        labels = np.asarray(labels, dtype=np.int64)
-        if len(ids) != len(labels):
-            raise StoreError(f"{len(ids)} ids but {len(labels)} labels for split {split!r}.")
+        labels = None if labels is None else np.asarray(labels, dtype=np.int64)
+        if labels is not None and len(ids) != len(labels):
+            raise StoreError(f"{len(ids)} ids but {len(labels)} labels for collection {collection!r}.")
         if len(set(ids.tolist())) != len(ids):
-            raise StoreError(f"Split {split!r} has duplicate ids; every sample needs a unique id.")
-        if _has(self.root, split):
-            stored_ids, stored_labels = self.ids(split), self._all_labels(split)
+            raise StoreError(f"Collection {collection!r} has duplicate ids; every sample needs a unique id.")
+        if _has(self.root, collection):
+            stored_ids = self.ids(collection)
             if len(stored_ids) != len(ids) or not np.array_equal(stored_ids, ids):
                 raise StoreError(
-                    f"Split {split!r} in {self.path} holds {len(stored_ids)} samples in another id order than "
-                    f"the {len(ids)} given; features are only paired by id. Use a new store for other data."
+                    f"Collection {collection!r} in {self.path} holds {len(stored_ids)} samples in another id order "
+                    f"than the {len(ids)} given; features are only paired by id. Name the collection otherwise "
+                    "(NAME=SPEC) or use a new store."
                 )
-            if not np.array_equal(stored_labels, labels):
-                raise StoreError(f"Split {split!r} in {self.path} holds other labels for the same ids.")
-            return
-        with writing(self.path):
-            group = self.root.create_group(split)
-            group.create_array("ids", shape=ids.shape, dtype=str)[:] = ids
-            group.create_array("labels", shape=labels.shape, dtype="int64")[:] = labels
-            # Written last: a split whose checksums are missing was interrupted while being created.
-            group.attrs.update({"ids_crc32": crc32_of_ids(ids), "labels_crc32": crc32(labels)})
+            stored_labels = self._all_labels(collection) if self.labelled(collection) else None
+            if (stored_labels is None) != (labels is None) or (
+                labels is not None and stored_labels is not None and not np.array_equal(stored_labels, labels)
+            ):
+                raise StoreError(f"Collection {collection!r} in {self.path} holds other labels for the same ids.")
+            if classes is not None and self.classes(collection) != tuple(classes):
+                raise StoreError(f"Collection {collection!r} in {self.path} has another label space (classes).")
+        else:
+            with writing(self.path):
+                group = self.root.create_group(collection)
+                group.create_array("ids", shape=ids.shape, dtype=str)[:] = ids
+                attrs: dict[str, Any] = {"spec": spec or collection, "roles": [], "ids_crc32": crc32_of_ids(ids)}
+                if labels is not None:
+                    group.create_array("labels", shape=labels.shape, dtype="int64")[:] = labels
+                    attrs.update(labels_crc32=crc32(labels), classes=None if classes is None else list(classes))
+                # Written last: a collection whose checksums are missing was interrupted while being created.
+                group.attrs.update(attrs)
+        if role is not None and role not in self.roles(collection):
+            with writing(self.path):
+                self._collection(collection).attrs["roles"] = sorted({*self.roles(collection), role})
 
-    def ids(self, split: str) -> np.ndarray:
-        """Sample ids `(N,)` of a split, in the store's order (checked against their checksum)."""
-        if split not in self._ids:
-            group = self._split(split)
+    def ids(self, collection: str) -> np.ndarray:
+        """Sample ids `(N,)` of a collection, in the store's order (checked against their checksum)."""
+        if collection not in self._ids:
+            group = self._collection(collection)
             # zarr returns numpy's variable-width StringDType, which does not cast to fixed-width str directly.
-            ids = np.array(list(_read(_array(group, "ids"), f"the ids of split {split!r}")), dtype=str)
+            ids = np.array(list(_read(_array(group, "ids"), f"the ids of collection {collection!r}")), dtype=str)
             if crc32_of_ids(ids) != group.attrs.get("ids_crc32"):
                 raise StoreError(
-                    f"The ids of split {split!r} in {self.path} do not match their checksum: the store is damaged "
-                    "or was interrupted while the split was created. Extract into a new --store."
+                    f"The ids of collection {collection!r} in {self.path} do not match their checksum: the store is "
+                    "damaged or was interrupted while the collection was created. Extract into a new --store."
                 )
-            self._ids[split] = ids
-        return self._ids[split]
+            self._ids[collection] = ids
+        return self._ids[collection]
 
-    def _all_labels(self, split: str) -> np.ndarray:
-        """Labels `(N,)` int64 of every sample of a split, skipped ones included (checked)."""
-        if split not in self._labels:
-            group = self._split(split)
-            labels = _read(_array(group, "labels"), f"the labels of split {split!r}").astype(np.int64)
+    def _all_labels(self, collection: str) -> np.ndarray:
+        """Labels `(N,)` int64 of every sample of a collection, skipped ones included (checked)."""
+        if collection not in self._labels:
+            if not self.labelled(collection):
+                raise StoreError(
+                    f"Collection {collection!r} has no labels ({self.spec(collection)}): it serves to fit maps. "
+                    "Evaluate on a labelled collection."
+                )
+            group = self._collection(collection)
+            labels = _read(_array(group, "labels"), f"the labels of collection {collection!r}").astype(np.int64)
             if crc32(labels) != group.attrs.get("labels_crc32"):
                 raise StoreError(
-                    f"The labels of split {split!r} in {self.path} do not match their checksum: the store is damaged "
-                    "or was interrupted while the split was created. Extract into a new --store."
+                    f"The labels of collection {collection!r} in {self.path} do not match their checksum: the store is "
+                    "damaged or was interrupted while the collection was created. Extract into a new --store."
                 )
-            self._labels[split] = labels
-        return self._labels[split]
+            self._labels[collection] = labels
+        return self._labels[collection]
 
-    def labels(self, split: str) -> np.ndarray:
-        """Labels `(K,)` int64 of the kept (not skipped) samples of a split."""
-        return self._all_labels(split)[self.kept(split)]
+    def labels(self, collection: str) -> np.ndarray:
+        """Labels `(K,)` int64 of the kept (not skipped) samples of a collection."""
+        return self._all_labels(collection)[self.kept(collection)]
 
     # -- skipped samples -------------------------------------------------------------------------
-    def skipped(self, split: str) -> dict[str, str]:
-        """Ids of a split's unreadable images skipped by extraction, with the reason for each."""
-        skipped: dict[str, str] = self._split(split).attrs.asdict().get("skipped", {})  # type: ignore[assignment]
+    def skipped(self, collection: str) -> dict[str, str]:
+        """Ids of a collection's unreadable images skipped by extraction, with the reason for each."""
+        skipped: dict[str, str] = self._collection(collection).attrs.asdict().get("skipped", {})  # type: ignore[assignment]
         return dict(skipped)
 
-    def add_skipped(self, split: str, reasons: dict[str, str]) -> None:
-        group = self._split(split)
+    def add_skipped(self, collection: str, reasons: dict[str, str]) -> None:
+        group = self._collection(collection)
         with writing(self.path):
-            group.attrs["skipped"] = {**self.skipped(split), **reasons}
+            group.attrs["skipped"] = {**self.skipped(collection), **reasons}
 
-    def kept(self, split: str) -> np.ndarray:
+    def kept(self, collection: str) -> np.ndarray:
         """`(N,)` bool: samples every reader uses (all but skipped ones, for every model alike)."""
-        skipped = self.skipped(split)
+        skipped = self.skipped(collection)
         if not skipped:  # the common case: no need to read every id string
-            return np.ones(_array(self._split(split), "ids").shape[0], dtype=bool)
-        return ~np.isin(self.ids(split), list(skipped))
+            return np.ones(_array(self._collection(collection), "ids").shape[0], dtype=bool)
+        return ~np.isin(self.ids(collection), list(skipped))
 
-    def kept_ids(self, split: str) -> np.ndarray:
-        return self.ids(split)[self.kept(split)]
+    def kept_ids(self, collection: str) -> np.ndarray:
+        return self.ids(collection)[self.kept(collection)]
 
     # -- models ----------------------------------------------------------------------------------
     def models(self) -> list[str]:
@@ -343,11 +372,11 @@ class FeatureStore:
         return _group(_group(self.root, "models"), name)
 
     # -- features: writing -------------------------------------------------------------------------
-    def feature_array(self, split: str, name: str, dim: int, chunk_rows: int = DEFAULT_CHUNK_ROWS) -> zarr.Array:
-        """The `(N, D)` float32 feature array of a model in a split, created empty if new."""
+    def feature_array(self, collection: str, name: str, dim: int, chunk_rows: int = DEFAULT_CHUNK_ROWS) -> zarr.Array:
+        """The `(N, D)` float32 feature array of a model in a collection, created empty if new."""
         if chunk_rows < 1:
             raise StoreError(f"chunk_rows must be at least 1; got {chunk_rows}.")
-        group = self._split(split)
+        group = self._collection(collection)
         n = int(_array(group, "ids").shape[0])
         with writing(self.path):
             feats = group.require_group("features")
@@ -355,27 +384,28 @@ class FeatureStore:
                 array = _array(feats, name)
                 if array.shape != (n, dim):
                     raise StoreError(
-                        f"Stored features of {name!r} in split {split!r} have shape {array.shape}, expected {(n, dim)}."
+                        f"Stored features of {name!r} in collection {collection!r} have shape {array.shape}, "
+                        f"expected {(n, dim)}."
                     )
                 return array
             return feats.create_array(
                 name, shape=(n, dim), chunks=(min(chunk_rows, max(n, 1)), dim), dtype="float32", fill_value=0.0
             )
 
-    def _features(self, split: str, name: str) -> zarr.Array:
-        return _array(_group(self._split(split), "features"), name)
+    def _features(self, collection: str, name: str) -> zarr.Array:
+        return _array(_group(self._collection(collection), "features"), name)
 
-    def chunk_rows(self, split: str, name: str) -> int:
-        """Rows per stored chunk of a model's features in a split."""
-        return int(self._features(split, name).chunks[0])
+    def chunk_rows(self, collection: str, name: str) -> int:
+        """Rows per stored chunk of a model's features in a collection."""
+        return int(self._features(collection, name).chunks[0])
 
-    def _records(self, split: str, name: str) -> dict[int, ChunkRecord]:
+    def _records(self, collection: str, name: str) -> dict[int, ChunkRecord]:
         """The finished chunks of a model's features, with their row ranges and checksums."""
-        group = self._split(split)
+        group = self._collection(collection)
         if not _has(group, "features") or not _has(_group(group, "features"), name):
             return {}
         records = {}
-        for key, value in _finished(self._features(split, name)).items():
+        for key, value in _finished(self._features(collection, name)).items():
             record = ChunkRecord.from_json(value)
             if record is not None and str(key).isdigit():
                 records[int(key)] = record
@@ -385,10 +415,10 @@ class FeatureStore:
         size, n = int(array.chunks[0]), int(array.shape[0])
         return chunk * size, min((chunk + 1) * size, n)
 
-    def write_chunk(self, split: str, name: str, chunk: int, features: np.ndarray) -> None:
+    def write_chunk(self, collection: str, name: str, chunk: int, features: np.ndarray) -> None:
         """Write the features `(rows, D)` of one whole chunk of stored rows and record it as finished, with
         its row range and checksum (only then, so an interrupted write leaves the chunk unfinished)."""
-        array = self._features(split, name)
+        array = self._features(collection, name)
         start, stop = self._chunk_range(array, chunk)
         features = np.asarray(features)
         if not np.can_cast(features.dtype, np.float32, casting="safe"):
@@ -399,13 +429,13 @@ class FeatureStore:
         block = np.ascontiguousarray(features, dtype=np.float32)
         if block.shape != (stop - start, array.shape[1]):
             raise StoreError(
-                f"Chunk {chunk} of {name!r} / {split!r} holds rows {start}..{stop - 1}, shape "
+                f"Chunk {chunk} of {name!r} / {collection!r} holds rows {start}..{stop - 1}, shape "
                 f"{(stop - start, array.shape[1])}; got {block.shape}."
             )
         if not np.isfinite(block).all():
             bad = start + int(np.argwhere(~np.isfinite(block))[0, 0])
             raise StoreError(
-                f"Features of {name!r} for id {str(self.ids(split)[bad])!r} hold NaN or inf; nothing of rows "
+                f"Features of {name!r} for id {str(self.ids(collection)[bad])!r} hold NaN or inf; nothing of rows "
                 f"{start}..{stop - 1} was written."
             )
         with writing(self.path):
@@ -414,50 +444,54 @@ class FeatureStore:
             finished[str(chunk)] = ChunkRecord(start, stop, crc32(block)).to_json()
             array.attrs["finished"] = finished
 
-    def write_features(self, split: str, name: str, features: np.ndarray, chunk_rows: int = DEFAULT_CHUNK_ROWS) -> None:
-        """Write all features `(N, D)` of a model in a split (every stored row, in id order), chunk by chunk.
+    def write_features(
+        self, collection: str, name: str, features: np.ndarray, chunk_rows: int = DEFAULT_CHUNK_ROWS
+    ) -> None:
+        """Write all features `(N, D)` of a model in a collection (every stored row, in id order), chunk by chunk.
         The model must be recorded first (`write_model`)."""
         features = np.asarray(features)
         if features.ndim != 2:
             raise StoreError(f"Features must be 2-D (samples, features); got shape {features.shape}.")
-        array = self.feature_array(split, name, features.shape[1], chunk_rows)
+        array = self.feature_array(collection, name, features.shape[1], chunk_rows)
         if len(features) != array.shape[0]:
-            raise StoreError(f"Split {split!r} has {array.shape[0]} samples; got features for {len(features)}.")
+            raise StoreError(
+                f"Collection {collection!r} has {array.shape[0]} samples; got features for {len(features)}."
+            )
         size = int(array.chunks[0])
         for chunk in range(-(-len(features) // size)):
-            self.write_chunk(split, name, chunk, features[chunk * size : (chunk + 1) * size])
+            self.write_chunk(collection, name, chunk, features[chunk * size : (chunk + 1) * size])
 
-    def forget_chunks(self, split: str, name: str, chunks: list[int]) -> None:
+    def forget_chunks(self, collection: str, name: str, chunks: list[int]) -> None:
         """Mark chunks unfinished again (they were found damaged), so that extraction recomputes them."""
-        array = self._features(split, name)
+        array = self._features(collection, name)
         finished = _finished(array)
         with writing(self.path):
             array.attrs["finished"] = {k: v for k, v in finished.items() if int(k) not in set(chunks)}
 
-    def done_chunks(self, split: str, name: str) -> np.ndarray:
+    def done_chunks(self, collection: str, name: str) -> np.ndarray:
         """`(n_chunks,)` bool: which row chunks of a model's features are finished (empty if none exist)."""
-        group = self._split(split)
+        group = self._collection(collection)
         if not _has(group, "features") or not _has(_group(group, "features"), name):
             return np.zeros(0, dtype=bool)
-        array = self._features(split, name)
+        array = self._features(collection, name)
         done = np.zeros(-(-int(array.shape[0]) // int(array.chunks[0])), dtype=bool)
-        for chunk in self._records(split, name):
+        for chunk in self._records(collection, name):
             if chunk < len(done):
                 done[chunk] = True
         return done
 
-    def has_features(self, split: str, name: str) -> bool:
-        done = self.done_chunks(split, name)
+    def has_features(self, collection: str, name: str) -> bool:
+        done = self.done_chunks(collection, name)
         return bool(done.size) and bool(done.all())
 
     # -- features: reading -------------------------------------------------------------------------
-    def read_chunk(self, split: str, name: str, chunk: int) -> np.ndarray:
+    def read_chunk(self, collection: str, name: str, chunk: int) -> np.ndarray:
         """The features `(rows, D)` float32 of one finished chunk, every stored row (skipped ones too), checked
         against the row range and checksum recorded when it was written."""
-        array = self._features(split, name)
+        array = self._features(collection, name)
         start, stop = self._chunk_range(array, chunk)
-        where = f"model {name!r}, split {split!r}, rows {start}..{stop - 1}"
-        record = self._records(split, name).get(chunk)
+        where = f"model {name!r}, collection {collection!r}, rows {start}..{stop - 1}"
+        record = self._records(collection, name).get(chunk)
         if record is None:
             raise StoreError(f"The store {self.path} has no finished features for {where}; run extract to finish them.")
         if (record.start, record.stop) != (start, stop):
@@ -466,7 +500,7 @@ class FeatureStore:
                 "Run `featswap verify STORE`."
             )
         block = _read(array, where, slice(start, stop)).astype(np.float32, copy=False)
-        self.chunk_reads[split, name] = self.chunk_reads.get((split, name), 0) + 1
+        self.chunk_reads[collection, name] = self.chunk_reads.get((collection, name), 0) + 1
         if crc32(block) != record.crc32:
             raise StoreError(
                 f"The store is damaged: the features of {where} are missing or altered (they do not match the "
@@ -477,77 +511,79 @@ class FeatureStore:
 
     def full_reads(self) -> float:
         """How many times, in all, whole feature arrays were read through this object (chunks read divided by
-        chunks per array, summed over every model and split)."""
-        return sum(count / len(self.done_chunks(split, name)) for (split, name), count in self.chunk_reads.items())
+        chunks per array, summed over every model and collection)."""
+        return sum(
+            count / len(self.done_chunks(collection, name)) for (collection, name), count in self.chunk_reads.items()
+        )
 
-    def require_features(self, split: str, name: str) -> None:
-        """Refuse a model without complete features in a split, saying what to do."""
-        if not self.has_features(split, name):
-            known = [m for m in self.models() if self.has_features(split, m)] if split in self.splits() else []
-            partial = self.done_chunks(split, name).size > 0
+    def require_features(self, collection: str, name: str) -> None:
+        """Refuse a model without complete features in a collection, saying what to do."""
+        if not self.has_features(collection, name):
+            known = (
+                [m for m in self.models() if self.has_features(collection, m)]
+                if collection in self.collections()
+                else []
+            )
+            partial = self.done_chunks(collection, name).size > 0
             hint = " (extraction was interrupted: run extract again to resume)" if partial else ""
             raise StoreError(
-                f"The store {self.path} has no complete features of {name!r} for split {split!r}{hint}."
+                f"The store {self.path} has no complete features of {name!r} for collection {collection!r}{hint}."
                 f"{closest(name, known) if name not in known else ''}"
             )
 
-    def features(self, split: str, name: str) -> np.ndarray:
-        """All features `(N, D)` float32 of a model in a split (checked complete and intact; every value is
+    def features(self, collection: str, name: str) -> np.ndarray:
+        """All features `(N, D)` float32 of a model in a collection (checked complete and intact; every value is
         finite, as `write_chunk` refuses NaN and inf)."""
-        return np.concatenate(list(self.iter_features(split, name)), axis=0)
+        return np.concatenate(list(self.iter_features(collection, name)), axis=0)
 
-    def iter_features(self, split: str, name: str) -> Iterator[np.ndarray]:
-        """Features of the kept samples of a complete model/split, one stored chunk at a time `(rows, D)`, in
+    def iter_features(self, collection: str, name: str) -> Iterator[np.ndarray]:
+        """Features of the kept samples of a complete model/collection, one stored chunk at a time `(rows, D)`, in
         id order; memory O(chunk rows * D)."""
-        self.require_features(split, name)
-        kept = self.kept(split)
-        size = self.chunk_rows(split, name)
-        for chunk in range(len(self.done_chunks(split, name))):
-            yield self.read_rows(split, name, chunk * size, (chunk + 1) * size, kept[chunk * size : (chunk + 1) * size])
+        self.require_features(collection, name)
+        kept = self.kept(collection)
+        size = self.chunk_rows(collection, name)
+        for chunk in range(len(self.done_chunks(collection, name))):
+            yield self.read_rows(
+                collection, name, chunk * size, (chunk + 1) * size, kept[chunk * size : (chunk + 1) * size]
+            )
 
-    def read_rows(self, split: str, name: str, start: int, stop: int, kept: np.ndarray | None = None) -> np.ndarray:
+    def read_rows(
+        self, collection: str, name: str, start: int, stop: int, kept: np.ndarray | None = None
+    ) -> np.ndarray:
         """Features `(k, D)` of the kept samples among stored rows `start .. stop - 1` (read whole chunks,
-        each checked); `kept` is `self.kept(split)[start:stop]` when the caller already has it."""
-        size = self.chunk_rows(split, name)
-        n = int(self._features(split, name).shape[0])
+        each checked); `kept` is `self.kept(collection)[start:stop]` when the caller already has it."""
+        size = self.chunk_rows(collection, name)
+        n = int(self._features(collection, name).shape[0])
         stop = min(stop, n)
-        parts = [self.read_chunk(split, name, c) for c in range(start // size, -(-stop // size))]
+        parts = [self.read_chunk(collection, name, c) for c in range(start // size, -(-stop // size))]
         first = (start // size) * size
         block = np.concatenate(parts, axis=0)[start - first : stop - first] if parts else np.zeros((0, 0), np.float32)
-        return block[self.kept(split)[start:stop] if kept is None else kept]
+        return block[self.kept(collection)[start:stop] if kept is None else kept]
 
-    def take_rows(self, split: str, name: str, rows: np.ndarray) -> np.ndarray:
+    def take_rows(self, collection: str, name: str, rows: np.ndarray) -> np.ndarray:
         """Features `(k, D)` of the kept samples at sorted positions `rows` among the kept samples (reading each
         chunk they touch once, checked)."""
-        stored = np.flatnonzero(self.kept(split))[rows]
-        size = self.chunk_rows(split, name)
+        stored = np.flatnonzero(self.kept(collection))[rows]
+        size = self.chunk_rows(collection, name)
         parts = []
         for chunk in np.unique(stored // size):
             in_chunk = stored[(stored // size) == chunk]
-            parts.append(self.read_chunk(split, name, int(chunk))[in_chunk - chunk * size])
-        dim = int(self._features(split, name).shape[1])
+            parts.append(self.read_chunk(collection, name, int(chunk))[in_chunk - chunk * size])
+        dim = int(self._features(collection, name).shape[1])
         return np.concatenate(parts, axis=0) if parts else np.zeros((0, dim), np.float32)
 
-    def pairs(
-        self, split: str, source: str, target: str, rows: int | None = None, engine: str = "local"
-    ) -> PairedFeatures:
-        """Paired features of two models in a split, streamed in row blocks (see `featswap.mapping.paired`); with
-        engine "ray", chunk statistics are computed by Ray tasks (see `featswap.engines.ray.statistics`)."""
-        check_engine(engine)
-        pairs = StorePairs(self, split, source, target, rows)
-        if engine == "ray":
-            from featswap.engines.ray.statistics import RayPairs
-
-            return RayPairs(pairs)
-        return pairs
+    def pairs(self, collection: str, source: str, target: str, rows: int | None = None) -> StorePairs:
+        """Paired features of two models on a collection, streamed in row blocks (see `featswap.mapping.paired`;
+        an engine decides where their per-chunk statistics run)."""
+        return StorePairs(self, collection, source, target, rows)
 
     # -- integrity -----------------------------------------------------------------------------------
-    def damaged_chunks(self, split: str, name: str) -> dict[int, str]:
-        """The finished chunks of a model's features in a split that no longer match their record, each with
+    def damaged_chunks(self, collection: str, name: str) -> dict[int, str]:
+        """The finished chunks of a model's features in a collection that no longer match their record, each with
         what is wrong with it."""
-        array = self._features(split, name)
+        array = self._features(collection, name)
         damaged = {}
-        for chunk, record in sorted(self._records(split, name).items()):
+        for chunk, record in sorted(self._records(collection, name).items()):
             if (record.start, record.stop) != self._chunk_range(array, chunk):
                 damaged[chunk] = f"recorded as rows {record.start}..{record.stop - 1}, not the chunk's own rows."
                 continue
@@ -562,39 +598,42 @@ class FeatureStore:
         return damaged
 
     def verify(self) -> VerifyReport:
-        """Check the whole store: every split's ids and labels, every model's head, every finished chunk."""
+        """Check the whole store: every collection's ids and labels, every model's head, every finished chunk."""
         report = VerifyReport(self.path)
         for name in self.models():
             try:
                 self.head(name)
             except StoreError as err:
                 report.damage.append(Damage(f"model {name}", str(err), "extract the model into a new --store"))
-        for split in self.splits():
+        for collection in self.collections():
             try:
-                self.ids(split)
-                self._all_labels(split)
+                self.ids(collection)
+                if self.labelled(collection):
+                    self._all_labels(collection)
             except StoreError as err:
-                report.damage.append(Damage(f"split {split}", str(err), "extract again into a new --store"))
+                report.damage.append(Damage(f"collection {collection}", str(err), "extract again into a new --store"))
                 continue
-            group = self._split(split)
+            group = self._collection(collection)
             names = _keys(_group(group, "features"), groups=False) if _has(group, "features") else []
             for name in names:
-                records = self._records(split, name)
+                records = self._records(collection, name)
                 report.checked_chunks += len(records)
                 spec = self.model_attrs(name).get("spec", "SPEC") if name in self.models() else "SPEC"
-                for chunk, problem in self.damaged_chunks(split, name).items():
+                for chunk, problem in self.damaged_chunks(collection, name).items():
                     start, stop = records[chunk].start, records[chunk].stop
                     report.damage.append(
                         Damage(
-                            f"model {name}, split {split}, rows {start}..{stop - 1} (chunk {chunk})",
+                            f"model {name}, collection {collection}, rows {start}..{stop - 1} (chunk {chunk})",
                             problem,
                             f"run `featswap extract --model {spec} --name {name} --store {self.path}` again with the "
                             "same --data and --weights: it recomputes exactly the damaged chunks.",
                         )
                     )
-                if not self.has_features(split, name):
-                    done = self.done_chunks(split, name)
-                    report.unfinished.append(f"model {name}, split {split}: {int(done.sum())} of {len(done)} chunks")
+                if not self.has_features(collection, name):
+                    done = self.done_chunks(collection, name)
+                    report.unfinished.append(
+                        f"model {name}, collection {collection}: {int(done.sum())} of {len(done)} chunks"
+                    )
         return report
 
 
@@ -618,13 +657,13 @@ def remove_store(path: str | Path) -> None:
 class StorePairs:
     """Paired features read from a store: `chunks()` streams row blocks, `take(rows)` reads selected rows."""
 
-    def __init__(self, store: FeatureStore, split: str, source: str, target: str, rows: int | None = None) -> None:
+    def __init__(self, store: FeatureStore, collection: str, source: str, target: str, rows: int | None = None) -> None:
         for name in (source, target):
-            store.require_features(split, name)
-        self.store, self.split, self.source, self.target = store, split, source, target
-        features = _group(store._split(split), "features")
+            store.require_features(collection, name)
+        self.store, self.collection, self.source, self.target = store, collection, source, target
+        features = _group(store._collection(collection), "features")
         x, y = _array(features, source), _array(features, target)
-        self.n, self.dx, self.dy = int(store.kept(split).sum()), int(x.shape[1]), int(y.shape[1])
+        self.n, self.dx, self.dy = int(store.kept(collection).sum()), int(x.shape[1]), int(y.shape[1])
         self.dtype = np.dtype(np.float32)
         self._stored = int(x.shape[0])
         # One stored chunk per block keeps memory at O(chunk rows * (Dx + Dy)) and each chunk read once.
@@ -638,22 +677,25 @@ class StorePairs:
     def block(self, index: int, kept: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Block `index` of `chunks()`: `(x (k, dx), y (k, dy))`; `kept` as in `FeatureStore.read_rows`."""
         start, stop = index * self.rows, (index + 1) * self.rows
-        kept = self.store.kept(self.split)[start:stop] if kept is None else kept
+        kept = self.store.kept(self.collection)[start:stop] if kept is None else kept
         return (
-            self.store.read_rows(self.split, self.source, start, stop, kept),
-            self.store.read_rows(self.split, self.target, start, stop, kept),
+            self.store.read_rows(self.collection, self.source, start, stop, kept),
+            self.store.read_rows(self.collection, self.target, start, stop, kept),
         )
 
     def chunks(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        kept = self.store.kept(self.split)
+        kept = self.store.kept(self.collection)
         for index in range(self.n_blocks):
             yield self.block(index, kept[index * self.rows : (index + 1) * self.rows])
 
     def map_chunks(self, fn: ChunkFn[R], device: str = "cpu") -> Iterator[R]:
         return map_chunks_here(self, fn, device)
 
+    def split_moments(self, holdout: float, seed: int, normalize: bool) -> tuple[Moments, Moments] | None:
+        return None
+
     def take(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return (
-            self.store.take_rows(self.split, self.source, rows),
-            self.store.take_rows(self.split, self.target, rows),
+            self.store.take_rows(self.collection, self.source, rows),
+            self.store.take_rows(self.collection, self.target, rows),
         )

@@ -1,6 +1,6 @@
 """Feature extraction on a Ray cluster with Ray Data: CPU tasks decode and preprocess batches of images, a
 pool of actors (one GPU each, or CPUs) runs the network, and this process writes each finished chunk of
-rows into the store at its place in the split's id order.
+rows into the store at its place in the collection's id order.
 
 The plan, logits check and chunk writer are `featswap.extraction.local`'s, so a Ray run resumes a local one (and the
 reverse) and writes the same features. Only this process writes the store (it holds the store's lock);
@@ -22,10 +22,11 @@ import numpy as np
 
 from featswap.backbones.backbone import Backbone
 from featswap.backbones.sources import BackboneRecipe
-from featswap.data.collections import Split
+from featswap.config import ExtractionSettings
+from featswap.data.collections import Collection
 from featswap.engines.ray.connect import check_not_client, cluster_resources, connected_ray, featswap_errors
 from featswap.errors import ClusterError, FeatswapError, ModelError, SpecError
-from featswap.extraction.local import ChunkWriter, ExtractResult, SplitImages, batch_features, prepare, to_device
+from featswap.extraction.plan import ChunkWriter, CollectionImages, ExtractResult, batch_features, prepare, to_device
 from featswap.progress import bar, rate
 from featswap.store import FeatureStore
 
@@ -69,7 +70,7 @@ class RayResources:
         return workers, per_gpu
 
 
-def _decode(item: dict[str, Any], images: SplitImages) -> dict[str, Any]:
+def _decode(item: dict[str, Any], images: CollectionImages) -> dict[str, Any]:
     """A CPU task: rows `start .. stop - 1` decoded and preprocessed into `(B, C, H, W)` float32."""
     batch, problems = images.batch(range(item["start"], item["stop"]))
     return {"start": item["start"], "images": batch.numpy(), "problems": json.dumps(problems)}
@@ -120,14 +121,13 @@ class _Infer:
 
 def extract_ray(
     recipe: BackboneRecipe,
-    split: Split,
+    collection: Collection,
     store: FeatureStore,
-    batch_size: int = 256,
+    settings: ExtractionSettings | None = None,
     resources: RayResources | None = None,
     quiet: bool = False,
-    chunk_rows: int | None = None,
-    on_bad_image: str = "fail",
     backbone: Backbone | None = None,
+    role: str | None = None,
 ) -> ExtractResult:
     """`featswap.extraction.local.extract` on the connected Ray cluster (see `featswap.engines.ray.connect.connect`).
 
@@ -139,8 +139,10 @@ def extract_ray(
     resources = resources or RayResources()
     workers, gpus_per_worker = resources.resolve(cluster_resources())
     backbone = backbone or recipe.build()
-    plan = prepare(backbone, split, store, chunk_rows, on_bad_image)
-    writer = ChunkWriter(store, split, backbone.name, plan)
+    settings = settings or ExtractionSettings()
+    batch_size = settings.batch_size
+    plan = prepare(backbone, collection, store, settings, role=role)
+    writer = ChunkWriter(store, collection, backbone.name, plan)
     items = [{"start": rows[0], "stop": rows[-1] + 1} for rows in plan.batches(batch_size)]
     # What a decoding task holds: a worker process with torch, and its batch of float32 images twice. Stating
     # it also keeps Ray Data from fusing decoding into the actors (it fuses only stages with equal resources),
@@ -150,9 +152,9 @@ def extract_ray(
     computed = 0
     with bar(disable=quiet) as progress:
         task = progress.add_task(
-            f"{backbone.name} / {split.name} (ray, {workers} workers)",
-            total=len(split),
-            completed=len(split) - plan.todo_rows,
+            f"{backbone.name} / {collection.name} (ray, {workers} workers)",
+            total=len(collection),
+            completed=len(collection) - plan.todo_rows,
             rate="",
         )
         if items:
@@ -181,8 +183,8 @@ def extract_ray(
                     progress.update(task, advance=len(features), rate=rate(computed, time.perf_counter() - start_time))
     return ExtractResult(
         backbone.name,
-        split.name,
-        len(split),
+        collection.name,
+        len(collection),
         computed,
         time.perf_counter() - start_time,
         plan.logits_max_abs_diff,

@@ -15,19 +15,28 @@ from typing import Any
 import numpy as np
 
 from featswap.engines.ray.connect import cluster_resources, connected_ray, featswap_errors
+from featswap.mapping.moments import Moments
 from featswap.mapping.paired import ChunkFn, R
 from featswap.store import FeatureStore, StorePairs
 
 
 def _block_statistic(
-    path: str, split: str, source: str, target: str, rows: int, index: int, start: int, kept: np.ndarray, fn: ChunkFn[R]
+    path: str,
+    collection: str,
+    source: str,
+    target: str,
+    rows: int,
+    index: int,
+    start: int,
+    kept: np.ndarray,
+    fn: ChunkFn[R],
 ) -> R:
     """A Ray task: `fn` of block `index` (stored rows `index * rows ...`, of which `kept` are used), `start`
     the position of its first kept row among all kept rows. The driver has checked both models complete, so
     the task reads just its rows."""
     store = FeatureStore.open(path)
     first, stop = index * rows, (index + 1) * rows
-    x, y = (store.read_rows(split, name, first, stop, kept) for name in (source, target))
+    x, y = (store.read_rows(collection, name, first, stop, kept) for name in (source, target))
     return fn(x, y, start, "cpu")
 
 
@@ -50,19 +59,24 @@ class RayPairs:
     def take(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return self.pairs.take(rows)
 
+    def split_moments(self, holdout: float, seed: int, normalize: bool) -> tuple[Moments, Moments] | None:
+        return None
+
     def map_chunks(self, fn: ChunkFn[R], device: str = "cpu") -> Iterator[R]:
         """`fn` of every block, each a Ray task on a worker's CPU (`device` applies to the local path only)."""
         ray = connected_ray()
         task = ray.remote(num_cpus=1)(_block_statistic)
         p = self.pairs
-        kept = p.store.kept(p.split)
+        kept = p.store.kept(p.collection)
         path = p.store.location
         pending: deque[Any] = deque()
         start = 0
         with featswap_errors():
             for index in range(p.n_blocks):
                 block_kept = kept[index * p.rows : (index + 1) * p.rows]
-                pending.append(task.remote(path, p.split, p.source, p.target, p.rows, index, start, block_kept, fn))
+                pending.append(
+                    task.remote(path, p.collection, p.source, p.target, p.rows, index, start, block_kept, fn)
+                )
                 start += int(block_kept.sum())
                 if len(pending) >= self.max_in_flight:
                     yield ray.get(pending.popleft())

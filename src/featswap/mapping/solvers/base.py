@@ -42,13 +42,18 @@ FitFunction = Callable[[PairedFeatures | None, Any, str, Heads | None], FitResul
 
 @dataclass(frozen=True)
 class Solver:
-    """A named solver: its settings dataclass, its fit function, and whether it needs data or heads."""
+    """A named solver and what it needs, declared once: its settings dataclass and fit function; whether it
+    reads features (`needs_data`) and the classifier heads (`needs_heads`); whether its map reproduces the
+    target's feature lengths (`fits_scale`: the paper's loss compares directions only, and `heads` maps logits,
+    not features); and `r2_rank`, which of a run's maps `map_r2` reads (the lowest rank fitted)."""
 
     name: str
     settings: type
     fit: FitFunction
     needs_data: bool = True
     needs_heads: bool = False
+    fits_scale: bool = True
+    r2_rank: int = 0
     summary: str = ""
 
     def make_settings(self, **params: object) -> Any:

@@ -58,6 +58,8 @@ SOLVERS.register("heads")(
         fit_heads,
         needs_data=False,
         needs_heads=True,
+        fits_scale=False,
+        r2_rank=4,
         summary="data-free map from the two classifiers' weights",
     )
 )

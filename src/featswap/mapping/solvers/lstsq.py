@@ -13,6 +13,10 @@ from featswap.mapping.moments import Moments, merge_nonempty
 from featswap.mapping.paired import PairedFeatures, split_rows
 from featswap.mapping.solvers.base import SOLVERS, FitResult, Heads, Solver
 
+#: The held-out share of the split whose two parts, merged, give all rows' moments from shared statistics (the
+#: default `holdout` of `lstsq` and `refine`, so that one pass serves every closed-form fit).
+SHARED_HOLDOUT = 0.1
+
 #: Candidate ridge strengths for `alpha="auto"`, relative to the mean eigenvalue of the centred scatter.
 RELATIVE_ALPHAS = (0.0, 1e-8, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0)
 
@@ -60,7 +64,11 @@ def chunk_moments(x: np.ndarray, y: np.ndarray, start: int, device: str, normali
 
 
 def streamed_moments(pairs: PairedFeatures, normalize: bool, device: str) -> Moments:
-    """Moments of all rows, merged chunk by chunk in order (chunks computed wherever `pairs` computes them)."""
+    """Moments of all rows, merged chunk by chunk in order (chunks computed wherever `pairs` computes them), or
+    from the moments `pairs` already has for both directions of its pair."""
+    shared = pairs.split_moments(SHARED_HOLDOUT, 0, normalize)
+    if shared is not None:
+        return shared[0].merge(shared[1])
     parts = pairs.map_chunks(functools.partial(chunk_moments, normalize=normalize), device)
     return merge_nonempty(parts, FitError("No samples to fit on."))
 
@@ -129,7 +137,10 @@ def streamed_split_moments(
     pairs: PairedFeatures, holdout: float, seed: int, normalize: bool, device: str
 ) -> tuple[Moments, Moments]:
     """Moments of the fitting rows and of the held-out rows of `split_rows(pairs.n, holdout, seed)`, in one
-    pass over the chunks."""
+    pass over the chunks (or from the moments `pairs` already has)."""
+    shared = pairs.split_moments(holdout, seed, normalize)
+    if shared is not None:
+        return shared
     fit, out = Moments.zeros(pairs.dx, pairs.dy), Moments.zeros(pairs.dx, pairs.dy)
     chunk_fn = functools.partial(chunk_split_moments, n=pairs.n, holdout=holdout, seed=seed, normalize=normalize)
     for fit_part, held_part in pairs.map_chunks(chunk_fn, device):
@@ -148,6 +159,8 @@ def fit_lstsq(pairs: PairedFeatures | None, settings: LstsqSettings, device: str
     info: dict[str, object] = {}
     if alpha is None:
         fit, out = streamed_split_moments(pairs, settings.holdout, settings.seed, settings.normalize_target, device)
+        if fit.n == 0 or out.n == 0:
+            split_rows(pairs.n, settings.holdout, settings.seed)  # says that there are too few rows to hold out
         alpha, info["alpha_heldout_mse"] = choose_alpha(fit, out, settings.rcond)
         moments = fit.merge(out)
     else:
@@ -158,5 +171,12 @@ def fit_lstsq(pairs: PairedFeatures | None, settings: LstsqSettings, device: str
 
 
 SOLVERS.register("lstsq")(
-    Solver("lstsq", LstsqSettings, fit_lstsq, summary="closed-form least squares / ridge from streamed moments")
+    Solver(
+        "lstsq",
+        LstsqSettings,
+        fit_lstsq,
+        fits_scale=True,
+        r2_rank=0,
+        summary="closed-form least squares / ridge from streamed moments",
+    )
 )

@@ -123,5 +123,12 @@ def fit_paper(pairs: PairedFeatures | None, settings: PaperSettings, device: str
 
 
 SOLVERS.register("paper")(
-    Solver("paper", PaperSettings, fit_paper, summary="the paper's recipe: Adam on the unit-vector loss")
+    Solver(
+        "paper",
+        PaperSettings,
+        fit_paper,
+        fits_scale=False,
+        r2_rank=3,
+        summary="the paper's recipe: Adam on the unit-vector loss",
+    )
 )

@@ -48,5 +48,12 @@ def fit_procrustes(
 
 
 SOLVERS.register("procrustes")(
-    Solver("procrustes", ProcrustesSettings, fit_procrustes, summary="orthogonal map (optional scale) plus bias")
+    Solver(
+        "procrustes",
+        ProcrustesSettings,
+        fit_procrustes,
+        fits_scale=True,
+        r2_rank=2,
+        summary="orthogonal map (optional scale) plus bias",
+    )
 )

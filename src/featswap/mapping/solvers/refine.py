@@ -116,5 +116,12 @@ def fit_refine(pairs: PairedFeatures | None, settings: RefineSettings, device: s
 
 
 SOLVERS.register("refine")(
-    Solver("refine", RefineSettings, fit_refine, summary="lstsq start, then Adam on the paper's loss, early stopping")
+    Solver(
+        "refine",
+        RefineSettings,
+        fit_refine,
+        fits_scale=True,
+        r2_rank=1,
+        summary="lstsq start, then Adam on the paper's loss, early stopping",
+    )
 )

@@ -1,0 +1,82 @@
+"""Every failure a user can cause is one line starting `error:` and exit status 2, never a traceback."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any, NoReturn
+
+from typer.core import TyperGroup
+
+from featswap.errors import FeatswapError, os_error_advice
+
+#: Exit status of every user-facing failure.
+USER_ERROR = 2
+
+
+def one_line(text: str) -> str:
+    """`text` with its line breaks and runs of spaces collapsed: an error is one line on the terminal."""
+    return " ".join(str(text).split())
+
+
+def describe_os_error(err: OSError) -> str:
+    """A filesystem error as a sentence naming the path and what to do."""
+    return f"{err.filename or 'a file'}: {err.strerror or err}. {os_error_advice(err)}"
+
+
+class OneLineErrors(TyperGroup):
+    """featswap's command group: runs a command and turns every failure into one `error:` line (exit 2).
+
+    The parser's usage errors (an unknown option, a missing value) and featswap's errors are the user's to fix;
+    filesystem errors name the path; anything else is a bug in featswap, said as such (set
+    FEATSWAP_TRACEBACK=1 to see the traceback)."""
+
+    def main(  # type: ignore[override]
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except FeatswapError as err:
+            fail(str(err))
+        except OSError as err:
+            fail(describe_os_error(err))
+        except Exception as err:
+            if is_usage_error(err):  # a bad or missing option, found by the command-line parser
+                message = str(err.format_message()).rstrip(".")  # type: ignore[attr-defined]
+                fail(f"{message}. See `featswap COMMAND --help`.")
+            if type(err).__name__ == "Abort":  # the parser's Ctrl-C
+                fail("interrupted.", 130)
+            if os.environ.get("FEATSWAP_TRACEBACK"):
+                raise
+            fail(
+                f"featswap failed unexpectedly ({type(err).__name__}: {err}). This is a bug in featswap: run again "
+                "with FEATSWAP_TRACEBACK=1 to see where, and report it."
+            )
+        if code == 130:
+            fail("interrupted; finished chunks of features are kept, so running the same command again resumes.", 130)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+def is_usage_error(err: Exception) -> bool:
+    """Whether `err` is the command-line parser's own error (click's, or the copy of click that newer typer
+    versions carry): it has a message to show and an exit status."""
+    return callable(getattr(err, "format_message", None)) and isinstance(getattr(err, "exit_code", None), int)
+
+
+def fail(message: str, code: int = USER_ERROR) -> NoReturn:
+    """Print `error: message` on one line (standard error) and exit with `code`."""
+    from rich.markup import escape
+
+    from featswap.progress import console
+
+    # escape: messages list keys and shapes in [brackets], which rich would read as markup
+    console.print(f"[bold red]error:[/] {escape(one_line(message))}", highlight=False, soft_wrap=True)
+    sys.exit(code)

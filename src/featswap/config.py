@@ -1,0 +1,370 @@
+"""A run is a config: frozen dataclasses built from the command line, from a TOML file, or in Python.
+
+Precedence: flags override the file, the file overrides the defaults here. Every value is checked when its
+dataclass is built, so a bad number from any of the three is refused before any work starts. Every run writes
+its fully resolved config (`resolved`: model names filled in, paths made absolute, defaults spelled out) as
+`config.toml`; `featswap compare --config OUT/config.toml --out OUT2` repeats the run with equal numbers.
+
+```toml
+store = "/abs/runs/cmp/features.zarr"
+out = "/abs/runs/cmp"
+models = [
+    { spec = "tiny-resnet", weights = "/abs/w/tiny-resnet.safetensors", name = "tiny-resnet" },
+]
+
+[data]               # `data` with `val_fraction`, or `fit_data` and `eval_data`
+data = "digits"
+val_fraction = 0.3
+
+[extraction]         # batch_size, chunk_rows, workers, on_bad_image
+[fit]                # solvers = ["refine"], [fit.params.SOLVER] settings
+[evaluation]         # n_boot, seed, similarity, knn_k, svcca_k
+[engine]             # kind = "local" | "ray", device, address, ray_workers, gpus_per_worker, cpus_per_worker
+```
+
+This module imports neither torch nor zarr: the command line builds configs before it loads anything heavy.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from featswap import validate
+from featswap.errors import SpecError, closest
+
+ENGINES = ("local", "ray")
+DEVICES = ("cpu", "cuda", "auto")
+ON_BAD_IMAGE = ("fail", "skip")
+#: `--val-fraction` when the data do not say: digits keep their 70/30 split, folders hold out 20%.
+DEFAULT_VAL_FRACTION = {"digits": 0.3}
+FALLBACK_VAL_FRACTION = 0.2
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """One network: its SPEC, a local weight file, its name (default from the SPEC), a preprocessing override
+    with timm's keys, and whether timm/torchvision models without a weight file load their published weights."""
+
+    spec: str
+    weights: str | None = None
+    name: str | None = None
+    data_config: Mapping[str, Any] | None = None
+    pretrained: bool = True
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.spec, str) or not self.spec:
+            raise SpecError(f"A model needs a SPEC (e.g. tiny-resnet, timm:resnet50); got {self.spec!r}.")
+        validate.flag("pretrained", self.pretrained)
+        if self.data_config is not None and not isinstance(self.data_config, Mapping):
+            raise SpecError("A model's data_config must be a table with input_size, mean and std.")
+
+
+@dataclass(frozen=True)
+class DataSettings:
+    """Where images come from: `data`, one labelled collection split into fitting (`train`) and evaluation
+    (`val`) images by `val_fraction`; or `fit_data`, a collection to fit maps on (labels optional), and
+    `eval_data`, one or more labelled collections to evaluate on. `train_limit` keeps a seeded subset of the
+    fitting images (stratified by class when labelled); `seed` seeds the split and the subset."""
+
+    data: str | None = None
+    val_fraction: float | None = None
+    fit_data: str | None = None
+    eval_data: tuple[str, ...] = ()
+    train_limit: int | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "eval_data", tuple(self.eval_data))
+        if self.val_fraction is not None:
+            validate.real("val_fraction", self.val_fraction, 0, 1, low_open=True, high_open=True)
+        if self.train_limit is not None:
+            validate.integer("train_limit", self.train_limit, 1)
+        validate.integer("seed", self.seed, 0)
+        if self.data is not None and (self.fit_data is not None or self.eval_data):
+            raise SpecError("Give either --data (split into fitting and evaluation images) or --fit-data with "
+                            "--eval-data, not both.")  # fmt: skip
+        if self.val_fraction is not None and self.data is None and (self.fit_data or self.eval_data):
+            raise SpecError("--val-fraction splits --data; with --fit-data and --eval-data there is nothing to split.")
+        if (self.fit_data is None) != (not self.eval_data):
+            raise SpecError("--fit-data needs at least one --eval-data, and --eval-data needs --fit-data.")
+
+    @property
+    def given(self) -> bool:
+        return self.data is not None or self.fit_data is not None
+
+
+@dataclass(frozen=True)
+class ExtractionSettings:
+    """Images per forward pass, rows per stored (and resumable) chunk, worker processes that decode images,
+    and what to do with an unreadable image (`fail`, or `skip`: record it and leave it out for every model)."""
+
+    batch_size: int = 256
+    chunk_rows: int = 4096
+    workers: int = 0
+    on_bad_image: str = "fail"
+
+    def __post_init__(self) -> None:
+        validate.integer("batch_size", self.batch_size, 1)
+        validate.integer("chunk_rows", self.chunk_rows, 1)
+        validate.integer("workers", self.workers, 0)
+        validate.choice("on_bad_image", self.on_bad_image, ON_BAD_IMAGE)
+
+
+@dataclass(frozen=True)
+class FitSettings:
+    """Solvers to fit every ordered pair with, and per solver its settings (`params["paper"]["iterations"]`)."""
+
+    solvers: tuple[str, ...] = ("refine",)
+    params: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        from featswap.mapping.solvers import SOLVERS  # checks names and settings (and imports torch)
+
+        object.__setattr__(self, "solvers", tuple(self.solvers))
+        if not self.solvers:
+            raise SpecError("--solver needs at least one solver name.")
+        for name in self.solvers:
+            SOLVERS.get(name)
+        unused = sorted(set(self.params) - set(self.solvers))
+        if unused:
+            raise SpecError(f"Settings given for solver(s) {unused} that this run does not use ({list(self.solvers)}).")
+        for name, settings in self.params.items():
+            if not isinstance(settings, Mapping):
+                raise SpecError(f"The settings of solver {name!r} must be a table of KEY = VALUE.")
+            SOLVERS.get(name).make_settings(**settings)
+
+
+@dataclass(frozen=True)
+class EvaluationSettings:
+    """Bootstrap resamples and seed of the confidence intervals; whether to compute the similarity measures,
+    with `knn_k` neighbours for mutual_knn and `svcca_k` principal directions for svcca."""
+
+    n_boot: int = 1000
+    seed: int = 0
+    similarity: bool = True
+    knn_k: int = 10
+    svcca_k: int = 20
+
+    def __post_init__(self) -> None:
+        validate.integer("n_boot", self.n_boot, 1)
+        validate.integer("seed", self.seed, 0)
+        validate.flag("similarity", self.similarity)
+        validate.integer("knn_k", self.knn_k, 1)
+        validate.integer("svcca_k", self.svcca_k, 1)
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    """Where the work runs: `local` (this process, on `device`), or `ray` (a cluster at `address`, default a
+    local instance; `ray_workers` inference actors with `gpus_per_worker` and `cpus_per_worker` each)."""
+
+    kind: str = "local"
+    device: str = "cpu"
+    address: str | None = None
+    ray_workers: int | None = None
+    gpus_per_worker: float | None = None
+    cpus_per_worker: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in ENGINES:
+            raise SpecError(f"--engine must be local or ray; got {self.kind!r}.")
+        validate.choice("device", self.device, DEVICES)
+        ray_only = {"address": self.address, "ray_workers": self.ray_workers,
+                    "gpus_per_worker": self.gpus_per_worker, "cpus_per_worker": self.cpus_per_worker}  # fmt: skip
+        given = sorted(k for k, v in ray_only.items() if v is not None)
+        if self.kind != "ray" and given:
+            flags = ", ".join("--" + k.replace("_", "-") for k in given)
+            raise SpecError(f"{flags} only appl{'y' if len(given) > 1 else 'ies'} to --engine ray.")
+        if self.kind == "ray" and self.device != "cpu":
+            raise SpecError(
+                "With --engine ray, workers get GPUs with --gpus-per-worker; --device applies to local runs."
+            )
+        if self.ray_workers is not None:
+            validate.integer("ray_workers", self.ray_workers, 1)
+        if self.gpus_per_worker is not None:
+            validate.real("gpus_per_worker", self.gpus_per_worker, 0)
+        if self.cpus_per_worker is not None:
+            validate.real("cpus_per_worker", self.cpus_per_worker, 0, low_open=True)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything a run needs: the models, the data, and how to extract, fit, evaluate and where to run; the
+    feature store (`store`, default OUT/features.zarr) and the output directory (`out`)."""
+
+    models: tuple[ModelConfig, ...] = ()
+    data: DataSettings = field(default_factory=DataSettings)
+    extraction: ExtractionSettings = field(default_factory=ExtractionSettings)
+    fit: FitSettings = field(default_factory=FitSettings)
+    evaluation: EvaluationSettings = field(default_factory=EvaluationSettings)
+    engine: EngineSettings = field(default_factory=EngineSettings)
+    store: str | None = None
+    out: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "models", tuple(self.models))
+
+    # -- building ------------------------------------------------------------------------------------
+    @classmethod
+    def build(cls, file: str | Path | None = None, overrides: Mapping[str, Any] | None = None) -> RunConfig:
+        """The defaults, overridden by the TOML `file` (if any), overridden by `overrides` (the flags given,
+        as a nested mapping with the file's layout)."""
+        merged = read_toml(Path(file)) if file is not None else {}
+        merged = deep_merge(merged, dict(overrides or {}))
+        return from_mapping(merged, str(file) if file else "the command line")
+
+    def to_toml(self) -> str:
+        import tomli_w
+
+        return tomli_w.dumps(_without_none(to_mapping(self)))
+
+    def with_(self, **changes: Any) -> RunConfig:
+        return dataclasses.replace(self, **changes)
+
+
+SECTIONS: dict[str, type] = {
+    "data": DataSettings,
+    "extraction": ExtractionSettings,
+    "fit": FitSettings,
+    "evaluation": EvaluationSettings,
+    "engine": EngineSettings,
+}
+TOP_LEVEL = ("models", "store", "out", *SECTIONS)
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """A config file as a mapping; a missing or malformed file is one clear error."""
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise SpecError(f"Config file {path} does not exist.") from None
+    except IsADirectoryError:
+        raise SpecError(f"--config {path} is a directory; give a TOML file.") from None
+    except tomllib.TOMLDecodeError as err:
+        raise SpecError(f"{path} is not valid TOML: {err}.") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise SpecError(f"Cannot read the config file {path}: {err}.") from None
+
+
+def deep_merge(base: Mapping[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
+    """`base` with `top`'s values over it; tables merge key by key, anything else (lists too) is replaced."""
+    merged = dict(base)
+    for key, value in top.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _build(kind: type, values: Any, where: str) -> Any:
+    if not isinstance(values, Mapping):
+        raise SpecError(f"[{where}] must be a table of settings; got {values!r}.")
+    known = {f.name for f in fields(kind)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise SpecError(f"Unknown setting {unknown[0]!r} in [{where}].{closest(unknown[0], known)}")
+    try:
+        return kind(**values)
+    except TypeError as err:  # a required value missing
+        raise SpecError(f"[{where}]: {err}.") from None
+
+
+def from_mapping(values: Mapping[str, Any], source: str = "the config") -> RunConfig:
+    """A RunConfig from a mapping with the file's layout (unknown keys are an error naming them)."""
+    unknown = sorted(set(values) - set(TOP_LEVEL))
+    if unknown:
+        raise SpecError(f"Unknown key {unknown[0]!r} in {source}.{closest(unknown[0], TOP_LEVEL)}")
+    models = values.get("models", [])
+    if not isinstance(models, list | tuple):
+        raise SpecError(f"models in {source} must be a list of tables, each with a spec.")
+    built: dict[str, Any] = {"models": tuple(_build(ModelConfig, m, "models") for m in models)}
+    for name, kind in SECTIONS.items():
+        if name in values:
+            built[name] = _build(kind, values[name], name)
+    for key in ("store", "out"):
+        if values.get(key) is not None:
+            if not isinstance(values[key], str):
+                raise SpecError(f"{key} in {source} must be a path or URL; got {values[key]!r}.")
+            built[key] = values[key]
+    return RunConfig(**built)
+
+
+def to_mapping(config: RunConfig) -> dict[str, Any]:
+    """The config as plain data (tuples as lists), in the file's layout."""
+
+    def plain(value: Any) -> Any:
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            return {f.name: plain(getattr(value, f.name)) for f in fields(value)}
+        if isinstance(value, Mapping):
+            return {str(k): plain(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [plain(v) for v in value]
+        return value
+
+    result: dict[str, Any] = plain(config)
+    return result
+
+
+def _without_none(value: Any) -> Any:
+    """TOML has no null: unset values are left out (and read back as their defaults, which are None)."""
+    if isinstance(value, dict):
+        return {k: _without_none(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_none(v) for v in value]
+    return value
+
+
+# -- resolving ---------------------------------------------------------------------------------------------
+def absolute(path: str) -> str:
+    """A local path made absolute; a URL (`s3://...`) as it is."""
+    return path if "://" in path else str(Path(path).expanduser().resolve())
+
+
+def absolute_model_spec(spec: str) -> str:
+    """`path/file.py:function` with an absolute path; other SPECs as they are."""
+    if ".py:" in spec:
+        path, _, function = spec.rpartition(":")
+        return f"{absolute(path)}:{function}"
+    return spec
+
+
+def absolute_data_spec(spec: str) -> str:
+    """`[NAME=]kind:DIR` with an absolute DIR; `digits` as it is."""
+    name, sep, rest = spec.partition("=") if "=" in spec.partition(":")[0] else ("", "", spec)
+    kind, colon, folder = rest.partition(":")
+    return f"{name}{sep}{kind}{colon}{absolute(folder)}" if folder else spec
+
+
+def resolved(config: RunConfig) -> RunConfig:
+    """The config with every default spelled out: model names, absolute paths, the held-out fraction of
+    `data`, and the store (default OUT/features.zarr). Running it again from any directory repeats the run."""
+    from featswap.backbones.naming import unique_names
+
+    names = unique_names([m.spec for m in config.models], [m.name for m in config.models])
+    models = tuple(
+        dataclasses.replace(
+            m, spec=absolute_model_spec(m.spec), weights=absolute(m.weights) if m.weights else None, name=name
+        )
+        for m, name in zip(config.models, names, strict=True)
+    )
+    data = config.data
+    if data.data is not None:
+        kind = data.data.partition("=")[2].partition(":")[0] if "=" in data.data else data.data.partition(":")[0]
+        fraction = data.val_fraction or DEFAULT_VAL_FRACTION.get(kind, FALLBACK_VAL_FRACTION)
+        data = dataclasses.replace(data, data=absolute_data_spec(data.data), val_fraction=fraction)
+    else:
+        data = dataclasses.replace(
+            data,
+            fit_data=absolute_data_spec(data.fit_data) if data.fit_data else None,
+            eval_data=tuple(absolute_data_spec(e) for e in data.eval_data),
+        )
+    out = absolute(config.out) if config.out else None
+    store = absolute(config.store) if config.store else (str(Path(out) / "features.zarr") if out else None)
+    return dataclasses.replace(config, models=models, data=data, store=store, out=out)

@@ -1,0 +1,65 @@
+"""The Ray engine: extraction on Ray Data (decoding tasks, an inference actor pool) and per-chunk statistics as
+Ray tasks, on a connected cluster."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from featswap.config import EngineSettings, ExtractionSettings
+from featswap.errors import ClusterError
+
+if TYPE_CHECKING:
+    from featswap.backbones.backbone import Backbone
+    from featswap.backbones.sources import BackboneRecipe
+    from featswap.data.collections import Collection
+    from featswap.extraction.plan import ExtractResult
+    from featswap.mapping.paired import PairedFeatures
+    from featswap.store import FeatureStore
+
+
+@dataclass
+class RayEngine:
+    """Work on the Ray cluster this process is connected to (see `connect`)."""
+
+    config: EngineSettings
+    device: str = "cpu"  # the driver's own work (fits of iterative solvers, evaluation) runs on its CPU
+
+    @classmethod
+    def connect(cls, settings: EngineSettings, extracts: bool = False) -> RayEngine:
+        """Connect to the cluster at `settings.address` (default a local instance); `extracts` refuses a Ray
+        Client address, through which Ray Data does not run."""
+        from featswap.engines.ray.connect import CLIENT_EXTRACTION, connect, is_client_address
+
+        if extracts and is_client_address(settings.address):
+            raise ClusterError(CLIENT_EXTRACTION)
+        connect(settings.address)
+        return cls(settings)
+
+    def extract(
+        self,
+        recipe: BackboneRecipe,
+        backbone: Backbone,
+        collection: Collection,
+        store: FeatureStore,
+        settings: ExtractionSettings,
+        role: str | None,
+        quiet: bool,
+    ) -> ExtractResult:
+        from featswap.engines.ray.extract import RayResources, extract_ray
+
+        resources = RayResources(
+            self.config.ray_workers, self.config.gpus_per_worker, self.config.cpus_per_worker or 1.0
+        )
+        return extract_ray(recipe, collection, store, settings, resources, quiet, backbone, role)
+
+    def pairs(self, pairs: PairedFeatures) -> PairedFeatures:
+        from featswap.engines.ray.statistics import RayPairs
+        from featswap.store import StorePairs
+
+        if not isinstance(pairs, StorePairs):
+            return pairs  # features in memory: nothing for the cluster to read
+        return RayPairs(pairs)
+
+    def settings(self) -> EngineSettings:
+        return self.config

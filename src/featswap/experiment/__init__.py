@@ -1,0 +1,346 @@
+"""The one orchestrator: a `RunConfig` in, extraction, fitting, evaluation, similarity and every output file out.
+
+```python
+import featswap
+
+config = featswap.RunConfig.build("run.toml")            # or featswap.RunConfig(models=..., data=...)
+metrics = featswap.run(config)                            # = `featswap compare --config run.toml`
+```
+
+Every command is a thin layer over `Experiment`: `compare` and `demo` call `run`, `extract` calls `extract`,
+`fit` calls `fit_one`, `evaluate` calls `evaluate`, `similarity` calls `similarity`. The engine (local or Ray)
+is an object the experiment holds; the store, solvers and measures know nothing of it.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from featswap.config import RunConfig, resolved
+from featswap.errors import FeatswapError, SpecError
+
+if TYPE_CHECKING:
+    from featswap.data.collections import Collection
+    from featswap.engines import Engine
+    from featswap.experiment.evaluating import SetResult
+    from featswap.experiment.fitting import FittedMap
+    from featswap.extraction.plan import ExtractResult
+    from featswap.store import FeatureStore
+
+
+class Experiment:
+    """One run of featswap, built from a config (resolved on construction: names, paths and defaults filled in).
+
+    `engine` defaults to the one the config names; `quiet` silences progress. Methods run one step each; `run`
+    runs them all and writes OUT/config.toml, metrics.json, predictions, fit curves, maps, report and figures."""
+
+    def __init__(self, config: RunConfig, engine: Engine | None = None, quiet: bool = False) -> None:
+        self.config = resolved(config)
+        self._engine = engine
+        self.quiet = quiet
+
+    # -- parts -----------------------------------------------------------------------------------------
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            from featswap.engines import make_engine
+
+            self._engine = make_engine(self.config.engine, extracts=True)
+        return self._engine
+
+    def say(self, message: str) -> None:
+        if not self.quiet:
+            from featswap.progress import console
+
+            console.print(message, highlight=False)
+
+    @functools.cached_property
+    def _collections(self) -> tuple[Collection, list[Collection]]:
+        from featswap.data.collections import fit_and_eval
+
+        return fit_and_eval(self.config.data)
+
+    def collections(self) -> tuple[Collection, list[Collection]]:
+        """The fitting collection and the evaluation collections of the config's data (listed once)."""
+        return self._collections
+
+    def store_path(self) -> str:
+        if self.config.store is None:
+            raise SpecError("No feature store given: use --store PATH (or --out DIR, whose features.zarr it is).")
+        return self.config.store
+
+    # -- steps -----------------------------------------------------------------------------------------
+    def extract(self, roles: Sequence[str] = ("fit", "eval")) -> list[ExtractResult]:
+        """Every model's features of the fitting and evaluation collections (`roles` picks), into the store.
+
+        Each model is built and checked before the store is touched; finished chunks are kept (and checked)."""
+        from featswap.backbones.sources import BackboneRecipe
+        from featswap.store import FeatureStore
+
+        if not self.config.models:
+            raise SpecError("No models given: use --model SPEC.")
+        fit, evals = self.collections()
+        todo = ([(fit, "fit")] if "fit" in roles else []) + ([(c, "eval") for c in evals] if "eval" in roles else [])
+        num_classes = len(evals[0].classes or ())
+        recipes = [
+            BackboneRecipe(m.spec, m.weights, num_classes, m.name, m.pretrained, m.data_config)
+            for m in self.config.models
+        ]
+        engine = self.engine
+        results = []
+        first = recipes[0].build()  # a wrong model, weight file or preprocessing is refused before any writing
+        with FeatureStore.create(self.store_path()) as store:
+            for i, recipe in enumerate(recipes):
+                backbone = first if i == 0 else recipe.build()
+                for collection, role in todo:
+                    settings = self.config.extraction
+                    results.append(engine.extract(recipe, backbone, collection, store, settings, role, self.quiet))
+        return results
+
+    def fit(self, store: FeatureStore, collection: str, names: Sequence[str]) -> list[FittedMap]:
+        """Maps for every ordered pair of `names` with every solver of the config, fitted on `collection`."""
+        from featswap.experiment.fitting import fit_maps
+
+        settings = self.config.fit
+        return fit_maps(store, names, collection, settings.solvers, settings.params, self.engine, self.say)
+
+    def fit_one(self, store: FeatureStore, source: str, target: str, solver: str, collection: str) -> FittedMap:
+        """One map (`featswap fit`), computed exactly as `fit` computes it within a run."""
+        from featswap.experiment.fitting import fit_pair_maps
+
+        params = self.config.fit.params
+        maps = fit_pair_maps(store, source, target, collection, [solver], params, self.engine, both=False)
+        return maps[source, target, solver]
+
+    def evaluate(
+        self, store: FeatureStore, maps: Sequence[FittedMap], collections: Sequence[str], names: Sequence[str] = ()
+    ) -> list[SetResult]:
+        """The swap test of every map, each model's own accuracy and the similarity measures, on each labelled
+        collection: one result per evaluation set."""
+        from featswap.experiment.evaluating import evaluate_collection
+
+        if not collections:
+            raise SpecError(f"The store {store.path} has no evaluation collection; extract one with --eval-data.")
+        names = list(names) or list(dict.fromkeys(n for m in maps for n in (m.source, m.target)))
+        seen: set[tuple[str, str, str]] = set()
+        for m in maps:
+            if (m.source, m.target, m.solver) in seen:
+                raise FeatswapError(
+                    f"Two maps fitted {m.source} -> {m.target} with solver {m.solver}; their results would be "
+                    "indistinguishable in one report. Evaluate each in its own --out directory."
+                )
+            seen.add((m.source, m.target, m.solver))
+        settings = self.config.evaluation
+        return [evaluate_collection(store, c, maps, settings, names, self.say) for c in collections]
+
+    def similarity(self, names: Sequence[str], collections: Sequence[str], out: Path) -> list[str]:
+        """Every similarity measure for every pair of `names` (default: every model with features of the
+        collections) on each evaluation collection of the store, with `map_r2` from `lstsq` maps fitted on its
+        fitting collection; writes OUT/similarity.json and OUT/config.toml and returns lines to print."""
+        from featswap.experiment.evaluating import similarity_of
+        from featswap.experiment.fitting import fit_maps
+        from featswap.outputs.paths import claim_run_dir, write_json, write_text
+        from featswap.similarity.catalog import MEASURES
+        from featswap.similarity.measures import r2_score
+        from featswap.store import FeatureStore
+
+        with FeatureStore.open(self.store_path()) as store:
+            collections = list(collections) or store.collections("eval")
+            if not collections:
+                raise SpecError(f"The store {store.path} has no evaluation collection; name one with --collection.")
+            models = [m for m in store.models() if all(store.has_features(c, m) for c in collections)]
+            names = list(names) or models
+            if len(names) < 2:
+                raise SpecError(f"similarity needs at least two models with features of {collections}; found {names}.")
+            for collection in collections:
+                for name in names:
+                    store.require_features(collection, name)
+            claim_run_dir(out)
+            fits = [c for c in store.collections("fit") if all(store.has_features(c, n) for n in names)]
+            maps = fit_maps(store, names, fits[0], ["lstsq"], {}, self.engine) if len(fits) == 1 else []
+            entries, lines = [], []
+            for collection in collections:
+                features = {name: store.features(collection, name) for name in names}
+                r2 = {
+                    (m.source, m.target): functools.partial(
+                        r2_score, features[m.target], m.amap.transform(features[m.source])
+                    )
+                    for m in maps
+                }
+                result = similarity_of(features, names, self.config.evaluation, r2)
+                entries.append({"collection": collection, **result.to_json()})
+                for measure in MEASURES:
+                    m = MEASURES.get(measure)
+                    cells = ", ".join(
+                        f"{a}->{b} {'undefined' if v is None else f'{v:.3f}'}"
+                        for a, row in result.values[measure].items()
+                        for b, v in row.items()
+                    )
+                    lines.append(f"{collection}: {measure} ({m.span}, {m.better} = more similar): {cells}")
+                lines += [
+                    f"{collection}: {u['measure']} undefined for {u['source']} / {u['target']}: {u['reason']}"
+                    for u in result.undefined
+                ]
+            write_json(out / "similarity.json", entries[0] if len(entries) == 1 else {"evaluations": entries})
+            write_text(out / "config.toml", self.config.with_(out=str(out)).to_toml())
+        return [*lines, f"wrote {out / 'similarity.json'}"]
+
+    # -- the whole run ---------------------------------------------------------------------------------
+    def run(self) -> dict[str, Any]:
+        """Extract, fit, evaluate and write every output into OUT; returns metrics.json's content."""
+        if len(self.config.models) < 2:
+            raise SpecError("A comparison needs at least two models: give --model two or more times.")
+        self._out()
+        self.extract()
+        fit, evals = self.collections()
+        names = [m.name for m in self.config.models if m.name]
+        return self.compare_stored(names, fit.name, [c.name for c in evals])
+
+    def compare_stored(
+        self, names: Sequence[str] = (), fit_collection: str | None = None, eval_collections: Sequence[str] = ()
+    ) -> dict[str, Any]:
+        """Fit, evaluate and write, on features already in the store: `names` (default every model with
+        features of every collection used), fitted on `fit_collection` (default the store's fitting
+        collection), evaluated on `eval_collections` (default the store's evaluation collections)."""
+        from featswap.store import FeatureStore
+
+        out = self._out()
+        with FeatureStore.open(self.store_path()) as store:
+            fit_collection = fitting_collection(store, fit_collection)
+            evals = list(eval_collections) or store.collections("eval")
+            used = [fit_collection, *evals]
+            names = list(names) or [m for m in store.models() if all(store.has_features(c, m) for c in used)]
+            maps = self.fit(store, fit_collection, names)
+            for m in maps:
+                save_map(m, out / "maps" / f"{m.stem}.safetensors")
+            results = self.evaluate(store, maps, evals, names)
+            return self.write(store, out, maps, results)
+
+    def _out(self) -> Path:
+        from featswap.outputs.paths import claim_run_dir
+
+        if self.config.out is None:
+            raise SpecError("A run needs an output directory: use --out DIR.")
+        return claim_run_dir(Path(self.config.out))
+
+    def write(self, store: FeatureStore, out: Path, maps: Sequence[FittedMap], results: list[SetResult]) -> dict:
+        """metrics.json, predictions, fit curves, config.toml, report.md and figures of a run into `out`."""
+        from featswap.outputs.paths import claim_run_dir
+
+        claim_run_dir(out)
+        config = self.config if self.config.out else self.config.with_(out=str(out))
+        return write_results(store, out, maps, results, config.with_(engine=self.engine.settings()))
+
+
+def fitting_collection(store: FeatureStore, given: str | None = None) -> str:
+    """The collection to fit on: the one given, else the one the store's extraction marked for fitting."""
+    if given is not None:
+        store.ids(given)  # refuses an unknown collection, naming the known ones
+        return given
+    found = store.collections("fit")
+    if len(found) != 1:
+        known = ", ".join(store.collections()) or "none"
+        what = "no" if not found else "several"
+        raise SpecError(f"The store {store.path} has {what} fitting collections; name one with --collection ({known}).")
+    return found[0]
+
+
+def save_map(fitted: FittedMap, path: Path) -> Path:
+    """A fitted map as safetensors, with what `load_map` needs to evaluate it in its header."""
+    from featswap import __version__
+
+    return fitted.amap.save(
+        path,
+        source=fitted.source,
+        target=fitted.target,
+        train_loss=fitted.train_loss,
+        collection=fitted.collection,
+        fit_size=fitted.fit_size,
+        featswap_version=__version__,
+    )
+
+
+def load_map(path: Path) -> FittedMap:
+    """A map written by `save_map` (or `featswap fit`)."""
+    from featswap.experiment.fitting import FittedMap
+    from featswap.mapping.affine_map import AffineMap
+
+    amap = AffineMap.load(path)
+    meta = amap.metadata_
+    try:
+        return FittedMap(
+            meta["source"],
+            meta["target"],
+            amap,
+            float(meta["train_loss"]),
+            str(meta["collection"]),
+            int(meta["fit_size"]),
+        )
+    except (KeyError, TypeError, ValueError) as err:
+        raise FeatswapError(f"{path} is a featswap map without the run details evaluate needs ({err}).") from None
+
+
+def dataset_entry(store: FeatureStore, collection: str, maps: Sequence[FittedMap]) -> dict[str, Any]:
+    """metrics.json's `dataset` entry of one evaluation set."""
+    fit_collections = sorted({m.collection for m in maps})
+    fit_size = max((m.fit_size for m in maps), default=0)
+    skipped = {c: sorted(store.skipped(c)) for c in [*fit_collections, collection] if store.skipped(c)}
+    return {
+        "name": collection,
+        "spec": store.spec(collection),
+        "fit_collection": ", ".join(fit_collections),
+        "train_size": fit_size,
+        "val_size": len(store.kept_ids(collection)),
+        "num_classes": len(store.classes(collection) or ()),
+        "skipped": skipped,
+    }
+
+
+def write_results(
+    store: FeatureStore, out: Path, maps: Sequence[FittedMap], results: list[SetResult], config: RunConfig
+) -> dict[str, Any]:
+    """Write a run's outputs; metrics.json has the single-set layout for one evaluation set, and
+    `{"featswap_version", "evaluations": [one single-set entry per set]}` for several."""
+    import numpy as np
+
+    from featswap import __version__
+    from featswap.outputs.metrics_json import write_metrics
+    from featswap.outputs.paths import write_json, write_text
+    from featswap.outputs.predictions import write_predictions
+    from featswap.outputs.report import render_report
+
+    entries = []
+    for result in results:
+        entry = {"dataset": dataset_entry(store, result.collection, maps), **result.metrics}
+        entries.append(entry)
+        name = "predictions" if len(results) == 1 else f"predictions_{result.collection}"
+        write_predictions(out, result.ids, result.labels, result.columns, name)
+    metrics: dict[str, Any] = {"featswap_version": __version__}
+    if len(entries) == 1:
+        metrics.update(entries[0])
+    else:
+        metrics["evaluations"] = entries
+    write_metrics(metrics, out)
+    curves = {
+        f"{m.source}->{m.target}/{m.solver}": np.asarray(m.amap.curve_, dtype=np.float64).tolist()
+        for m in maps
+        if len(m.amap.curve_)
+    }
+    write_json(out / "fit_curves.json", curves)
+    write_text(out / "config.toml", config.to_toml())
+    render_report(out)
+    return json.loads(json.dumps(metrics))
+
+
+def run(config: RunConfig | str | Path, quiet: bool = False) -> dict[str, Any]:
+    """Run the experiment a config (or a TOML file) describes; returns metrics.json's content."""
+    if not isinstance(config, RunConfig):
+        config = RunConfig.build(config)
+    return Experiment(config, quiet=quiet).run()
+
+
+__all__ = ["Experiment", "load_map", "run", "save_map"]

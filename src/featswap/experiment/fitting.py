@@ -1,0 +1,146 @@
+"""The fitting step: affine maps for every ordered pair of models and every solver, from one pass of paired
+statistics per unordered pair.
+
+For each unordered pair {A, B} (ordered by name, so that every command sees the pair the same way) the
+`GramStats` of the fitting images, split into fitting and held-out rows, are computed once, where the engine
+runs them. Both directions and every closed-form solver (`lstsq` with any ridge choice, `procrustes`,
+`refine`'s start) read their moments from it; iterative solvers read rows too. One more pass gives the
+training loss of every map of the pair.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from featswap.engines import Engine
+from featswap.errors import FeatswapError
+from featswap.mapping.affine_map import AffineMap
+from featswap.mapping.losses import paper_loss_numpy
+from featswap.mapping.moments import Moments
+from featswap.mapping.paired import Direction, PairedFeatures
+from featswap.mapping.solvers import SOLVERS, Heads
+from featswap.similarity.gram import chunk_split_gram
+from featswap.store import FeatureStore
+
+
+@dataclass(frozen=True)
+class FittedMap:
+    """A map from `source`'s features to `target`'s, fitted on `fit_size` images of `collection`, with its paper
+    loss on them."""
+
+    source: str
+    target: str
+    amap: AffineMap
+    train_loss: float
+    collection: str
+    fit_size: int
+
+    @property
+    def solver(self) -> str:
+        return self.amap.solver
+
+    @property
+    def stem(self) -> str:
+        return f"{self.source}__to__{self.target}__{self.solver}"
+
+
+class SharedPair:
+    """The fitting statistics of one unordered pair, computed once (per holdout setting) and read by both
+    directions: `pairs` has the first model as x and the second as y."""
+
+    def __init__(self, pairs: PairedFeatures, device: str) -> None:
+        self.pairs, self.device = pairs, device
+        self._split: dict[tuple[float, int], tuple[Any, Any]] = {}
+
+    def moments(self, holdout: float, seed: int, swapped: bool) -> tuple[Moments, Moments]:
+        """`(fitting rows, held-out rows)` moments of the map x -> y, or y -> x when `swapped`."""
+        key = (holdout, seed)
+        if key not in self._split:
+            fn = functools.partial(chunk_split_gram, n=self.pairs.n, holdout=holdout, seed=seed)
+            fit = held = None
+            for fit_part, held_part in self.pairs.map_chunks(fn, self.device):  # merged as they come: O(D^2)
+                fit = fit_part if fit is None else fit.merge(fit_part)
+                held = held_part if held is None else held.merge(held_part)
+            if fit is None or held is None:
+                raise FeatswapError("No fitting images to fit on.")
+            self._split[key] = (fit, held)
+        fit, held = self._split[key]
+        return fit.moments(swapped), held.moments(swapped)
+
+    def direction(self, forward: bool) -> Direction:
+        return Direction(self.pairs, forward, self.moments)
+
+
+def canonical(a: str, b: str) -> tuple[str, str]:
+    """The order in which a pair's statistics are computed: by name, whatever order the models came in."""
+    return (a, b) if a <= b else (b, a)
+
+
+def fit_maps(
+    store: FeatureStore,
+    names: Sequence[str],
+    collection: str,
+    solvers: Sequence[str],
+    params: Mapping[str, Mapping[str, Any]],
+    engine: Engine,
+    say: Callable[[str], None] = lambda _: None,
+) -> list[FittedMap]:
+    """Maps for every ordered pair of `names` with every solver, fitted on `collection`; in the order of
+    `itertools.permutations(names, 2)`, solvers in the order given."""
+    if len(set(names)) != len(names) or len(names) < 2:
+        raise FeatswapError(f"Fitting needs two or more different models; got {list(names)}.")
+    fitted: dict[tuple[str, str, str], FittedMap] = {}
+    for a, b in itertools.combinations(sorted(names), 2):
+        fitted.update(fit_pair_maps(store, a, b, collection, solvers, params, engine, say))
+    return [fitted[s, t, solver] for s, t in itertools.permutations(names, 2) for solver in solvers]
+
+
+def fit_pair_maps(
+    store: FeatureStore,
+    source: str,
+    target: str,
+    collection: str,
+    solvers: Sequence[str],
+    params: Mapping[str, Mapping[str, Any]],
+    engine: Engine,
+    say: Callable[[str], None] = lambda _: None,
+    both: bool = True,
+) -> dict[tuple[str, str, str], FittedMap]:
+    """The maps `source -> target` (and `target -> source`, with `both`) with every solver, from the pair's
+    shared statistics; keyed by `(source, target, solver)`."""
+    if source == target:
+        raise FeatswapError(f"Source and target are both {source!r}; a map needs two different models.")
+    a, b = canonical(source, target)
+    base = engine.pairs(store.pairs(collection, a, b))
+    shared = SharedPair(base, engine.device)
+    directions = [(source, target)] + ([(target, source)] if both else [])
+    maps: dict[tuple[str, str, str], AffineMap] = {}
+    for s, t in directions:
+        heads = Heads(*store.head(s), *store.head(t))
+        for solver in solvers:
+            amap = AffineMap(solver, device=engine.device, **dict(params.get(solver, {})))
+            needs_data = SOLVERS.get(solver).needs_data
+            amap.fit_pairs(shared.direction(s == a) if needs_data else None, heads)
+            maps[s, t, solver] = amap
+            say(f"fitted {s} -> {t} with {solver} in {amap.fit_seconds_:.1f} s ({amap.n_iter_} iterations)")
+            if "message" in amap.info_:
+                say(f"  {solver}: {amap.info_['message']}")
+    losses = train_losses(base, {key: (m, key[0] == a) for key, m in maps.items()})
+    return {key: FittedMap(key[0], key[1], m, losses[key], collection, base.n) for key, m in maps.items()}
+
+
+def train_losses(
+    pairs: PairedFeatures, maps: Mapping[tuple[str, str, str], tuple[AffineMap, bool]]
+) -> dict[tuple[str, str, str], float]:
+    """The paper's loss of every map on the fitting images, in one pass over them (`forward`: the map reads x
+    and predicts y; else the reverse)."""
+    totals = dict.fromkeys(maps, 0.0)
+    for x, y in pairs.chunks():
+        for key, (amap, forward) in maps.items():
+            source, target = (x, y) if forward else (y, x)
+            totals[key] += paper_loss_numpy(source @ amap.weight_.T + amap.bias_, target) * len(x)
+    return {key: total / max(pairs.n, 1) for key, total in totals.items()}

@@ -1,0 +1,198 @@
+"""The steps of extracting one model over one image collection that every engine shares: `prepare` (ids, the
+logits check, the model's record, which row chunks remain), `batch_features` (one forward pass) and
+`ChunkWriter` (assembles batches into whole chunks, writes each at its place and records it finished).
+`featswap.extraction.local` runs them in this process; `featswap.engines.ray.extract` on a Ray cluster.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import zarr
+from torch.utils.data import Dataset as TorchDataset
+
+from featswap.backbones.backbone import Backbone
+from featswap.config import ExtractionSettings
+from featswap.data.collections import Collection
+from featswap.errors import DataError
+from featswap.store import FeatureStore
+
+LOGITS_CHECK_IMAGES = 16
+
+
+class CollectionImages(TorchDataset[tuple[torch.Tensor, str]]):
+    """The images of a collection, preprocessed by a model's transform, each with "" or why it is unreadable.
+
+    With `skip`, an unreadable image becomes zeros and its reason travels back (from worker processes
+    too); with `fail` it raises at once."""
+
+    def __init__(
+        self, collection: Collection, transform: Callable[[Any], torch.Tensor], skip: bool, shape: tuple[int, ...]
+    ) -> None:
+        self.collection, self.transform, self.skip, self.shape = collection, transform, skip, shape
+
+    def __len__(self) -> int:
+        return len(self.collection)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, str]:
+        try:
+            return self.transform(self.collection.load(i)), ""
+        except DataError as err:
+            if not self.skip:
+                raise
+            return torch.zeros(self.shape), str(err)
+
+    def batch(self, rows: Sequence[int]) -> tuple[torch.Tensor, list[str]]:
+        """Images `(B, C, H, W)` of the given rows and the problem of each ("" when readable)."""
+        images, problems = zip(*(self[i] for i in rows), strict=True)
+        return torch.stack(images), list(problems)
+
+
+def chunk_batches(chunks: list[int], rows_per_chunk: int, total: int, batch_size: int) -> list[list[int]]:
+    """Row indices of the given chunks in batches that never straddle two chunks."""
+    batches = []
+    for chunk in chunks:
+        start, stop = chunk * rows_per_chunk, min((chunk + 1) * rows_per_chunk, total)
+        batches += [list(range(b, min(b + batch_size, stop))) for b in range(start, stop, batch_size)]
+    return batches
+
+
+@dataclass(frozen=True)
+class ExtractResult:
+    """What one extraction did: `rows` in the collection, `computed_rows` run through the network now (the rest
+    were finished before), `repaired_chunks` finished chunks found damaged and recomputed."""
+
+    model: str
+    collection: str
+    rows: int
+    computed_rows: int
+    seconds: float
+    logits_max_abs_diff: float
+    repaired_chunks: int = 0
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What remains of one model's extraction over one collection: the row chunks `todo` of `array` `(N, D)`."""
+
+    images: CollectionImages
+    array: zarr.Array
+    todo: list[int]
+    logits_max_abs_diff: float
+    repaired_chunks: int = 0
+
+    @property
+    def rows_per_chunk(self) -> int:
+        return int(self.array.chunks[0])
+
+    @property
+    def todo_rows(self) -> int:
+        n, size = self.array.shape[0], self.rows_per_chunk
+        return sum(min((c + 1) * size, n) - c * size for c in self.todo)
+
+    def batches(self, batch_size: int) -> list[list[int]]:
+        return chunk_batches(self.todo, self.rows_per_chunk, self.array.shape[0], batch_size)
+
+
+def prepare(
+    backbone: Backbone,
+    collection: Collection,
+    store: FeatureStore,
+    settings: ExtractionSettings,
+    device: str = "cpu",
+    role: str | None = None,
+) -> Plan:
+    """Record the collection's ids and labels (or check them against those stored) and what it is used for
+    (`role` "fit" or "eval"), run the logits check on the first `LOGITS_CHECK_IMAGES` readable images, record
+    the model and its head, read back the finished chunks (a damaged one is recomputed), and list the row chunks
+    not yet done."""
+    skip = settings.on_bad_image == "skip"
+    images = CollectionImages(collection, backbone.transform(), skip, backbone.data_config.input_size)
+    store.write_collection(
+        collection.name, list(collection.ids), collection.labels, collection.classes, collection.spec, role
+    )
+    # The logits check runs the network twice; a few images show whether the head is the final affine map.
+    readable = (images[i] for i in range(len(collection)))
+    first = [image for image, _ in itertools.islice((r for r in readable if not r[1]), LOGITS_CHECK_IMAGES)]
+    if not first:
+        raise DataError(
+            f"No image of collection {collection.name!r} ({len(collection)} images) could be read, so there is nothing "
+            "to extract. "
+            "Check the data folder and the image files."
+        )
+    diff = backbone.check_logits(torch.stack(first).to(device))
+    weight, bias = backbone.head_numpy()
+    store.write_model(
+        backbone.name,
+        {
+            "spec": backbone.spec,
+            "feature_dim": backbone.feature_dim,
+            "num_classes": backbone.num_classes,
+            "data_config": backbone.data_config.to_dict(),
+            "weights_sha256": backbone.weights_sha256,
+            "logits_max_abs_diff": diff,
+        },
+        weight,
+        bias,
+    )
+    array = store.feature_array(collection.name, backbone.name, backbone.feature_dim, settings.chunk_rows)
+    # Finished chunks are read back and checked: a missing or damaged one is recomputed, never trusted.
+    damaged = list(store.damaged_chunks(collection.name, backbone.name))
+    if damaged:
+        store.forget_chunks(collection.name, backbone.name, damaged)
+    done = store.done_chunks(collection.name, backbone.name)
+    return Plan(images, array, [c for c in range(len(done)) if not done[c]], diff, len(damaged))
+
+
+def batch_features(backbone: Backbone, images: torch.Tensor, device: str) -> np.ndarray:
+    """Features `(B, D)` float32 of preprocessed images `(B, C, H, W)`; on CUDA channels-last under bf16
+    autocast (the module must already be on `device`)."""
+    cuda = device.startswith("cuda")
+    if cuda:
+        images = images.to(device, non_blocking=True, memory_format=torch.channels_last)
+    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
+        return backbone.features(images).float().cpu().numpy()
+
+
+def to_device(backbone: Backbone, device: str) -> None:
+    if device.startswith("cuda"):
+        backbone.module.to(device)
+        backbone.module.to(memory_format=torch.channels_last)
+
+
+class ChunkWriter:
+    """Collects feature batches of a plan's chunks, in any order, and writes each chunk into the store at its
+    place once all its rows are there, then marks it done: a chunk is written whole or not at all."""
+
+    def __init__(self, store: FeatureStore, collection: Collection, name: str, plan: Plan) -> None:
+        self.store, self.collection, self.name, self.plan = store, collection, name, plan
+        self.pending: dict[int, dict[int, np.ndarray]] = {c: {} for c in plan.todo}
+
+    def add(self, start: int, features: np.ndarray, problems: Sequence[str]) -> None:
+        """Features `(B, D)` of rows `start .. start + B - 1` (within one chunk), with each row's problem."""
+        size, n = self.plan.rows_per_chunk, self.plan.array.shape[0]
+        chunk = start // size
+        bad_rows = [i for i, problem in enumerate(problems) if problem]
+        if bad_rows:
+            reasons = {self.collection.ids[start + i]: problems[i] for i in bad_rows}
+            self.store.add_skipped(self.collection.name, reasons)
+        features = np.array(features, dtype=np.float32)
+        if not np.isfinite(features).all():
+            bad = start + int(np.argwhere(~np.isfinite(features))[0, 0])
+            raise DataError(
+                f"{self.name} produced NaN/inf features for id {self.collection.ids[bad]!r}; nothing of this chunk was "
+                "written. Check the image and the model's weights."
+            )
+        features[bad_rows] = 0.0  # never read: skipped rows are left out for every model
+        parts = self.pending[chunk]
+        parts[start] = features
+        first, stop = chunk * size, min((chunk + 1) * size, n)
+        if sum(len(p) for p in parts.values()) == stop - first:
+            whole = np.concatenate([parts[s] for s in sorted(parts)], axis=0)
+            self.store.write_chunk(self.collection.name, self.name, chunk, whole)
+            del self.pending[chunk]

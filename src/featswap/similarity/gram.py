@@ -1,0 +1,228 @@
+"""`GramStats`: centred, mergeable sums of a pair of feature sets, from which CKA (plain and debiased),
+Procrustes, CCA and SVCCA follow without any N x N kernel, and the least-squares moments of both directions.
+
+One pass over a pair's rows gives all of them: the experiment computes it once per unordered pair of models and
+collection, and every symmetric similarity measure and every closed-form solver, in both directions, reads it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, NoReturn
+
+import numpy as np
+import torch
+
+from featswap.errors import DataError
+from featswap.mapping.moments import Moments, as_float64, merge_nonempty, symmetric
+from featswap.mapping.paired import check_paired
+
+RCOND = 1e-10
+
+
+@dataclass(frozen=True)
+class GramStats:
+    """Centred sums over rows of `x` (D1,) and `y` (D2,), float64, enough for CKA (plain and debiased),
+    Procrustes, CCA and SVCCA.
+
+    With `u_i = x_i - mx`, `v_i = y_i - my` (deviations from the means of these rows) and their squared
+    norms `a_i = ||u_i||^2`, `b_i = ||v_i||^2`: `n`; means `mx`, `my`; scatter `cxx = sum u u^T`,
+    `cyy = sum v v^T`, `cxy = sum u v^T`; for the unbiased HSIC `saa = sum a^2`, `sbb = sum b^2`,
+    `sab = sum a b` and the vectors `xa = sum u a`, `xb = sum u b`, `ya = sum v a`, `yb = sum v b`.
+    Chunks are merged exactly by moving each chunk's sums to the merged means (`_about`), the pairwise
+    update of Chan, Golub and LeVeque extended to these third and fourth moments.
+    """
+
+    n: int
+    mx: np.ndarray
+    my: np.ndarray
+    cxx: np.ndarray
+    cyy: np.ndarray
+    cxy: np.ndarray
+    saa: float
+    sbb: float
+    sab: float
+    xa: np.ndarray
+    xb: np.ndarray
+    ya: np.ndarray
+    yb: np.ndarray
+
+    @classmethod
+    def of(cls, x: np.ndarray, y: np.ndarray, device: str = "cpu") -> GramStats:
+        """Stats of one chunk of rows `x` (n, D1), `y` (n, D2), centred on the chunk's own means."""
+        x, y = check_paired(x, y)
+        if len(x) == 0:
+            return cls.zeros(x.shape[1], y.shape[1])
+        tx, ty = as_float64(x, device), as_float64(y, device)
+        mx, my = tx.mean(0), ty.mean(0)
+        u, v = tx - mx, ty - my
+        a, b = (u * u).sum(1), (v * v).sum(1)
+
+        def np_(t: torch.Tensor) -> np.ndarray:
+            return t.cpu().numpy()
+
+        return cls(
+            len(x), np_(mx), np_(my), np_(symmetric(u.T @ u)), np_(symmetric(v.T @ v)), np_(u.T @ v),
+            float(a @ a), float(b @ b), float(a @ b), np_(u.T @ a), np_(u.T @ b), np_(v.T @ a), np_(v.T @ b),
+        )  # fmt: skip
+
+    @classmethod
+    def zeros(cls, d1: int, d2: int) -> GramStats:
+        """The stats of no rows (the identity of `merge`)."""
+        z1, z2 = np.zeros(d1), np.zeros(d2)
+        return cls(0, z1, z2, np.zeros((d1, d1)), np.zeros((d2, d2)), np.zeros((d1, d2)), 0.0, 0.0, 0.0,
+                   z1, z1, z2, z2)  # fmt: skip
+
+    @classmethod
+    def accumulate(cls, chunks: Iterable[tuple[np.ndarray, np.ndarray]], device: str = "cpu") -> GramStats:
+        return merge_nonempty((cls.of(x, y, device) for x, y in chunks), DataError("No samples to compare."))
+
+    def _about(self, mx: np.ndarray, my: np.ndarray) -> tuple[Any, ...]:
+        """These rows' sums taken about the points `mx`, `my` instead of their own means: with
+        `d = mx - self.mx`, `e = my - self.my`, each row's deviation becomes `u - d` (and `v - e`), so
+        `sum (u - d) = -n d`, `a_i` becomes `a_i - 2 u_i.d + |d|^2`, and so on; the terms in `sum u` vanish.
+        Returns `(cxx, cyy, cxy, saa, sbb, sab, xa, xb, ya, yb)` about the new points."""
+        n, d, e = self.n, mx - self.mx, my - self.my
+        dd, ee = float(d @ d), float(e @ e)
+        sa, sb = float(np.trace(self.cxx)), float(np.trace(self.cyy))
+        cxx_d, cyy_e, cxy_e, cyx_d = self.cxx @ d, self.cyy @ e, self.cxy @ e, self.cxy.T @ d
+        return (
+            self.cxx + n * np.outer(d, d),
+            self.cyy + n * np.outer(e, e),
+            self.cxy + n * np.outer(d, e),
+            self.saa + 4 * float(d @ cxx_d) + n * dd**2 - 4 * float(d @ self.xa) + 2 * dd * sa,
+            self.sbb + 4 * float(e @ cyy_e) + n * ee**2 - 4 * float(e @ self.yb) + 2 * ee * sb,
+            self.sab - 2 * float(e @ self.ya) + ee * sa - 2 * float(d @ self.xb) + 4 * float(d @ cxy_e)
+            + dd * sb + n * dd * ee,
+            self.xa - 2 * cxx_d - d * sa - n * dd * d,
+            self.xb - 2 * cxy_e - d * sb - n * ee * d,
+            self.ya - 2 * cyx_d - e * sa - n * dd * e,
+            self.yb - 2 * cyy_e - e * sb - n * ee * e,
+        )  # fmt: skip
+
+    def merge(self, other: GramStats) -> GramStats:
+        """The stats of both sets of rows, centred on their joint means."""
+        if self.cxy.shape != other.cxy.shape:
+            raise DataError(f"Cannot merge stats of shapes {self.cxy.shape} and {other.cxy.shape}.")
+        if other.n == 0:
+            return self
+        if self.n == 0:
+            return other
+        n = self.n + other.n
+        mx = self.mx + (other.mx - self.mx) * (other.n / n)
+        my = self.my + (other.my - self.my) * (other.n / n)
+        mine, theirs = self._about(mx, my), other._about(mx, my)
+        return GramStats(n, mx, my, *(a + b for a, b in zip(mine, theirs, strict=True)))
+
+    def moments(self, swapped: bool = False) -> Moments:
+        """The least-squares moments of the map x -> y (or, `swapped`, y -> x), with no further pass."""
+        if swapped:
+            return Moments(self.n, self.my, self.mx, self.cyy, self.cxy.T, float(np.trace(self.cxx)))
+        return Moments(self.n, self.mx, self.my, self.cxx, self.cxy, float(np.trace(self.cyy)))
+
+    # -- centred covariances -------------------------------------------------------------------------
+    def centred(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Centred scatter matrices `Cxx (D1, D1)`, `Cyy (D2, D2)`, `Cxy (D1, D2)`."""
+        return self.cxx, self.cyy, self.cxy
+
+    # -- measures ------------------------------------------------------------------------------------
+    def linear_cka(self) -> float:
+        """`||Cxy||_F^2 / (||Cxx||_F ||Cyy||_F)` (Kornblith et al. 2019), from D x D matrices only."""
+        cxx, cyy, cxy = self.centred()
+        return _ratio(float((cxy**2).sum()), float(np.linalg.norm(cxx) * np.linalg.norm(cyy)), "linear_cka")
+
+    @staticmethod
+    def _hsic_unbiased(n: int, cross: np.ndarray, sab: float, sa: float, sb: float) -> float:
+        """The unbiased HSIC estimator (Song et al. 2012) of linear kernels K = X X^T, L = Y Y^T on centred
+        rows (it is invariant to shifting either side), expanded into feature-space sums: with K~, L~ the
+        kernels without their diagonals, tr(K~L~) = ||Cxy||_F^2 - sum a_i b_i, 1^T K~ 1 = -sum a_i,
+        1^T L~ 1 = -sum b_i and 1^T K~ L~ 1 = sum a_i b_i (the row sums of centred rows vanish)."""
+        tr = float((cross**2).sum()) - sab
+        return (tr + sa * sb / ((n - 1) * (n - 2)) - 2.0 * sab / (n - 2)) / (n * (n - 3))
+
+    def debiased_cka(self) -> float:
+        """CKA from unbiased HSIC estimates: near 0 for independent features even when D > N."""
+        if self.n < 4:
+            raise DataError(f"debiased_cka needs at least 4 samples; got {self.n}.")
+        sa, sb = float(np.trace(self.cxx)), float(np.trace(self.cyy))
+        hxy = self._hsic_unbiased(self.n, self.cxy, self.sab, sa, sb)
+        hxx = self._hsic_unbiased(self.n, self.cxx, self.saa, sa, sa)
+        hyy = self._hsic_unbiased(self.n, self.cyy, self.sbb, sb, sb)
+        if hxx <= 0 or hyy <= 0:
+            raise DataError("debiased_cka is undefined: one feature set has no variance beyond its mean.")
+        return hxy / float(np.sqrt(hxx * hyy))
+
+    def procrustes(self) -> float:
+        """Orthogonal Procrustes distance of centred, unit-Frobenius-norm features (zero-padding the
+        narrower side): `sqrt(2 - 2 ||Cxy||_* / sqrt(tr Cxx tr Cyy))`, 0 for a rotated copy."""
+        cxx, cyy, cxy = self.centred()
+        scale = float(np.sqrt(np.trace(cxx) * np.trace(cyy)))
+        nuclear = float(np.linalg.svd(cxy, compute_uv=False).sum())
+        similarity = _ratio(nuclear, scale, "procrustes")
+        return float(np.sqrt(max(0.0, 2.0 - 2.0 * min(similarity, 1.0))))
+
+    def canonical_correlations(self, k: int | None = None) -> np.ndarray:
+        """Canonical correlations, descending; with `k`, of the top-`k` principal directions of each side
+        (SVCCA). Directions of (numerically) zero variance are dropped, so duplicated or constant features
+        do not produce NaN."""
+        if k is not None and (isinstance(k, bool) or not isinstance(k, int) or k < 1):
+            raise DataError(f"svcca keeps the top k principal directions of each side; k must be >= 1, got {k!r}.")
+        cxx, cyy, cxy = self.centred()
+        wx, wy = _whitener(cxx, k), _whitener(cyy, k)
+        if wx.shape[1] == 0 or wy.shape[1] == 0:
+            raise DataError("CCA is undefined: one feature set has no variance.")
+        rx, ry = wx.shape[1], wy.shape[1]
+        if rx + ry > self.n - 1:
+            # Centred rows span at most n - 1 dimensions: past that the two subspaces must share
+            # rx + ry - (n - 1) directions, whose canonical correlations are 1 whatever the features.
+            raise DataError(
+                f"CCA is undefined here: {self.n} rows span at most {self.n - 1} centred dimensions, fewer than "
+                f"the {rx} + {ry} the two feature sets use, so {rx + ry - self.n + 1} canonical correlations are 1 "
+                "by construction. Use more rows than both widths together, or svcca with a smaller k."
+            )
+        return np.clip(np.linalg.svd(wx.T @ cxy @ wy, compute_uv=False), 0.0, 1.0)
+
+    def cca_mean(self) -> float:
+        return float(self.canonical_correlations().mean())
+
+    def svcca(self, k: int = 20) -> float:
+        return float(self.canonical_correlations(k).mean())
+
+
+def chunk_split_gram(
+    x: np.ndarray, y: np.ndarray, start: int, device: str, n: int, holdout: float, seed: int
+) -> tuple[GramStats, GramStats]:
+    """`GramStats` of one chunk's fitting rows and of its held-out rows (`split_rows(n, holdout, seed)`; a
+    `ChunkFn`, so that a worker of a cluster rebuilds the mask from these few numbers)."""
+    from featswap.mapping.solvers.lstsq import held_out_mask
+
+    try:
+        mask = held_out_mask(n, holdout, seed)[start : start + len(x)]
+    except DataError:  # too few rows to hold any out: all fit (a solver that needs held-out rows says so)
+        mask = np.zeros(len(x), dtype=bool)
+    return GramStats.of(x[~mask], y[~mask], device), GramStats.of(x[mask], y[mask], device)
+
+
+def chunk_gram_stats(x: np.ndarray, y: np.ndarray, start: int, device: str) -> GramStats:
+    """`GramStats` of one chunk (a `featswap.mapping.paired.ChunkFn`)."""
+    return GramStats.of(x, y, device)
+
+
+def _ratio(numerator: float, denominator: float, measure: str) -> float:
+    return numerator / denominator if denominator > 0 else _constant(measure)
+
+
+def _whitener(cov: np.ndarray, k: int | None) -> np.ndarray:
+    """`W` (D, r) with `W^T cov W = I` on the kept principal directions (the top `k`, or all non-null)."""
+    values, vectors = np.linalg.eigh(cov)
+    order = np.argsort(values)[::-1]
+    values, vectors = values[order], vectors[:, order]
+    keep = values > RCOND * max(float(values[0]), np.finfo(np.float64).tiny) if len(values) else values > 0
+    if k is not None:
+        keep &= np.arange(len(values)) < k
+    return vectors[:, keep] / np.sqrt(values[keep])
+
+
+def _constant(measure: str) -> NoReturn:
+    raise DataError(f"{measure} is undefined: one feature set is constant (zero variance).")
