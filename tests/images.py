@@ -8,11 +8,13 @@ import numpy as np
 from PIL import Image
 
 
-def write_folder(root: Path, per_class: int = 12, truncated: bool = False) -> Path:
-    """Three classes of real images of every colour mode, as JPEG and PNG."""
+def write_folder(
+    root: Path, per_class: int = 12, truncated: bool = False, classes: tuple[str, ...] = ("cat", "dog", "fox")
+) -> Path:
+    """Three classes (folders named `classes`) of real images of every colour mode, as JPEG and PNG."""
     rng = np.random.default_rng(0)
     modes = ["RGB", "L", "CMYK", "RGBA", "P"]
-    for c, name in enumerate(("cat", "dog", "fox")):
+    for c, name in enumerate(classes):
         folder = root / name
         folder.mkdir(parents=True)
         for i in range(per_class):
@@ -21,6 +23,6 @@ def write_folder(root: Path, per_class: int = 12, truncated: bool = False) -> Pa
             suffix = ".png" if image.mode in ("RGBA", "P") or (i % 2 and image.mode != "CMYK") else ".jpg"
             image.save(folder / f"{i:03d}{suffix}")
     if truncated:
-        good = (root / "dog" / "000.jpg").read_bytes()
-        (root / "dog" / "zz_truncated.jpg").write_bytes(good[: len(good) // 2])
+        good = (root / classes[1] / "000.jpg").read_bytes()
+        (root / classes[1] / "zz_truncated.jpg").write_bytes(good[: len(good) // 2])
     return root

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from featswap.cli import app
 from runs import compare_on_store
 
+WHOLE = "iterations must be a whole number (an integer, such as 20); got "
 SMALL = '{"input_size": [3, 16, 16], "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]}'
 EXTRACT = ["extract", "--model", "tiny-resnet", "--data", "digits", "--store", "{new}"]
 FIT = ["fit", "--store", "{store}", "--source", "tiny-resnet", "--target", "tiny-inception", "--out", "{new}"]
@@ -47,6 +48,9 @@ CASES = [
     # extract: names, paths and choices
     ([*EXTRACT, "--name", "../../x"], "--name '../../x' is not a usable model name"),
     ([*EXTRACT, "--name", ""], "--name '' is not a usable model name"),
+    ([*EXTRACT, "--name", "a__to__b"], "--name 'a__to__b' is not a usable model name"),
+    ([*EXTRACT, "--name", "zarr.json"], "--name 'zarr.json' is not a usable model name"),
+    ([*EXTRACT, "--name", "x" * 65], "at most 64 characters"),
     ([*EXTRACT, "--part", "test"], "--part must be fit or eval; got 'test'"),
     ([*EXTRACT, "--on-bad-image", "ignore"], "--on-bad-image must be one of fail, skip; got 'ignore'"),
     ([*EXTRACT, "--device", "tpu"], "--device must be one of cpu, cuda, auto; got 'tpu'"),
@@ -61,8 +65,12 @@ CASES = [
     (["fit", "--store", "{store}", "--target", "b", "--out", "{new}"], "Missing option '--source'"),
     ([*EXTRACT, "--bogus"], "No such option: --bogus"),
     # fit: solver settings, paths
-    ([*FIT, "--solver", "paper", "--param", "iterations=abc"], "iterations must be a whole number; got 'abc'"),
-    ([*FIT, "--solver", "paper", "--param", "iterations=2.5"], "iterations must be a whole number; got 2.5"),
+    ([*FIT, "--solver", "paper", "--param", "iterations=abc"], WHOLE + "'abc'"),
+    ([*FIT, "--solver", "paper", "--param", "iterations=2.5"], WHOLE + "2.5"),
+    ([*FIT, "--solver", "paper", "--param", "iterations=20.0"], WHOLE + "20.0"),
+    ([*FIT, "--solver", "paper", "--param", "iterations=1e9"], WHOLE + "1000000000.0"),
+    ([*FIT, "--solver", "refine", "--param", "eval_every=5.0"], "eval_every must be a whole number"),
+    ([*FIT, "--solver", "paper", "--param", "lr=0.1", "--param", "lr=0.2"], "--param gives paper.lr twice"),
     ([*FIT, "--solver", "paper", "--param", "lr=nan"], "lr must be a number; got 'nan'"),
     ([*FIT, "--solver", "paper", "--param", "lr=NaN"], "lr must be a number; got 'NaN'"),
     ([*FIT, "--solver", "paper", "--param", "lr=-1"], "lr must lie in (0, 1000]; got -1"),
@@ -106,6 +114,7 @@ CASES = [
     ([*SIMILARITY, "--svcca-k", "0"], "--svcca-k must be at least 1; got 0"),
     ([*SIMILARITY, "--collection", "test"], "has no collection 'test'"),
     ([*SIMILARITY, "--model", "tiny-resnet", "--model", "nobody"], "no complete features of 'nobody'"),
+    ([*SIMILARITY, "--model", "tiny-resnet", "--model", "tiny-resnet"], "names a model twice"),
     (["similarity", "--store", "{store}", "--out", "{file}"], "is a file; give a directory"),
     # demo, report, verify
     (["demo", "--paper-iterations", "0"], "--paper-iterations must be at least 1; got 0"),
@@ -167,6 +176,9 @@ def needs_arguments(width):
 def raises():
     raise RuntimeError("CUDA out of memory (from the user's own code)")
 
+def exits():
+    raise SystemExit(3)
+
 def net():
     return Net(4)
 """
@@ -179,6 +191,7 @@ def test_user_factories_that_fail_are_one_line(tmp_path: Path, runner: CliRunner
         f"{tmp_path / 'broken.py'}:net": "Importing",
         f"{tmp_path / 'nets.py'}:needs_arguments": "featswap calls the factory with no arguments",
         f"{tmp_path / 'nets.py'}:raises": "RuntimeError: CUDA out of memory (from the user's own code)",
+        f"{tmp_path / 'nets.py'}:exits": "Calling exits() from",
     }
     for spec, message in cases.items():
         result = runner.invoke(app, ["extract", "--model", spec, "--data", "digits", "--store", str(tmp_path / "s")])
@@ -274,3 +287,37 @@ def test_report_refuses_nan_and_invalid_json(a_run: Path, tmp_path: Path, runner
     result = runner.invoke(app, ["report", str(tmp_path)])
     assert result.exit_code == 2 and "is not valid JSON" in result.output
     assert runner.invoke(app, ["report", str(a_run)]).exit_code == 0
+
+
+def test_a_head_of_other_classes_than_the_evaluation_images_is_refused(
+    tmp_path: Path, runner: CliRunner, image_folder: Path
+) -> None:
+    (tmp_path / "nets.py").write_text(FACTORIES)  # net(): a fixed 10-class head, one-channel 8 x 8 input
+    spec, data = f"{tmp_path / 'nets.py'}:net", f"imagefolder:{image_folder}"
+    result = runner.invoke(app, ["extract", "--model", spec, "--data", data, "--store", str(tmp_path / "s.zarr")])
+    lines = result.output.strip().splitlines()
+    assert result.exit_code == 2 and "Collection 'val' has 3 classes but net's head predicts 10" in lines[-1]
+
+
+def test_a_bug_in_featswap_is_one_line_or_a_traceback_on_request(
+    tmp_path: Path, runner: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import featswap.outputs.report
+
+    def broken(out: Path) -> Path:
+        raise RuntimeError("an internal slip")
+
+    monkeypatch.setattr(featswap.outputs.report, "render_report", broken)
+    result = runner.invoke(app, ["report", str(tmp_path)])
+    lines = result.output.strip().splitlines()
+    assert result.exit_code == 2 and len(lines) == 1
+    assert "featswap failed unexpectedly (RuntimeError: an internal slip). This is a bug in featswap" in lines[0]
+    monkeypatch.setenv("FEATSWAP_TRACEBACK", "1")
+    result = runner.invoke(app, ["report", str(tmp_path)])
+    assert isinstance(result.exception, RuntimeError)
+
+
+def test_report_refuses_deeply_nested_json(tmp_path: Path, runner: CliRunner) -> None:
+    (tmp_path / "metrics.json").write_text("[" * 100_000 + "]" * 100_000)
+    result = runner.invoke(app, ["report", str(tmp_path)])
+    assert result.exit_code == 2 and "is not valid JSON" in result.output and "Traceback" not in result.output

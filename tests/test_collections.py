@@ -78,20 +78,24 @@ def test_imagefolder_limits_and_errors(tmp_path: Path, image_folder: Path) -> No
     with pytest.raises(DataError, match="does not exist"):
         open_spec(f"imagefolder:{tmp_path / 'none'}")
     (tmp_path / "empty" / "a").mkdir(parents=True)
-    with pytest.raises(DataError, match="class folders but no images"):
+    with pytest.raises(DataError, match=r"The class folder .*empty/a' holds no images"):
         open_spec(f"imagefolder:{tmp_path / 'empty'}")
     with pytest.raises(DataError, match="no class folders"):
         open_spec(f"imagefolder:{tmp_path / 'empty' / 'a'}")
 
 
+SYNSETS = ("n01440764", "n01443537", "n15075141")  # ImageNet-1k classes 0, 1 and 999
+
+
 def test_train_and_val_layouts(tmp_path: Path) -> None:
-    write_folder(tmp_path / "in" / "train", per_class=4)
-    write_folder(tmp_path / "in" / "val", per_class=2)
-    for kind in ("imagenet", "imagefolder"):
+    write_folder(tmp_path / "in" / "train", per_class=4, classes=SYNSETS)
+    write_folder(tmp_path / "in" / "val", per_class=2, classes=SYNSETS)
+    for kind, labels in (("imagenet", [0, 0, 1, 1, 999, 999]), ("imagefolder", [0, 0, 1, 1, 2, 2])):
         fit, (val,) = fit_and_eval(DataSettings(data=f"{kind}:{tmp_path / 'in'}"))
         assert (len(fit), len(val), fit.name, val.name) == (12, 6, "train", "val")
-        assert val.ids[0] == "val/cat/000.jpg" and val.labels is not None
-        assert val.labels.tolist() == [0, 0, 1, 1, 2, 2]
+        assert val.ids[0] == "val/n01440764/000.jpg" and val.labels is not None
+        assert val.labels.tolist() == labels
+        assert val.classes is not None and len(val.classes) == (1000 if kind == "imagenet" else 3)
     fit, (val,) = fit_and_eval(
         DataSettings(fit_data=f"imagenet:{tmp_path / 'in'}", eval_data=(f"imagenet:{tmp_path / 'in'}",))
     )
@@ -101,6 +105,8 @@ def test_train_and_val_layouts(tmp_path: Path) -> None:
     (tmp_path / "in" / "val" / "zebra").mkdir()
     Image.new("RGB", (8, 8)).save(tmp_path / "in" / "val" / "zebra" / "z.png")
     with pytest.raises(DataError, match="classes that train/ lacks"):
+        open_spec(f"imagefolder:{tmp_path / 'in'}")
+    with pytest.raises(DataError, match=r"folders that are not classes of its label space: \['zebra'\]"):
         open_spec(f"imagenet:{tmp_path / 'in'}")
 
 
@@ -137,3 +143,14 @@ def test_stratified_split_errors() -> None:
         stratified_split(np.array([0, 1, 2, 3]), 0.25, 0)
     with pytest.raises(SpecError, match="No images given"):
         fit_and_eval(DataSettings())
+
+
+def test_file_names_that_are_not_utf8_are_refused(tmp_path: Path) -> None:
+    import os
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    Image.new("RGB", (8, 8)).save(folder / "ok.png")
+    Image.new("RGB", (8, 8)).save(os.fsdecode(bytes(folder) + b"/caf\xe9.png"))
+    with pytest.raises(DataError, match="is not valid UTF-8; rename it"):
+        open_spec(f"images:{folder}")

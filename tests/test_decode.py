@@ -49,6 +49,8 @@ def test_32_bit_and_float_images() -> None:
         to_mode(Image.fromarray(np.linspace(0, 300, 256, dtype=np.float32).reshape(16, 16), mode="F"), "L", "x")
     with pytest.raises(DataError, match=r"outside 0\.\.65535"):
         to_mode(Image.fromarray(np.full((4, 4), 70000, np.int32), mode="I"), "L", "x")
+    with pytest.raises(DataError, match=r"32-bit integer pixels all lie within 0\.\.255"):
+        to_mode(Image.fromarray(np.arange(16, dtype=np.int32).reshape(4, 4) * 10, mode="I"), "L", "x")
 
 
 def bomb_png(path: Path, side: int = 20000) -> Path:

@@ -3,6 +3,7 @@ directory belongs, a read-only or full filesystem) is one line saying what to do
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -45,6 +46,35 @@ def compare(out: Path, weights: dict[str, Path]) -> list[str]:
     return ["compare", "--model", "tiny-resnet", "--weights", str(weights["tiny-resnet"]), "--model",
             "tiny-inception", "--weights", str(weights["tiny-inception"]), "--data", "digits", "--solver", "lstsq",
             "--n-boot", "20", "--no-similarity", "--quiet", "--out", str(out)]  # fmt: skip
+
+
+def test_a_copied_metrics_json_does_not_make_a_directory_featswaps(
+    tmp_path: Path, runner: CliRunner, digits_store: Path
+) -> None:
+    mine = tmp_path / "paper"
+    mine.mkdir()
+    (mine / "metrics.json").write_text('{"featswap_version": "0.1.0"}')
+    (mine / "report.md").write_text("# my draft")
+    m = tmp_path / "m.safetensors"
+    assert invoke(runner, "fit", "--store", str(digits_store), "--source", "tiny-resnet", "--target", "tiny-inception",
+                  "--solver", "lstsq", "--out", str(m))[0] == 0  # fmt: skip
+    code, output = invoke(runner, "evaluate", "--store", str(digits_store), "--maps", str(m), "--out", str(mine))
+    assert code == 2 and "featswap did not write" in one_error(output)
+    assert (mine / "report.md").read_text() == "# my draft"
+    code, output = invoke(
+        runner, "evaluate", "--store", str(digits_store), "--maps", str(m), "--out", str(tmp_path / "e")
+    )
+    assert code == 0, output
+    for name in ("metrics.json", "report.md", "config.toml"):  # readable by collaborators, as umask allows
+        assert (tmp_path / "e" / name).stat().st_mode & 0o044 == 0o044 & ~current_umask()
+
+
+def current_umask() -> int:
+    import os
+
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def test_a_directory_that_is_not_a_store_is_never_written(
@@ -90,14 +120,21 @@ def test_run_directories_are_claimed_only_when_new_empty_or_featswaps(
     assert contents(tmp_path / "mine") == before
 
 
-def test_demo_deletes_only_its_own_store(tmp_path: Path, runner: CliRunner) -> None:
+def test_the_demo_never_deletes_a_store(tmp_path: Path, runner: CliRunner, digits_store: Path) -> None:
     out = tmp_path / "demo"
     (out / "features.zarr").mkdir(parents=True)
     (out / ".featswap-run").write_text("")
     (out / "features.zarr" / "precious.npy").write_bytes(b"user data")
     code, output = invoke(runner, "demo", "--out", str(out), "--paper-iterations", "5", "--quiet")
-    assert code == 2 and "is not a featswap feature store; featswap does not delete it" in output
+    assert code == 2 and "is a directory with other contents, not a featswap feature store" in output
     assert (out / "features.zarr" / "precious.npy").read_bytes() == b"user data"
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / ".featswap-run").write_text("")
+    shutil.copytree(digits_store, other / "features.zarr")  # a store of a run with other weights
+    code, output = invoke(runner, "demo", "--out", str(other), "--paper-iterations", "5", "--quiet")
+    assert code == 2 and "holds features of other models or weights than the demo's" in output
+    assert (other / "features.zarr" / "zarr.json").is_file()
 
 
 def test_map_files_replace_only_featswap_maps(tmp_path: Path, runner: CliRunner, digits_store: Path) -> None:
@@ -128,10 +165,16 @@ def test_a_read_only_filesystem_is_one_line(
 
 
 def test_a_full_disk_is_one_line_and_the_run_resumes_elsewhere(
-    full_disk: Path, runner: CliRunner, trained_weights: dict[str, Path]
+    full_disk: Path, runner: CliRunner, trained_weights: dict[str, Path], digits_store: Path
 ) -> None:
     code, output = invoke(runner, *extract(full_disk / "s.zarr", trained_weights))
     message = one_error(output)
     assert code == 2 and "No space left on device" in message and "running the same command again resumes" in message
     code, output = invoke(runner, *compare(full_disk / "run", trained_weights))
     assert code == 2 and "No space left on device" in one_error(output)
+    fit = ["fit", "--store", str(digits_store), "--source", "tiny-resnet", "--target", "tiny-inception", "--solver"]
+    for leftover in list(full_disk.iterdir()):  # then fill the disk with a file of one's own
+        shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
+    (full_disk / "filler").write_bytes(b"x" * (96 * 1024 - 8192))
+    code, output = invoke(runner, *fit, "lstsq", "--out", str(full_disk / "m.safetensors"))
+    assert code == 2 and "Cannot write" in one_error(output) and "m.safetensors" in output

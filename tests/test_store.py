@@ -188,3 +188,17 @@ def test_a_damaged_store_is_named(tmp_path: Path) -> None:
         zarr.open_group(str(tmp_path / "s.zarr"), mode="r+").create_array("test", shape=(1,), dtype="int8")
         with pytest.raises(StoreError, match="should be a zarr group; the store is damaged"):
             store.labels("test")
+
+
+def test_a_collection_or_model_half_written_by_a_crash_is_written_anew(tmp_path: Path) -> None:
+    import zarr
+
+    with make(tmp_path) as store:
+        group = zarr.open_group(str(tmp_path / "s.zarr"), mode="r+").create_group("val")
+        group.create_array("ids", shape=(2,), dtype=str)[:] = np.array(["x", "y"])  # then the crash: no checksums
+        store.write_collection("val", ["x", "y"], np.array([0, 1]), ("a", "b", "c"))
+        assert store.ids("val").tolist() == ["x", "y"] and store.labels("val").tolist() == [0, 1]
+        models = zarr.open_group(str(tmp_path / "s.zarr"), mode="r+")["models"]
+        models.create_group("n").attrs["spec"] = "n"  # a model record cut short before its head
+        store.write_model("n", {"spec": "n", "feature_dim": 4, "weights_sha256": None}, np.ones((3, 4)), np.zeros(3))
+        np.testing.assert_array_equal(store.head("n")[0], np.ones((3, 4)))

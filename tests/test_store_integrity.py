@@ -130,3 +130,62 @@ def test_an_old_store_without_checksums_is_refused(store: Path, runner: CliRunne
     zarr.open_group(str(store), mode="r+").attrs["featswap_store"] = 1
     code, output = invoke(runner, "verify", str(store))
     assert code == 2 and "older featswap (store version 1), which recorded no checksums" in output
+
+
+def test_what_verify_finds_missing_and_what_extract_repairs(
+    store: Path, runner: CliRunner, trained_weights: dict[str, Path]
+) -> None:
+    (store / "val" / "labels" / "c" / "0").unlink()
+    head = store / "models" / "tiny-resnet" / "head_weight" / "c" / "0" / "0"
+    head.write_bytes(bytes(b ^ 0x0F for b in head.read_bytes()))
+    code, output = invoke(runner, "verify", str(store))
+    assert code == 2 and "damaged: collection val" in output and "damaged: model tiny-resnet" in output
+    # The labels come from the data and the head from the network: a rerun writes them again, as recorded.
+    code, output = invoke(runner, *extract_args(store, "tiny-resnet", trained_weights["tiny-resnet"]))
+    assert code == 0, output
+    code, output = invoke(runner, "verify", str(store))
+    assert code == 0 and "no damage found" in output, output
+
+    shutil.rmtree(store / "val" / "features" / "tiny-inception")
+    shutil.rmtree(store / "models" / "tiny-resnet")
+    code, output = invoke(runner, "verify", str(store))
+    assert code == 2 and "model tiny-resnet: its record is missing" in output
+    assert "model tiny-inception, collection val: its features are missing" in output
+    shutil.rmtree(store / "val")
+    code, output = invoke(runner, "verify", str(store))
+    assert "collection val: it is missing" in output
+    code, output = invoke(runner, "similarity", "--store", str(store), "--out", str(store.parent / "sim"))
+    assert code == 2 and len(output.strip().splitlines()) == 1
+
+
+def test_features_of_another_model_are_refused(store: Path, tmp_path: Path, runner: CliRunner) -> None:
+    other = tmp_path / "other.zarr"
+    code, output = invoke(runner, "extract", "--model", "tiny-resnet", "--data", "digits", "--store", str(other),
+                          "--chunk-rows", "100", "--quiet")  # fmt: skip  # untrained: other weights
+    assert code == 0, output
+    shutil.rmtree(store / "val" / "features" / "tiny-resnet")
+    shutil.copytree(other / "val" / "features" / "tiny-resnet", store / "val" / "features" / "tiny-resnet")
+    code, output = invoke(runner, "similarity", "--store", str(store), "--out", str(tmp_path / "sim"))
+    assert code == 2 and "were extracted by another model than the one recorded as 'tiny-resnet'" in output
+    code, output = invoke(runner, "verify", str(store))
+    assert code == 2 and "extracted by another model" in output
+
+
+def test_maps_are_evaluated_only_on_the_models_they_were_fitted_on(
+    store: Path, tmp_path: Path, runner: CliRunner, trained_weights: dict[str, Path]
+) -> None:
+    m = tmp_path / "m.safetensors"
+    code, output = invoke(runner, "fit", "--store", str(store), "--source", "tiny-resnet", "--target",
+                          "tiny-inception", "--solver", "lstsq", "--out", str(m))  # fmt: skip
+    assert code == 0, output
+    other = tmp_path / "other.zarr"
+    for model in MODELS:  # the same names, but tiny-resnet without its trained weights
+        weights = ["--weights", str(trained_weights[model])] if model == "tiny-inception" else []
+        code, output = invoke(runner, "extract", "--model", model, *weights, "--data", "digits", "--store",
+                              str(other), "--quiet")  # fmt: skip
+        assert code == 0, output
+    code, output = invoke(runner, "evaluate", "--store", str(other), "--maps", str(m), "--out", str(tmp_path / "e"))
+    assert code == 2 and "was fitted on features of another 'tiny-resnet' than the one in" in output
+    code, output = invoke(runner, *extract_args(store, "tiny-resnet", trained_weights["tiny-resnet"]),
+                          "--data-config", '{"input_size": [1, 8, 8], "mean": [0.4], "std": [0.5]}')  # fmt: skip
+    assert code == 2 and "already holds a model named 'tiny-resnet' with data_config" in output

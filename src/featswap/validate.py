@@ -12,10 +12,10 @@ from featswap.errors import SpecError
 
 
 def integer(name: str, value: Any, minimum: int | None = None, maximum: int | None = None) -> int:
-    """`value` as an int within `[minimum, maximum]` (a float with a fractional part, text or bool is refused)."""
-    whole = isinstance(value, int) or (isinstance(value, float) and value.is_integer())
-    if isinstance(value, bool) or not whole:
-        raise SpecError(f"{name} must be a whole number; got {value!r}.")
+    """`value` as an int within `[minimum, maximum]` (a float, even 20.0, text or a bool is refused: settings
+    that count things are integers wherever they come from)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise SpecError(f"{name} must be a whole number (an integer, such as 20); got {value!r}.")
     number = int(value)
     if minimum is not None and number < minimum:
         raise SpecError(f"{name} must be at least {minimum}; got {number}.")

@@ -7,8 +7,10 @@ from collections.abc import Sequence
 
 from featswap.errors import SpecError
 
-#: A model name: letters, digits and `. _ + -`, starting with a letter or digit (a safe zarr key and file name).
-NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}")
+#: A model name: letters, digits and `. _ + -`, starting with a letter or digit, at most 64 characters (a safe
+#: zarr key, and two names and a solver still fit in a file name of a map), without `__` (the separator of
+#: map file names, `SOURCE__to__TARGET__SOLVER`) and other than `zarr.json` (zarr's own metadata file).
+NAME = re.compile(r"(?!.*__)(?!zarr\.json$)[A-Za-z0-9][A-Za-z0-9._+-]{0,63}")
 
 
 def check_name(name: str, option: str = "--name") -> str:
@@ -16,7 +18,7 @@ def check_name(name: str, option: str = "--name") -> str:
     if not NAME.fullmatch(name):
         raise SpecError(
             f"{option} {name!r} is not a usable model name: use letters, digits and . _ + - (starting with a letter "
-            "or digit, at most 128 characters), e.g. resnet50-seed1."
+            "or digit, at most 64 characters, no double underscore), e.g. resnet50-seed1."
         )
     return name
 
@@ -32,7 +34,10 @@ def model_name(spec: str) -> str:
     else:
         base = spec
     if not NAME.fullmatch(base):
-        raise SpecError(f"Cannot name a model after {spec!r}; give it a name with --name (letters, digits, . _ + -).")
+        raise SpecError(
+            f"Cannot name a model after {spec!r}; give it a name with --name (letters, digits, . _ + -, at most 64 "
+            "characters, no double underscore)."
+        )
     return base
 
 

@@ -27,7 +27,7 @@ from featswap.backbones.checkpoints import load_into
 from featswap.backbones.naming import check_name, model_name
 from featswap.backbones.preprocessing import DataConfig
 from featswap.backbones.tiny import TinyInception, TinyResNet
-from featswap.errors import ModelError, SpecError
+from featswap.errors import ModelError, SpecError, closest
 from featswap.registry import Registry
 
 #: Built-in architectures: name -> factory(num_classes) returning an untrained module.
@@ -79,11 +79,15 @@ def hooked_features(module: nn.Module, head: nn.Module) -> Callable[[torch.Tenso
 def timm_module(name: str, num_classes: int, pretrained: bool) -> tuple[nn.Module, dict[str, Any]]:
     import timm
 
+    if name.partition(".")[0] not in timm.list_models(name.partition(".")[0]):
+        raise SpecError(f"timm has no model {name!r}.{closest(name, timm.list_models())}")
     try:
         options: dict[str, Any] = {} if pretrained else {"num_classes": num_classes}
         module = timm.create_model(name, pretrained=pretrained, **options)
-    except RuntimeError as err:
-        raise SpecError(f"timm has no model {name!r}: {err}") from err
+    except (RuntimeError, OSError, ValueError) as err:
+        if not pretrained:
+            raise SpecError(f"timm cannot build {name!r}: {_summary(err)}") from err
+        raise ModelError(published_weights_missing(f"timm:{name}", err)) from err
     return module, dict(timm.data.resolve_data_config({}, model=module))
 
 
@@ -91,17 +95,19 @@ def torchvision_module(name: str, num_classes: int, pretrained: bool) -> tuple[n
     from torchvision.models import get_model, get_model_weights, list_models
 
     if name not in list_models():
-        from featswap.errors import closest
-
         raise SpecError(f"torchvision has no model {name!r}.{closest(name, list_models())}")
     if not pretrained:
         return get_model(name, weights=None, num_classes=num_classes), dict(IMAGENET_CONFIG)
     weights = get_model_weights(name).DEFAULT
+    try:
+        module = get_model(name, weights=weights)
+    except (RuntimeError, OSError, ValueError) as err:
+        raise ModelError(published_weights_missing(f"torchvision:{name}", err)) from err
     t = weights.transforms()
     crop, resize = t.crop_size[0], t.resize_size[0]
     config = {"input_size": (3, crop, crop), "mean": tuple(t.mean), "std": tuple(t.std),
               "interpolation": t.interpolation.value, "crop_pct": crop / resize}  # fmt: skip
-    return get_model(name, weights=weights), config
+    return module, config
 
 
 def factory_module(spec: str) -> tuple[nn.Module, dict[str, Any] | None]:
@@ -116,7 +122,7 @@ def factory_module(spec: str) -> tuple[nn.Module, dict[str, Any] | None]:
     user = importlib.util.module_from_spec(loader_spec)
     try:
         loader_spec.loader.exec_module(user)
-    except Exception as err:
+    except (Exception, SystemExit) as err:
         raise ModelError(
             f"Importing {path} failed: {_summary(err)}. Fix the module so that `python {path}` runs."
         ) from err
@@ -130,12 +136,20 @@ def factory_module(spec: str) -> tuple[nn.Module, dict[str, Any] | None]:
             f"Calling {function}() from {path} failed: {_summary(err)}. featswap calls the factory with no "
             f"arguments; wrap the constructor, e.g. `def {function}_default(): return {function}(...)`."
         ) from err
-    except Exception as err:
+    except (Exception, SystemExit) as err:
         raise ModelError(f"Calling {function}() from {path} failed: {_summary(err)}.") from err
     if not isinstance(module, nn.Module):
         raise ModelError(f"{spec} returned {type(module).__name__}, not a torch.nn.Module.")
     config = getattr(module, "data_config", None)
     return module, dict(config) if isinstance(config, Mapping) else None
+
+
+def published_weights_missing(spec: str, err: BaseException) -> str:
+    """Why a network's published weights could not be loaded, and what to do instead."""
+    return (
+        f"Cannot load the published weights of {spec} ({_summary(err)}): they come from the download cache or "
+        "the network. Give a local weight file with --weights FILE, or use --no-pretrained for random weights."
+    )
 
 
 def _summary(err: BaseException) -> str:

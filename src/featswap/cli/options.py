@@ -231,6 +231,8 @@ def parse_params(items: list[str], solvers: list[str]) -> dict[str, dict[str, An
             value: Any = json.loads(raw, parse_constant=lambda c: c)  # NaN/Infinity stay text, refused later
         except json.JSONDecodeError:
             value = raw
+        if name in params.get(solver, {}):
+            raise SpecError(f"--param gives {solver}.{name} twice; give each setting once.")
         params.setdefault(solver, {})[name] = value
     return params
 

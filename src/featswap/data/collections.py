@@ -137,7 +137,16 @@ def digits(spec: str = "digits", arg: str = "") -> Source:
 
 
 def _files(root: Path, files: list[Path]) -> tuple[list[str], Callable[[int], Image.Image]]:
+    """Ids (paths relative to `root`) of image files, and a loader; a name that is not valid UTF-8 is refused
+    (ids are stored as text, and such a name could not be told apart from another)."""
     ids = [f.relative_to(root).as_posix() for f in files]
+    for i, path in zip(ids, files, strict=True):
+        try:
+            i.encode("utf-8")
+        except UnicodeEncodeError:
+            raise DataError(
+                f"The file name {str(path)!r} is not valid UTF-8; rename it (featswap stores image names as text)."
+            ) from None
 
     def load(i: int) -> Image.Image:
         return open_image(files[i], ids[i])
@@ -154,21 +163,40 @@ def _visible_images(folder: Path) -> list[Path]:
     )
 
 
-def _class_files(root: Path) -> tuple[list[str], list[Path], np.ndarray]:
-    """Classes (sorted folder names), image files (sorted within each class) and labels under `root`."""
-    if not root.is_dir():
+def _folder(root: Path) -> Path:
+    if not root.exists():
         raise DataError(f"Image folder {str(root)!r} does not exist.")
-    classes = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
-    if not classes:
+    if not root.is_dir():
+        raise DataError(f"{str(root)!r} is a file; give the folder that holds the images.")
+    return root
+
+
+def _class_files(root: Path, classes: Sequence[str] | None = None) -> tuple[list[str], list[Path], np.ndarray]:
+    """Classes (sorted folder names), image files (sorted within each class) and labels under `root`. With
+    `classes` (a fixed label space, e.g. ImageNet's synsets), each folder is labelled by its place there.
+
+    A class folder without images is refused, as torchvision's `ImageFolder` refuses it: counted as a class, it
+    would shift the label of every class after it (a `__MACOSX` folder of `._` files, say)."""
+    folders = sorted(d.name for d in _folder(root).iterdir() if d.is_dir() and not d.name.startswith("."))
+    if not folders:
         raise DataError(f"{root} has no class folders; expected one folder of images per class.")
+    index = {c: i for i, c in enumerate(classes if classes is not None else folders)}
+    unknown = sorted(set(folders) - set(index))
+    if unknown:
+        raise DataError(
+            f"{root} has folders that are not classes of its label space: {unknown[:5]} ({len(unknown)} in all)."
+        )
     files, labels = [], []
-    for label, name in enumerate(classes):
+    for name in folders:
         found = _visible_images(root / name)
+        if not found:
+            raise DataError(
+                f"The class folder {str(root / name)!r} holds no images ({', '.join(sorted(IMAGE_EXTENSIONS))}). "
+                "Remove it, or it would count as a class."
+            )
         files += found
-        labels += [label] * len(found)
-    if not files:
-        raise DataError(f"{root} has class folders but no images ({', '.join(sorted(IMAGE_EXTENSIONS))}).")
-    return classes, files, np.asarray(labels, dtype=np.int64)
+        labels += [index[name]] * len(found)
+    return list(classes if classes is not None else folders), files, np.asarray(labels, dtype=np.int64)
 
 
 def _base_name(root: Path) -> str:
@@ -181,9 +209,7 @@ def _base_name(root: Path) -> str:
 def images(spec: str, arg: str) -> Source:
     """Every image under a folder, searched recursively, in sorted path order, unlabelled. Ids are paths relative
     to the folder."""
-    root = Path(arg)
-    if not root.is_dir():
-        raise DataError(f"Image folder {arg!r} does not exist.")
+    root = _folder(Path(arg))
     files = _visible_images(root)
     if not files:
         raise DataError(f"{root} holds no images ({', '.join(sorted(IMAGE_EXTENSIONS))}), searched recursively.")
@@ -203,21 +229,33 @@ def image_folder(spec: str, arg: str) -> Source:
     return Source(spec, {"all": Collection(_base_name(root), spec, ids, labels, tuple(classes), load)})
 
 
+def imagenet_synsets() -> tuple[str, ...]:
+    """ImageNet-1k's 1,000 WordNet ids in sorted order: the index of each is its class in the 1,000 logits of
+    timm's and torchvision's ImageNet networks (read from timm's own list)."""
+    from importlib import resources
+
+    text = resources.files("timm.data").joinpath("_info/imagenet_synsets.txt").read_text()
+    synsets = tuple(line.strip() for line in text.splitlines() if line.strip())
+    assert len(synsets) == 1000 and list(synsets) == sorted(synsets)
+    return synsets
+
+
 @SPECS.register("imagenet")
 def imagenet(spec: str, arg: str) -> Source:
-    """The ImageNet layout: `DIR/train/<synset>/*` and `DIR/val/<synset>/*`. Class indices follow the sorted
-    synsets (the order of timm's and torchvision's 1,000 ImageNet logits)."""
+    """The ImageNet layout: `DIR/train/<synset>/*` and `DIR/val/<synset>/*`, labelled by ImageNet-1k's 1,000
+    sorted synsets whichever synset folders are present (the order of timm's and torchvision's logits)."""
     root = Path(arg)
     if not ((root / "train").is_dir() and (root / "val").is_dir()):
         raise DataError(f"{root} needs train/ and val/ folders with one folder per class (synset).")
-    return _train_val(spec, root)
+    return _train_val(spec, root, imagenet_synsets())
 
 
-def _train_val(spec: str, root: Path) -> Source:
-    classes, train_files, train_labels = _class_files(root / "train")
-    val_classes, val_files, _ = _class_files(root / "val")
-    unknown = sorted(set(val_classes) - set(classes))
-    if unknown:
+def _train_val(spec: str, root: Path, space: Sequence[str] | None = None) -> Source:
+    classes, train_files, train_labels = _class_files(root / "train", space)
+    _, val_files, _ = _class_files(root / "val", space)
+    folders = {f.relative_to(root / "val").parts[0] for f in val_files}
+    unknown = sorted(folders - {f.relative_to(root / "train").parts[0] for f in train_files})
+    if space is None and unknown:
         raise DataError(f"val/ has classes that train/ lacks: {unknown[:5]}; both need the same class folders.")
     index = {c: i for i, c in enumerate(classes)}
     val_labels = np.asarray([index[f.relative_to(root / "val").parts[0]] for f in val_files], dtype=np.int64)
@@ -260,10 +298,14 @@ def split_for_fit_and_eval(collection: Collection, val_fraction: float, seed: in
     return collection.subset(train, "train"), collection.subset(val, "val")
 
 
+#: Names a collection may not take: the store keeps its models under `models/`.
+RESERVED = ("models",)
+
+
 def unique_names(collections: list[Collection]) -> list[Collection]:
-    """The collections renamed `NAME-2`, `NAME-3`... where a name repeats for other images; the same images
-    under the same name stay one collection (extracted once)."""
-    seen: dict[str, Sequence[str]] = {}
+    """The collections renamed `NAME-2`, `NAME-3`... where a name repeats for other images (or is reserved);
+    the same images under the same name stay one collection (extracted once)."""
+    seen: dict[str, Sequence[str]] = {name: () for name in RESERVED}
     result = []
     for collection in collections:
         name, k = collection.name, 2

@@ -3,10 +3,12 @@
 - Images decode fully (a truncated file is an error naming the sample, never a half-grey image).
 - A file whose header promises more than Pillow's decompression-bomb limit (about 179 million pixels) is an
   unreadable image: refused, or skipped with `--on-bad-image skip`; it is never decoded.
-- 16-bit images (`I;16`, and `I` within 0..65535) are scaled to 8 bits (`value * 255 / 65535`), and float images
-  (`F`) in [0, 1] to 0..255, not clipped: converting them as torchvision's and timm's loaders do
-  (`.convert("RGB")`) would clip every value above 255 and turn most 16-bit photos white. A float image with
-  values outside [0, 1] has no agreed scale and is refused as unreadable.
+- 16-bit images (`I;16`, and 32-bit `I` images whose values reach above 255 but stay within 0..65535, as Pillow
+  reads 16-bit PGMs) are scaled to 8 bits (`value * 255 / 65535`), and float images (`F`) in [0, 1] to 0..255,
+  not clipped: converting them as torchvision's and timm's loaders do (`.convert("RGB")`) would clip every value
+  above 255 and turn most 16-bit photos white. Images whose scale is ambiguous are refused as unreadable: a float
+  image outside [0, 1], and a 32-bit `I` image whose values all lie within 0..255 (8-bit values, or a very dark
+  16-bit image?) or beyond 65535.
 - EXIF orientation is not applied: pixels are used as stored, as torchvision's `ImageFolder` and timm's
   loaders (and so the networks' published accuracies) use them.
 - Hidden files (names starting with `.`, such as macOS's `._photo.jpg`) are not images.
@@ -63,6 +65,11 @@ def _to_eight_bit(image: Image.Image, sample_id: str) -> Image.Image:
         low, high, scale = 0.0, 1.0, 255.0
     else:
         low, high, scale = 0.0, 65535.0, 255.0 / 65535.0
+    if image.mode == "I" and values.size and values.max() <= 255:
+        raise DataError(
+            f"Cannot read image {sample_id!r}: its 32-bit integer pixels all lie within 0..255, so it is unclear "
+            "whether they are 8-bit values or a dark 16-bit image. Save it with 8 or 16 bits per channel."
+        )
     if not np.isfinite(values).all() or values.min(initial=0.0) < low or values.max(initial=0.0) > high:
         raise DataError(
             f"Cannot read image {sample_id!r}: its {image.mode} pixels range over "

@@ -28,6 +28,26 @@ def demo_config(out: Path, weights: dict[str, Path], paper_iterations: int = DEM
     }
 
 
+def check_demo_store(path: Path, weights: dict[str, Path], store_type: Any) -> None:
+    """Refuse a store at OUT/features.zarr that holds anything but the demo's models with these weights: the
+    demo reuses its own store while the cached weights are the same, and never deletes one."""
+    from featswap.backbones.checkpoints import sha256
+    from featswap.errors import StoreError
+
+    if not (path / "zarr.json").is_file():
+        return
+    with store_type.open(path) as store:
+        models = store.models()
+        ours = set(models) <= set(DEMO_MODELS) and all(
+            store.model_attrs(m).get("weights_sha256") == sha256(weights[m]) for m in models
+        )
+    if not ours:
+        raise StoreError(
+            f"{path} holds features of other models or weights than the demo's; featswap never deletes a store. "
+            "Move it away, or give the demo another --out."
+        )
+
+
 def run_demo(
     out: Path,
     paper_iterations: int | None = None,
@@ -38,7 +58,7 @@ def run_demo(
 ) -> dict[str, Any]:
     """Train (or reuse) the two tiny networks, then run the experiment into `out`: metrics.json, report.md,
     figures. `config` (a TOML file) and the other arguments override the demo's settings. The feature store
-    OUT/features.zarr is rebuilt every run, so that it always matches the cached weights."""
+    OUT/features.zarr is reused while it holds features of the cached weights (it is never deleted)."""
     import torch
 
     from featswap.data.collections import open_spec, split_for_fit_and_eval
@@ -46,7 +66,7 @@ def run_demo(
     from featswap.experiment import Experiment
     from featswap.outputs.paths import claim_run_dir
     from featswap.progress import console
-    from featswap.store import remove_store
+    from featswap.store import FeatureStore
 
     started = time.perf_counter()
     claim_run_dir(out)
@@ -69,7 +89,7 @@ def run_demo(
     if n_boot is not None:
         overrides["evaluation"] = {"n_boot": n_boot}
     run: RunConfig = from_mapping(deep_merge(values, overrides), str(config) if config else "the demo")
-    remove_store(out / "features.zarr")
+    check_demo_store(out / "features.zarr", weights, FeatureStore)
     iterations = run.fit.params.get("paper", {}).get("iterations", DEMO_PAPER_ITERATIONS)
     say(f"paper solver: {iterations:,} iterations (the paper used 100,000 on 1.1 M images)")
     metrics = Experiment(run, quiet=quiet).run()

@@ -15,6 +15,16 @@ TOP_K = 5
 PER_CLASS_SHOWN = 5
 
 
+def check_classes(classes: int, outputs: int, model: str, collection: str) -> None:
+    """Refuse to score a collection whose label space is not the head's: label k must mean the head's output k."""
+    if classes != outputs:
+        raise DataError(
+            f"Collection {collection!r} has {classes} classes but {model}'s head predicts {outputs}; a label would not "
+            "name the same class as the head's output of that index. Evaluate on images labelled in the networks' "
+            "own label space (imagenet:DIR for ImageNet-1k networks, one folder per class of the head otherwise)."
+        )
+
+
 def check_labels(labels: np.ndarray, num_classes: int, model: str) -> None:
     if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
         raise DataError(

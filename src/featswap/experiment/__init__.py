@@ -134,6 +134,14 @@ class Experiment:
                     "indistinguishable in one report. Evaluate each in its own --out directory."
                 )
             seen.add((m.source, m.target, m.solver))
+            for name in (m.source, m.target):
+                recorded = m.models.get(name)
+                if recorded is not None and recorded != store.model_identity(name):
+                    raise FeatswapError(
+                        f"The map {m.source} -> {m.target} ({m.solver}) was fitted on features of another {name!r} "
+                        f"than the one in {store.path} (another network, weight file or preprocessing); evaluate it "
+                        "on the store it was fitted from, or fit it again on this one."
+                    )
         settings = self.config.evaluation
         return [evaluate_collection(store, c, maps, settings, names, self.say) for c in collections]
 
@@ -153,6 +161,8 @@ class Experiment:
             if not collections:
                 raise SpecError(f"The store {store.path} has no evaluation collection; name one with --collection.")
             models = [m for m in store.models() if all(store.has_features(c, m) for c in collections)]
+            if len(set(names)) != len(names):
+                raise SpecError(f"--model names a model twice ({list(names)}); a model compared to itself is no pair.")
             names = list(names) or models
             if len(names) < 2:
                 raise SpecError(f"similarity needs at least two models with features of {collections}; found {names}.")
@@ -162,6 +172,8 @@ class Experiment:
             claim_run_dir(out)
             fits = [c for c in store.collections("fit") if all(store.has_features(c, n) for n in names)]
             maps = fit_maps(store, names, fits[0], ["lstsq"], {}, self.engine) if len(fits) == 1 else []
+            if not maps:
+                self.say("map_r2: no fitting collection with every model's features in the store, so no maps to score")
             entries, lines = [], []
             for collection in collections:
                 features = {name: store.features(collection, name) for name in names}
@@ -260,6 +272,7 @@ def save_map(fitted: FittedMap, path: Path) -> Path:
         train_loss=fitted.train_loss,
         collection=fitted.collection,
         fit_size=fitted.fit_size,
+        models=dict(fitted.models),
         featswap_version=__version__,
     )
 
@@ -279,9 +292,13 @@ def load_map(path: Path) -> FittedMap:
             float(meta["train_loss"]),
             str(meta["collection"]),
             int(meta["fit_size"]),
+            dict(meta.get("models", {})),
         )
     except (KeyError, TypeError, ValueError) as err:
-        raise FeatswapError(f"{path} is a featswap map without the run details evaluate needs ({err}).") from None
+        raise FeatswapError(
+            f"{path} is a featswap map without the details of its fit that evaluate needs (missing {err}); write maps "
+            "with `featswap fit` or `featswap.experiment.save_map`."
+        ) from None
 
 
 def dataset_entry(store: FeatureStore, collection: str, maps: Sequence[FittedMap]) -> dict[str, Any]:

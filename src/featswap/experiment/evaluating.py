@@ -18,7 +18,15 @@ import numpy as np
 
 from featswap.config import EvaluationSettings
 from featswap.errors import DataError
-from featswap.evaluation.swap import Predictions, SwapOutcome, check_labels, classify, model_entry, pair_metrics
+from featswap.evaluation.swap import (
+    Predictions,
+    SwapOutcome,
+    check_classes,
+    check_labels,
+    classify,
+    model_entry,
+    pair_metrics,
+)
 from featswap.experiment.fitting import FittedMap
 from featswap.mapping.losses import paper_loss_numpy
 from featswap.mapping.paired import InMemoryPairs
@@ -74,6 +82,7 @@ def evaluate_collection(
     native: dict[str, Predictions] = {}
     models, columns = {}, {}
     for name in names:
+        check_classes(len(classes), len(heads[name][1]), name, collection)
         check_labels(labels, len(heads[name][1]), name)
         native[name] = classify(features[name], *heads[name], labels)
         attrs = store.model_attrs(name)

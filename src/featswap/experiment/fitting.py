@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import itertools
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from featswap.engines import Engine
@@ -38,6 +38,9 @@ class FittedMap:
     train_loss: float
     collection: str
     fit_size: int
+    #: What each model was when the map was fitted (spec, weights, preprocessing): `evaluate` refuses a store
+    #: whose models differ.
+    models: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def solver(self) -> str:
@@ -130,7 +133,8 @@ def fit_pair_maps(
             if "message" in amap.info_:
                 say(f"  {solver}: {amap.info_['message']}")
     losses = train_losses(base, {key: (m, key[0] == a) for key, m in maps.items()})
-    return {key: FittedMap(key[0], key[1], m, losses[key], collection, base.n) for key, m in maps.items()}
+    models = {name: store.model_identity(name) for name in (source, target)}
+    return {key: FittedMap(key[0], key[1], m, losses[key], collection, base.n, models) for key, m in maps.items()}
 
 
 def train_losses(

@@ -20,6 +20,7 @@ from featswap.backbones.backbone import Backbone
 from featswap.config import ExtractionSettings
 from featswap.data.collections import Collection
 from featswap.errors import DataError
+from featswap.evaluation.swap import check_classes
 from featswap.store import FeatureStore
 
 LOGITS_CHECK_IMAGES = 16
@@ -111,6 +112,8 @@ def prepare(
     (`role` "fit" or "eval"), run the logits check on the first `LOGITS_CHECK_IMAGES` readable images, record
     the model and its head, read back the finished chunks (a damaged one is recomputed), and list the row chunks
     not yet done."""
+    if role == "eval" and collection.classes is not None:
+        check_classes(len(collection.classes), backbone.num_classes, backbone.name, collection.name)
     skip = settings.on_bad_image == "skip"
     images = CollectionImages(collection, backbone.transform(), skip, backbone.data_config.input_size)
     store.write_collection(

@@ -124,7 +124,16 @@ class AffineMap:
             "curve": np.ascontiguousarray(self.curve_, dtype=np.float32),
         }
         header = {"featswap": json.dumps(meta, default=float)}
-        return atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=header))
+
+        def write(tmp: Path) -> None:
+            from safetensors import SafetensorError
+
+            try:
+                save_file(tensors, str(tmp), metadata=header)
+            except SafetensorError as err:  # safetensors reports a failed write (a full disk, say) as its own error
+                raise OSError(f"writing the map failed ({err})") from None
+
+        return atomic_write(path, write)
 
     @classmethod
     def load(cls, path: str | Path) -> AffineMap:

@@ -44,7 +44,7 @@ def read_metrics(out: Path) -> dict[str, Any]:
         raise MetricsError(f"No metrics.json in {out}; run `featswap compare`, `evaluate` or `demo` first.")
     try:
         metrics = json.loads(path.read_text(), parse_constant=_no_constant)
-    except (json.JSONDecodeError, UnicodeDecodeError, ValueError) as err:
+    except (json.JSONDecodeError, UnicodeDecodeError, ValueError, RecursionError) as err:
         raise MetricsError(f"{path} is not valid JSON: {err}") from None
     problems = contract_violations(metrics)
     problems = problems or invariant_violations(metrics)

@@ -2,7 +2,7 @@
 
 A run directory (`compare --out`, `evaluate --out`, `demo --out`, `similarity --out`) is claimed before
 anything is written: it must be new, empty, or a directory featswap made (it holds the marker file
-`.featswap-run`, or a `metrics.json` from an earlier featswap). A single output file (`fit --out`) may replace
+`.featswap-run`). A single output file (`fit --out`) may replace
 only a file featswap wrote. Files are written through a temporary file and renamed, so a crash never leaves a
 half-written result in place of a whole one.
 """
@@ -47,12 +47,8 @@ def writing_to(path: Path) -> Iterator[None]:
 
 
 def _is_featswap_dir(path: Path) -> bool:
-    if (path / RUN_MARKER).is_file():
-        return True
-    try:
-        return "featswap_version" in json.loads((path / "metrics.json").read_text())
-    except (OSError, ValueError, TypeError):
-        return False
+    """A directory featswap made: it holds the marker file (a copied metrics.json proves nothing)."""
+    return (path / RUN_MARKER).is_file()
 
 
 def check_run_dir(out: Path, option: str = "--out") -> Path:
@@ -102,11 +98,18 @@ def atomic_write(path: Path, write: Callable[[Path], Any]) -> Path:
         os.close(fd)
         try:
             write(Path(tmp))
+            os.chmod(tmp, 0o666 & ~_umask())  # as an ordinary new file: mkstemp makes it private to its owner
             os.replace(tmp, path)
         finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)
     return path
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def write_text(path: Path, text: str) -> Path:

@@ -10,6 +10,7 @@ from typing import Any
 
 from featswap.evaluation.venn import REGIONS
 from featswap.outputs.metrics_json import read_metrics
+from featswap.outputs.paths import writing_to
 
 
 def _pct(x: float) -> str:
@@ -263,7 +264,8 @@ def plot_fit_curves(curves: dict[str, list[float]], path: Path, solver: str) -> 
     ax.grid(alpha=0.3)
     ax.legend(frameon=False)
     fig.tight_layout()
-    fig.savefig(path)
+    with writing_to(path):
+        fig.savefig(path)
     plt.close(fig)
 
 
@@ -387,7 +389,8 @@ def plot_matrix(
     ax.set_title(title)
     fig.colorbar(image, ax=ax, shrink=0.8, label=label)
     fig.tight_layout()
-    fig.savefig(path)
+    with writing_to(path):
+        fig.savefig(path)
     plt.close(fig)
 
 
@@ -415,5 +418,6 @@ def plot_venn(pair: dict[str, Any], path: Path) -> None:
         fontsize=10,
     )
     fig.tight_layout()
-    fig.savefig(path)
+    with writing_to(path):
+        fig.savefig(path)
     plt.close(fig)

@@ -20,9 +20,10 @@ extraction resumes from the finished chunks, and reading a missing or damaged ch
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +67,10 @@ def _node(parent: zarr.Group, key: str, kind: type) -> Any:
     try:
         node = parent[key]
     except KeyError:
-        raise
+        raise StoreError(
+            f"The store is damaged: {parent.store_path}/{key} is missing. Run `featswap verify STORE` to see what is "
+            "damaged and how to repair it."
+        ) from None
     except Exception as err:  # a damaged zarr.json below the group
         raise _damaged(f"{parent.store_path}/{key}", err) from None
     if not isinstance(node, kind):
@@ -171,11 +175,20 @@ class FeatureStore:
         if fs.isfile(f"{on_fs}/{ZARR_JSON}"):
             return cls.open(path, writable=True)
         check_new_store_location(path, fs, on_fs)
+        lock = StoreLock(path)  # taken before anything is created: a store being created is being written
         with writing(path):
-            fs.makedirs(on_fs, exist_ok=True)
-            store = cls(zarr.open_group(zarr_location(path, fs, on_fs), mode="w-"), path)
-            store._take_lock()
-            store.root.attrs.update({"featswap_store": STORE_VERSION})
+            parent = on_fs.rpartition("/")[0]
+            if parent:
+                fs.makedirs(parent, exist_ok=True)
+            lock.acquire()
+            try:
+                fs.makedirs(on_fs, exist_ok=True)
+                store = cls(zarr.open_group(zarr_location(path, fs, on_fs), mode="w-"), path)
+                store.root.attrs.update({"featswap_store": STORE_VERSION})
+            except BaseException:
+                lock.release()
+                raise
+        store._lock = lock
         return store
 
     def _take_lock(self) -> None:
@@ -242,21 +255,13 @@ class FeatureStore:
             raise StoreError(f"{len(ids)} ids but {len(labels)} labels for collection {collection!r}.")
         if len(set(ids.tolist())) != len(ids):
             raise StoreError(f"Collection {collection!r} has duplicate ids; every sample needs a unique id.")
-        if _has(self.root, collection):
-            stored_ids = self.ids(collection)
-            if len(stored_ids) != len(ids) or not np.array_equal(stored_ids, ids):
-                raise StoreError(
-                    f"Collection {collection!r} in {self.path} holds {len(stored_ids)} samples in another id order "
-                    f"than the {len(ids)} given; features are only paired by id. Name the collection otherwise "
-                    "(NAME=SPEC) or use a new store."
-                )
-            stored_labels = self._all_labels(collection) if self.labelled(collection) else None
-            if (stored_labels is None) != (labels is None) or (
-                labels is not None and stored_labels is not None and not np.array_equal(stored_labels, labels)
-            ):
-                raise StoreError(f"Collection {collection!r} in {self.path} holds other labels for the same ids.")
-            if classes is not None and self.classes(collection) != tuple(classes):
-                raise StoreError(f"Collection {collection!r} in {self.path} has another label space (classes).")
+        exists = _has(self.root, collection)
+        if exists and "ids_crc32" not in self._attrs(collection):
+            with writing(self.path):  # featswap's own collection, half-written by a crash: no features yet
+                self.root.__delitem__(collection)
+            exists = False
+        if exists:
+            self._check_collection(collection, ids, labels, classes)
         else:
             with writing(self.path):
                 group = self.root.create_group(collection)
@@ -267,9 +272,42 @@ class FeatureStore:
                     attrs.update(labels_crc32=crc32(labels), classes=None if classes is None else list(classes))
                 # Written last: a collection whose checksums are missing was interrupted while being created.
                 group.attrs.update(attrs)
+                self._remember("collections", collection)
         if role is not None and role not in self.roles(collection):
             with writing(self.path):
                 self._collection(collection).attrs["roles"] = sorted({*self.roles(collection), role})
+
+    def _check_collection(
+        self, collection: str, ids: np.ndarray, labels: np.ndarray | None, classes: tuple[str, ...] | None
+    ) -> None:
+        """Refuse other ids, labels or classes than the stored ones; rewrite stored ids or labels that no longer
+        match their checksum when the ones given do (the data are the same, the copy in the store was damaged)."""
+        attrs = self._attrs(collection)
+        if attrs["ids_crc32"] != crc32_of_ids(ids):
+            raise StoreError(
+                f"Collection {collection!r} in {self.path} holds other samples, or another id order, than the "
+                f"{len(ids)} given; features are only paired by id. Name the collection otherwise (NAME=SPEC) or use "
+                "a new store."
+            )
+        if ("labels_crc32" in attrs) != (labels is not None) or (
+            labels is not None and attrs["labels_crc32"] != crc32(labels)
+        ):
+            raise StoreError(f"Collection {collection!r} in {self.path} holds other labels for the same ids.")
+        if classes is not None and self.classes(collection) != tuple(classes):
+            raise StoreError(f"Collection {collection!r} in {self.path} has another label space (classes).")
+        group = self._collection(collection)
+        for key, values, read in (("ids", ids, self.ids), ("labels", labels, self._all_labels)):
+            if values is None:
+                continue
+            try:
+                read(collection)
+            except StoreError:
+                with writing(self.path):  # repair: the values given have the checksum the store recorded
+                    if _has(group, key):
+                        group.__delitem__(key)
+                    dtype = str if key == "ids" else "int64"
+                    group.create_array(key, shape=values.shape, dtype=dtype)[:] = values
+                (self._ids if key == "ids" else self._labels).pop(collection, None)
 
     def ids(self, collection: str) -> np.ndarray:
         """Sample ids `(N,)` of a collection, in the store's order (checked against their checksum)."""
@@ -332,24 +370,52 @@ class FeatureStore:
     def models(self) -> list[str]:
         return _keys(_group(self.root, "models"), groups=True) if _has(self.root, "models") else []
 
+    #: What makes a model record the same model: features of another would be paired wrongly.
+    MODEL_IDENTITY = ("spec", "feature_dim", "num_classes", "weights_sha256", "data_config")
+
     def write_model(self, name: str, attrs: dict[str, Any], head_weight: np.ndarray, head_bias: np.ndarray) -> None:
-        """Record a model's head `(C, D)`, `(C,)` and metadata; refuse a different model under the same name."""
-        if name in self.models():
-            old = self.model_attrs(name)
-            for key in ("spec", "feature_dim", "weights_sha256"):
-                if old.get(key) != attrs.get(key):
-                    raise StoreError(
-                        f"The store already holds a model named {name!r} with {key} {old.get(key)!r}, not "
-                        f"{attrs.get(key)!r}. Give this model another name or use another store."
-                    )
-            return
+        """Record a model's head `(C, D)`, `(C,)` and metadata; refuse a different model under the same name
+        (another network, weight file or preprocessing). A record whose head no longer matches its checksum
+        is rewritten when the head given matches it; one left half-written by a crash is written anew."""
+        attrs = json.loads(json.dumps(attrs))  # as the store keeps them (tuples become lists), to compare
         weight = np.asarray(head_weight, dtype=np.float32)
         bias = np.asarray(head_bias, dtype=np.float32)
+        crc = [crc32(weight), crc32(bias)]
+        models = _group(self.root, "models") if _has(self.root, "models") else None
+        if models is not None and _has(models, name):
+            old = self.model_attrs(name)
+            if "head_crc32" in old:  # a complete record: the same model, or a refusal
+                for key in self.MODEL_IDENTITY:
+                    if key in attrs and old.get(key) != attrs.get(key):
+                        raise StoreError(
+                            f"The store already holds a model named {name!r} with {key} {old.get(key)!r}, not "
+                            f"{attrs.get(key)!r}. Give this model another name (--name) or use another store."
+                        )
+                try:
+                    self.head(name)
+                    return
+                except StoreError:
+                    if old["head_crc32"] != crc:
+                        raise
+            with writing(self.path):
+                models.__delitem__(name)  # featswap's own half-written or damaged record, rebuilt below
         with writing(self.path):
             group = self.root.require_group("models").create_group(name)
             group.create_array("head_weight", shape=weight.shape, dtype="float32")[:] = weight
             group.create_array("head_bias", shape=bias.shape, dtype="float32")[:] = bias
-            group.attrs.update({**attrs, "head_crc32": [crc32(weight), crc32(bias)]})
+            group.attrs.update({**attrs, "head_crc32": crc})  # last: a record without it is half-written
+            self._remember("models", name)
+
+    def _remember(self, key: str, name: str) -> None:
+        """List `name` under the root's `key` ("models", "collections"): `verify` then notices it missing."""
+        known = self._recorded(key)
+        if name not in known:
+            self.root.attrs[key] = sorted([*known, name])
+
+    def _recorded(self, key: str) -> list[str]:
+        """The names the root lists under `key` ("models" or "collections")."""
+        value = self.root.attrs.asdict().get(key, [])
+        return [str(v) for v in value] if isinstance(value, list) else []
 
     def model_attrs(self, name: str) -> dict[str, Any]:
         return self._model(name).attrs.asdict()
@@ -387,9 +453,33 @@ class FeatureStore:
                         f"Stored features of {name!r} in collection {collection!r} have shape {array.shape}, "
                         f"expected {(n, dim)}."
                     )
+                self._check_identity(collection, name)
                 return array
-            return feats.create_array(
+            array = feats.create_array(
                 name, shape=(n, dim), chunks=(min(chunk_rows, max(n, 1)), dim), dtype="float32", fill_value=0.0
+            )
+            array.attrs["model"] = self.model_identity(name)
+            known = list(self._attrs(collection).get("models", []))
+            group.attrs["models"] = sorted({*known, name})
+            return array
+
+    def model_identity(self, name: str) -> dict[str, Any] | None:
+        """What the model record says the model is: its spec, feature width, classes, weights' sha256 and
+        preprocessing (None when no model of that name is recorded)."""
+        if name not in self.models():
+            return None
+        attrs = self.model_attrs(name)
+        return {key: attrs.get(key) for key in self.MODEL_IDENTITY}
+
+    def _check_identity(self, collection: str, name: str) -> None:
+        """Refuse features written by another model than the one recorded under their name (copied in from
+        another store, say): read as this model's, they would pair the wrong images' features."""
+        recorded = self._features(collection, name).attrs.asdict().get("model")
+        if recorded is not None and recorded != self.model_identity(name):
+            raise StoreError(
+                f"The features of {name!r} in collection {collection!r} were extracted by another model than the one "
+                f"recorded as {name!r} in {self.path} (another network, weight file or preprocessing). Extract the "
+                "model into a new --store."
             )
 
     def _features(self, collection: str, name: str) -> zarr.Array:
@@ -517,8 +607,11 @@ class FeatureStore:
         )
 
     def require_features(self, collection: str, name: str) -> None:
-        """Refuse a model without complete features in a collection, saying what to do."""
-        if not self.has_features(collection, name):
+        """Refuse a model without complete features in a collection (saying what to do), or features that are
+        not the recorded model's."""
+        if self.has_features(collection, name):
+            self._check_identity(collection, name)
+        else:
             known = (
                 [m for m in self.models() if self.has_features(collection, m)]
                 if collection in self.collections()
@@ -598,60 +691,68 @@ class FeatureStore:
         return damaged
 
     def verify(self) -> VerifyReport:
-        """Check the whole store: every collection's ids and labels, every model's head, every finished chunk."""
+        """Check the whole store: every model's head, every collection's ids and labels, every finished chunk,
+        and that nothing the store recorded is missing. Each problem is listed; none stops the check."""
         report = VerifyReport(self.path)
-        for name in self.models():
-            try:
-                self.head(name)
-            except StoreError as err:
-                report.damage.append(Damage(f"model {name}", str(err), "extract the model into a new --store"))
-        for collection in self.collections():
-            try:
-                self.ids(collection)
-                if self.labelled(collection):
-                    self._all_labels(collection)
-            except StoreError as err:
-                report.damage.append(Damage(f"collection {collection}", str(err), "extract again into a new --store"))
+        rebuild = "extract the model again (its head is rebuilt from the network)"
+        for name in sorted({*self.models(), *self._recorded("models")}):
+            if name not in self.models():
+                report.damage.append(Damage(f"model {name}", "its record is missing.", rebuild))
                 continue
-            group = self._collection(collection)
-            names = _keys(_group(group, "features"), groups=False) if _has(group, "features") else []
-            for name in names:
-                records = self._records(collection, name)
-                report.checked_chunks += len(records)
-                spec = self.model_attrs(name).get("spec", "SPEC") if name in self.models() else "SPEC"
-                for chunk, problem in self.damaged_chunks(collection, name).items():
-                    start, stop = records[chunk].start, records[chunk].stop
-                    report.damage.append(
-                        Damage(
-                            f"model {name}, collection {collection}, rows {start}..{stop - 1} (chunk {chunk})",
-                            problem,
-                            f"run `featswap extract --model {spec} --name {name} --store {self.path}` again with the "
-                            "same --data and --weights: it recomputes exactly the damaged chunks.",
-                        )
-                    )
-                if not self.has_features(collection, name):
-                    done = self.done_chunks(collection, name)
-                    report.unfinished.append(
-                        f"model {name}, collection {collection}: {int(done.sum())} of {len(done)} chunks"
-                    )
+            self._check(report, f"model {name}", rebuild, functools.partial(self.head, name))
+        redo = "run the same extract again (ids and labels are rewritten from the data when they match)"
+        for collection in sorted({*self.collections(), *self._recorded("collections")}):
+            if collection not in self.collections():
+                report.damage.append(Damage(f"collection {collection}", "it is missing.", redo))
+                continue
+            where = f"collection {collection}"
+            if not self._check(report, where, redo, functools.partial(self._check_ids_and_labels, collection)):
+                continue
+            self._check(report, where, redo, functools.partial(self._verify_features, collection, report))
         return report
 
+    def _check(self, report: VerifyReport, where: str, repair: str, check: Callable[[], object]) -> bool:
+        """Run one check of `verify`; a StoreError becomes a damage entry. Whether the check passed."""
+        try:
+            check()
+        except StoreError as err:
+            report.damage.append(Damage(where, str(err), repair))
+            return False
+        return True
 
-def remove_store(path: str | Path) -> None:
-    """Delete the feature store at local `path` (nothing if absent); refuse anything that is not a featswap
-    store, which featswap never deletes."""
-    import shutil
+    def _check_ids_and_labels(self, collection: str) -> None:
+        self.ids(collection)
+        if self.labelled(collection):
+            self._all_labels(collection)
 
-    path = Path(path)
-    if not path.exists():
-        return
-    try:
-        version = json.loads((path / ZARR_JSON).read_text()).get("attributes", {}).get("featswap_store")
-    except (OSError, ValueError, AttributeError):
-        version = None
-    if version is None:
-        raise StoreError(f"{path} is not a featswap feature store; featswap does not delete it. Move it away.")
-    shutil.rmtree(path)
+    def _verify_features(self, collection: str, report: VerifyReport) -> None:
+        group = self._collection(collection)
+        present = _keys(_group(group, "features"), groups=False) if _has(group, "features") else []
+        for name in sorted({*present, *self._attrs(collection).get("models", [])}):
+            spec = self.model_attrs(name).get("spec", "SPEC") if name in self.models() else "SPEC"
+            redo = (
+                f"run `featswap extract --model {spec} --name {name} --store {self.path}` again with the same "
+                "--data and --weights: it recomputes exactly the damaged chunks."
+            )
+            if name not in present:
+                report.damage.append(
+                    Damage(f"model {name}, collection {collection}", "its features are missing.", redo)
+                )
+                continue
+            identity = functools.partial(self._check_identity, collection, name)
+            if not self._check(report, f"model {name}, collection {collection}", redo, identity):
+                continue
+            records = self._records(collection, name)
+            report.checked_chunks += len(records)
+            for chunk, problem in self.damaged_chunks(collection, name).items():
+                start, stop = records[chunk].start, records[chunk].stop
+                where = f"model {name}, collection {collection}, rows {start}..{stop - 1} (chunk {chunk})"
+                report.damage.append(Damage(where, problem, redo))
+            if not self.has_features(collection, name):
+                done = self.done_chunks(collection, name)
+                report.unfinished.append(
+                    f"model {name}, collection {collection}: {int(done.sum())} of {len(done)} chunks"
+                )
 
 
 class StorePairs:
