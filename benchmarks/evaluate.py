@@ -13,7 +13,6 @@ counts how many whole passes over held-out features it read. The last line reads
 from __future__ import annotations
 
 import argparse
-import itertools
 import shutil
 import tempfile
 import time
@@ -21,7 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from featswap.experiment import evaluate_pairs, fit_pair
+from featswap.config import EvaluationSettings, FitSettings, RunConfig
+from featswap.experiment import Experiment
 from featswap.store import FeatureStore
 
 CLASSES = 100
@@ -35,11 +35,12 @@ def synthetic_store(path: Path, models: int, rows: int, dim: int) -> list[str]:
     maps = [(rng.standard_normal((LATENT, dim)) / np.sqrt(LATENT)).astype(np.float32) for _ in range(models)]
     scores_map = rng.standard_normal((LATENT, CLASSES)).astype(np.float32)
     names = [f"model{k}" for k in range(models)]
-    with FeatureStore.create(path, "synthetic", tuple(str(c) for c in range(CLASSES))) as store:
-        for split, n in (("train", FIT_ROWS), ("val", rows)):
+    classes = tuple(str(c) for c in range(CLASSES))
+    with FeatureStore.create(path) as store:
+        for split, n, role in (("train", FIT_ROWS, "fit"), ("val", rows, "eval")):
             z = rng.standard_normal((n, LATENT), dtype=np.float32)
             scores = z @ scores_map
-            store.write_split(split, [f"{split}/{i:07d}" for i in range(n)], scores.argmax(1))
+            store.write_collection(split, [f"{split}/{i:07d}" for i in range(n)], scores.argmax(1), classes, "", role)
             for name, a in zip(names, maps, strict=True):
                 noise = rng.standard_normal((n, dim), dtype=np.float32)
                 features = np.maximum(z @ a + np.float32(0.3) * noise, np.float32(0))
@@ -47,7 +48,8 @@ def synthetic_store(path: Path, models: int, rows: int, dim: int) -> list[str]:
                     centred = features - features.mean(0)
                     weight = np.linalg.lstsq(centred, scores - scores.mean(0), rcond=None)[0].T
                     bias = scores.mean(0) - weight @ features.mean(0)
-                    store.write_model(name, {"spec": name, "feature_dim": dim, "weights_sha256": None}, weight, bias)
+                    attrs = {"spec": name, "feature_dim": dim, "num_classes": CLASSES, "weights_sha256": None}
+                    store.write_model(name, attrs, weight, bias)
                 store.write_features(split, name, features)
     return names
 
@@ -66,11 +68,17 @@ def main() -> None:
         names = synthetic_store(root / "s.zarr", args.models, args.rows, args.dim)
         print(f"store: {args.models} models, {args.rows:,} held-out rows x {args.dim} in "
               f"{time.perf_counter() - started:.0f} s")  # fmt: skip
-        store = FeatureStore.open(root / "s.zarr")
-        pairs = [fit_pair(store, a, b, s) for a, b in itertools.permutations(names, 2) for s in args.solvers.split(",")]
+        config = RunConfig(
+            store=str(root / "s.zarr"),
+            fit=FitSettings(tuple(args.solvers.split(","))),
+            evaluation=EvaluationSettings(n_boot=200, similarity=args.similarity),
+        )
+        experiment = Experiment(config, quiet=True)
+        with FeatureStore.open(root / "s.zarr") as store:
+            maps = experiment.fit(store, "train", names)
         store = FeatureStore.open(root / "s.zarr")  # count the evaluation's reads alone
         started = time.perf_counter()
-        evaluate_pairs(store, pairs, root / "out", n_boot=200, similarity=args.similarity)
+        experiment.write(store, root / "out", maps, experiment.evaluate(store, maps, ["val"], names))
         seconds = time.perf_counter() - started
         reads = store.full_reads()
         print(f"evaluation: {reads:.0f} full feature reads ({reads / args.models:.1f} per model), {seconds:.0f} s")

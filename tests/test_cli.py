@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from featswap.backbones.naming import unique_names
 from featswap.cli import app
 from featswap.errors import SpecError
+from featswap.evaluation.stats import mcnemar_exact
 from featswap.outputs.metrics_json import invariant_violations
 
 
@@ -59,7 +60,7 @@ def test_demo_writes_the_contract(demo_run: tuple[Path, str, str]) -> None:
         # The paper's finding on digits: little is lost either way.
         assert pair["mapped_accuracy"] > pair["native_accuracy"] - 0.03
         assert pair["fit"]["iterations"] == (3000 if pair["solver"] == "paper" else 0)
-        assert 0 <= pair["mcnemar_p"] <= 1
+        assert pair["mcnemar_p"] == mcnemar_exact(pair["fixed"], pair["broken"])
     report = (out / "report.md").read_text()
     assert "## Table 1 — solver `paper`, 3,000 iterations" in report
     for name in ("fit_curve_paper.png", "venn_tiny-inception__to__tiny-resnet__lstsq.png"):

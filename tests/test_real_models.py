@@ -42,7 +42,7 @@ def test_a_head_that_is_not_the_final_affine_map_is_refused() -> None:
     backbone = load_backbone(
         "torchvision:squeezenet1_0", num_classes=5, data_config=SMALL | {"input_size": (3, 64, 64)}
     )
-    with pytest.raises(ModelError):
+    with pytest.raises(ModelError, match=r"reads an unpooled feature map of shape \(2, 512, 3, 3\)"):
         backbone.check_logits(torch.randn(2, 3, 64, 64))
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -127,7 +126,6 @@ def test_second_writer_is_refused_with_the_holder(tmp_path: Path) -> None:
 
 
 def test_extraction_resumes_without_recomputing_finished_chunks(tmp_path: Path, digits_parts: tuple) -> None:
-    from featswap.store import DEFAULT_CHUNK_ROWS
 
     split = digits_parts[1]
     backbone = load_backbone("tiny-resnet")
@@ -144,8 +142,6 @@ def test_extraction_resumes_without_recomputing_finished_chunks(tmp_path: Path, 
         resumed = part.features("val", "tiny-resnet")
     assert (resumed[:128] == 7.0).all()
     np.testing.assert_allclose(resumed[128:], reference[128:], rtol=1e-6, atol=1e-6)
-    assert DEFAULT_CHUNK_ROWS >= 1024
-    assert os.path.isdir(tmp_path / "part.zarr")
 
 
 def test_extraction_refuses_nan_features(tmp_path: Path, digits_parts: tuple) -> None:

@@ -60,9 +60,10 @@ def _is_affine_head(m: nn.Module) -> bool:
     return isinstance(m, nn.Linear) or (isinstance(m, nn.Conv2d) and m.kernel_size == (1, 1) and m.groups == 1)
 
 
-def hooked_features(module: nn.Module, head: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
+def hooked_features(module: nn.Module, head: nn.Module, name: str) -> Callable[[torch.Tensor], torch.Tensor]:
     """`x -> (N, D)`: the input of `head` during the module's own forward pass (dropout and identity
-    layers in front of it are inactive in eval mode)."""
+    layers in front of it are inactive in eval mode). A head that reads a feature map wider than 1x1
+    (SqueezeNet's 1x1 convolution, pooled after it) is not an affine map on pooled features: refused."""
 
     def features(x: torch.Tensor) -> torch.Tensor:
         captured: list[torch.Tensor] = []
@@ -71,7 +72,14 @@ def hooked_features(module: nn.Module, head: nn.Module) -> Callable[[torch.Tenso
             module(x)
         finally:
             handle.remove()
-        return captured[-1].flatten(1)
+        seen = captured[-1]
+        if seen.ndim > 2 and seen.shape[2:].numel() > 1:
+            raise ModelError(
+                f"{name}: its classifier reads an unpooled feature map of shape {tuple(seen.shape)}, so it is not "
+                "an affine map on pooled features. Give a file.py:function model whose last nn.Linear is the "
+                "classifier on pooled features."
+            )
+        return seen.flatten(1)
 
     return features
 
@@ -204,7 +212,7 @@ def load_backbone(
         features, head = dynamic.forward_features, dynamic.head
     else:
         head = last_linear(module, name)
-        features = hooked_features(module, head)
+        features = hooked_features(module, head, name)
     backbone = split_module(name, spec, module, DataConfig.from_mapping(config), features, _as_linear(head, name))
     backbone.weights_sha256 = sha
     return backbone
