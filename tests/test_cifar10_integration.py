@@ -1,5 +1,6 @@
 """Real pretrained CIFAR-10 networks from ../shared/data/cifar10, through the user-factory path with
---weights, on the 10,000 real test images. Skipped when that folder is absent."""
+--weights, on the 10,000 real test images: maps fitted on half of them as unlabelled files, evaluated on the
+other half and on a blurred copy of it. Skipped when that folder is absent."""
 
 from __future__ import annotations
 
@@ -7,10 +8,11 @@ import json
 from pathlib import Path
 
 import pytest
+from PIL import Image, ImageFilter
 from typer.testing import CliRunner
 
 from featswap.cli import app
-from featswap.outputs.metrics_json import invariant_violations
+from featswap.outputs.metrics_json import evaluation_sets, invariant_violations
 
 CIFAR = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10"
 pytestmark = pytest.mark.skipif(not (CIFAR / "weights").is_dir(), reason=f"{CIFAR} is absent")
@@ -19,22 +21,44 @@ pytestmark = pytest.mark.skipif(not (CIFAR / "weights").is_dir(), reason=f"{CIFA
 PUBLISHED = {"resnet20": 0.8103, "tiny10": 0.7802}
 
 
-def test_compare_real_cifar10_networks(tmp_path: Path, runner: CliRunner) -> None:
+def halves(root: Path) -> Path:
+    """The README's worked example: even images of each class as unlabelled `fit/` files, odd ones as
+    `test/<class>/` and, blurred, as `blurred/<class>/`."""
+    for folder in sorted(p for p in (CIFAR / "images").iterdir() if p.is_dir()):
+        for k, path in enumerate(sorted(folder.glob("*.jpg"))):
+            if k % 2 == 0:
+                (root / "fit").mkdir(parents=True, exist_ok=True)
+                (root / "fit" / f"{folder.name}-{path.name}").write_bytes(path.read_bytes())
+                continue
+            for name in ("test", "blurred"):
+                (root / name / folder.name).mkdir(parents=True, exist_ok=True)
+            (root / "test" / folder.name / path.name).write_bytes(path.read_bytes())
+            blurred = Image.open(path).filter(ImageFilter.GaussianBlur(1))
+            blurred.save(root / "blurred" / folder.name / path.name, quality=95)
+    return root
+
+
+def test_compare_real_cifar10_networks_fitted_on_unlabelled_images(tmp_path: Path, runner: CliRunner) -> None:
+    data = halves(tmp_path / "halves")
     out = tmp_path / "cifar"
     result = runner.invoke(app, [
         "compare",
         "--model", f"{CIFAR / 'models.py'}:resnet20", "--weights", str(CIFAR / "weights" / "resnet20.th"),
         "--model", f"{CIFAR / 'models.py'}:tiny10", "--weights", str(CIFAR / "weights" / "tiny10_seed0.pt"),
-        "--data", f"imagefolder:{CIFAR / 'images'}", "--val-fraction", "0.5",
+        "--fit-data", f"images:{data / 'fit'}", "--eval-data", f"imagefolder:{data / 'test'}",
+        "--eval-data", f"imagefolder:{data / 'blurred'}",
         "--out", str(out), "--solver", "lstsq,refine", "--n-boot", "200", "--no-similarity", "--quiet",
     ])  # fmt: skip
     assert result.exit_code == 0, result.output
-    metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["dataset"]["val_size"] == 5000 and metrics["dataset"]["num_classes"] == 10
-    assert invariant_violations(metrics) == []
-    for name, model in metrics["models"].items():
+    sets = {e["dataset"]["name"]: e for e in evaluation_sets(json.loads((out / "metrics.json").read_text()))}
+    assert list(sets) == ["test", "blurred"]
+    for entry in sets.values():
+        assert entry["dataset"]["val_size"] == 5000 and entry["dataset"]["num_classes"] == 10
+        assert entry["dataset"]["train_size"] == 5000 and invariant_violations(entry) == []
+    for name, model in sets["test"]["models"].items():
         published = next(v for k, v in PUBLISHED.items() if name.endswith(k))
         # Half of the same 10,000 images: within 2 points of the published figure on all of them.
         assert abs(model["val_accuracy"] - published) < 0.02, (name, model["val_accuracy"])
-    for pair in metrics["pairs"]:
+        assert sets["blurred"]["models"][name]["val_accuracy"] < model["val_accuracy"] - 0.2  # blur hurts at 32x32
+    for pair in sets["test"]["pairs"]:
         assert pair["mapped_accuracy"] > 0.6  # a real swap, far above chance (0.1)

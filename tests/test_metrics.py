@@ -136,6 +136,15 @@ def test_readings_follow_the_papers_logic() -> None:
     assert "by construction" in heads and "not evidence" in heads and "gains" not in heads
 
 
+def test_table1_heading_gives_the_iterations_of_every_map() -> None:
+    from featswap.outputs.report import iterations_note
+
+    # refine stops early, so its maps differ; the heading must not show one map's count as everyone's.
+    assert iterations_note([400, 550, 200]) == ", 200 to 550 iterations"
+    assert iterations_note([3000, 3000]) == ", 3,000 iterations"
+    assert iterations_note([0, 0]) == ", closed form"
+
+
 def test_top5_agreement_and_per_class_on_a_known_case() -> None:
     labels = np.array([0, 0, 1, 1, 2, 2])
     # Logits over 7 classes; the label's rank decides top-1 and top-5.

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import math
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ from featswap.cli import app
 from featswap.mapping.affine_map import AffineMap
 from featswap.mapping.solvers import SOLVERS, Heads
 from featswap.store import FeatureStore
+from runs import assert_same
 
 MODELS = ("tiny-resnet", "tiny-inception")
 PAPER_ITERATIONS = "150"
@@ -26,23 +26,6 @@ def run(runner: CliRunner, *args: str) -> str:
     result = runner.invoke(app, list(args))
     assert result.exit_code == 0, result.output
     return result.output
-
-
-def assert_same(a: Any, b: Any, where: str = "metrics") -> None:
-    """Equal structure; integers (counts) exactly, floats to 1e-9; fit seconds are timings and skipped."""
-    if isinstance(a, dict):
-        assert set(a) == set(b), where
-        for key in a:
-            if key != "seconds":
-                assert_same(a[key], b[key], f"{where}.{key}")
-    elif isinstance(a, list):
-        assert len(a) == len(b), where
-        for i, (x, y) in enumerate(zip(a, b, strict=True)):
-            assert_same(x, y, f"{where}[{i}]")
-    elif isinstance(a, float) or isinstance(b, float):
-        assert math.isclose(a, b, rel_tol=0, abs_tol=1e-9), f"{where}: {a} != {b}"
-    else:
-        assert a == b, f"{where}: {a!r} != {b!r}"
 
 
 @pytest.fixture(scope="module")

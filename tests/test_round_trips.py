@@ -98,6 +98,13 @@ def test_metrics_predictions_and_json_round_trip(tmp_path: Path, digits_store: P
     written = RunConfig.build(tmp_path / "run" / "config.toml")
     assert RunConfig.build(None, {}).with_(store=None).fit.solvers == ("refine",)
     assert written.fit.solvers == ("lstsq",) and written.store == str(digits_store.resolve())
+    # Every solver setting is spelled out, defaults included, so a later featswap repeats the run.
+    from dataclasses import asdict
+
+    from featswap.mapping.solvers import SOLVERS
+
+    assert written.fit.params["lstsq"] == asdict(SOLVERS.get("lstsq").make_settings())
+    assert set(written.fit.params["lstsq"]) >= {"alpha", "holdout", "seed"}
     assert written.to_toml() == (tmp_path / "run" / "config.toml").read_text()
     write_predictions(tmp_path / "copy", table["id"], table["label"], {k: v for k, v in table.items() if ":" in k})
     again = read_predictions(tmp_path / "copy")

@@ -367,4 +367,15 @@ def resolved(config: RunConfig) -> RunConfig:
         )
     out = absolute(config.out) if config.out else None
     store = absolute(config.store) if config.store else (str(Path(out) / "features.zarr") if out else None)
-    return dataclasses.replace(config, models=models, data=data, store=store, out=out)
+    return dataclasses.replace(config, models=models, data=data, store=store, out=out, fit=all_settings(config.fit))
+
+
+def all_settings(fit: FitSettings) -> FitSettings:
+    """`fit` with every setting of each solver spelled out, defaults included, so that a later featswap with
+    other defaults still repeats the run."""
+    from featswap.mapping.solvers import SOLVERS
+
+    params = {
+        name: dataclasses.asdict(SOLVERS.get(name).make_settings(**fit.params.get(name, {}))) for name in fit.solvers
+    }
+    return dataclasses.replace(fit, params=params)

@@ -74,10 +74,11 @@ class Experiment:
         return self.config.store
 
     # -- steps -----------------------------------------------------------------------------------------
-    def extract(self, roles: Sequence[str] = ("fit", "eval")) -> list[ExtractResult]:
+    def extract(self, roles: Sequence[str] = ("fit", "eval"), claim_out: bool = False) -> list[ExtractResult]:
         """Every model's features of the fitting and evaluation collections (`roles` picks), into the store.
 
-        Each model is built and checked before the store is touched; finished chunks are kept (and checked)."""
+        The data and the first model are checked before anything is written; finished chunks are kept (and
+        checked). `claim_out`: then make OUT the run's directory, before the store (by default inside it)."""
         from featswap.backbones.sources import BackboneRecipe
         from featswap.store import FeatureStore
 
@@ -93,6 +94,8 @@ class Experiment:
         engine = self.engine
         results = []
         first = recipes[0].build()  # a wrong model, weight file or preprocessing is refused before any writing
+        if claim_out:
+            self._out()
         with FeatureStore.create(self.store_path()) as store:
             for i, recipe in enumerate(recipes):
                 backbone = first if i == 0 else recipe.build()
@@ -206,8 +209,12 @@ class Experiment:
         """Extract, fit, evaluate and write every output into OUT; returns metrics.json's content."""
         if len(self.config.models) < 2:
             raise SpecError("A comparison needs at least two models: give --model two or more times.")
-        self._out()
-        self.extract()
+        from featswap.outputs.paths import check_run_dir
+
+        if self.config.out is None:
+            raise SpecError("A run needs an output directory: use --out DIR.")
+        check_run_dir(Path(self.config.out))  # refused before hours of extraction, but nothing created yet
+        self.extract(claim_out=True)
         fit, evals = self.collections()
         names = [m.name for m in self.config.models if m.name]
         return self.compare_stored(names, fit.name, [c.name for c in evals])

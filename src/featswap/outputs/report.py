@@ -21,6 +21,15 @@ def _signed_pct(x: float) -> str:
     return f"{100 * x:+.1f}".replace("+0.0", "0.0").replace("-0.0", "0.0")
 
 
+def iterations_note(iterations: list[int]) -> str:
+    """`, 3,000 iterations`, `, 200 to 600 iterations` (iterative solvers that stop early differ per map), or
+    `, closed form`."""
+    low, high = min(iterations, default=0), max(iterations, default=0)
+    if high == 0:
+        return ", closed form"
+    return f", {low:,} iterations" if low == high else f", {low:,} to {high:,} iterations"
+
+
 def table1(metrics: dict[str, Any], solver: str) -> str:
     """The paper's Table 1 for one solver, as Markdown (counts, percent, loss in points)."""
     models = metrics["models"]
@@ -205,17 +214,17 @@ def set_section(
             for name, ids in ds.get("skipped", {}).items()
         ],
     ]
+    on_set = f", {ds['name']}" if prefix else ""  # figure titles name the set when there are several
     for solver in _solvers(metrics):
         pairs = [p for p in metrics["pairs"] if p["solver"] == solver]
-        iterations = pairs[0]["fit"]["iterations"] if pairs else 0
-        note = f", {iterations:,} iterations" if iterations else ", closed form"
+        note = iterations_note([p["fit"]["iterations"] for p in pairs])
         lines += [f"{heading}Table 1 — solver `{solver}`{note}", "", table1(metrics, solver), "", "Reading:", ""]
         lines += [reading(p) for p in pairs]
         lines += ["", details(pairs), "", "Classes that change most:", "", *[class_changes(p) for p in pairs], ""]
         matrix = metrics.get("loss_matrix", {}).get(solver)
         if matrix and len(metrics["models"]) > 2:
             name = f"{prefix}loss_matrix_{solver}.png"
-            plot_loss_matrix(matrix, list(metrics["models"]), figures / name, solver)
+            plot_loss_matrix(matrix, list(metrics["models"]), figures / name, solver + on_set)
             lines += [
                 "Directional loss for every ordered pair (rows: the classifier's network, columns: the features "
                 "mapped into it; percentage points, lower is better, the diagonal is not a pair):",
@@ -230,7 +239,7 @@ def set_section(
             lines += ["Training curve (per-batch loss, the paper's Fig. 4):", "", f"![fit curve](figures/{name})", ""]
         for p in pairs:
             name = f"{prefix}venn_{p['source']}__to__{p['target']}__{solver}.png"
-            plot_venn(p, figures / name)
+            plot_venn(p, figures / name, on_set)
             lines += [f"![Venn {p['source']} → {p['target']}](figures/{name})", ""]
         lines += [
             "| map | fit seconds | train loss | val loss |",
@@ -302,8 +311,9 @@ def similarity_section(metrics: dict[str, Any], figures: Path, prefix: str = "",
     if len(models) > 2:
         for m in measures:
             name = f"{prefix}similarity_{m.name}.png"
+            title = f"{m.name} ({metrics['dataset']['name']})" if prefix else m.name
             plot_matrix(
-                similarity.get(m.name, {}), models, figures / name, m.name, f"{m.span}, {m.better} = more similar"
+                similarity.get(m.name, {}), models, figures / name, title, f"{m.span}, {m.better} = more similar"
             )
             lines.append(f"![{m.name}](figures/{name})")
         lines.append("")
@@ -394,8 +404,9 @@ def plot_matrix(
     plt.close(fig)
 
 
-def plot_venn(pair: dict[str, Any], path: Path) -> None:
-    """Three-set Venn diagram of correctly labelled images (the paper's Fig. 5), areas to scale."""
+def plot_venn(pair: dict[str, Any], path: Path, on_set: str = "") -> None:
+    """Three-set Venn diagram of correctly labelled images (the paper's Fig. 5), areas to scale; `on_set`
+    (`, NAME`) names the evaluation set in the title."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -413,7 +424,7 @@ def plot_venn(pair: dict[str, Any], path: Path) -> None:
             warnings.simplefilter("ignore", UserWarning)
             venn3(subsets=subsets, set_labels=labels, ax=ax)
     ax.set_title(
-        f"Correct labels, {source} → {target} ({pair['solver']})\n"
+        f"Correct labels, {source} → {target} ({pair['solver']}{on_set})\n"
         f"none correct: {pair['venn']['none']:,} of {pair['total']:,}",
         fontsize=10,
     )
