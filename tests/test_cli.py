@@ -47,7 +47,7 @@ def test_demo_writes_the_contract(demo_run: tuple[Path, str, str]) -> None:
     assert metrics["similarity_undefined"] == []
     assert metrics["dataset"] == {
         "name": "val", "spec": "digits", "fit_collection": "train", "train_size": 1257, "val_size": 540,
-        "num_classes": 10, "skipped": {},
+        "num_classes": 10, "skipped": {}, "fit_overlap": 0,
     }  # fmt: skip
     assert set(metrics["models"]) == {"tiny-resnet", "tiny-inception"}
     assert {(p["source"], p["solver"]) for p in metrics["pairs"]} == {

@@ -18,6 +18,7 @@ EXTRACT = ["extract", "--model", "tiny-resnet", "--data", "digits", "--store", "
 FIT = ["fit", "--store", "{store}", "--source", "tiny-resnet", "--target", "tiny-inception", "--out", "{new}"]
 EVALUATE = ["evaluate", "--store", "{store}", "--maps", "{map}", "--out", "{new}"]
 COMPARE = ["compare", "--model", "tiny-resnet", "--model", "tiny-inception", "--data", "digits", "--out", "{new}"]
+TWO = ["compare", "--model", "tiny-resnet", "--model", "tiny-inception"]
 SIMILARITY = ["similarity", "--store", "{store}", "--out", "{new}"]
 
 CASES = [
@@ -116,6 +117,25 @@ CASES = [
     ([*SIMILARITY, "--model", "tiny-resnet", "--model", "nobody"], "no complete features of 'nobody'"),
     ([*SIMILARITY, "--model", "tiny-resnet", "--model", "tiny-resnet"], "names a model twice"),
     (["similarity", "--store", "{store}", "--out", "{file}"], "is a file; give a directory"),
+    # fitting and evaluation sets
+    ([*TWO, "--fit-data", "images:{imgs}", "--eval-data", "imagefolder:{imgs}", "--eval-data", "imagefolder:{imgs}",
+      "--out", "{new}"], "is given twice; give each evaluation set once"),
+    ([*TWO, "--fit-data", "images:{imgs}", "--eval-data", "=imagefolder:{imgs}", "--out", "{new}"],
+     "NAME '' is not a usable collection name"),
+    ([*TWO, "--fit-data", "images:{imgs}", "--eval-data", "a/b=imagefolder:{imgs}", "--out", "{new}"],
+     "NAME 'a/b' is not a usable collection name"),
+    ([*TWO, "--fit-data", "zarr.json=images:{imgs}", "--eval-data", "imagefolder:{imgs}", "--out", "{new}"],
+     "NAME 'zarr.json' is not a usable collection name"),
+    ([*TWO, "--fit-data", "models=images:{imgs}", "--eval-data", "imagefolder:{imgs}", "--out", "{new}"],
+     "'models' is reserved in a feature store"),
+    ([*TWO, "--fit-data", "images:{one}", "--eval-data", "imagefolder:{imgs}", "--out", "{new}"],
+     "has 1 image(s); fitting a map needs at least 2"),
+    ([*EXTRACT[:3], "--data", "imagefolder:{tv}", "--val-fraction", "0.5", "--store", "{new}"],
+     "has its own train/ and val/ folders"),
+    ([*COMPARE, "--store", "{file}"], "is a file; give a directory (new or empty) for the feature store"),
+    ([*COMPARE, "--store", "{userdir}"], "is a directory with other contents, not a featswap feature store"),
+    ([*COMPARE, "--store", "{new}"], "--store is the --out directory"),
+    (["verify", "{run}"], "is a run directory; its feature store is"),
     # demo, report, verify
     (["demo", "--paper-iterations", "0"], "--paper-iterations must be at least 1; got 0"),
     (["demo", "--out", "{file}"], "is a file; give a directory"),
@@ -134,8 +154,20 @@ def places(tmp_path_factory: pytest.TempPathFactory, digits_store: Path, runner:
     result = runner.invoke(app, ["fit", "--store", str(digits_store), "--source", "tiny-resnet", "--target",
                                  "tiny-inception", "--solver", "lstsq", "--out", str(map_path)])  # fmt: skip
     assert result.exit_code == 0, result.output
+    from images import write_folder
+
+    imgs = write_folder(root / "imgs", per_class=4)
+    write_folder(root / "tv" / "train", per_class=4)
+    write_folder(root / "tv" / "val", per_class=4)
+    (root / "one").mkdir()
+    (root / "one" / "x.png").write_bytes((imgs / "cat" / "001.png").read_bytes())
+    (root / "userdir").mkdir()
+    (root / "userdir" / "notes.txt").write_text("a user's notes")
+    (root / "run" / "features.zarr").mkdir(parents=True)
+    (root / "run" / "features.zarr" / "zarr.json").write_text("{}")
     return {"store": str(digits_store), "map": str(map_path), "file": str(root / "file.txt"),
-            "dir": str(root / "dir"), "missing": str(root / "missing.py")}  # fmt: skip
+            "dir": str(root / "dir"), "missing": str(root / "missing.py"), "imgs": str(imgs), "tv": str(root / "tv"),
+            "one": str(root / "one"), "userdir": str(root / "userdir"), "run": str(root / "run")}  # fmt: skip
 
 
 @pytest.mark.parametrize(("args", "message"), CASES, ids=[" ".join(a[:1] + a[-2:]) for a, _ in CASES])
@@ -297,6 +329,10 @@ def test_a_head_of_other_classes_than_the_evaluation_images_is_refused(
     result = runner.invoke(app, ["extract", "--model", spec, "--data", data, "--store", str(tmp_path / "s.zarr")])
     lines = result.output.strip().splitlines()
     assert result.exit_code == 2 and "Collection 'val' has 3 classes but net's head predicts 10" in lines[-1]
+    assert not (tmp_path / "s.zarr").exists()  # refused before any extraction: nothing written
+    result = runner.invoke(app, ["compare", "--model", spec, "--model", spec, "--data", data,
+                                 "--out", str(tmp_path / "out")])  # fmt: skip
+    assert result.exit_code == 2 and not (tmp_path / "out").exists()
 
 
 def test_a_bug_in_featswap_is_one_line_or_a_traceback_on_request(

@@ -44,6 +44,12 @@ def test_images_spec_is_recursive_unlabelled_and_fits_maps(tmp_path: Path) -> No
         fit_and_eval(DataSettings(fit_data=f"imagefolder:{root}", eval_data=(f"images:{tmp_path / 'photos'}",)))
     with pytest.raises(DataError, match="cannot be split into fitting and evaluation images"):
         fit_and_eval(DataSettings(data=f"images:{tmp_path / 'photos'}"))
+    # Linked folders are followed (as imagefolder: follows linked class folders), a link back up the tree once.
+    (tmp_path / "linked").mkdir()
+    (tmp_path / "linked" / "elsewhere").symlink_to(tmp_path / "photos" / "a", target_is_directory=True)
+    (tmp_path / "linked" / "elsewhere" / "deeper" / "loop").symlink_to(tmp_path / "linked", target_is_directory=True)
+    (linked,) = open_spec(f"images:{tmp_path / 'linked'}").parts.values()
+    assert list(linked.ids) == ["elsewhere/0.png", "elsewhere/deeper/1.png"]
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match="holds no images"):
         open_spec(f"images:{tmp_path / 'empty'}")
@@ -114,7 +120,7 @@ def test_evaluation_sets_share_one_label_space(tmp_path: Path) -> None:
     a = write_folder(tmp_path / "a", per_class=2)
     (tmp_path / "b" / "one").mkdir(parents=True)
     Image.new("RGB", (8, 8)).save(tmp_path / "b" / "one" / "x.png")
-    with pytest.raises(DataError, match=r"different classes .a: 3 classes; b: 1 classes"):
+    with pytest.raises(DataError, match=r"classes only in a: \['cat', 'dog', 'fox'\]; only in b: \['one'\]"):
         fit_and_eval(
             DataSettings(fit_data=f"imagefolder:{a}", eval_data=(f"imagefolder:{a}", f"imagefolder:{tmp_path / 'b'}"))
         )

@@ -5,6 +5,7 @@ evaluation set; through `compare`, the step-by-step commands and the Python API.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,8 @@ def run(runner: CliRunner, *args: str) -> None:
 @pytest.fixture(scope="module")
 def digit_files(tmp_path_factory: pytest.TempPathFactory, digits_parts: tuple[Collection, Collection]) -> Path:
     """`fit/NNNN.png` (the 1,257 fitting digits, no labels), `test/<digit>/NNNN.png` (the 540 evaluation
-    digits) and `blurred/<digit>/NNNN.png` (the same, blurred): the very pixels `--data digits` reads."""
+    digits) and `blurred/<digit>/NNNN.png` (the same, blurred; again as `copy/test/`): the very pixels `--data
+    digits` reads."""
     root = tmp_path_factory.mktemp("digit-files")
     fit, val = digits_parts
     for i in range(len(fit.ids)):
@@ -38,11 +40,12 @@ def digit_files(tmp_path_factory: pytest.TempPathFactory, digits_parts: tuple[Co
         path.parent.mkdir(parents=True, exist_ok=True)
         fit.load(i).save(path)
     for i, label in enumerate(val.labels):
-        for name in ("test", "blurred"):
+        # copy/test/ is the blurred copy again, in a folder of the same name as test/ with the same file names.
+        for name in ("test", "blurred", "copy/test"):
             path = root / name / str(label) / f"{i:04d}.png"
             path.parent.mkdir(parents=True, exist_ok=True)
             image = val.load(i)
-            (image.filter(ImageFilter.GaussianBlur(0.8)) if name == "blurred" else image).save(path)
+            (image if name == "test" else image.filter(ImageFilter.GaussianBlur(0.8))).save(path)
     return root
 
 
@@ -119,6 +122,7 @@ def test_step_by_step_and_python_api_give_the_numbers_of_compare(
         maps += ["--maps", str(path)]
     run(runner, "evaluate", "--store", str(store), *maps, "--n-boot", "100", "--out", str(tmp_path / "step"))
     expected = by_set(compared)
+    assert list(by_set(tmp_path / "step")) == list(expected)  # the sets in the order they were given
     for name, entry in by_set(tmp_path / "step").items():
         entry["pairs"].sort(key=lambda p: (MODELS.index(p["source"]), MODELS.index(p["target"])))
         expected[name]["pairs"].sort(key=lambda p: (MODELS.index(p["source"]), MODELS.index(p["target"])))
@@ -143,3 +147,82 @@ def test_a_digit_file_is_the_pixels_of_the_digit(
     # The fixture's premise, checked: PNG keeps 8-bit grayscale pixels exactly.
     fit = digits_parts[0]
     assert Image.open(digit_files / "fit" / "0007.png").tobytes() == fit.load(7).tobytes()
+
+
+def quick(runner: CliRunner, weights: dict[str, Path], *args: str) -> Any:
+    return runner.invoke(app, ["compare", *model_args(weights), "--solver", "lstsq", "--n-boot", "20",
+                               "--no-similarity", "--quiet", *args])  # fmt: skip
+
+
+def test_a_blurred_copy_under_the_same_names_is_another_set_and_another_collection(
+    compared: Path, digit_files: Path, trained_weights: dict[str, Path], runner: CliRunner, tmp_path: Path
+) -> None:
+    # copy/test/ has test/'s folder name and file names but blurred pixels: it is a set of its own, never test's
+    # features again.
+    fit = ["--fit-data", f"images:{digit_files / 'fit'}"]
+    both = [
+        "--eval-data",
+        f"imagefolder:{digit_files / 'test'}",
+        "--eval-data",
+        f"imagefolder:{digit_files / 'copy/test'}",
+    ]
+    result = quick(runner, trained_weights, *fit, *both, "--out", str(tmp_path / "two"))
+    assert result.exit_code == 0, result.output
+    sets = by_set(tmp_path / "two")
+    assert list(sets) == ["test", "test-2"]
+    assert counts(sets["test-2"])["models"] == counts(by_set(compared)["blurred"])["models"]
+    assert counts(sets["test-2"])["models"] != counts(sets["test"])["models"]
+    # A store that holds test/ under the name `test` refuses the blurred copy under that name.
+    store = str(compared / "features.zarr")
+    copy = ["--eval-data", f"imagefolder:{digit_files / 'copy/test'}"]
+    result = quick(runner, trained_weights, *fit, *copy, "--store", store, "--out", str(tmp_path / "reuse"))
+    assert result.exit_code == 2 and "holds features of other images under the same 540 ids" in result.output
+    named = ["--eval-data", f"blurred-copy=imagefolder:{digit_files / 'copy/test'}"]
+    result = quick(runner, trained_weights, *fit, *named, "--store", store, "--out", str(tmp_path / "named"))
+    assert result.exit_code == 0, result.output
+
+
+def test_evaluating_on_the_fitting_images_is_said_and_recorded(
+    digit_files: Path, trained_weights: dict[str, Path], runner: CliRunner, tmp_path: Path
+) -> None:
+    test = f"{digit_files / 'test'}"
+    for fit_spec, eval_name in ((f"imagefolder:{test}", "test"), (f"images:{test}", "test-2")):
+        out = tmp_path / eval_name
+        result = quick(runner, trained_weights, "--fit-data", fit_spec, "--eval-data", f"imagefolder:{test}",
+                       "--out", str(out))  # fmt: skip
+        assert result.exit_code == 0, result.output
+        metrics = json.loads((out / "metrics.json").read_text())
+        assert metrics["dataset"]["name"] == eval_name and metrics["dataset"]["fit_overlap"] == 540
+        assert "**Not held out:** 540 of these 540 images" in (out / "report.md").read_text()
+    result = runner.invoke(app, ["compare", *model_args(trained_weights), "--fit-data", f"images:{digit_files / 'fit'}",
+                                 "--eval-data", f"imagefolder:{test}", "--solver", "lstsq", "--no-similarity",
+                                 "--n-boot", "20", "--out", str(tmp_path / "apart")])  # fmt: skip
+    assert json.loads((tmp_path / "apart" / "metrics.json").read_text())["dataset"]["fit_overlap"] == 0
+
+
+def test_a_second_run_in_the_same_directory_leaves_no_stale_results(
+    digit_files: Path, trained_weights: dict[str, Path], runner: CliRunner, tmp_path: Path
+) -> None:
+    out = tmp_path / "run"
+    fit = ["--fit-data", f"images:{digit_files / 'fit'}", "--eval-data", f"imagefolder:{digit_files / 'test'}"]
+    result = quick(runner, trained_weights, *fit, "--eval-data", f"imagefolder:{digit_files / 'blurred'}", "--out",
+                   str(out))  # fmt: skip
+    assert result.exit_code == 0 and (out / "predictions_blurred.parquet").is_file()
+    assert any(p.name.startswith("blurred_") for p in (out / "figures").iterdir())
+    (out / "figures" / "mine.png").write_bytes(b"a user's own file")
+    os.utime(out / "figures" / "mine.png", (1, 1))  # written before the second run, as a user's file would be
+    result = quick(runner, trained_weights, *fit, "--out", str(out))
+    assert result.exit_code == 0, result.output
+    names = sorted(p.name for p in out.iterdir())
+    assert "predictions_blurred.parquet" not in names and "predictions.parquet" in names
+    assert not any(p.name.startswith("blurred_") for p in (out / "figures").iterdir())
+    assert (out / "figures" / "mine.png").read_bytes() == b"a user's own file"
+    assert (out / "features.zarr").is_dir()  # the store stays
+
+
+def test_data_named_explicitly_names_both_parts(digit_files: Path, runner: CliRunner, tmp_path: Path) -> None:
+    data = f"digs=imagefolder:{digit_files / 'test'}"
+    result = runner.invoke(app, ["extract", "--model", "tiny-resnet", "--data", data, "--val-fraction", "0.5",
+                                 "--store", str(tmp_path / "s.zarr"), "--quiet"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert FeatureStore.open(tmp_path / "s.zarr").collections() == ["digs-train", "digs-val"]

@@ -127,10 +127,14 @@ def test_venn_inputs_must_match() -> None:
 def test_readings_follow_the_papers_logic() -> None:
     from featswap.outputs.report import reading
 
-    base = {"source": "I", "target": "R", "solver": "lstsq", "fixed": 1, "broken": 9, "mcnemar_p": 0.02}
+    base = {"source": "I", "target": "R", "solver": "lstsq", "fixed": 1, "broken": 9, "mcnemar_p": 0.02, "total": 300}
     assert "loses 4.5 points" in reading(base | {"loss": 0.045, "loss_ci95": [0.02, 0.07]})
     assert "gains 1.4 points" in reading(base | {"loss": -0.014, "loss_ci95": [-0.02, -0.01]})
-    assert "as accurate as" in reading(base | {"loss": 0.001, "loss_ci95": [-0.01, 0.01]})
+    same = reading(base | {"loss": 0.001, "loss_ci95": [-0.01, 0.012]})
+    assert "as accurate as on R's own features, to within 1.2 points" in same
+    # A large loss whose wide interval still includes 0 is undecided, never "as accurate".
+    wide = reading(base | {"loss": 0.057, "loss_ci95": [-0.003, 0.117]})
+    assert "as accurate" not in wide and "these 300 images cannot tell" in wide and "[-0.3, +11.7]" in wide
     # The heads map reproduces the source's logits by construction: its result is no evidence either way.
     heads = reading(base | {"solver": "heads", "loss": -0.014, "loss_ci95": [-0.02, -0.01], "mapped_accuracy": 0.9})
     assert "by construction" in heads and "not evidence" in heads and "gains" not in heads

@@ -67,6 +67,12 @@ def test_compare_and_the_step_by_step_commands_give_equal_metrics(both_paths: tu
     for key in ("models", "pairs", "loss_matrix", "similarity", "similarity_undefined"):
         assert_same(a[key], b[key], key)
     assert a["dataset"] == b["dataset"]
+    # Each run's config.toml records the maps as they were fitted: evaluate's the maps it was given.
+    from featswap.config import RunConfig
+
+    for out in (compared, stepped):
+        fit = RunConfig.build(out / "config.toml").fit
+        assert set(fit.solvers) == set(SOLVERS.names()) and fit.params["paper"]["iterations"] == int(PAPER_ITERATIONS)
 
 
 def test_the_python_api_gives_the_same_numbers(both_paths: tuple[Path, Path, Path]) -> None:

@@ -188,3 +188,25 @@ def test_a_constant_feature_set_leaves_its_measures_undefined_and_the_run_goes_o
     report = (tmp_path / "run" / "report.md").read_text()
     assert "*undefined*" in report and "Undefined measures" in report
     assert len(metrics["pairs"]) == 2
+
+
+def test_map_r2_is_undefined_with_its_reason_when_no_one_fitting_collection(
+    tmp_path: Path, digits_store: Path, trained_weights: dict[str, Path], runner: CliRunner
+) -> None:
+    import shutil
+
+    store = tmp_path / "s.zarr"
+    shutil.copytree(digits_store, store)
+    for name, weights in trained_weights.items():  # a second fitting collection, `train-100`
+        args = ["--data", "digits", "--train-limit", "100", "--part", "fit", "--store", str(store), "--quiet"]
+        result = runner.invoke(app, ["extract", "--model", name, "--weights", str(weights), *args])
+        assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["similarity", "--store", str(store), "--out", str(tmp_path / "sim")])
+    assert result.exit_code == 0, result.output
+    found = json.loads((tmp_path / "sim" / "similarity.json").read_text())
+    assert found["similarity"]["map_r2"]["tiny-resnet"]["tiny-inception"] is None
+    reasons = [u["reason"] for u in found["similarity_undefined"] if u["measure"] == "map_r2"]
+    assert (
+        len(reasons) == 2 and "several fitting collections with every model's features (train, train-100)" in reasons[0]
+    )
+    assert found["similarity"]["linear_cka"]["tiny-resnet"]["tiny-inception"] is not None

@@ -45,6 +45,21 @@ DEFAULT_VAL_FRACTION = {"digits": 0.3}
 FALLBACK_VAL_FRACTION = 0.2
 
 
+def check_text(instance: Any) -> None:
+    """Refuse a setting of the wrong kind where text is expected: `str` fields (or `str | None`) must be text,
+    `tuple[str, ...]` fields text or a list of texts (one text is a list of one). Numbers and flags are checked
+    by `validate` where they are used."""
+    for f in fields(instance):
+        value, kind = getattr(instance, f.name), str(f.type)
+        if kind in ("str", "str | None") and not (isinstance(value, str) or (value is None and "None" in kind)):
+            raise SpecError(f"{f.name} must be text; got {value!r}.")
+        if kind == "tuple[str, ...]":
+            items = (value,) if isinstance(value, str) else value
+            if not isinstance(items, list | tuple) or not all(isinstance(v, str) for v in items):
+                raise SpecError(f"{f.name} must be a list of texts; got {value!r}.")
+            object.__setattr__(instance, f.name, tuple(items))
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """One network: its SPEC, a local weight file, its name (default from the SPEC), a preprocessing override
@@ -59,6 +74,7 @@ class ModelConfig:
     def __post_init__(self) -> None:
         if not isinstance(self.spec, str) or not self.spec:
             raise SpecError(f"A model needs a SPEC (e.g. tiny-resnet, timm:resnet50); got {self.spec!r}.")
+        check_text(self)
         validate.flag("pretrained", self.pretrained)
         if self.data_config is not None and not isinstance(self.data_config, Mapping):
             raise SpecError("A model's data_config must be a table with input_size, mean and std.")
@@ -79,7 +95,7 @@ class DataSettings:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "eval_data", tuple(self.eval_data))
+        check_text(self)
         if self.val_fraction is not None:
             validate.real("val_fraction", self.val_fraction, 0, 1, low_open=True, high_open=True)
         if self.train_limit is not None:
@@ -109,6 +125,7 @@ class ExtractionSettings:
     on_bad_image: str = "fail"
 
     def __post_init__(self) -> None:
+        check_text(self)
         validate.integer("batch_size", self.batch_size, 1)
         validate.integer("chunk_rows", self.chunk_rows, 1)
         validate.integer("workers", self.workers, 0)
@@ -125,7 +142,9 @@ class FitSettings:
     def __post_init__(self) -> None:
         from featswap.mapping.solvers import SOLVERS  # checks names and settings (and imports torch)
 
-        object.__setattr__(self, "solvers", tuple(self.solvers))
+        check_text(self)
+        if not isinstance(self.params, Mapping):
+            raise SpecError(f"params must be a table of solver settings ([fit.params.SOLVER]); got {self.params!r}.")
         if not self.solvers:
             raise SpecError("--solver needs at least one solver name.")
         for name in self.solvers:
@@ -171,6 +190,7 @@ class EngineSettings:
     cpus_per_worker: float | None = None
 
     def __post_init__(self) -> None:
+        check_text(self)
         if self.kind not in ENGINES:
             raise SpecError(f"--engine must be local or ray; got {self.kind!r}.")
         validate.choice("device", self.device, DEVICES)
@@ -214,9 +234,7 @@ class RunConfig:
     def build(cls, file: str | Path | None = None, overrides: Mapping[str, Any] | None = None) -> RunConfig:
         """The defaults, overridden by the TOML `file` (if any), overridden by `overrides` (the flags given,
         as a nested mapping with the file's layout)."""
-        merged = read_toml(Path(file)) if file is not None else {}
-        merged = deep_merge(merged, dict(overrides or {}))
-        return from_mapping(merged, str(file) if file else "the command line")
+        return from_mapping(layered(file, overrides), str(file) if file else "the command line")
 
     def to_toml(self) -> str:
         import tomli_w
@@ -252,6 +270,56 @@ def read_toml(path: Path) -> dict[str, Any]:
         raise SpecError(f"Cannot read the config file {path}: {err}.") from None
 
 
+def layered(file: str | Path | None, overrides: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The settings of a TOML `file` (relative paths in it taken from the file's folder) under `overrides` (the
+    flags given). A flag replaces what the file says for the same thing: `data` replaces the file's `fit_data`
+    and `eval_data` and the reverse, and the solvers given keep only the file's settings of those solvers."""
+    base = anchored(read_toml(Path(file)), Path(file).resolve().parent) if file is not None else {}
+    top = dict(overrides or {})
+    data, given_data = dict(base.get("data", {})), top.get("data", {})
+    if isinstance(data, dict) and isinstance(given_data, Mapping):
+        if "data" in given_data:
+            data = {k: v for k, v in data.items() if k not in ("fit_data", "eval_data")}
+        if "fit_data" in given_data or "eval_data" in given_data:
+            data = {k: v for k, v in data.items() if k not in ("data", "val_fraction")}
+        base = {**base, "data": data} if data or "data" in base else base
+    fit, given_fit = base.get("fit", {}), top.get("fit", {})
+    if isinstance(fit, dict) and isinstance(given_fit, Mapping) and "solvers" in given_fit:
+        params = fit.get("params", {})
+        if isinstance(params, Mapping):
+            kept = {k: v for k, v in params.items() if k in given_fit["solvers"]}
+            base = {**base, "fit": {**fit, "params": kept}}
+    return deep_merge(base, top)
+
+
+def anchored(values: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """A config file's settings with relative paths (model files, weights, data folders, store, out) taken from
+    `folder`, the file's own, so that the file means the same from any working directory."""
+    values = dict(values)
+    models = values.get("models")
+    if isinstance(models, list):
+        values["models"] = [
+            {**m,
+             **({"spec": absolute_model_spec(m["spec"], folder)} if isinstance(m.get("spec"), str) else {}),
+             **({"weights": absolute(m["weights"], folder)} if isinstance(m.get("weights"), str) else {})}
+            if isinstance(m, dict) else m
+            for m in models
+        ]  # fmt: skip
+    data = values.get("data")
+    if isinstance(data, dict):
+        data = dict(data)
+        for key in ("data", "fit_data"):
+            if isinstance(data.get(key), str):
+                data[key] = absolute_data_spec(data[key], folder)
+        if isinstance(data.get("eval_data"), list):
+            data["eval_data"] = [absolute_data_spec(e, folder) if isinstance(e, str) else e for e in data["eval_data"]]
+        values["data"] = data
+    for key in ("store", "out"):
+        if isinstance(values.get(key), str):
+            values[key] = absolute(values[key], folder)
+    return values
+
+
 def deep_merge(base: Mapping[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
     """`base` with `top`'s values over it; tables merge key by key, anything else (lists too) is replaced."""
     merged = dict(base)
@@ -270,10 +338,11 @@ def _build(kind: type, values: Any, where: str) -> Any:
     unknown = sorted(set(values) - known)
     if unknown:
         raise SpecError(f"Unknown setting {unknown[0]!r} in [{where}].{closest(unknown[0], known)}")
-    try:
-        return kind(**values)
-    except TypeError as err:  # a required value missing
-        raise SpecError(f"[{where}]: {err}.") from None
+    missing = [f.name for f in fields(kind) if f.default is dataclasses.MISSING
+               and f.default_factory is dataclasses.MISSING and f.name not in values]  # fmt: skip
+    if missing:
+        raise SpecError(f'[{where}] needs {", ".join(missing)} (e.g. {missing[0]} = "tiny-resnet").')
+    return kind(**values)
 
 
 def from_mapping(values: Mapping[str, Any], source: str = "the config") -> RunConfig:
@@ -322,24 +391,35 @@ def _without_none(value: Any) -> Any:
 
 
 # -- resolving ---------------------------------------------------------------------------------------------
-def absolute(path: str) -> str:
-    """A local path made absolute; a URL (`s3://...`) as it is."""
-    return path if "://" in path else str(Path(path).expanduser().resolve())
+def absolute(path: str, folder: Path | None = None) -> str:
+    """A local path made absolute (a relative one taken from `folder`, default the working directory); a URL
+    (`s3://...`) as it is."""
+    if "://" in path:
+        return path
+    expanded = Path(path).expanduser()
+    return str((expanded if folder is None or expanded.is_absolute() else folder / expanded).resolve())
 
 
-def absolute_model_spec(spec: str) -> str:
+def absolute_model_spec(spec: str, folder: Path | None = None) -> str:
     """`path/file.py:function` with an absolute path; other SPECs as they are."""
     if ".py:" in spec:
         path, _, function = spec.rpartition(":")
-        return f"{absolute(path)}:{function}"
+        return f"{absolute(path, folder)}:{function}"
     return spec
 
 
-def absolute_data_spec(spec: str) -> str:
+def absolute_data_spec(spec: str, folder: Path | None = None) -> str:
     """`[NAME=]kind:DIR` with an absolute DIR; `digits` as it is."""
     name, sep, rest = spec.partition("=") if "=" in spec.partition(":")[0] else ("", "", spec)
-    kind, colon, folder = rest.partition(":")
-    return f"{name}{sep}{kind}{colon}{absolute(folder)}" if folder else spec
+    kind, colon, path = rest.partition(":")
+    return f"{name}{sep}{kind}{colon}{absolute(path, folder)}" if path else spec
+
+
+def has_own_parts(spec: str) -> bool:
+    """Whether a data SPEC's folder has its own `train/` and `val/` folders (then `val_fraction` does not apply)."""
+    rest = spec.partition("=")[2] if "=" in spec.partition(":")[0] else spec
+    kind, _, path = rest.partition(":")
+    return kind in ("imagefolder", "imagenet") and all((Path(path) / p).is_dir() for p in ("train", "val"))
 
 
 def resolved(config: RunConfig) -> RunConfig:
@@ -356,8 +436,9 @@ def resolved(config: RunConfig) -> RunConfig:
     )
     data = config.data
     if data.data is not None:
-        kind = data.data.partition("=")[2].partition(":")[0] if "=" in data.data else data.data.partition(":")[0]
-        fraction = data.val_fraction or DEFAULT_VAL_FRACTION.get(kind, FALLBACK_VAL_FRACTION)
+        rest = data.data.partition("=")[2] if "=" in data.data.partition(":")[0] else data.data
+        default = DEFAULT_VAL_FRACTION.get(rest.partition(":")[0], FALLBACK_VAL_FRACTION)
+        fraction = data.val_fraction if has_own_parts(data.data) else (data.val_fraction or default)
         data = dataclasses.replace(data, data=absolute_data_spec(data.data), val_fraction=fraction)
     else:
         data = dataclasses.replace(

@@ -13,12 +13,12 @@ from featswap.errors import SpecError
 NAME = re.compile(r"(?!.*__)(?!zarr\.json$)[A-Za-z0-9][A-Za-z0-9._+-]{0,63}")
 
 
-def check_name(name: str, option: str = "--name") -> str:
-    """`name` if it is a valid model name, else a SpecError saying which characters are allowed."""
+def check_name(name: str, option: str = "--name", what: str = "model name", example: str = "resnet50-seed1") -> str:
+    """`name` if it is a valid model (or collection) name, else a SpecError saying which characters are allowed."""
     if not NAME.fullmatch(name):
         raise SpecError(
-            f"{option} {name!r} is not a usable model name: use letters, digits and . _ + - (starting with a letter "
-            "or digit, at most 64 characters, no double underscore), e.g. resnet50-seed1."
+            f"{option} {name!r} is not a usable {what}: use letters, digits and . _ + - (starting with a letter "
+            f"or digit, at most 64 characters, no double underscore, not zarr.json), e.g. {example}."
         )
     return name
 

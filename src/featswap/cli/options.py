@@ -251,7 +251,7 @@ def run_config(config: Path | None, **given: Any) -> RunConfig:
     (every model). Fit options: `solver` (comma-separated) and `param` (KEY=VALUE items)."""
     import dataclasses
 
-    from featswap.config import deep_merge, from_mapping, read_toml
+    from featswap.config import from_mapping, layered, read_toml
 
     base = read_toml(config) if config is not None else {}
     overrides: dict[str, Any] = {}
@@ -281,7 +281,7 @@ def run_config(config: Path | None, **given: Any) -> RunConfig:
     if param:
         solvers = overrides.get("fit", {}).get("solvers") or base.get("fit", {}).get("solvers") or ["refine"]
         overrides.setdefault("fit", {})["params"] = parse_params(param, list(solvers))
-    built = from_mapping(deep_merge(base, overrides), str(config) if config is not None else "the command line")
+    built = from_mapping(layered(config, overrides), str(config) if config is not None else "the command line")
     for key in ("pretrained", "data_config"):
         if given.get(key) is not None:
             built = built.with_(models=tuple(dataclasses.replace(m, **{key: given[key]}) for m in built.models))

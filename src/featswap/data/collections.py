@@ -15,7 +15,10 @@ Data SPECs (`open_spec`):
 
 from __future__ import annotations
 
+import hashlib
+import os
 import re
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -40,9 +43,26 @@ class Collection:
     labels: np.ndarray | None
     classes: tuple[str, ...] | None
     load: Callable[[int], Image.Image]
+    #: (N,) what each image is outside the store: its absolute file path (or `digits/NNNN`); equal keys, same image.
+    keys: Sequence[str] = ()
+    #: (N,) int64 what each image's content measures: its file size in bytes (or a checksum of its pixels).
+    stamps: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    def content_sha256(self) -> str | None:
+        """sha256 of the ids and the stamps, in order: two collections of equal ids whose files differ (a blurred
+        copy under the same names, say) differ here. None when the collection has no stamps."""
+        if self.stamps is None:
+            return None
+        digest = hashlib.sha256("\n".join(self.ids).encode())
+        digest.update(np.ascontiguousarray(self.stamps, dtype="<i8").tobytes())
+        return digest.hexdigest()
+
+    def shared_images(self, other: Collection) -> int:
+        """How many images of this collection are also images of `other` (by file path)."""
+        return len(set(self.keys) & set(other.keys))
 
     @property
     def labelled(self) -> bool:
@@ -57,7 +77,10 @@ class Collection:
             return load(int(index[i]))
 
         labels = None if self.labels is None else self.labels[index]
-        return replace(self, name=name or self.name, ids=[self.ids[i] for i in index], labels=labels, load=load_subset)
+        keys = [self.keys[i] for i in index] if self.keys else ()
+        stamps = None if self.stamps is None else self.stamps[index]
+        ids = [self.ids[i] for i in index]
+        return replace(self, name=name or self.name, ids=ids, labels=labels, load=load_subset, keys=keys, stamps=stamps)
 
     def renamed(self, name: str) -> Collection:
         return replace(self, name=name)
@@ -133,12 +156,15 @@ def digits(spec: str = "digits", arg: str = "") -> Source:
 
     ids = [f"digits/{j:04d}" for j in range(len(pixels))]
     classes = tuple(str(c) for c in range(10))
-    return Source(spec, {"all": Collection("digits", spec, ids, bunch.target.astype(np.int64), classes, load)})
+    stamps = np.asarray([zlib.crc32(p.tobytes()) for p in pixels], dtype=np.int64)
+    labels = bunch.target.astype(np.int64)
+    return Source(spec, {"all": Collection("digits", spec, ids, labels, classes, load, ids, stamps)})
 
 
 def _files(root: Path, files: list[Path]) -> tuple[list[str], Callable[[int], Image.Image]]:
     """Ids (paths relative to `root`) of image files, and a loader; a name that is not valid UTF-8 is refused
-    (ids are stored as text, and such a name could not be told apart from another)."""
+    (ids are stored as text, and such a name could not be told apart from another). `_where` gives the files'
+    keys and stamps."""
     ids = [f.relative_to(root).as_posix() for f in files]
     for i, path in zip(ids, files, strict=True):
         try:
@@ -154,13 +180,31 @@ def _files(root: Path, files: list[Path]) -> tuple[list[str], Callable[[int], Im
     return ids, load
 
 
+def _where(files: list[Path]) -> tuple[list[str], np.ndarray]:
+    """Each file's key (its absolute, resolved path) and stamp (its size in bytes)."""
+    return [str(f.resolve()) for f in files], np.asarray([f.stat().st_size for f in files], dtype=np.int64)
+
+
+def _collection(name: str, spec: str, root: Path, files: list[Path], labels: np.ndarray | None,
+                classes: Sequence[str] | None) -> Collection:  # fmt: skip
+    ids, load = _files(root, files)
+    keys, stamps = _where(files)
+    return Collection(name, spec, ids, labels, None if classes is None else tuple(classes), load, keys, stamps)
+
+
 def _visible_images(folder: Path) -> list[Path]:
-    """Image files under `folder`, recursively, sorted, outside hidden files and folders."""
-    return sorted(
-        f
-        for f in folder.rglob("*")
-        if is_image_file(f) and not any(p.startswith(".") for p in f.relative_to(folder).parts)
-    )
+    """Image files under `folder`, recursively (following links to folders, each real folder once), sorted,
+    outside hidden files and folders."""
+    found, seen = [], set()
+    for here, dirs, names in os.walk(folder, followlinks=True):
+        real = os.path.realpath(here)
+        if real in seen:  # a link back up the tree: each real folder once
+            dirs[:] = []
+            continue
+        seen.add(real)
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        found += [Path(here) / n for n in names if not n.startswith(".") and is_image_file(Path(here) / n)]
+    return sorted(found)
 
 
 def _folder(root: Path) -> Path:
@@ -202,7 +246,8 @@ def _class_files(root: Path, classes: Sequence[str] | None = None) -> tuple[list
 def _base_name(root: Path) -> str:
     """A collection name from a folder's name (letters, digits and `. _ + -`)."""
     name = re.sub(r"[^A-Za-z0-9._+-]+", "-", root.resolve().name).strip("-.") or "images"
-    return name if name[0].isalnum() else f"c{name}"
+    name = re.sub(r"__+", "_", name if name[0].isalnum() else f"c{name}")[:60]
+    return "zarr-json" if name == "zarr.json" else name
 
 
 @SPECS.register("images")
@@ -213,8 +258,7 @@ def images(spec: str, arg: str) -> Source:
     files = _visible_images(root)
     if not files:
         raise DataError(f"{root} holds no images ({', '.join(sorted(IMAGE_EXTENSIONS))}), searched recursively.")
-    ids, load = _files(root, files)
-    return Source(spec, {"all": Collection(_base_name(root), spec, ids, None, None, load)})
+    return Source(spec, {"all": _collection(_base_name(root), spec, root, files, None, None)})
 
 
 @SPECS.register("imagefolder")
@@ -225,8 +269,7 @@ def image_folder(spec: str, arg: str) -> Source:
     if (root / "train").is_dir() and (root / "val").is_dir():
         return _train_val(spec, root)
     classes, files, labels = _class_files(root)
-    ids, load = _files(root, files)
-    return Source(spec, {"all": Collection(_base_name(root), spec, ids, labels, tuple(classes), load)})
+    return Source(spec, {"all": _collection(_base_name(root), spec, root, files, labels, classes)})
 
 
 def imagenet_synsets() -> tuple[str, ...]:
@@ -262,26 +305,33 @@ def _train_val(spec: str, root: Path, space: Sequence[str] | None = None) -> Sou
     base = _base_name(root)
     parts = {}
     for part, files, labels in (("train", train_files, train_labels), ("val", val_files, val_labels)):
-        ids, load = _files(root, files)
-        parts[part] = Collection(f"{base}-{part}", spec, ids, labels, tuple(classes), load)
+        parts[part] = _collection(f"{base}-{part}", spec, root, files, labels, classes)
     return Source(spec, parts)
 
 
-#: `NAME=SPEC` names a collection explicitly.
-EXPLICIT_NAME = re.compile(r"([A-Za-z0-9][A-Za-z0-9._+-]*)=(.+)")
+def explicit_name(spec: str) -> tuple[str | None, str]:
+    """`(NAME, SPEC)` of `NAME=SPEC` (an `=` before the SPEC's first `:`), else `(None, spec)`. A NAME must be
+    usable as a store key: the rules of model names, and not `models`."""
+    head, equals, rest = spec.partition("=")
+    if not equals or ":" in head:
+        return None, spec
+    from featswap.backbones.naming import check_name
+
+    check_name(head, f"In {spec!r}, NAME", "collection name", "blurred=imagefolder:DIR")
+    if head in RESERVED:
+        raise SpecError(f"{head!r} is reserved in a feature store (it holds the models); choose another name.")
+    return head, rest
 
 
 def open_spec(spec: str) -> Source:
     """The collections a data SPEC holds (see the table above); `NAME=SPEC` names them `NAME`."""
-    explicit = EXPLICIT_NAME.fullmatch(spec)
-    text = explicit.group(2) if explicit else spec
+    name, text = explicit_name(spec)
     kind, _, arg = text.partition(":")
     factory = SPECS.get(kind)
     if kind != "digits" and not arg:
         raise SpecError(f"Data SPEC {text!r} needs a folder: {kind}:DIR.")
     source = factory(text, arg)
-    if explicit:
-        name = explicit.group(1)
+    if name is not None:
         parts = {k: c.renamed(name if len(source.parts) == 1 else f"{name}-{k}") for k, c in source.parts.items()}
         source = Source(text, parts)
     return source
@@ -302,16 +352,22 @@ def split_for_fit_and_eval(collection: Collection, val_fraction: float, seed: in
 RESERVED = ("models",)
 
 
+def same_images(a: Collection, b: Collection) -> bool:
+    """Whether two collections are the same images, read the same way: same SPEC, ids and contents."""
+    return a.spec == b.spec and list(a.ids) == list(b.ids) and a.content_sha256() == b.content_sha256()
+
+
 def unique_names(collections: list[Collection]) -> list[Collection]:
-    """The collections renamed `NAME-2`, `NAME-3`... where a name repeats for other images (or is reserved);
-    the same images under the same name stay one collection (extracted once)."""
-    seen: dict[str, Sequence[str]] = {name: () for name in RESERVED}
+    """The collections renamed `NAME-2`, `NAME-3`... where a name repeats for other images (another SPEC, other
+    ids or other file contents) or is reserved; the same images under the same name stay one collection
+    (extracted once)."""
+    seen: dict[str, Collection | None] = {name: None for name in RESERVED}
     result = []
     for collection in collections:
         name, k = collection.name, 2
-        while name in seen and list(seen[name]) != list(collection.ids):
+        while name in seen and (seen[name] is None or not same_images(seen[name], collection)):  # type: ignore[arg-type]
             name, k = f"{collection.name}-{k}", k + 1
-        seen[name] = collection.ids
+        seen[name] = collection
         result.append(collection.renamed(name))
     return result
 
@@ -320,16 +376,27 @@ def fit_and_eval(settings: DataSettings) -> tuple[Collection, list[Collection]]:
     """The run's fitting collection and its evaluation collections, named and checked.
 
     `data` with `val_fraction`: one labelled collection split (stratified, seeded) into `train` and `val`, or its
-    own `train/` and `val/` parts where it has them. `fit_data` with `eval_data`: a collection to fit on (labels
-    optional; its `train/` part where it has one) and labelled collections to evaluate on (their `val/` parts).
-    `train_limit` keeps a seeded subset of the fitting images. Evaluation collections share one label space."""
+    own `train/` and `val/` parts where it has them (`NAME=SPEC`: `NAME-train` and `NAME-val`). `fit_data` with
+    `eval_data`: a collection to fit on (labels optional; its `train/` part where it has one) and labelled
+    collections to evaluate on (their `val/` parts). `train_limit` keeps a seeded subset of the fitting images.
+    Evaluation collections share one label space."""
     if settings.data is not None:
+        named, _ = explicit_name(settings.data)
         source = open_spec(settings.data)
         if "train" in source.parts:
-            fit, evals = source.parts["train"].renamed("train"), [source.parts["val"].renamed("val")]
+            if settings.val_fraction is not None:
+                raise DataError(
+                    f"{settings.data} has its own train/ and val/ folders, which are its fitting and evaluation "
+                    "images; --val-fraction does not apply to it: leave it out."
+                )
+            fit, evals = source.parts["train"], [source.parts["val"]]
+            if named is None:
+                fit, evals = fit.renamed("train"), [evals[0].renamed("val")]
         else:
             fraction = settings.val_fraction if settings.val_fraction is not None else 0.2
             fit, val = split_for_fit_and_eval(source.parts["all"], fraction, settings.seed)
+            if named is not None:
+                fit, val = fit.renamed(f"{named}-train"), val.renamed(f"{named}-val")
             evals = [val]
     elif settings.fit_data is not None:
         fit = open_spec(settings.fit_data).part("fit")
@@ -342,13 +409,35 @@ def fit_and_eval(settings: DataSettings) -> tuple[Collection, list[Collection]]:
                 f"--eval-data {collection.spec} has no labels; evaluation needs labelled images "
                 "(imagefolder:DIR, imagenet:DIR, digits). Unlabelled images (images:DIR) serve as --fit-data."
             )
-    spaces = {c.classes for c in evals}
-    if len(spaces) > 1:
-        raise DataError(
-            "The evaluation collections have different classes ("
-            + "; ".join(f"{c.name}: {len(c.classes or ())} classes" for c in evals)
-            + "); every evaluation set must use the label space of the networks' heads."
-        )
+    for i, collection in enumerate(evals):
+        if any(same_images(collection, earlier) for earlier in evals[:i]):
+            raise SpecError(f"--eval-data {collection.spec} is given twice; give each evaluation set once.")
+    check_label_spaces(evals)
     fit = limited(fit, settings.train_limit, settings.seed)
+    if len(fit) < MIN_FIT_IMAGES:
+        raise DataError(
+            f"The fitting collection {fit.spec} has {len(fit)} image(s); fitting a map needs at least "
+            f"{MIN_FIT_IMAGES}, and as many as the features are wide for an exact fit (see Solvers)."
+        )
     fit, *evals = unique_names([fit, *evals])
     return fit, evals
+
+
+#: The fewest fitting images a run accepts (solvers hold some out to choose a ridge strength or to stop).
+MIN_FIT_IMAGES = 2
+
+
+def check_label_spaces(evals: Sequence[Collection]) -> None:
+    """Every evaluation set uses one label space (the networks' heads'); a difference names its classes."""
+    first = evals[0]
+    for other in evals[1:]:
+        if other.classes == first.classes:
+            continue
+        a, b = first.classes or (), other.classes or ()
+        only_a, only_b = sorted(set(a) - set(b)), sorted(set(b) - set(a))
+        what = (f"classes only in {first.name}: {only_a[:5]}; only in {other.name}: {only_b[:5]}" if only_a or only_b
+                else "the same classes in another order")  # fmt: skip
+        raise DataError(
+            f"The evaluation sets {first.name} ({len(a)} classes) and {other.name} ({len(b)} classes) have different "
+            f"label spaces ({what}); every evaluation set must use the label space of the networks' heads."
+        )

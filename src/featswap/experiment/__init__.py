@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from featswap.config import RunConfig, resolved
-from featswap.errors import FeatswapError, SpecError
+from featswap.errors import DataError, FeatswapError, SpecError
 
 if TYPE_CHECKING:
     from featswap.data.collections import Collection
@@ -42,6 +42,7 @@ class Experiment:
         self.config = resolved(config)
         self._engine = engine
         self.quiet = quiet
+        self._started: dict[str, float] = {}  # run directories claimed by this experiment, and when
 
     # -- parts -----------------------------------------------------------------------------------------
     @property
@@ -80,6 +81,7 @@ class Experiment:
         The data and the first model are checked before anything is written; finished chunks are kept (and
         checked). `claim_out`: then make OUT the run's directory, before the store (by default inside it)."""
         from featswap.backbones.sources import BackboneRecipe
+        from featswap.evaluation.swap import check_classes
         from featswap.store import FeatureStore
 
         if not self.config.models:
@@ -94,7 +96,9 @@ class Experiment:
         engine = self.engine
         results = []
         first = recipes[0].build()  # a wrong model, weight file or preprocessing is refused before any writing
-        if claim_out:
+        check_classes(len(evals[0].classes or ()), first.num_classes, first.name, evals[0].name)
+        FeatureStore.check_location(self.store_path())
+        if claim_out or self._store_inside_out():
             self._out()
         with FeatureStore.create(self.store_path()) as store:
             for i, recipe in enumerate(recipes):
@@ -102,7 +106,28 @@ class Experiment:
                 for collection, role in todo:
                     settings = self.config.extraction
                     results.append(engine.extract(recipe, backbone, collection, store, settings, role, self.quiet))
+            if "eval" in roles:
+                self._record_overlaps(store, fit, evals)
         return results
+
+    def _record_overlaps(self, store: FeatureStore, fit: Collection, evals: list[Collection]) -> None:
+        """Record, and say, how many evaluation images are also fitting images: their numbers are not held out."""
+        for collection in evals:
+            shared = collection.shared_images(fit)
+            store.record_overlap(collection.name, fit.name, shared)
+            if shared:
+                self.say(
+                    f"warning: {shared:,} of the {len(collection):,} images of evaluation set {collection.name} are "
+                    f"also fitting images ({fit.name}): their results are not held out."
+                )
+
+    def _store_inside_out(self) -> bool:
+        """Whether the store lies inside OUT (the default, OUT/features.zarr): OUT is then made the run's
+        directory before the store is created in it."""
+        out, store = self.config.out, self.store_path()
+        if out is None or "://" in store:
+            return False
+        return Path(store).resolve().is_relative_to(Path(out).resolve())
 
     def fit(self, store: FeatureStore, collection: str, names: Sequence[str]) -> list[FittedMap]:
         """Maps for every ordered pair of `names` with every solver of the config, fitted on `collection`."""
@@ -154,7 +179,7 @@ class Experiment:
         fitting collection; writes OUT/similarity.json and OUT/config.toml and returns lines to print."""
         from featswap.experiment.evaluating import similarity_of
         from featswap.experiment.fitting import fit_maps
-        from featswap.outputs.paths import claim_run_dir, write_json, write_text
+        from featswap.outputs.paths import write_json, write_text
         from featswap.similarity.catalog import MEASURES
         from featswap.similarity.measures import r2_score
         from featswap.store import FeatureStore
@@ -172,11 +197,15 @@ class Experiment:
             for collection in collections:
                 for name in names:
                     store.require_features(collection, name)
-            claim_run_dir(out)
+            self._begin(out)
             fits = [c for c in store.collections("fit") if all(store.has_features(c, n) for n in names)]
             maps = fit_maps(store, names, fits[0], ["lstsq"], {}, self.engine) if len(fits) == 1 else []
-            if not maps:
-                self.say("map_r2: no fitting collection with every model's features in the store, so no maps to score")
+            no_maps = (
+                f"the store has several fitting collections with every model's features ({', '.join(fits)}), so no "
+                "one to fit maps on; fit and evaluate with `featswap compare` or `fit --collection` instead"
+                if fits
+                else "the store has no fitting collection with every model's features, so no maps to score"
+            )
             entries, lines = [], []
             for collection in collections:
                 features = {name: store.features(collection, name) for name in names}
@@ -185,7 +214,7 @@ class Experiment:
                         r2_score, features[m.target], m.amap.transform(features[m.source])
                     )
                     for m in maps
-                }
+                } or {(a, b): functools.partial(_undefined, no_maps) for a in names for b in names if a != b}
                 result = similarity_of(features, names, self.config.evaluation, r2)
                 entries.append({"collection": collection, **result.to_json()})
                 for measure in MEASURES:
@@ -201,7 +230,8 @@ class Experiment:
                     for u in result.undefined
                 ]
             write_json(out / "similarity.json", entries[0] if len(entries) == 1 else {"evaluations": entries})
-            write_text(out / "config.toml", self.config.with_(out=str(out)).to_toml())
+            write_text(out / "config.toml", self.config.with_(out=str(Path(out).resolve())).to_toml())
+            self._finish(out)
         return [*lines, f"wrote {out / 'similarity.json'}"]
 
     # -- the whole run ---------------------------------------------------------------------------------
@@ -214,6 +244,10 @@ class Experiment:
         if self.config.out is None:
             raise SpecError("A run needs an output directory: use --out DIR.")
         check_run_dir(Path(self.config.out))  # refused before hours of extraction, but nothing created yet
+        if "://" not in self.store_path() and Path(self.store_path()).resolve() == Path(self.config.out).resolve():
+            raise SpecError(
+                "--store is the --out directory; give the store its own folder (default OUT/features.zarr)."
+            )
         self.extract(claim_out=True)
         fit, evals = self.collections()
         names = [m.name for m in self.config.models if m.name]
@@ -240,19 +274,48 @@ class Experiment:
             return self.write(store, out, maps, results)
 
     def _out(self) -> Path:
-        from featswap.outputs.paths import claim_run_dir
-
         if self.config.out is None:
             raise SpecError("A run needs an output directory: use --out DIR.")
-        return claim_run_dir(Path(self.config.out))
+        return self._begin(Path(self.config.out))
+
+    def _begin(self, out: Path) -> Path:
+        """Claim `out` for this run; the first time, clear the outputs an earlier run recorded there."""
+        import time
+
+        from featswap.outputs.paths import claim_run_dir, clear_previous_outputs
+
+        claim_run_dir(out)
+        key = str(Path(out).resolve())
+        if key not in self._started:
+            clear_previous_outputs(out)
+            self._started[key] = time.time()
+        return out
+
+    def _finish(self, out: Path) -> None:
+        from featswap.outputs.paths import record_outputs
+
+        record_outputs(out, self._started[str(Path(out).resolve())])
 
     def write(self, store: FeatureStore, out: Path, maps: Sequence[FittedMap], results: list[SetResult]) -> dict:
         """metrics.json, predictions, fit curves, config.toml, report.md and figures of a run into `out`."""
-        from featswap.outputs.paths import claim_run_dir
+        from dataclasses import asdict
 
-        claim_run_dir(out)
-        config = self.config if self.config.out else self.config.with_(out=str(out))
-        return write_results(store, out, maps, results, config.with_(engine=self.engine.settings()))
+        from featswap.config import FitSettings
+
+        self._begin(out)
+        # The config records the maps as they were fitted (for `evaluate`, the maps given, not the defaults).
+        solvers = tuple(dict.fromkeys(m.amap.solver for m in maps))
+        params = {m.amap.solver: asdict(m.amap.settings) for m in reversed(maps)}
+        config = self.config.with_(out=str(Path(out).resolve()), engine=self.engine.settings())
+        if maps:
+            config = config.with_(fit=FitSettings(solvers, params))
+        metrics = write_results(store, out, maps, results, config)
+        self._finish(out)
+        return metrics
+
+
+def _undefined(reason: str) -> float:
+    raise DataError(reason)
 
 
 def fitting_collection(store: FeatureStore, given: str | None = None) -> str:
@@ -262,7 +325,7 @@ def fitting_collection(store: FeatureStore, given: str | None = None) -> str:
         return given
     found = store.collections("fit")
     if len(found) != 1:
-        known = ", ".join(store.collections()) or "none"
+        known = ", ".join(found or store.collections()) or "none"
         what = "no" if not found else "several"
         raise SpecError(f"The store {store.path} has {what} fitting collections; name one with --collection ({known}).")
     return found[0]
@@ -313,7 +376,8 @@ def dataset_entry(store: FeatureStore, collection: str, maps: Sequence[FittedMap
     fit_collections = sorted({m.collection for m in maps})
     fit_size = max((m.fit_size for m in maps), default=0)
     skipped = {c: sorted(store.skipped(c)) for c in [*fit_collections, collection] if store.skipped(c)}
-    return {
+    overlaps = [store.overlap(collection, c) for c in fit_collections]
+    entry = {
         "name": collection,
         "spec": store.spec(collection),
         "fit_collection": ", ".join(fit_collections),
@@ -322,6 +386,11 @@ def dataset_entry(store: FeatureStore, collection: str, maps: Sequence[FittedMap
         "num_classes": len(store.classes(collection) or ()),
         "skipped": skipped,
     }
+    if collection in fit_collections:  # evaluated on the very images the maps were fitted on
+        entry["fit_overlap"] = entry["val_size"]
+    elif overlaps and all(o is not None for o in overlaps):
+        entry["fit_overlap"] = sum(o for o in overlaps if o is not None)
+    return entry
 
 
 def write_results(

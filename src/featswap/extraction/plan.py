@@ -117,7 +117,13 @@ def prepare(
     skip = settings.on_bad_image == "skip"
     images = CollectionImages(collection, backbone.transform(), skip, backbone.data_config.input_size)
     store.write_collection(
-        collection.name, list(collection.ids), collection.labels, collection.classes, collection.spec, role
+        collection.name,
+        list(collection.ids),
+        collection.labels,
+        collection.classes,
+        collection.spec,
+        role,
+        collection.content_sha256(),
     )
     # The logits check runs the network twice; a few images show whether the head is the final affine map.
     readable = (images[i] for i in range(len(collection)))

@@ -183,7 +183,11 @@ def split_rows(n: int, holdout: float, seed: int) -> tuple[np.ndarray, np.ndarra
     """Seeded split of `n` rows into sorted `(fit, held_out)` indices, `holdout` the held-out fraction."""
     if not 0.0 < holdout < 1.0:
         raise DataError(f"holdout must be between 0 and 1 (exclusive); got {holdout}.")
-    held = np.random.default_rng(seed).random(n) < holdout
-    if held.all() or not held.any():
-        raise DataError(f"{n} samples are too few to hold out a fraction {holdout} of them; use more samples.")
+    if n < 2:
+        raise DataError(f"{n} sample(s) are too few to hold any out; use at least 2.")
+    rng = np.random.default_rng(seed)
+    held = rng.random(n) < holdout
+    if held.all() or not held.any():  # few rows: hold out exactly one, seeded
+        held = np.zeros(n, dtype=bool)
+        held[rng.integers(n)] = True
     return np.flatnonzero(~held), np.flatnonzero(held)

@@ -145,7 +145,7 @@ _class_change = _record(
 
 DATASET = _record(
     {"name": _text, "train_size": _count, "val_size": _count, "num_classes": _count},
-    {"skipped": _mapping(_items(_text)), "spec": _text, "fit_collection": _text},
+    {"skipped": _mapping(_items(_text)), "spec": _text, "fit_collection": _text, "fit_overlap": _count},
 )
 MODEL = _record(
     {"spec": _text, "feature_dim": _count, "val_correct": _count, "val_total": _count, "val_accuracy": _fraction},

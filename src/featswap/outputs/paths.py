@@ -65,14 +65,59 @@ def check_run_dir(out: Path, option: str = "--out") -> Path:
     return out
 
 
+MARKER_TEXT = "This directory holds results written by featswap.\n"
+
+
 def claim_run_dir(out: Path, option: str = "--out") -> Path:
     """Make `out` featswap's: create it, or accept it when empty or already featswap's; refuse a file or a
     directory with other contents. Returns `out`."""
     out = check_run_dir(out, option)
     with writing_to(out):
         out.mkdir(parents=True, exist_ok=True)
-        (out / RUN_MARKER).write_text("This directory holds results written by featswap.\n")
+        if not (out / RUN_MARKER).is_file():
+            (out / RUN_MARKER).write_text(MARKER_TEXT)
     return out
+
+
+#: A run's outputs: files at the top of OUT, and in its figures/ and maps/ folders (never the feature store,
+#: nor the demo's weights/).
+OUTPUT_FOLDERS = ("", "figures", "maps")
+
+
+def previous_outputs(out: Path) -> list[Path]:
+    """The files the last run in `out` recorded as its outputs (see `record_outputs`)."""
+    try:
+        lines = (out / RUN_MARKER).read_text().splitlines()[1:]
+        listed = json.loads(lines[0]).get("outputs", []) if lines else []
+    except (OSError, ValueError, AttributeError):
+        return []
+    names = [n for n in listed if isinstance(n, str) and ".." not in Path(n).parts and not Path(n).is_absolute()]
+    return [out / n for n in names if Path(n).parent.as_posix().strip(".") in OUTPUT_FOLDERS]
+
+
+def clear_previous_outputs(out: Path) -> None:
+    """Remove the outputs an earlier run recorded in `out`, so that a new run's results never stand beside
+    stale ones (another run's predictions, figures of sets or models this run does not have). Only files that
+    run wrote are removed; the feature store, the demo's weights and anything else stay."""
+    with writing_to(out):
+        for path in previous_outputs(out):
+            if path.is_file() and not path.is_symlink():
+                path.unlink()
+        (out / RUN_MARKER).write_text(MARKER_TEXT)
+
+
+def record_outputs(out: Path, since: float) -> None:
+    """Record in OUT's marker the output files this run wrote (modified since `since`, a `time.time()`), for
+    the next run in OUT to clear."""
+    written = sorted(
+        path.relative_to(out).as_posix()
+        for folder in OUTPUT_FOLDERS
+        if (out / folder).is_dir()
+        for path in (out / folder).iterdir()
+        if path.is_file() and not path.name.startswith(".") and path.stat().st_mtime >= since - 1
+    )
+    with writing_to(out):
+        (out / RUN_MARKER).write_text(MARKER_TEXT + json.dumps({"outputs": written}) + "\n")
 
 
 def check_output_file(path: Path, is_ours: Callable[[Path], bool], what: str, option: str = "--out") -> Path:

@@ -68,6 +68,11 @@ def table1_rows(metrics: dict[str, Any]) -> list[str]:
     return rows
 
 
+#: A loss whose 95% interval lies within ±2 points (and includes 0) reads as "as accurate as"; a wider interval
+#: that includes 0 reads as undecided.
+EQUIVALENCE_MARGIN = 0.02
+
+
 def reading(p: dict[str, Any]) -> str:
     """One plain-language sentence on a direction, following the paper's logic."""
     loss, (low, high) = p["loss"], p["loss_ci95"]
@@ -83,10 +88,18 @@ def reading(p: dict[str, Any]) -> str:
             f"{source}'s own classifier's, not evidence that the two networks' features share information. "
             f"{counts}"
         )
-    if low <= 0 <= high:
+    interval = f"[{_signed_pct(low)}, {_signed_pct(high)}]"
+    if low <= 0 <= high and max(-low, high) <= EQUIVALENCE_MARGIN:
         verdict = (
-            f"{head} is as accurate as on {target}'s own features (loss {_signed_pct(loss)} points, interval "
-            f"includes 0): the information {target}'s classifier uses is present in {source}'s features."
+            f"{head} is as accurate as on {target}'s own features, to within {_pct(max(-low, high))} points (loss "
+            f"{_signed_pct(loss)}, 95% interval {interval}): the information {target}'s classifier uses is present "
+            f"in {source}'s features."
+        )
+    elif low <= 0 <= high:
+        verdict = (
+            f"{head} differs by {_signed_pct(loss)} points from its accuracy on {target}'s own features, but the 95% "
+            f"interval {interval} includes 0 and reaches beyond ±{_pct(EQUIVALENCE_MARGIN)} points: these "
+            f"{p['total']:,} images cannot tell whether information is lost. Evaluate on more images to decide."
         )
     elif loss > 0:
         verdict = (
@@ -214,6 +227,12 @@ def set_section(
             for name, ids in ds.get("skipped", {}).items()
         ],
     ]
+    if ds.get("fit_overlap"):
+        lines += [
+            f"**Not held out:** {ds['fit_overlap']:,} of these {ds['val_size']:,} images are also images the maps "
+            "were fitted on, so their results measure the fit, not what transfers to new images.",
+            "",
+        ]
     on_set = f", {ds['name']}" if prefix else ""  # figure titles name the set when there are several
     for solver in _solvers(metrics):
         pairs = [p for p in metrics["pairs"] if p["solver"] == solver]

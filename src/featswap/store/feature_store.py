@@ -148,6 +148,8 @@ class FeatureStore:
         path = str(path)
         fs, on_fs = store_filesystem(path)
         if not fs.isfile(f"{on_fs}/{ZARR_JSON}"):
+            if fs.isfile(f"{on_fs}/features.zarr/{ZARR_JSON}"):
+                raise StoreError(f"{path} is a run directory; its feature store is {path.rstrip('/')}/features.zarr.")
             raise StoreError(f"No feature store at {path}; create one with `featswap extract ... --store {path}`.")
         try:
             root = zarr.open_group(zarr_location(path, fs, on_fs), mode="r+" if writable else "r")
@@ -160,11 +162,25 @@ class FeatureStore:
                 "features cannot be checked for damage. Extract again into a new --store."
             )
         if version != STORE_VERSION:
-            raise StoreError(f"{path} is a zarr group but not a featswap feature store (version {STORE_VERSION}).")
+            raise StoreError(
+                f"{path} is a zarr group but not a featswap feature store (featswap writes stores of format version "
+                f"{STORE_VERSION}; this one has {version!r}). Give the store's own folder, or a new one."
+            )
         store = cls(root, path)
         if writable:
             store._take_lock()
         return store
+
+    @classmethod
+    def check_location(cls, path: str | Path) -> None:
+        """Refuse, without creating or locking anything, a location where `create` would refuse to write: a
+        file, a directory with other contents, or something that is not a featswap store."""
+        path = str(path)
+        fs, on_fs = store_filesystem(path)
+        if fs.isfile(f"{on_fs}/{ZARR_JSON}"):
+            cls.open(path).close()
+        else:
+            check_new_store_location(path, fs, on_fs)
 
     @classmethod
     def create(cls, path: str | Path) -> FeatureStore:
@@ -208,7 +224,9 @@ class FeatureStore:
     # -- collections -------------------------------------------------------------------------------
     def collections(self, role: str | None = None) -> list[str]:
         """The collections in the store (those extracted for `role` "fit" or "eval", when given)."""
-        names = [k for k in _keys(self.root, groups=True) if k != "models"]
+        present = [k for k in _keys(self.root, groups=True) if k != "models"]
+        recorded = [n for n in self._recorded("collections") if n in present]
+        names = recorded + sorted(set(present) - set(recorded))  # in the order they were first written
         return names if role is None else [n for n in names if role in self.roles(n)]
 
     def _collection(self, collection: str) -> zarr.Group:
@@ -234,6 +252,17 @@ class FeatureStore:
         """The data SPEC a collection was read from."""
         return str(self._attrs(collection).get("spec", collection))
 
+    def record_overlap(self, collection: str, fit_collection: str, shared: int) -> None:
+        """Record that `shared` images of `collection` are also images of `fit_collection` (by file path)."""
+        overlaps = {**self._attrs(collection).get("fit_overlap", {}), fit_collection: int(shared)}
+        with writing(self.path):
+            self._collection(collection).attrs["fit_overlap"] = overlaps
+
+    def overlap(self, collection: str, fit_collection: str) -> int | None:
+        """How many images of `collection` are also images of `fit_collection`; None when not recorded."""
+        value = self._attrs(collection).get("fit_overlap", {}).get(fit_collection)
+        return None if value is None else int(value)
+
     def roles(self, collection: str) -> list[str]:
         """What a collection was extracted for: "fit", "eval", or both."""
         return list(self._attrs(collection).get("roles", []))
@@ -246,9 +275,12 @@ class FeatureStore:
         classes: tuple[str, ...] | None = None,
         spec: str = "",
         role: str | None = None,
+        content: str | None = None,
     ) -> None:
         """Record a collection's id order, labels (None for unlabelled images) and label space, or check they
-        equal the ones already stored; `role` ("fit" or "eval") is added to the collection's roles."""
+        equal the ones already stored; `role` ("fit" or "eval") is added to the collection's roles. `content`
+        (a digest of the images' files, `Collection.content_sha256`) tells apart other images under the same
+        ids, such as a blurred copy of a folder."""
         ids = np.asarray(ids, dtype=str)
         labels = None if labels is None else np.asarray(labels, dtype=np.int64)
         if labels is not None and len(ids) != len(labels):
@@ -262,11 +294,20 @@ class FeatureStore:
             exists = False
         if exists:
             self._check_collection(collection, ids, labels, classes)
+            stored = self._attrs(collection).get("content_sha256")
+            if content is not None and stored is not None and stored != content:
+                raise StoreError(
+                    f"Collection {collection!r} in {self.path} holds features of other images under the same "
+                    f"{len(ids)} ids (the files differ from those extracted: another copy, or changed since). "
+                    "Name the collection otherwise (NAME=SPEC) or use a new store."
+                )
         else:
             with writing(self.path):
                 group = self.root.create_group(collection)
                 group.create_array("ids", shape=ids.shape, dtype=str)[:] = ids
                 attrs: dict[str, Any] = {"spec": spec or collection, "roles": [], "ids_crc32": crc32_of_ids(ids)}
+                if content is not None:
+                    attrs["content_sha256"] = content
                 if labels is not None:
                     group.create_array("labels", shape=labels.shape, dtype="int64")[:] = labels
                     attrs.update(labels_crc32=crc32(labels), classes=None if classes is None else list(classes))
@@ -410,7 +451,7 @@ class FeatureStore:
         """List `name` under the root's `key` ("models", "collections"): `verify` then notices it missing."""
         known = self._recorded(key)
         if name not in known:
-            self.root.attrs[key] = sorted([*known, name])
+            self.root.attrs[key] = [*known, name]
 
     def _recorded(self, key: str) -> list[str]:
         """The names the root lists under `key` ("models" or "collections")."""
@@ -732,7 +773,8 @@ class FeatureStore:
             spec = self.model_attrs(name).get("spec", "SPEC") if name in self.models() else "SPEC"
             redo = (
                 f"run `featswap extract --model {spec} --name {name} --store {self.path}` again with the same "
-                "--data and --weights: it recomputes exactly the damaged chunks."
+                f"weights and data options (this collection was read from {self.spec(collection)}): it recomputes "
+                "exactly the damaged chunks."
             )
             if name not in present:
                 report.damage.append(
