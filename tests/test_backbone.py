@@ -55,7 +55,7 @@ def test_logits_check_refuses_a_head_that_is_not_final() -> None:
 def test_logits_check_refuses_class_count_mismatch() -> None:
     module = ScaledHead()
     backbone = split_module("other", "other", module, CONFIG, head=nn.Linear(12, 7))
-    with pytest.raises(ModelError, match="predicts 7 classes"):
+    with pytest.raises(ModelError, match="its head has 7 outputs"):
         backbone.check_logits(torch.randn(4, 1, 8, 8))
 
 

@@ -127,7 +127,7 @@ def test_ridge_choice_prefers_shrinkage_when_data_are_few_and_none_when_many() -
     many_y = (many_x @ w.T + 0.01 * rng.normal(size=(20000, 5))).astype(np.float32)
     many = AffineMap("lstsq", alpha="auto").fit(many_x, many_y)
     assert many.info_["alpha"] < 1e-3 * few.info_["alpha"] or many.info_["alpha"] == 0
-    with pytest.raises(SpecError, match="a number >= 0 or 'auto'; got 'large'"):
+    with pytest.raises(SpecError, match="a number >= 0, 'auto' or 'auto-if-few'; got 'large'"):
         AffineMap("lstsq", alpha="large").fit(few_x, few_y)
 
 
@@ -192,3 +192,16 @@ def test_in_memory_solvers_refuse_what_does_not_fit() -> None:
     ):
         check_fits_in_memory(1_280_000, 1536, 2048, "paper", total=24 * 2**30)
     assert physical_memory() > 2**30
+
+
+def test_the_default_ridge_is_chosen_only_when_rows_are_fewer_than_the_source_width_plus_one() -> None:
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(40, 60)).astype(np.float32)
+    y = (x @ rng.normal(size=(60, 5)) + rng.normal(size=(40, 5))).astype(np.float32)
+    few = AffineMap("lstsq").fit(x, y)  # 40 rows < 61 parameters per output: chosen on held-out rows
+    assert "alpha_heldout_mse" in few.info_ and few.info_["alpha"] > 0
+    exact = AffineMap("lstsq", alpha=0).fit(x, y)
+    assert np.abs(x @ exact.weight_.T + exact.bias_ - y).max() < 1e-3  # what the default avoids: interpolation
+    many = AffineMap("lstsq").fit(x[:, :30], y)  # 40 rows >= 31: ordinary least squares, as alpha=0
+    np.testing.assert_array_equal(many.weight_, AffineMap("lstsq", alpha=0).fit(x[:, :30], y).weight_)
+    assert many.info_["alpha"] == 0 and "alpha_heldout_mse" not in many.info_

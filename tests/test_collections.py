@@ -106,8 +106,8 @@ def test_train_and_val_layouts(tmp_path: Path) -> None:
         DataSettings(fit_data=f"imagenet:{tmp_path / 'in'}", eval_data=(f"imagenet:{tmp_path / 'in'}",))
     )
     assert (fit.name, val.name) == ("in-train", "in-val")
-    with pytest.raises(DataError, match="needs train/ and val/"):
-        open_spec(f"imagenet:{tmp_path / 'in' / 'train'}")
+    (train,) = open_spec(f"imagenet:{tmp_path / 'in' / 'train'}").parts.values()  # synset folders: one collection
+    assert train.name == "train" and train.labels is not None and train.labels.tolist() == [0] * 4 + [1] * 4 + [999] * 4
     (tmp_path / "in" / "val" / "zebra").mkdir()
     Image.new("RGB", (8, 8)).save(tmp_path / "in" / "val" / "zebra" / "z.png")
     with pytest.raises(DataError, match="classes that train/ lacks"):

@@ -138,6 +138,11 @@ def test_readings_follow_the_papers_logic() -> None:
     # The heads map reproduces the source's logits by construction: its result is no evidence either way.
     heads = reading(base | {"solver": "heads", "loss": -0.014, "loss_ci95": [-0.02, -0.01], "mapped_accuracy": 0.9})
     assert "by construction" in heads and "not evidence" in heads and "gains" not in heads
+    # A map fitted on fewer images than its parameters may lose for want of images: the reading says so.
+    small = {"fit_size": 500, "source_dim": 1024, "underdetermined": True}
+    few = reading(base | {"loss": 0.45, "loss_ci95": [0.4, 0.5], "fit": small})
+    assert "loses 45.0 points, but the map was fitted on 500 images, fewer than its 1,025 parameters" in few
+    assert "is missing from" not in few
 
 
 def test_table1_heading_gives_the_iterations_of_every_map() -> None:

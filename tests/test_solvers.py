@@ -126,8 +126,10 @@ def test_bad_inputs_are_refused() -> None:
     with pytest.raises(SpecError, match="Unknown solver 'lsq'"):
         AffineMap("lsq").fit(x, y)
     with pytest.raises(FitError, match="at least 2 samples"):
+        AffineMap("lstsq", alpha=0).fit(x[:1], y[:1])
+    with pytest.raises(DataError, match="1 sample\\(s\\) are too few to hold any out"):  # alpha chosen on held-out rows
         AffineMap("lstsq").fit(x[:1], y[:1])
-    with pytest.raises(SpecError, match=r"alpha must be a number >= 0 or 'auto'; got -1.0"):
+    with pytest.raises(SpecError, match=r"alpha must be a number >= 0, 'auto' or 'auto-if-few'; got -1.0"):
         AffineMap("lstsq", alpha=-1.0).fit(x, y)
     with pytest.raises(FitError, match="alpha must be >= 0"):
         lstsq_from_moments(Moments.of(x, y), alpha=-1.0)

@@ -63,19 +63,24 @@ def check_text(instance: Any) -> None:
 @dataclass(frozen=True)
 class ModelConfig:
     """One network: its SPEC, a local weight file, its name (default from the SPEC), a preprocessing override
-    with timm's keys, and whether timm/torchvision models without a weight file load their published weights."""
+    with timm's keys, whether timm/torchvision models without a weight file load their published weights, and
+    how many leading outputs of its head are not classes."""
 
     spec: str
     weights: str | None = None
     name: str | None = None
     data_config: Mapping[str, Any] | None = None
     pretrained: bool = True
+    #: Leading outputs of the head that are not classes (None: 1 for a 1001-output head, TF-slim's background).
+    head_offset: int | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.spec, str) or not self.spec:
             raise SpecError(f"A model needs a SPEC (e.g. tiny-resnet, timm:resnet50); got {self.spec!r}.")
         check_text(self)
         validate.flag("pretrained", self.pretrained)
+        if self.head_offset is not None:
+            validate.integer("head_offset", self.head_offset, 0)
         if self.data_config is not None and not isinstance(self.data_config, Mapping):
             raise SpecError("A model's data_config must be a table with input_size, mean and std.")
 
@@ -419,7 +424,11 @@ def has_own_parts(spec: str) -> bool:
     """Whether a data SPEC's folder has its own `train/` and `val/` folders (then `val_fraction` does not apply)."""
     rest = spec.partition("=")[2] if "=" in spec.partition(":")[0] else spec
     kind, _, path = rest.partition(":")
-    return kind in ("imagefolder", "imagenet") and all((Path(path) / p).is_dir() for p in ("train", "val"))
+    if kind == "imagenet":
+        from featswap.data.imagenet import data_folder  # Kaggle's root: its train/ and val/ lie deeper
+
+        return all((data_folder(Path(path)) / p).is_dir() for p in ("train", "val"))
+    return kind == "imagefolder" and all((Path(path) / p).is_dir() for p in ("train", "val"))
 
 
 def resolved(config: RunConfig) -> RunConfig:

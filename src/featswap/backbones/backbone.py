@@ -41,14 +41,22 @@ class Backbone:
     forward: Callable[[torch.Tensor], torch.Tensor]
     weights_sha256: str | None = None
     logits_max_abs_diff: float | None = field(default=None)
+    #: Leading head outputs that are not classes (TF-slim's "background" logit: 1); `head_numpy` leaves them out.
+    head_offset: int = 0
 
     @property
     def feature_dim(self) -> int:
         return int(self.head_weight.shape[1])
 
     @property
-    def num_classes(self) -> int:
+    def head_outputs(self) -> int:
+        """Every output of the network's head, classes or not."""
         return int(self.head_weight.shape[0])
+
+    @property
+    def num_classes(self) -> int:
+        """The head's class outputs: all but the first `head_offset`."""
+        return self.head_outputs - self.head_offset
 
     def transform(self) -> Callable[[Any], torch.Tensor]:
         return self.data_config.transform()
@@ -73,10 +81,10 @@ class Backbone:
         return digest.hexdigest()
 
     def head_numpy(self) -> tuple[np.ndarray, np.ndarray]:
-        """The head as float32 arrays `(W (C, D), b (C,))`."""
+        """The head's class rows as float32 arrays `(W (C, D), b (C,))`: outputs `head_offset` onwards."""
         return (
-            self.head_weight.detach().cpu().float().numpy(),
-            self.head_bias.detach().cpu().float().numpy(),
+            self.head_weight.detach().cpu().float().numpy()[self.head_offset :],
+            self.head_bias.detach().cpu().float().numpy()[self.head_offset :],
         )
 
     @torch.inference_mode()
@@ -88,10 +96,10 @@ class Backbone:
         """
         logits = self.forward(x).float()
         feats = self.features(x)
-        if logits.shape != (x.shape[0], self.num_classes):
+        if logits.shape != (x.shape[0], self.head_outputs):
             raise ModelError(
-                f"{self.name}: the network outputs shape {tuple(logits.shape)} but its head predicts "
-                f"{self.num_classes} classes; the head is not the network's final layer."
+                f"{self.name}: the network outputs shape {tuple(logits.shape)} but its head has "
+                f"{self.head_outputs} outputs; the head is not the network's final layer."
             )
         if not (bool(torch.isfinite(logits).all()) and bool(torch.isfinite(feats).all())):
             raise ModelError(

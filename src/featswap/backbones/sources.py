@@ -174,11 +174,13 @@ def load_backbone(
     module: nn.Module | None = None,
     pretrained: bool = False,
     data_config: Mapping[str, Any] | None = None,
+    head_offset: int | None = None,
 ) -> Backbone:
     """A Backbone from a model SPEC, optionally loading a local weight file (no network access).
 
     `pretrained` asks timm / torchvision for their published weights (ignored with `weights`);
-    `data_config` (timm's keys) overrides the preprocessing the model declares.
+    `data_config` (timm's keys) overrides the preprocessing the model declares; `head_offset` is how many
+    leading head outputs are not classes (None: `resolve_head_offset`'s default).
     """
     name = check_name(name) if name else model_name(spec)
     kind, _, arg = spec.partition(":")
@@ -215,7 +217,25 @@ def load_backbone(
         features = hooked_features(module, head, name)
     backbone = split_module(name, spec, module, DataConfig.from_mapping(config), features, _as_linear(head, name))
     backbone.weights_sha256 = sha
+    backbone.head_offset = resolve_head_offset(head_offset, backbone.head_outputs, name)
     return backbone
+
+
+#: ImageNet-1k's classes plus TF-slim's "background" at index 0: a head of this many outputs drops its first.
+TF_SLIM_OUTPUTS = 1001
+
+
+def resolve_head_offset(offset: int | None, outputs: int, name: str) -> int:
+    """How many leading outputs of a head of `outputs` rows are not classes: `offset` when given, else 1 for a
+    1001-output head (TF-slim's ImageNet networks: background, then the 1,000 classes), else 0."""
+    if offset is None:
+        return 1 if outputs == TF_SLIM_OUTPUTS else 0
+    if not 0 <= offset < outputs:
+        raise ModelError(
+            f"{name}: --head-offset {offset} leaves no class outputs of its head's {outputs}; give a number from 0 "
+            f"to {outputs - 1}."
+        )
+    return offset
 
 
 def _as_linear(head: nn.Module, name: str) -> nn.Module:
@@ -242,6 +262,7 @@ class BackboneRecipe:
     name: str | None = None
     pretrained: bool = False
     data_config: Mapping[str, Any] | None = None
+    head_offset: int | None = None
 
     def build(self) -> Backbone:
         with torch.random.fork_rng(devices=[]):
@@ -253,4 +274,5 @@ class BackboneRecipe:
                 name=self.name,
                 pretrained=self.pretrained,
                 data_config=self.data_config,
+                head_offset=self.head_offset,
             )

@@ -25,6 +25,7 @@ from featswap.cli.options import (
     EvalDataOpt,
     FitDataOpt,
     GpusPerWorkerOpt,
+    HeadOffsetOpt,
     KnnKOpt,
     ModelsOpt,
     NamesOpt,
@@ -102,6 +103,7 @@ def extract(
     name: NamesOpt = None,
     pretrained: PretrainedOpt = None,
     data_config: DataConfigOpt = None,
+    head_offset: HeadOffsetOpt = None,
     data: DataOpt = None,
     val_fraction: ValFractionOpt = None,
     fit_data: FitDataOpt = None,
@@ -136,7 +138,8 @@ def extract(
         if role not in ("fit", "eval"):
             raise SpecError(f"--part must be fit or eval; got {role!r}.")
     settings = run_config(
-        config, model=model, weights=weights, name=name, pretrained=pretrained, data_config=data_config, data=data,
+        config, model=model, weights=weights, name=name, pretrained=pretrained, data_config=data_config,
+        head_offset=head_offset, data=data,
         val_fraction=val_fraction, fit_data=fit_data, eval_data=eval_data, train_limit=train_limit,
         batch_size=batch_size, chunk_rows=chunk_rows, workers=workers, on_bad_image=on_bad_image, engine=engine,
         device=device, address=address, ray_workers=ray_workers, gpus_per_worker=gpus_per_worker,
@@ -236,6 +239,7 @@ def compare(
     name: NamesOpt = None,
     pretrained: PretrainedOpt = None,
     data_config: DataConfigOpt = None,
+    head_offset: HeadOffsetOpt = None,
     data: DataOpt = None,
     val_fraction: ValFractionOpt = None,
     fit_data: FitDataOpt = None,
@@ -274,7 +278,8 @@ def compare(
     from featswap.experiment import Experiment
 
     settings = run_config(
-        config, model=model, weights=weights, name=name, pretrained=pretrained, data_config=data_config, data=data,
+        config, model=model, weights=weights, name=name, pretrained=pretrained, data_config=data_config,
+        head_offset=head_offset, data=data,
         val_fraction=val_fraction, fit_data=fit_data, eval_data=eval_data, train_limit=train_limit,
         batch_size=batch_size, chunk_rows=chunk_rows, workers=workers, on_bad_image=on_bad_image, solver=solver,
         param=param, n_boot=n_boot, seed=seed, similarity=similarity, knn_k=knn_k, svcca_k=svcca_k, engine=engine,

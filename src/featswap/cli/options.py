@@ -91,6 +91,23 @@ DataConfigOpt = Annotated[
         callback=checked(data_config),
     ),
 ]
+
+
+def head_offsets(values: list[int]) -> list[int]:
+    for value in values:
+        validate.integer("--head-offset", value, 0)
+    return values
+
+
+HeadOffsetOpt = Annotated[
+    list[int] | None,
+    typer.Option(
+        "--head-offset",
+        help="Leading head outputs that are not classes, once for every model or once per --model in order "
+        "(default: 1 for a 1001-output head, TF-slim's background; else 0).",
+        callback=checked(head_offsets),
+    ),
+]
 DataOpt = Annotated[
     str | None,
     typer.Option(help="Labelled images split into fitting and evaluation images: digits, imagefolder:DIR, ..."),
@@ -248,7 +265,8 @@ def run_config(config: Path | None, **given: Any) -> RunConfig:
     """The run's config: defaults, then `config` (a TOML file), then the options given (not None).
 
     Model options: `model` (SPECs), `weights`, `name` (one per model, in order), `pretrained` and `data_config`
-    (every model). Fit options: `solver` (comma-separated) and `param` (KEY=VALUE items)."""
+    (every model), `head_offset` (every model, or one per model).
+    Fit options: `solver` (comma-separated) and `param` (KEY=VALUE items)."""
     import dataclasses
 
     from featswap.config import from_mapping, layered, read_toml
@@ -285,4 +303,15 @@ def run_config(config: Path | None, **given: Any) -> RunConfig:
     for key in ("pretrained", "data_config"):
         if given.get(key) is not None:
             built = built.with_(models=tuple(dataclasses.replace(m, **{key: given[key]}) for m in built.models))
+    offsets = given.get("head_offset")
+    if offsets:
+        if len(offsets) not in (1, len(built.models)):
+            raise SpecError(
+                f"Got {len(offsets)} --head-offset for {len(built.models)} models; give one for every model, or one "
+                "per --model, in order."
+            )
+        each = offsets * len(built.models) if len(offsets) == 1 else offsets
+        built = built.with_(
+            models=tuple(dataclasses.replace(m, head_offset=k) for m, k in zip(built.models, each, strict=True))
+        )
     return built

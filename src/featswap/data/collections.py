@@ -10,14 +10,12 @@ Data SPECs (`open_spec`):
 | `digits` | scikit-learn's 1,797 real 8x8 handwritten digits | the digit |
 | `images:DIR` | every image under DIR, searched recursively | none: for fitting maps |
 | `imagefolder:DIR` | one folder per class; with `train/` and `val/` folders, those two parts | sorted folder names |
-| `imagenet:DIR` | `train/` and `val/`, one folder per synset | sorted synsets (ImageNet's 1,000 indices) |
+| `imagenet:DIR` | synset folders, or `train/` and/or `val/` (layouts: `featswap.data.imagenet`) | sorted synsets |
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
-import re
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -27,7 +25,9 @@ import numpy as np
 from PIL import Image
 
 from featswap.config import DataSettings
-from featswap.data.decode import IMAGE_EXTENSIONS, is_image_file, open_image
+from featswap.data.decode import IMAGE_EXTENSIONS
+from featswap.data.folders import _base_name, _class_files, _files, _folder, _visible_images, _where
+from featswap.data.imagenet import imagenet_parts, imagenet_synsets
 from featswap.errors import DataError, SpecError
 from featswap.registry import Registry
 
@@ -161,93 +161,11 @@ def digits(spec: str = "digits", arg: str = "") -> Source:
     return Source(spec, {"all": Collection("digits", spec, ids, labels, classes, load, ids, stamps)})
 
 
-def _files(root: Path, files: list[Path]) -> tuple[list[str], Callable[[int], Image.Image]]:
-    """Ids (paths relative to `root`) of image files, and a loader; a name that is not valid UTF-8 is refused
-    (ids are stored as text, and such a name could not be told apart from another). `_where` gives the files'
-    keys and stamps."""
-    ids = [f.relative_to(root).as_posix() for f in files]
-    for i, path in zip(ids, files, strict=True):
-        try:
-            i.encode("utf-8")
-        except UnicodeEncodeError:
-            raise DataError(
-                f"The file name {str(path)!r} is not valid UTF-8; rename it (featswap stores image names as text)."
-            ) from None
-
-    def load(i: int) -> Image.Image:
-        return open_image(files[i], ids[i])
-
-    return ids, load
-
-
-def _where(files: list[Path]) -> tuple[list[str], np.ndarray]:
-    """Each file's key (its absolute, resolved path) and stamp (its size in bytes)."""
-    return [str(f.resolve()) for f in files], np.asarray([f.stat().st_size for f in files], dtype=np.int64)
-
-
 def _collection(name: str, spec: str, root: Path, files: list[Path], labels: np.ndarray | None,
                 classes: Sequence[str] | None) -> Collection:  # fmt: skip
     ids, load = _files(root, files)
     keys, stamps = _where(files)
     return Collection(name, spec, ids, labels, None if classes is None else tuple(classes), load, keys, stamps)
-
-
-def _visible_images(folder: Path) -> list[Path]:
-    """Image files under `folder`, recursively (following links to folders, each real folder once), sorted,
-    outside hidden files and folders."""
-    found, seen = [], set()
-    for here, dirs, names in os.walk(folder, followlinks=True):
-        real = os.path.realpath(here)
-        if real in seen:  # a link back up the tree: each real folder once
-            dirs[:] = []
-            continue
-        seen.add(real)
-        dirs[:] = [d for d in dirs if not d.startswith(".")]
-        found += [Path(here) / n for n in names if not n.startswith(".") and is_image_file(Path(here) / n)]
-    return sorted(found)
-
-
-def _folder(root: Path) -> Path:
-    if not root.exists():
-        raise DataError(f"Image folder {str(root)!r} does not exist.")
-    if not root.is_dir():
-        raise DataError(f"{str(root)!r} is a file; give the folder that holds the images.")
-    return root
-
-
-def _class_files(root: Path, classes: Sequence[str] | None = None) -> tuple[list[str], list[Path], np.ndarray]:
-    """Classes (sorted folder names), image files (sorted within each class) and labels under `root`. With
-    `classes` (a fixed label space, e.g. ImageNet's synsets), each folder is labelled by its place there.
-
-    A class folder without images is refused, as torchvision's `ImageFolder` refuses it: counted as a class, it
-    would shift the label of every class after it (a `__MACOSX` folder of `._` files, say)."""
-    folders = sorted(d.name for d in _folder(root).iterdir() if d.is_dir() and not d.name.startswith("."))
-    if not folders:
-        raise DataError(f"{root} has no class folders; expected one folder of images per class.")
-    index = {c: i for i, c in enumerate(classes if classes is not None else folders)}
-    unknown = sorted(set(folders) - set(index))
-    if unknown:
-        raise DataError(
-            f"{root} has folders that are not classes of its label space: {unknown[:5]} ({len(unknown)} in all)."
-        )
-    files, labels = [], []
-    for name in folders:
-        found = _visible_images(root / name)
-        if not found:
-            raise DataError(
-                f"The class folder {str(root / name)!r} holds no images ({', '.join(sorted(IMAGE_EXTENSIONS))}). "
-                "Remove it, or it would count as a class."
-            )
-        files += found
-        labels += [index[name]] * len(found)
-    return list(classes if classes is not None else folders), files, np.asarray(labels, dtype=np.int64)
-
-
-def _base_name(root: Path) -> str:
-    """A collection name from a folder's name (letters, digits and `. _ + -`)."""
-    name = re.sub(r"[^A-Za-z0-9._+-]+", "-", root.resolve().name).strip("-.") or "images"
-    name = re.sub(r"__+", "_", name if name[0].isalnum() else f"c{name}")[:60]
-    return "zarr-json" if name == "zarr.json" else name
 
 
 @SPECS.register("images")
@@ -272,33 +190,25 @@ def image_folder(spec: str, arg: str) -> Source:
     return Source(spec, {"all": _collection(_base_name(root), spec, root, files, labels, classes)})
 
 
-def imagenet_synsets() -> tuple[str, ...]:
-    """ImageNet-1k's 1,000 WordNet ids in sorted order: the index of each is its class in the 1,000 logits of
-    timm's and torchvision's ImageNet networks (read from timm's own list)."""
-    from importlib import resources
-
-    text = resources.files("timm.data").joinpath("_info/imagenet_synsets.txt").read_text()
-    synsets = tuple(line.strip() for line in text.splitlines() if line.strip())
-    assert len(synsets) == 1000 and list(synsets) == sorted(synsets)
-    return synsets
-
-
 @SPECS.register("imagenet")
 def imagenet(spec: str, arg: str) -> Source:
-    """The ImageNet layout: `DIR/train/<synset>/*` and `DIR/val/<synset>/*`, labelled by ImageNet-1k's 1,000
-    sorted synsets whichever synset folders are present (the order of timm's and torchvision's logits)."""
-    root = Path(arg)
-    if not ((root / "train").is_dir() and (root / "val").is_dir()):
-        raise DataError(f"{root} needs train/ and val/ folders with one folder per class (synset).")
-    return _train_val(spec, root, imagenet_synsets())
+    """ImageNet-1k in one of the layouts of `featswap.data.imagenet` (synset folders; `train/` and/or `val/`; a
+    flat `val/` labelled by Kaggle's CSV or the devkit): `train` and `val` parts where DIR has both, else one
+    collection. Labels are indices into ImageNet-1k's 1,000 sorted synsets (`imagenet_synsets()`, the order of
+    timm's and torchvision's logits) whichever synsets are present, and `classes` are all 1,000. Ids are paths
+    relative to DIR."""
+    root, classes = Path(arg), imagenet_synsets()
+    parts = imagenet_parts(root)
+    return Source(spec, {k: _collection(p.name, spec, root, p.files, p.labels, classes) for k, p in parts.items()})
 
 
-def _train_val(spec: str, root: Path, space: Sequence[str] | None = None) -> Source:
-    classes, train_files, train_labels = _class_files(root / "train", space)
-    _, val_files, _ = _class_files(root / "val", space)
+def _train_val(spec: str, root: Path) -> Source:
+    """`imagefolder:DIR`'s `train` and `val` parts, both with the classes of `train/`."""
+    classes, train_files, train_labels = _class_files(root / "train")
+    _, val_files, _ = _class_files(root / "val")
     folders = {f.relative_to(root / "val").parts[0] for f in val_files}
     unknown = sorted(folders - {f.relative_to(root / "train").parts[0] for f in train_files})
-    if space is None and unknown:
+    if unknown:
         raise DataError(f"val/ has classes that train/ lacks: {unknown[:5]}; both need the same class folders.")
     index = {c: i for i, c in enumerate(classes)}
     val_labels = np.asarray([index[f.relative_to(root / "val").parts[0]] for f in val_files], dtype=np.int64)

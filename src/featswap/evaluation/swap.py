@@ -15,13 +15,16 @@ TOP_K = 5
 PER_CLASS_SHOWN = 5
 
 
-def check_classes(classes: int, outputs: int, model: str, collection: str) -> None:
-    """Refuse to score a collection whose label space is not the head's: label k must mean the head's output k."""
+def check_classes(classes: int, outputs: int, model: str, collection: str, offset: int = 0) -> None:
+    """Refuse to score a collection whose label space is not the head's: label k must mean the head's class
+    output k (`outputs` class outputs, after the first `offset` outputs of the head, which are not classes)."""
     if classes != outputs:
+        rows = f" (its outputs {offset}.., after {offset} that are not classes)" if offset else ""
         raise DataError(
-            f"Collection {collection!r} has {classes} classes but {model}'s head predicts {outputs}; a label would not "
-            "name the same class as the head's output of that index. Evaluate on images labelled in the networks' "
-            "own label space (imagenet:DIR for ImageNet-1k networks, one folder per class of the head otherwise)."
+            f"Collection {collection!r} has {classes} classes but {model}'s head predicts {outputs}{rows}; a label "
+            "would not name the same class as the head's output of that index. Evaluate on images labelled in the "
+            "networks' own label space (imagenet:DIR for ImageNet-1k networks, one folder per class of the head "
+            "otherwise), or give --head-offset N when the head's first N outputs are not classes."
         )
 
 
@@ -42,17 +45,33 @@ class Predictions:
     topk_ok: np.ndarray
 
 
-def classify(features: np.ndarray, weight: np.ndarray, bias: np.ndarray, labels: np.ndarray) -> Predictions:
-    """Predictions of an affine head `W (C, D)`, `b (C,)` on features `(N, D)` for `labels` `(N,)`."""
+def classify(
+    features: np.ndarray, weight: np.ndarray, bias: np.ndarray, labels: np.ndarray, scored: np.ndarray | None = None
+) -> Predictions:
+    """Predictions of an affine head `W (C, D)`, `b (C,)` on features `(N, D)` for `labels` `(N,)`; with `scored`
+    (sorted class indices), over those classes only: the other logits are left out before the top-1 and top-k."""
     if features.shape[1] != weight.shape[1]:
         raise DataError(
             f"The head takes {weight.shape[1]} features but got {features.shape[1]}; is the map's target "
             "the same model as the head's?"
         )
+    if scored is not None:
+        weight, bias = weight[scored], bias[scored]
     logits = features @ weight.T + bias
     k = min(TOP_K, logits.shape[1])
     top = np.argpartition(-logits, k - 1, axis=1)[:, :k]
-    return Predictions(logits.argmax(axis=1), (top == labels[:, None]).any(axis=1))
+    top1 = logits.argmax(axis=1)
+    if scored is not None:
+        top, top1 = scored[top], scored[top1]
+    return Predictions(top1, (top == labels[:, None]).any(axis=1))
+
+
+def scored_classes(labels: np.ndarray, num_classes: int) -> np.ndarray | None:
+    """The classes a set is scored over: those its labels `(N,)` hold when they are fewer than the head's
+    `num_classes` (the protocol of ImageNet-R and ImageNet-A, which cover 200 of ImageNet's 1,000), else None
+    (every class)."""
+    present = np.unique(labels)
+    return present if len(present) < num_classes else None
 
 
 @dataclass(frozen=True)

@@ -54,7 +54,8 @@ class Experiment:
         return self._engine
 
     def say(self, message: str) -> None:
-        if not self.quiet:
+        """Print a progress line; a warning (a line that starts `warning:`) is printed even when quiet."""
+        if not self.quiet or message.lstrip().startswith("warning:"):
             from featswap.progress import console
 
             console.print(message, highlight=False)
@@ -90,19 +91,23 @@ class Experiment:
         todo = ([(fit, "fit")] if "fit" in roles else []) + ([(c, "eval") for c in evals] if "eval" in roles else [])
         num_classes = len(evals[0].classes or ())
         recipes = [
-            BackboneRecipe(m.spec, m.weights, num_classes, m.name, m.pretrained, m.data_config)
+            BackboneRecipe(m.spec, m.weights, num_classes, m.name, m.pretrained, m.data_config, m.head_offset)
             for m in self.config.models
         ]
         engine = self.engine
         results = []
         first = recipes[0].build()  # a wrong model, weight file or preprocessing is refused before any writing
-        check_classes(len(evals[0].classes or ()), first.num_classes, first.name, evals[0].name)
+        check_classes(len(evals[0].classes or ()), first.num_classes, first.name, evals[0].name, first.head_offset)
         FeatureStore.check_location(self.store_path())
         if claim_out or self._store_inside_out():
             self._out()
         with FeatureStore.create(self.store_path()) as store:
             for i, recipe in enumerate(recipes):
                 backbone = first if i == 0 else recipe.build()
+                if backbone.head_offset:
+                    from featswap.outputs.report import head_offset_note
+
+                    self.say(head_offset_note(backbone.name, backbone.head_outputs, backbone.head_offset))
                 for collection, role in todo:
                     settings = self.config.extraction
                     results.append(engine.extract(recipe, backbone, collection, store, settings, role, self.quiet))
@@ -373,6 +378,8 @@ def load_map(path: Path) -> FittedMap:
 
 def dataset_entry(store: FeatureStore, collection: str, maps: Sequence[FittedMap]) -> dict[str, Any]:
     """metrics.json's `dataset` entry of one evaluation set."""
+    from featswap.evaluation.swap import scored_classes
+
     fit_collections = sorted({m.collection for m in maps})
     fit_size = max((m.fit_size for m in maps), default=0)
     skipped = {c: sorted(store.skipped(c)) for c in [*fit_collections, collection] if store.skipped(c)}
@@ -386,6 +393,9 @@ def dataset_entry(store: FeatureStore, collection: str, maps: Sequence[FittedMap
         "num_classes": len(store.classes(collection) or ()),
         "skipped": skipped,
     }
+    scored = scored_classes(store.labels(collection), len(store.classes(collection) or ()))
+    if scored is not None:
+        entry["scored_classes"] = len(scored)
     if collection in fit_collections:  # evaluated on the very images the maps were fitted on
         entry["fit_overlap"] = entry["val_size"]
     elif overlaps and all(o is not None for o in overlaps):

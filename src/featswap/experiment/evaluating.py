@@ -26,8 +26,9 @@ from featswap.evaluation.swap import (
     classify,
     model_entry,
     pair_metrics,
+    scored_classes,
 )
-from featswap.experiment.fitting import FittedMap
+from featswap.experiment.fitting import FittedMap, fit_facts
 from featswap.mapping.losses import paper_loss_numpy
 from featswap.mapping.paired import InMemoryPairs
 from featswap.mapping.solvers import SOLVERS
@@ -81,19 +82,22 @@ def evaluate_collection(
     heads = {name: store.head(name) for name in names}
     native: dict[str, Predictions] = {}
     models, columns = {}, {}
+    scored = scored_classes(labels, len(classes))
     for name in names:
-        check_classes(len(classes), len(heads[name][1]), name, collection)
+        check_classes(len(classes), len(heads[name][1]), name, collection, store.head_offset(name))
         check_labels(labels, len(heads[name][1]), name)
-        native[name] = classify(features[name], *heads[name], labels)
+        native[name] = classify(features[name], *heads[name], labels, scored)
         attrs = store.model_attrs(name)
         models[name] = model_entry(attrs["spec"], int(attrs["feature_dim"]), labels, native[name])
+        if attrs.get("head_offset"):
+            models[name].update(head_outputs=int(attrs["head_outputs"]), head_offset=int(attrs["head_offset"]))
         columns[native_column(name)] = native[name].top1
     r2_maps = {id(m) for m in preferred_maps(maps).values()}
     r2: dict[tuple[str, str], Callable[[], float]] = {}
     entries = []
     for m in maps:
         mapped_features = m.amap.transform(features[m.source])
-        mapped = classify(mapped_features, *heads[m.target], labels)
+        mapped = classify(mapped_features, *heads[m.target], labels, scored)
         loss = paper_loss_numpy(mapped_features, features[m.target])
         outcome = SwapOutcome(labels, native[m.source], native[m.target], mapped, loss)
         entry: dict[str, Any] = {"source": m.source, "target": m.target, "solver": m.solver}
@@ -103,6 +107,7 @@ def evaluate_collection(
             "iterations": int(m.amap.n_iter_),
             "train_loss": m.train_loss,
             "val_loss": loss,
+            **fit_facts(m),
         }
         entries.append(entry)
         columns[mapped_column(m.source, m.target, m.solver)] = mapped.top1

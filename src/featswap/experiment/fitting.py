@@ -23,6 +23,7 @@ from featswap.mapping.losses import paper_loss_numpy
 from featswap.mapping.moments import Moments
 from featswap.mapping.paired import Direction, PairedFeatures
 from featswap.mapping.solvers import SOLVERS, Heads
+from featswap.mapping.solvers.lstsq import underdetermined
 from featswap.similarity.gram import chunk_split_gram
 from featswap.store import FeatureStore
 
@@ -49,6 +50,44 @@ class FittedMap:
     @property
     def stem(self) -> str:
         return f"{self.source}__to__{self.target}__{self.solver}"
+
+
+#: A map whose paper loss on its own fitting images is below this reproduces them (0: every direction exact).
+INTERPOLATION_LOSS = 1e-3
+
+
+def fit_facts(fitted: FittedMap) -> dict[str, Any]:
+    """What metrics.json and the report say of a map's fit beyond its losses: the fitting images `fit_size` and
+    source width `source_dim`; the ridge strength `alpha` where the solver has one; and, for a free affine map
+    (not `procrustes`, not `heads`) fitted on fewer images than `source_dim + 1` (`underdetermined`), whether it
+    reproduces them (`interpolates`)."""
+    amap = fitted.amap
+    dx = int(amap.weight_.shape[1])
+    facts: dict[str, Any] = {"fit_size": fitted.fit_size, "source_dim": dx}
+    if isinstance(amap.info_.get("alpha"), int | float):
+        facts["alpha"] = float(amap.info_["alpha"])
+    if SOLVERS.get(fitted.solver).can_interpolate and underdetermined(fitted.fit_size, dx):
+        facts["underdetermined"] = True
+        facts["interpolates"] = bool(fitted.train_loss < INTERPOLATION_LOSS)
+    return facts
+
+
+def small_fit_note(fitted: FittedMap) -> str | None:
+    """One line on a map fitted on fewer images than its source's width + 1 (None otherwise)."""
+    facts = fit_facts(fitted)
+    if not facts.get("underdetermined"):
+        return None
+    n, dx, solver = facts["fit_size"], facts["source_dim"], fitted.solver
+    what = f"{fitted.source} -> {fitted.target} ({solver}): {n:,} fitting images, fewer than {dx:,} source features + 1"
+    if facts["interpolates"]:
+        return (
+            f"warning: {what}, and the map reproduces them (train loss {fitted.train_loss:.2g}): its accuracy "
+            "measures memorised images, not shared information. Fit on more images, or let a ridge strength be "
+            "chosen on held-out fitting images (--param alpha=auto)."
+        )
+    if "alpha" in facts:
+        return f"{what}: ridge strength {facts['alpha']:.3g} chosen on held-out fitting images"
+    return f"{what} (train loss {fitted.train_loss:.4f})"
 
 
 class SharedPair:
@@ -134,7 +173,12 @@ def fit_pair_maps(
                 say(f"  {solver}: {amap.info_['message']}")
     losses = train_losses(base, {key: (m, key[0] == a) for key, m in maps.items()})
     models = {name: store.model_identity(name) for name in (source, target)}
-    return {key: FittedMap(key[0], key[1], m, losses[key], collection, base.n, models) for key, m in maps.items()}
+    fitted = {key: FittedMap(key[0], key[1], m, losses[key], collection, base.n, models) for key, m in maps.items()}
+    for m in fitted.values():
+        note = small_fit_note(m)
+        if note:
+            say(f"  {note}")
+    return fitted
 
 
 def train_losses(

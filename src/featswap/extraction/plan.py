@@ -113,7 +113,9 @@ def prepare(
     the model and its head, read back the finished chunks (a damaged one is recomputed), and list the row chunks
     not yet done."""
     if role == "eval" and collection.classes is not None:
-        check_classes(len(collection.classes), backbone.num_classes, backbone.name, collection.name)
+        check_classes(
+            len(collection.classes), backbone.num_classes, backbone.name, collection.name, backbone.head_offset
+        )
     skip = settings.on_bad_image == "skip"
     images = CollectionImages(collection, backbone.transform(), skip, backbone.data_config.input_size)
     store.write_collection(
@@ -142,6 +144,8 @@ def prepare(
             "spec": backbone.spec,
             "feature_dim": backbone.feature_dim,
             "num_classes": backbone.num_classes,
+            "head_outputs": backbone.head_outputs,
+            "head_offset": backbone.head_offset,
             "data_config": backbone.data_config.to_dict(),
             "weights_sha256": backbone.weights_sha256,
             "logits_max_abs_diff": diff,

@@ -136,6 +136,13 @@ def _items(inner: Check, length: int | None = None) -> Check:
 
 
 _text = _type(str, "text")
+
+
+def _flag(value: Any, where: str, problems: list[str]) -> None:
+    if not isinstance(value, bool):
+        problems.append(f"{where} should be true or false, not {json.dumps(value)[:40]}")
+
+
 _fraction = _number(0.0, 1.0)
 _signed_fraction = _number(-1.0, 1.0)
 _class_change = _record(
@@ -145,11 +152,17 @@ _class_change = _record(
 
 DATASET = _record(
     {"name": _text, "train_size": _count, "val_size": _count, "num_classes": _count},
-    {"skipped": _mapping(_items(_text)), "spec": _text, "fit_collection": _text, "fit_overlap": _count},
+    {
+        "skipped": _mapping(_items(_text)),
+        "spec": _text,
+        "fit_collection": _text,
+        "fit_overlap": _count,
+        "scored_classes": _count,
+    },
 )
 MODEL = _record(
     {"spec": _text, "feature_dim": _count, "val_correct": _count, "val_total": _count, "val_accuracy": _fraction},
-    {"val_top5_accuracy": _fraction},
+    {"val_top5_accuracy": _fraction, "head_outputs": _count, "head_offset": _count},
 )
 PAIR = _record(
     {
@@ -160,7 +173,9 @@ PAIR = _record(
         "fixed": _count, "broken": _count, "mcnemar_p": _fraction,
         "venn": _record(dict.fromkeys(VENN_KEYS, _count)),
         "fit": _record({"seconds": _number(0.0), "iterations": _count, "train_loss": _number(0.0),
-                        "val_loss": _number(0.0)}),
+                        "val_loss": _number(0.0)},
+                       {"fit_size": _count, "source_dim": _count, "alpha": _number(0.0), "underdetermined": _flag,
+                        "interpolates": _flag}),
     },
     {
         "native_accuracy_ci95": _items(_fraction, 2), "mapped_accuracy_ci95": _items(_fraction, 2),

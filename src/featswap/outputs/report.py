@@ -101,6 +101,12 @@ def reading(p: dict[str, Any]) -> str:
             f"interval {interval} includes 0 and reaches beyond ±{_pct(EQUIVALENCE_MARGIN)} points: these "
             f"{p['total']:,} images cannot tell whether information is lost. Evaluate on more images to decide."
         )
+    elif loss > 0 and p.get("fit", {}).get("underdetermined"):
+        verdict = (
+            f"{head} loses {_pct(loss)} points, but the map was fitted on {p['fit']['fit_size']:,} images, fewer than "
+            f"its {p['fit']['source_dim'] + 1:,} parameters per output: part or all of the loss may be the small "
+            f"fitting set rather than information missing from {source}'s features. Fit on more images to tell."
+        )
     elif loss > 0:
         verdict = (
             f"{head} loses {_pct(loss)} points: some information {target}'s classifier relies on is missing "
@@ -129,6 +135,29 @@ def details(pairs: list[dict[str, Any]]) -> str:
             f"{_pct(p['mapped_top5_accuracy'])} | {_pct(p['agreement'])} |"
         )
     return "\n".join(lines)
+
+
+def small_fit_lines(pairs: list[dict[str, Any]]) -> list[str]:
+    """What the report says of maps fitted on fewer images N than their source's width D plus one: an affine map
+    has D + 1 parameters per output, so without a ridge penalty it can reproduce every fitting image."""
+    lines = []
+    for p in pairs:
+        fit = p["fit"]
+        if not fit.get("underdetermined"):
+            continue
+        what = (f"{p['source']} → {p['target']} was fitted on N = {fit['fit_size']:,} images, fewer than its "
+                f"D + 1 = {fit['source_dim'] + 1:,} parameters per output")  # fmt: skip
+        if fit.get("interpolates"):
+            lines.append(
+                f"- **Memorised:** {what}, and it reproduces them (train loss {fit['train_loss']:.2g}): its accuracy "
+                "measures the images it memorised, not information the networks share. Fit on more images, or "
+                "with a ridge strength chosen on held-out fitting images (`--param alpha=auto`)."
+            )
+        elif "alpha" in fit:
+            lines.append(f"- {what}; ridge strength {fit['alpha']:.3g}, chosen on held-out fitting images.")
+        else:
+            lines.append(f"- {what} (train loss {fit['train_loss']:.4f}, val loss {fit['val_loss']:.4f}).")
+    return [*lines, ""] if lines else []
 
 
 def class_changes(p: dict[str, Any]) -> str:
@@ -227,6 +256,16 @@ def set_section(
             for name, ids in ds.get("skipped", {}).items()
         ],
     ]
+    for name, model in metrics["models"].items():
+        if model.get("head_offset"):
+            lines += [head_offset_note(name, model["head_outputs"], model["head_offset"]) + ".", ""]
+    if ds.get("scored_classes"):
+        lines += [
+            f"**Scored over the {ds['scored_classes']:,} classes present** of the {ds['num_classes']:,}: every "
+            "prediction, native and mapped, is the highest logit among those classes (the protocol of ImageNet-R and "
+            "ImageNet-A).",
+            "",
+        ]
     if ds.get("fit_overlap"):
         lines += [
             f"**Not held out:** {ds['fit_overlap']:,} of these {ds['val_size']:,} images are also images the maps "
@@ -237,7 +276,9 @@ def set_section(
     for solver in _solvers(metrics):
         pairs = [p for p in metrics["pairs"] if p["solver"] == solver]
         note = iterations_note([p["fit"]["iterations"] for p in pairs])
-        lines += [f"{heading}Table 1 — solver `{solver}`{note}", "", table1(metrics, solver), "", "Reading:", ""]
+        lines += [f"{heading}Table 1 — solver `{solver}`{note}", "", table1(metrics, solver), ""]
+        lines += small_fit_lines(pairs)
+        lines += ["Reading:", ""]
         lines += [reading(p) for p in pairs]
         lines += ["", details(pairs), "", "Classes that change most:", "", *[class_changes(p) for p in pairs], ""]
         matrix = metrics.get("loss_matrix", {}).get(solver)
@@ -451,3 +492,10 @@ def plot_venn(pair: dict[str, Any], path: Path, on_set: str = "") -> None:
     with writing_to(path):
         fig.savefig(path)
     plt.close(fig)
+
+
+def head_offset_note(name: str, outputs: int, offset: int) -> str:
+    """What the terminal and the report say of a head whose first outputs are not classes."""
+    dropped = "output 0 (TF-slim's background)" if offset == 1 else f"outputs 0..{offset - 1}"
+    return (f"{name}: its head has {outputs} outputs; {dropped} left out, outputs {offset}..{outputs - 1} are its "
+            f"{outputs - offset} classes (--head-offset sets this)")  # fmt: skip

@@ -4,8 +4,9 @@ zarr v3 group.
 Layout (a directory, or any location zarr/fsspec reaches)::
 
     zarr.json                      attrs: featswap_store version
-    models/<name>/                 attrs: spec, feature_dim, num_classes, data_config, weights_sha256,
-                                          logits_max_abs_diff, head_crc32; arrays head_weight (C, D), head_bias (C,)
+    models/<name>/                 attrs: spec, feature_dim, num_classes, head_outputs, head_offset, data_config,
+                                          weights_sha256, logits_max_abs_diff, head_crc32; arrays head_weight
+                                          (C, D), head_bias (C,): the head's class rows (outputs head_offset..)
     <collection>/                  attrs: spec, classes (label names, or null), roles (fit, eval),
                                           ids_crc32, labels_crc32, skipped {id: reason}
     <collection>/ids (N,) str      one id order shared by every model
@@ -412,7 +413,7 @@ class FeatureStore:
         return _keys(_group(self.root, "models"), groups=True) if _has(self.root, "models") else []
 
     #: What makes a model record the same model: features of another would be paired wrongly.
-    MODEL_IDENTITY = ("spec", "feature_dim", "num_classes", "weights_sha256", "data_config")
+    MODEL_IDENTITY = ("spec", "feature_dim", "num_classes", "weights_sha256", "data_config", "head_offset")
 
     def write_model(self, name: str, attrs: dict[str, Any], head_weight: np.ndarray, head_bias: np.ndarray) -> None:
         """Record a model's head `(C, D)`, `(C,)` and metadata; refuse a different model under the same name
@@ -473,6 +474,10 @@ class FeatureStore:
             )
         return weight, bias
 
+    def head_offset(self, name: str) -> int:
+        """How many leading outputs of a model's head are not classes (and are not in `head`)."""
+        return int(self.model_attrs(name).get("head_offset", 0))
+
     def _model(self, name: str) -> zarr.Group:
         if name not in self.models():
             raise StoreError(f"The store {self.path} has no model {name!r}.{closest(name, self.models())}")
@@ -510,7 +515,8 @@ class FeatureStore:
         if name not in self.models():
             return None
         attrs = self.model_attrs(name)
-        return {key: attrs.get(key) for key in self.MODEL_IDENTITY}
+        # A key a record lacks (head_offset, before featswap 0.3) is left out, so that older stores still read.
+        return {key: attrs.get(key) for key in self.MODEL_IDENTITY if key in attrs or key != "head_offset"}
 
     def _check_identity(self, collection: str, name: str) -> None:
         """Refuse features written by another model than the one recorded under their name (copied in from

@@ -45,7 +45,8 @@ class Solver:
     """A named solver and what it needs, declared once: its settings dataclass and fit function; whether it
     reads features (`needs_data`) and the classifier heads (`needs_heads`); whether its map reproduces the
     target's feature lengths (`fits_scale`: the paper's loss compares directions only, and `heads` maps logits,
-    not features); and `r2_rank`, which of a run's maps `map_r2` reads (the lowest rank fitted)."""
+    not features); `r2_rank`, which of a run's maps `map_r2` reads (the lowest rank fitted); and
+    `can_interpolate`."""
 
     name: str
     settings: type
@@ -55,6 +56,9 @@ class Solver:
     fits_scale: bool = True
     r2_rank: int = 0
     summary: str = ""
+    #: Whether its map, fitted on fewer rows than the source's width + 1, can reproduce them (a free affine map
+    #: can; an orthogonal one cannot).
+    can_interpolate: bool = True
 
     def make_settings(self, **params: object) -> Any:
         known = {f.name for f in fields(self.settings)}

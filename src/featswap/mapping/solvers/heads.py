@@ -61,5 +61,6 @@ SOLVERS.register("heads")(
         fits_scale=False,
         r2_rank=4,
         summary="data-free map from the two classifiers' weights",
+        can_interpolate=False,
     )
 )

@@ -21,16 +21,28 @@ SHARED_HOLDOUT = 0.1
 RELATIVE_ALPHAS = (0.0, 1e-8, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0)
 
 
+#: `alpha` by default: `auto` when the rows are fewer than the source's width + 1, else 0 (ordinary least squares).
+AUTO_IF_FEW = "auto-if-few"
+AUTOMATIC = ("auto", AUTO_IF_FEW)
+
+
+def underdetermined(rows: int, source_dim: int) -> bool:
+    """Whether an affine map from `source_dim` features (`source_dim + 1` parameters per output) fitted on `rows`
+    rows can reproduce them exactly: fewer rows than parameters."""
+    return rows < source_dim + 1
+
+
 @dataclass(frozen=True)
 class LstsqSettings:
     """`alpha`: ridge strength added to the centred scatter matrix `Cxx` (0: ordinary least squares, where
     rank-deficient inputs get the minimum-norm solution), or `"auto"`: chosen among `RELATIVE_ALPHAS` times
     the mean eigenvalue of `Cxx` by squared error on a held-out fraction `holdout` of the rows (seeded by
-    `seed`), all from one eigendecomposition. `normalize_target`: fit to unit-length targets `y/||y||`
-    (the paper's loss compares directions only). `rcond`: eigenvalues below `rcond` times the largest
-    count as zero."""
+    `seed`), all from one eigendecomposition; `"auto-if-few"` (the default): `"auto"` when the rows are fewer
+    than the source's width + 1 (ordinary least squares would reproduce them exactly), else 0.
+    `normalize_target`: fit to unit-length targets `y/||y||` (the paper's loss compares directions only).
+    `rcond`: eigenvalues below `rcond` times the largest count as zero."""
 
-    alpha: float | str = 0.0
+    alpha: float | str = AUTO_IF_FEW
     normalize_target: bool = False
     holdout: float = 0.1
     seed: int = 0
@@ -43,9 +55,11 @@ class LstsqSettings:
 
 def validate_ridge(alpha: float | str, normalize_target: bool, holdout: float, seed: int) -> None:
     """Check the ridge settings `lstsq` and `refine` share."""
-    if alpha != "auto" and (isinstance(alpha, str | bool) or not isinstance(alpha, int | float) or not alpha >= 0):
-        raise SpecError(f"alpha must be a number >= 0 or 'auto'; got {alpha!r}.")
-    if alpha != "auto":
+    if alpha not in AUTOMATIC and (
+        isinstance(alpha, str | bool) or not isinstance(alpha, int | float) or not alpha >= 0
+    ):
+        raise SpecError(f"alpha must be a number >= 0, 'auto' or '{AUTO_IF_FEW}'; got {alpha!r}.")
+    if alpha not in AUTOMATIC:
         validate.real("alpha", alpha, 0)
     validate.flag("normalize_target", normalize_target)
     validate.real("holdout", holdout, 0, 1, low_open=True, high_open=True)
@@ -148,14 +162,17 @@ def streamed_split_moments(
     return fit, out
 
 
-def resolve_alpha(alpha: float | str) -> float | None:
-    """A fixed ridge strength (validated by the settings), or None for "auto"."""
+def resolve_alpha(alpha: float | str, rows: int, source_dim: int) -> float | None:
+    """A fixed ridge strength (validated by the settings), or None where it is to be chosen on held-out rows:
+    "auto", and "auto-if-few" for a fit on fewer `rows` than `source_dim + 1`."""
+    if alpha == AUTO_IF_FEW:
+        return None if underdetermined(rows, source_dim) else 0.0
     return None if alpha == "auto" else float(alpha)
 
 
 def fit_lstsq(pairs: PairedFeatures | None, settings: LstsqSettings, device: str, heads: Heads | None) -> FitResult:
     assert pairs is not None
-    alpha = resolve_alpha(settings.alpha)
+    alpha = resolve_alpha(settings.alpha, pairs.n, pairs.dx)
     info: dict[str, object] = {}
     if alpha is None:
         fit, out = streamed_split_moments(pairs, settings.holdout, settings.seed, settings.normalize_target, device)

@@ -55,5 +55,6 @@ SOLVERS.register("procrustes")(
         fits_scale=True,
         r2_rank=2,
         summary="orthogonal map (optional scale) plus bias",
+        can_interpolate=False,
     )
 )

@@ -13,6 +13,7 @@ from featswap.mapping.losses import paper_loss
 from featswap.mapping.paired import PairedFeatures, check_fits_in_memory, sample_rows, split_rows
 from featswap.mapping.solvers.base import SOLVERS, FitResult, Heads, Solver
 from featswap.mapping.solvers.lstsq import (
+    AUTO_IF_FEW,
     LstsqSettings,
     choose_alpha,
     fit_lstsq,
@@ -26,7 +27,8 @@ from featswap.mapping.solvers.paper import adam_on_paper_loss
 
 @dataclass(frozen=True)
 class RefineSettings:
-    """Start: `lstsq` with `alpha` (a number or "auto") and `normalize_target`, fitted on the rows outside a
+    """Start: `lstsq` with `alpha` (a number, "auto" or "auto-if-few") and `normalize_target`, fitted on the rows
+    outside a
     held-out fraction `holdout` of the training rows. Then Adam (`lr` relative to the root-mean-square of
     the starting weights, so that steps are scale-free) on the paper's loss with batches of `batch_size`
     rows; every `eval_every` iterations the paper's loss on (at most `max_eval_rows` of) the held-out rows
@@ -37,7 +39,7 @@ class RefineSettings:
     The least-squares start fixes the scale of the mapped features, which the paper's loss leaves free:
     heads with a bias need features of the right length, so `normalize_target` stays off by default."""
 
-    alpha: float | str = 0.0
+    alpha: float | str = AUTO_IF_FEW
     normalize_target: bool = False
     holdout: float = 0.1
     lr: float = 0.01
@@ -64,13 +66,14 @@ class RefineSettings:
 
 def fit_refine(pairs: PairedFeatures | None, settings: RefineSettings, device: str, heads: Heads | None) -> FitResult:
     assert pairs is not None
-    alpha = resolve_alpha(settings.alpha)
-    if settings.max_iterations == 0 and alpha is not None:
-        # No Adam stage and no ridge choice: held-out rows would serve nothing, so this is lstsq on all rows.
-        lstsq = LstsqSettings(alpha=alpha, normalize_target=settings.normalize_target)
+    if settings.max_iterations == 0 and settings.alpha != "auto":
+        # No Adam stage and no ridge choice on the split: held-out rows would serve nothing, so this is lstsq.
+        lstsq = LstsqSettings(settings.alpha, settings.normalize_target, settings.holdout, settings.seed)
         result = fit_lstsq(pairs, lstsq, device, heads)
-        return FitResult(result.weight, result.bias, info={"alpha": alpha})
+        return FitResult(result.weight, result.bias, info=result.info)
     fit_rows, held_rows = split_rows(pairs.n, settings.holdout, settings.seed)
+    # The start is fitted on the rows outside the held-out ones: those decide whether it could reproduce them.
+    alpha = resolve_alpha(settings.alpha, len(fit_rows), pairs.dx)
     fit_m, held_m = streamed_split_moments(pairs, settings.holdout, settings.seed, settings.normalize_target, device)
     if alpha is None:
         alpha, _ = choose_alpha(fit_m, held_m, LstsqSettings().rcond)
