@@ -172,7 +172,7 @@ def test_a_fitting_set_smaller_than_the_features_gets_a_chosen_ridge_or_a_warnin
         assert fit["source_dim"] == metrics["models"][pair["source"]]["feature_dim"]
         assert fit["alpha"] > 0 and fit["train_loss"] > 1e-3
     report = (tmp_path / "auto" / "report.md").read_text()
-    assert "was fitted on N = 40 images, fewer than its D + 1 = 129 parameters per output; ridge strength" in report
+    assert "was fitted on N = 40 images, fewer than D + 1 = 129 (its source's features + 1); ridge strength" in report
 
     # Ordinary least squares on 40 images reproduces them: it is flagged on the terminal and in the report.
     result = runner.invoke(app, ["compare", *base, "--param", "alpha=0", "--quiet", "--out", str(tmp_path / "ols")])
@@ -182,6 +182,21 @@ def test_a_fitting_set_smaller_than_the_features_gets_a_chosen_ridge_or_a_warnin
     assert all(p["fit"]["interpolates"] and p["fit"]["train_loss"] < 1e-3 for p in metrics["pairs"])
     assert all(p["fit"]["alpha"] == 0 for p in metrics["pairs"])
     assert "**Memorised:**" in (tmp_path / "ols" / "report.md").read_text()
+    # `featswap fit` says the same of the one map it fits.
+    store = str(tmp_path / "ols" / "features.zarr")
+    for alpha, said in (("0", "warning: tiny-resnet -> tiny-inception (lstsq): 40 fitting images, fewer than 128"),
+                        ("auto", "40 fitting images, fewer than 128 source features + 1: ridge strength")):  # fmt: skip
+        result = runner.invoke(app, ["fit", "--store", store, "--source", "tiny-resnet", "--target", "tiny-inception",
+                                     "--solver", "lstsq", "--param", f"alpha={alpha}",
+                                     "--out", str(tmp_path / f"map-{alpha}.safetensors")])  # fmt: skip
+        assert result.exit_code == 0 and said in result.output, result.output
+
+    # An orthogonal map cannot reproduce its fitting images, but its loss is read with the same caveat.
+    result = runner.invoke(app, ["compare", *base[:-3], "procrustes", "--n-boot", "50", "--out", str(tmp_path / "pro")])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((tmp_path / "pro" / "metrics.json").read_text())
+    assert all(p["fit"]["underdetermined"] and not p["fit"]["interpolates"] for p in metrics["pairs"])
+    assert all("alpha" not in p["fit"] for p in metrics["pairs"])
 
     # With enough images nothing changes: alpha stays 0 and nothing is flagged.
     result = runner.invoke(app, ["compare", *base[:-6], "--solver", "lstsq", "--n-boot", "50",
@@ -189,3 +204,12 @@ def test_a_fitting_set_smaller_than_the_features_gets_a_chosen_ridge_or_a_warnin
     assert result.exit_code == 0, result.output
     metrics = json.loads((tmp_path / "many" / "metrics.json").read_text())
     assert all(p["fit"]["alpha"] == 0 and "underdetermined" not in p["fit"] for p in metrics["pairs"])
+
+
+def test_the_advice_on_a_memorised_map_depends_on_whether_a_ridge_was_chosen() -> None:
+    from featswap.outputs.report import memorised_advice
+
+    assert "--param alpha=auto" in memorised_advice({"alpha": 0.0})
+    chosen = memorised_advice({"alpha": 16.5})
+    assert "ridge strength 16.5 chosen on held-out fitting images: fit on more images" in chosen
+    assert "alpha=auto" not in chosen

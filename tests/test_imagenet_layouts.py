@@ -287,3 +287,44 @@ def test_devkit_errors(tmp_path: Path) -> None:
     (data / "meta.mat").write_bytes(b"not a MATLAB file" * 10)
     with pytest.raises(DataError, match=r"Cannot read .*meta.mat as the devkit's meta.mat"):
         open_spec(f"imagenet:{root}")
+
+
+def test_label_files_beside_the_images_come_before_a_csv_further_up(tmp_path: Path) -> None:
+    # A subset with its own devkit files, inside a Kaggle download whose CSV labels the same names otherwise.
+    kaggle_csv(tmp_path / "LOC_val_solution.csv", {1: Z, 2: Z})
+    subset = tmp_path / "mysubset"
+    flat_val(subset / "val", [1, 2])
+    devkit(subset / "ILSVRC2012_devkit_t12" / "data", [1, 2])
+    assert labels_of(f"imagenet:{subset}") == [500, 0]  # the devkit's (ids 1, 2: M, A), not the CSV's (Z, Z)
+    (subset / "ILSVRC2012_devkit_t12" / "data" / "meta.mat").unlink()
+    (subset / "ILSVRC2012_devkit_t12" / "data" / "ILSVRC2012_validation_ground_truth.txt").unlink()
+    assert labels_of(f"imagenet:{subset}") == [999, 999]  # with none beside the images, the CSV above
+
+
+def test_contradicting_or_unreadable_label_files_are_refused(tmp_path: Path) -> None:
+    flat_val(tmp_path / "in" / "val", [1, 2])
+    solution = kaggle_csv(tmp_path / "in" / "LOC_val_solution.csv", {1: A, 2: B})
+    solution.write_text(solution.read_text() + f"ILSVRC2012_val_00000001,{A} 1 2 3 4\n")  # the same label again
+    assert labels_of(f"imagenet:{tmp_path / 'in'}") == [0, 1]
+    solution.write_text(solution.read_text() + f"ILSVRC2012_val_00000001,{Z} 1 2 3 4\n")
+    with pytest.raises(DataError, match=rf"labels ILSVRC2012_val_00000001 twice, as {A} and as {Z}; the file is"):
+        open_spec(f"imagenet:{tmp_path / 'in'}")
+    solution.write_bytes(solution.read_bytes() + b"\xff\xfe")
+    with pytest.raises(DataError, match=r"LOC_val_solution.csv is not a text file \(not valid UTF-8\)"):
+        open_spec(f"imagenet:{tmp_path / 'in'}")
+
+    flat_val(tmp_path / "dk" / "val", [1, 2])
+    data = devkit(tmp_path / "dk", [1, 2], {1: M, 2: A, 3: Z})
+    truth = data / "ILSVRC2012_validation_ground_truth.txt"
+    truth.write_bytes(b"1\n\xff\n")
+    with pytest.raises(DataError, match=r"ground_truth.txt is not a text file"):
+        open_spec(f"imagenet:{tmp_path / 'dk'}")
+    devkit(tmp_path / "dk", [1, 2], {1: M, 2: A})
+    assert labels_of(f"imagenet:{tmp_path / 'dk'}") == [500, 0]
+    from scipy.io import savemat
+
+    dtype = [("ILSVRC2012_ID", "O"), ("WNID", "O")]
+    table = [(np.uint16(1), M), (np.uint16(2), A), (np.uint16(1), Z)]  # id 1 given twice
+    savemat(data / "meta.mat", {"synsets": np.array(table, dtype=dtype)})
+    with pytest.raises(DataError, match=rf"meta.mat gives ILSVRC2012_ID 1 twice, as {M} and as {Z}"):
+        open_spec(f"imagenet:{tmp_path / 'dk'}")

@@ -18,8 +18,8 @@ from featswap.outputs.metrics_json import invariant_violations
 KIT = Path(__file__).resolve().parents[2] / "shared" / "data" / "imagenet-sample"
 pytestmark = pytest.mark.skipif(not (KIT / "weights").is_dir(), reason=f"{KIT} is absent")
 
-#: Images whose prediction may differ from the kit README's own preprocessing code (resampling and JPEG
-#: decoding differ by a few ulps; one image of 1,000 sits on a tie between two classes).
+#: Images whose prediction may differ from the kit README's figures, which its own preprocessing code measured
+#: (featswap's resize and crop need not round alike; MobileNet-v2 gets 875 here against the README's 876).
 TOLERANCE = 3
 
 
@@ -57,4 +57,4 @@ def test_the_two_mobilenets_fitted_on_unlabelled_photos_and_evaluated_on_labelle
         assert pair["fit"]["underdetermined"] and not pair["fit"]["interpolates"] and pair["fit"]["alpha"] > 0
         assert pair["mapped_accuracy"] > 0.2, pair  # chance is 0.001
     report = (tmp_path / "run" / "report.md").read_text()
-    assert "fitted on N = 500 images, fewer than its D + 1 = 1,025 parameters per output; ridge strength" in report
+    assert "fitted on N = 500 images, fewer than D + 1 = 1,025 (its source's features + 1); ridge strength" in report

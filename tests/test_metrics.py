@@ -141,7 +141,7 @@ def test_readings_follow_the_papers_logic() -> None:
     # A map fitted on fewer images than its parameters may lose for want of images: the reading says so.
     small = {"fit_size": 500, "source_dim": 1024, "underdetermined": True}
     few = reading(base | {"loss": 0.45, "loss_ci95": [0.4, 0.5], "fit": small})
-    assert "loses 45.0 points, but the map was fitted on 500 images, fewer than its 1,025 parameters" in few
+    assert "loses 45.0 points, but the map was fitted on 500 images, fewer than I's 1,024 features + 1" in few
     assert "is missing from" not in few
 
 

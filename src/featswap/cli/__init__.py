@@ -173,6 +173,7 @@ def fit(
     --solver paper --param iterations=2000 --out maps/i2r.safetensors`
     """
     from featswap.experiment import Experiment, fitting_collection, save_map
+    from featswap.experiment.fitting import small_fit_note
     from featswap.mapping.affine_map import is_featswap_map
     from featswap.outputs.paths import check_output_file
     from featswap.store import FeatureStore
@@ -191,6 +192,9 @@ def fit(
         f"{source} -> {target} ({solver}): train loss {fitted.train_loss:.4f}, {fitted.amap.fit_seconds_:.2f} s; "
         f"wrote {out}"
     )
+    note = small_fit_note(fitted)
+    if note:
+        typer.echo(note)
 
 
 @app.command()

@@ -15,7 +15,9 @@
   as that `CLS-LOC/` (its `train/` of synset folders and its flat `val/`).
 - 4: both files are looked for in DIR and in `DIR/ILSVRC2012_devkit_t12/data/`. Line k of the ground truth is the
   ILSVRC2012_ID (1..1000) of `ILSVRC2012_val_<k, 8 digits>`; `meta.mat` translates the id into a synset (ids are
-  not sorted-synset indices). Where both 3's and 4's files are found, 3's labels are used.
+  not sorted-synset indices). Label files in DIR (or its devkit folder) come first: a CSV beside the images, else
+  the devkit's files there, else a CSV up to 3 folders above. A CSV that labels one image twice differently, or a
+  meta.mat that gives one id two synsets, is refused.
 - Ids are paths relative to DIR, as for every folder SPEC.
 """
 
@@ -112,11 +114,13 @@ def _val_files(root: Path, data: Path, synsets: tuple[str, ...]) -> tuple[list[P
     if not files:
         _, files, labels = _class_files(val, synsets)
         return files, labels
-    places = list(dict.fromkeys([root, data, *list(data.resolve().parents)[:3]]))
-    solution = _first(KAGGLE_CSV, places)
+    # Label files beside the images come first; a Kaggle CSV further up only where there are none (so that a
+    # subset with its own devkit files is never labelled by another download's CSV).
+    own = list(dict.fromkeys([root, data]))
+    solution = _first(KAGGLE_CSV, own)
     if solution is not None:
         return files, _kaggle_labels(solution, val, files, synsets)
-    devkit = [p for folder in dict.fromkeys([root, data]) for p in (folder, folder / DEVKIT_DATA)]
+    devkit = [p for folder in own for p in (folder, folder / DEVKIT_DATA)]
     truth, meta = _first(GROUND_TRUTH, devkit), _first(META, devkit)
     if truth is not None and meta is not None:
         return files, _devkit_labels(truth, meta, files, synsets)
@@ -126,7 +130,20 @@ def _val_files(root: Path, data: Path, synsets: tuple[str, ...]) -> tuple[list[P
             f"{val} holds images without class folders, and {found} labels them only together with the devkit's "
             f"{lacking}, which is not beside it; put {lacking} there (both are in ILSVRC2012_devkit_t12/data/)."
         )
+    solution = _first(KAGGLE_CSV, list(data.resolve().parents)[:3])
+    if solution is not None:
+        return files, _kaggle_labels(solution, val, files, synsets)
     raise unknown_layout(root)
+
+
+def _text_lines(path: Path, encoding: str = "utf-8") -> list[str]:
+    """The lines of a label file; one that is not text is a DataError naming it."""
+    try:
+        return path.read_text(encoding=encoding).splitlines()
+    except UnicodeDecodeError:
+        raise DataError(
+            f"{path} is not a text file (not valid UTF-8); replace it with the file from its download."
+        ) from None
 
 
 def _first(name: str, folders: list[Path]) -> Path | None:
@@ -142,16 +159,21 @@ def _few(names: list[str]) -> str:
 def _kaggle_labels(solution: Path, val: Path, files: list[Path], synsets: tuple[str, ...]) -> np.ndarray:
     """(N,) labels of `files` from Kaggle's LOC_val_solution.csv: the first synset of each file's row."""
     first: dict[str, str] = {}
-    with solution.open(newline="", encoding="utf-8-sig") as stream:
-        reader = csv.DictReader(stream)
-        if not {"ImageId", "PredictionString"} <= set(reader.fieldnames or ()):
+    reader = csv.DictReader(_text_lines(solution, "utf-8-sig"))
+    if not {"ImageId", "PredictionString"} <= set(reader.fieldnames or ()):
+        raise DataError(
+            f"{solution} is not Kaggle's {KAGGLE_CSV}: its header is {reader.fieldnames}, not "
+            "ImageId,PredictionString. Replace it with the file from Kaggle's download."
+        )
+    for row in reader:
+        words = (row["PredictionString"] or "").split()
+        label = words[0] if words else ""
+        if first.get(row["ImageId"], label) != label:
             raise DataError(
-                f"{solution} is not Kaggle's {KAGGLE_CSV}: its header is {reader.fieldnames}, not "
-                "ImageId,PredictionString. Replace it with the file from Kaggle's download."
+                f"{solution} labels {row['ImageId']} twice, as {first[row['ImageId']]} and as {label}; the file is "
+                "damaged or edited. Replace it with the file from Kaggle's download."
             )
-        for row in reader:
-            words = (row["PredictionString"] or "").split()
-            first[row["ImageId"]] = words[0] if words else ""
+        first[row["ImageId"]] = label
     missing = [f.name for f in files if f.stem not in first]
     if missing:
         raise DataError(
@@ -164,7 +186,7 @@ def _kaggle_labels(solution: Path, val: Path, files: list[Path], synsets: tuple[
 def _devkit_labels(truth: Path, meta: Path, files: list[Path], synsets: tuple[str, ...]) -> np.ndarray:
     """(N,) labels of `files` (`ILSVRC2012_val_NNNNNNNN.*`) from the devkit: line N of the ground truth gives an
     ILSVRC2012_ID, which meta.mat translates into a synset."""
-    lines = truth.read_text().rstrip().splitlines()
+    lines = "\n".join(_text_lines(truth)).rstrip().splitlines()
     ids = []
     for k, line in enumerate(lines, 1):
         try:
@@ -201,12 +223,20 @@ def _meta_wnids(meta: Path) -> dict[int, str]:
     try:
         table = np.atleast_1d(loadmat(meta, squeeze_me=True)["synsets"])
         ids, wnids = np.atleast_1d(table["ILSVRC2012_ID"]), np.atleast_1d(table["WNID"])
-        return {int(i): str(w) for i, w in zip(ids, wnids, strict=True)}
+        pairs = [(int(i), str(w)) for i, w in zip(ids, wnids, strict=True)]
     except (MatReadError, OSError, KeyError, ValueError, TypeError, IndexError) as err:
         raise DataError(
             f"Cannot read {meta} as the devkit's meta.mat (a struct array `synsets` with fields ILSVRC2012_ID and "
             f"WNID): {err!r}. Replace it with the devkit's file."
         ) from err
+    wnid: dict[int, str] = {}
+    for i, w in pairs:
+        if wnid.setdefault(i, w) != w:
+            raise DataError(
+                f"{meta} gives ILSVRC2012_ID {i} twice, as {wnid[i]} and as {w}; the file is damaged. Replace it with "
+                "the devkit's meta.mat."
+            )
+    return wnid
 
 
 def _indices(named: list[tuple[str, str]], synsets: tuple[str, ...], source: str) -> np.ndarray:

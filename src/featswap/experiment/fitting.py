@@ -24,6 +24,7 @@ from featswap.mapping.moments import Moments
 from featswap.mapping.paired import Direction, PairedFeatures
 from featswap.mapping.solvers import SOLVERS, Heads
 from featswap.mapping.solvers.lstsq import underdetermined
+from featswap.outputs.report import memorised_advice
 from featswap.similarity.gram import chunk_split_gram
 from featswap.store import FeatureStore
 
@@ -58,17 +59,18 @@ INTERPOLATION_LOSS = 1e-3
 
 def fit_facts(fitted: FittedMap) -> dict[str, Any]:
     """What metrics.json and the report say of a map's fit beyond its losses: the fitting images `fit_size` and
-    source width `source_dim`; the ridge strength `alpha` where the solver has one; and, for a free affine map
-    (not `procrustes`, not `heads`) fitted on fewer images than `source_dim + 1` (`underdetermined`), whether it
-    reproduces them (`interpolates`)."""
+    source width `source_dim`; the ridge strength `alpha` where the solver has one; and, for a map fitted on
+    fewer images than `source_dim + 1` (`underdetermined`), whether it reproduces them (`interpolates`; a free
+    affine map can, an orthogonal one cannot, so `procrustes` is never flagged)."""
     amap = fitted.amap
     dx = int(amap.weight_.shape[1])
     facts: dict[str, Any] = {"fit_size": fitted.fit_size, "source_dim": dx}
     if isinstance(amap.info_.get("alpha"), int | float):
         facts["alpha"] = float(amap.info_["alpha"])
-    if SOLVERS.get(fitted.solver).can_interpolate and underdetermined(fitted.fit_size, dx):
+    solver = SOLVERS.get(fitted.solver)
+    if solver.needs_data and underdetermined(fitted.fit_size, dx):
         facts["underdetermined"] = True
-        facts["interpolates"] = bool(fitted.train_loss < INTERPOLATION_LOSS)
+        facts["interpolates"] = bool(solver.can_interpolate and fitted.train_loss < INTERPOLATION_LOSS)
     return facts
 
 
@@ -80,12 +82,12 @@ def small_fit_note(fitted: FittedMap) -> str | None:
     n, dx, solver = facts["fit_size"], facts["source_dim"], fitted.solver
     what = f"{fitted.source} -> {fitted.target} ({solver}): {n:,} fitting images, fewer than {dx:,} source features + 1"
     if facts["interpolates"]:
+        advice = memorised_advice(facts)
         return (
             f"warning: {what}, and the map reproduces them (train loss {fitted.train_loss:.2g}): its accuracy "
-            "measures memorised images, not shared information. Fit on more images, or let a ridge strength be "
-            "chosen on held-out fitting images (--param alpha=auto)."
+            f"measures memorised images, not shared information. {advice[0].upper()}{advice[1:]}."
         )
-    if "alpha" in facts:
+    if "alpha" in facts and facts["alpha"] > 0:
         return f"{what}: ridge strength {facts['alpha']:.3g} chosen on held-out fitting images"
     return f"{what} (train loss {fitted.train_loss:.4f})"
 

@@ -104,8 +104,8 @@ def reading(p: dict[str, Any]) -> str:
     elif loss > 0 and p.get("fit", {}).get("underdetermined"):
         verdict = (
             f"{head} loses {_pct(loss)} points, but the map was fitted on {p['fit']['fit_size']:,} images, fewer than "
-            f"its {p['fit']['source_dim'] + 1:,} parameters per output: part or all of the loss may be the small "
-            f"fitting set rather than information missing from {source}'s features. Fit on more images to tell."
+            f"{source}'s {p['fit']['source_dim']:,} features + 1: part or all of the loss may be the small fitting "
+            f"set rather than information missing from {source}'s features. Fit on more images to tell."
         )
     elif loss > 0:
         verdict = (
@@ -137,6 +137,15 @@ def details(pairs: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def memorised_advice(facts: Mapping[str, Any]) -> str:
+    """What to do about a map that reproduces its fitting images: a ridge strength only where none was chosen."""
+    if facts.get("alpha", 0) > 0:
+        return (
+            f"even with the ridge strength {facts['alpha']:.3g} chosen on held-out fitting images: fit on more images"
+        )
+    return "fit on more images, or let a ridge strength be chosen on held-out fitting images (--param alpha=auto)"
+
+
 def small_fit_lines(pairs: list[dict[str, Any]]) -> list[str]:
     """What the report says of maps fitted on fewer images N than their source's width D plus one: an affine map
     has D + 1 parameters per output, so without a ridge penalty it can reproduce every fitting image."""
@@ -145,15 +154,14 @@ def small_fit_lines(pairs: list[dict[str, Any]]) -> list[str]:
         fit = p["fit"]
         if not fit.get("underdetermined"):
             continue
-        what = (f"{p['source']} → {p['target']} was fitted on N = {fit['fit_size']:,} images, fewer than its "
-                f"D + 1 = {fit['source_dim'] + 1:,} parameters per output")  # fmt: skip
+        what = (f"{p['source']} → {p['target']} was fitted on N = {fit['fit_size']:,} images, fewer than "
+                f"D + 1 = {fit['source_dim'] + 1:,} (its source's features + 1)")  # fmt: skip
         if fit.get("interpolates"):
             lines.append(
                 f"- **Memorised:** {what}, and it reproduces them (train loss {fit['train_loss']:.2g}): its accuracy "
-                "measures the images it memorised, not information the networks share. Fit on more images, or "
-                "with a ridge strength chosen on held-out fitting images (`--param alpha=auto`)."
+                f"measures the images it memorised, not information the networks share; {memorised_advice(fit)}."
             )
-        elif "alpha" in fit:
+        elif fit.get("alpha", 0) > 0:
             lines.append(f"- {what}; ridge strength {fit['alpha']:.3g}, chosen on held-out fitting images.")
         else:
             lines.append(f"- {what} (train loss {fit['train_loss']:.4f}, val loss {fit['val_loss']:.4f}).")
@@ -248,7 +256,9 @@ def set_section(
     fit = f" of {ds['fit_collection']}" if ds.get("fit_collection") else ""
     spec = f" ({ds['spec']})" if ds.get("spec") else ""
     lines = [
-        f"Evaluation set **{ds['name']}**{spec}: {ds['val_size']:,} held-out images, {ds['num_classes']} classes; "
+        f"Evaluation set **{ds['name']}**{spec}: {ds['val_size']:,} held-out images, {ds['num_classes']} classes"
+        + (f" (scored over the {ds['scored_classes']:,} present)" if ds.get("scored_classes") else "")
+        + "; "
         f"maps fitted on {ds['train_size']:,} images{fit}." + (f" featswap {version}." if version else ""),
         "",
         *[
@@ -496,6 +506,7 @@ def plot_venn(pair: dict[str, Any], path: Path, on_set: str = "") -> None:
 
 def head_offset_note(name: str, outputs: int, offset: int) -> str:
     """What the terminal and the report say of a head whose first outputs are not classes."""
-    dropped = "output 0 (TF-slim's background)" if offset == 1 else f"outputs 0..{offset - 1}"
+    dropped = f"outputs 0..{offset - 1}" if offset > 1 else "output 0"
+    dropped += " (TF-slim's background)" if (outputs, offset) == (1001, 1) else ""
     return (f"{name}: its head has {outputs} outputs; {dropped} left out, outputs {offset}..{outputs - 1} are its "
             f"{outputs - offset} classes (--head-offset sets this)")  # fmt: skip
