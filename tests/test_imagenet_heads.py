@@ -213,3 +213,26 @@ def test_the_advice_on_a_memorised_map_depends_on_whether_a_ridge_was_chosen() -
     chosen = memorised_advice({"alpha": 16.5})
     assert "ridge strength 16.5 chosen on held-out fitting images: fit on more images" in chosen
     assert "alpha=auto" not in chosen
+
+
+def test_the_terminal_names_the_label_file_of_a_flat_val_folder(
+    imagenet_tree: Path, runner: CliRunner, tmp_path: Path
+) -> None:
+    from PIL import Image
+
+    synsets, val = imagenet_synsets(), tmp_path / "in" / "val"
+    val.mkdir(parents=True)
+    rows = ["ImageId,PredictionString"]
+    for n, k in enumerate(PRESENT, 1):  # a flat val/ of ImageNet's file names, labelled by Kaggle's CSV beside it
+        Image.new("RGB", (20, 20), (40 * n, 90, 10)).save(val / f"ILSVRC2012_val_{n:08d}.JPEG")
+        rows.append(f"ILSVRC2012_val_{n:08d},{synsets[k]} 1 2 3 4")
+    (tmp_path / "in" / "LOC_val_solution.csv").write_text("\n".join(rows) + "\n")
+    result = runner.invoke(
+        app,
+        ["extract", "--model", f"{imagenet_tree / 'nets.py'}:plain", "--fit-data", f"images:{imagenet_tree / 'in'}",
+         "--eval-data", f"imagenet:{tmp_path / 'in'}", "--store", str(tmp_path / "s.zarr"), "--train-limit", "500"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "--train-limit 500 is more than the 42 fitting images of in: all are used" in result.output
+    assert f"in-val: labels of 3 images from {tmp_path / 'in' / 'LOC_val_solution.csv'}" in result.output
+    assert FeatureStore.open(str(tmp_path / "s.zarr")).labels("in-val").tolist() == list(PRESENT)

@@ -145,6 +145,7 @@ def test_a_flat_val_folder_is_labelled_by_kaggles_solution_file(tmp_path: Path) 
     assert list(val.ids) == ["val/ILSVRC2012_val_00000001.JPEG", "val/ILSVRC2012_val_00000002.JPEG",
                              "val/ILSVRC2012_val_00008726.JPEG"]  # fmt: skip
     assert labels_of(f"imagenet:{data}", "val") == [0, 999, 500] and val.classes == SYNSETS
+    assert val.labels_from == str(kaggle / "LOC_val_solution.csv") and source.parts["train"].labels_from is None
     assert labels_of(f"imagenet:{data}", "train") == [0, 0, 999]
     fit, (evaluated,) = fit_and_eval(DataSettings(fit_data=f"imagenet:{data}", eval_data=(f"imagenet:{data}",)))
     assert (fit.name, len(fit), evaluated.name, len(evaluated)) == ("CLS-LOC-train", 3, "CLS-LOC-val", 3)
@@ -181,6 +182,8 @@ def test_a_flat_val_folder_is_labelled_by_the_devkit_through_meta_mat(tmp_path: 
     assert val.ids[0] == "val/ILSVRC2012_val_00000001.JPEG"
     # ids 2, 1, 3, 1 are A, M, Z, M: sorted indices 0, 500, 999, 500 (not the ids, nor the ids less one).
     assert labels_of(f"imagenet:{root}", "val") == [0, 500, 999, 500]
+    assert val.labels_from is not None and val.labels_from.endswith("ground_truth.txt with " + str(
+        root / "ILSVRC2012_devkit_t12" / "data" / "meta.mat"))  # fmt: skip
     fit, (evaluated,) = fit_and_eval(DataSettings(fit_data=f"imagenet:{root}", eval_data=(f"imagenet:{root}",)))
     assert (fit.name, len(fit), evaluated.name, len(evaluated)) == ("ilsvrc2012-train", 2, "ilsvrc2012-val", 4)
     # Both files in DIR itself; a val/ alone is one collection.

@@ -47,6 +47,8 @@ class Collection:
     keys: Sequence[str] = ()
     #: (N,) int64 what each image's content measures: its file size in bytes (or a checksum of its pixels).
     stamps: np.ndarray | None = None
+    #: The file the labels were read from, where they do not come from folder names (ImageNet's flat val/).
+    labels_from: str | None = None
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -198,8 +200,11 @@ def imagenet(spec: str, arg: str) -> Source:
     timm's and torchvision's logits) whichever synsets are present, and `classes` are all 1,000. Ids are paths
     relative to DIR."""
     root, classes = Path(arg), imagenet_synsets()
-    parts = imagenet_parts(root)
-    return Source(spec, {k: _collection(p.name, spec, root, p.files, p.labels, classes) for k, p in parts.items()})
+    collections = {}
+    for key, part in imagenet_parts(root).items():
+        collection = _collection(part.name, spec, root, part.files, part.labels, classes)
+        collections[key] = replace(collection, labels_from=part.labels_from)
+    return Source(spec, collections)
 
 
 def _train_val(spec: str, root: Path) -> Source:

@@ -55,6 +55,8 @@ class Part:
     name: str
     files: list[Path]
     labels: np.ndarray
+    #: The label file the labels were read from (a flat `val/`), or None (synset folders).
+    labels_from: str | None = None
 
 
 def imagenet_synsets() -> tuple[str, ...]:
@@ -106,24 +108,24 @@ def _has_parts(folder: Path) -> bool:
     return (folder / "train").is_dir() or (folder / "val").is_dir()
 
 
-def _val_files(root: Path, data: Path, synsets: tuple[str, ...]) -> tuple[list[Path], np.ndarray]:
-    """Files and labels of `data/val`: its synset folders, or its flat images labelled by Kaggle's CSV or by
-    the devkit."""
+def _val_files(root: Path, data: Path, synsets: tuple[str, ...]) -> tuple[list[Path], np.ndarray, str | None]:
+    """Files and labels of `data/val`, and the label file read: its synset folders (None), or its flat images
+    labelled by Kaggle's CSV or by the devkit."""
     val = data / "val"
     files = [] if _subfolders(val) else _visible_images(val)  # without subfolders: the images in val/ itself
     if not files:
         _, files, labels = _class_files(val, synsets)
-        return files, labels
+        return files, labels, None
     # Label files beside the images come first; a Kaggle CSV further up only where there are none (so that a
     # subset with its own devkit files is never labelled by another download's CSV).
     own = list(dict.fromkeys([root, data]))
     solution = _first(KAGGLE_CSV, own)
     if solution is not None:
-        return files, _kaggle_labels(solution, val, files, synsets)
+        return files, _kaggle_labels(solution, val, files, synsets), str(solution)
     devkit = [p for folder in own for p in (folder, folder / DEVKIT_DATA)]
     truth, meta = _first(GROUND_TRUTH, devkit), _first(META, devkit)
     if truth is not None and meta is not None:
-        return files, _devkit_labels(truth, meta, files, synsets)
+        return files, _devkit_labels(truth, meta, files, synsets), f"{truth} with {meta}"
     if truth is not None or meta is not None:
         found, lacking = (truth, META) if truth is not None else (meta, GROUND_TRUTH)
         raise DataError(
@@ -132,7 +134,7 @@ def _val_files(root: Path, data: Path, synsets: tuple[str, ...]) -> tuple[list[P
         )
     solution = _first(KAGGLE_CSV, list(data.resolve().parents)[:3])
     if solution is not None:
-        return files, _kaggle_labels(solution, val, files, synsets)
+        return files, _kaggle_labels(solution, val, files, synsets), str(solution)
     raise unknown_layout(root)
 
 

@@ -88,6 +88,14 @@ class Experiment:
         if not self.config.models:
             raise SpecError("No models given: use --model SPEC.")
         fit, evals = self.collections()
+        limit = self.config.data.train_limit
+        if limit is not None and limit > len(fit):
+            self.say(
+                f"--train-limit {limit:,} is more than the {len(fit):,} fitting images of {fit.name}: all are used"
+            )
+        for collection in {c.name: c for c in [fit, *evals]}.values():
+            if collection.labels_from:
+                self.say(f"{collection.name}: labels of {len(collection):,} images from {collection.labels_from}")
         todo = ([(fit, "fit")] if "fit" in roles else []) + ([(c, "eval") for c in evals] if "eval" in roles else [])
         num_classes = len(evals[0].classes or ())
         recipes = [
