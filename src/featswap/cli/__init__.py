@@ -6,7 +6,7 @@ and `featswap report` start without torch, zarr or ray. Failures are one `error:
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -324,6 +324,35 @@ def similarity_command(
     experiment = Experiment(settings, quiet=True)
     for line in experiment.similarity(list(model or []), list(collection or []), out):
         typer.echo(line)
+
+
+@app.command()
+def layers(
+    model: ModelsOpt = None,
+    weights: WeightsOpt = None,
+    data_config: DataConfigOpt = None,
+    stages: Annotated[bool, typer.Option("--stages", help="Only the network's stage outputs.")] = False,
+) -> None:
+    """List the layers of a network a user can name (for stitching at a layer): each named module with the shape of
+    its output on one image, in the order the forward pass runs them, and which are stage outputs (timm's
+    feature_info; otherwise the top-level modules that output a feature map).
+
+    Example: `featswap layers --model timm:resnet50 --stages`
+    """
+    from featswap.backbones.layers import layers_table, list_layers
+    from featswap.backbones.sources import load_backbone
+
+    if not model or len(model) != 1:
+        raise SpecError("layers lists one network: give one --model SPEC.")
+    if weights and len(weights) != 1:
+        raise SpecError("Give at most one --weights FILE, for the one --model.")
+    # The layers and their shapes do not depend on the weights: without --weights, random ones (no download).
+    classes = 1000 if model[0].startswith(("timm:", "torchvision:")) else 10  # ImageNet's, or the built-ins' digits
+    config: Any = data_config  # the option's check has turned the JSON into a mapping
+    backbone = load_backbone(model[0], weights[0] if weights else None, classes, data_config=config)
+    found = list_layers(backbone.module, backbone.data_config.input_size)
+    typer.echo(f"{backbone.name}: input {' x '.join(map(str, backbone.data_config.input_size))}")
+    typer.echo(layers_table(found, stages_only=stages))
 
 
 @app.command()

@@ -1,0 +1,46 @@
+"""`featswap layers`: the named modules of real networks with their output shapes, in forward order, and their
+stage outputs (timm's feature_info, else top-level feature maps)."""
+
+from __future__ import annotations
+
+import json
+
+from typer.testing import CliRunner
+
+from featswap.backbones.layers import list_layers
+from featswap.backbones.sources import load_backbone
+from featswap.cli import app
+
+
+def test_layers_of_a_built_in_network_in_forward_order() -> None:
+    backbone = load_backbone("tiny-resnet")
+    layers = list_layers(backbone.module, backbone.data_config.input_size)
+    names = [layer.name for layer in layers]
+    assert names.index("stem") < names.index("blocks.0") < names.index("blocks.2") < names.index("head")
+    shapes = {layer.name: layer.shape for layer in layers}
+    assert shapes["stem"] == (32, 8, 8) and shapes["blocks.2"] == (128, 2, 2) and shapes["head"] == (10,)
+    assert [layer.name for layer in layers if layer.stage] == ["stem", "blocks", "norm"]
+
+
+def test_layers_command_lists_timms_stages_with_their_shapes(runner: CliRunner) -> None:
+    config = json.dumps({"input_size": [3, 64, 64], "mean": [0.5] * 3, "std": [0.25] * 3})
+    result = runner.invoke(app, ["layers", "--model", "timm:resnet18", "--stages", "--data-config", config])
+    assert result.exit_code == 0, result.output
+    lines = result.output.strip().splitlines()
+    assert lines[0] == "resnet18: input 3 x 64 x 64"
+    assert [line.split()[:2] for line in lines[2:]] == [
+        ["act1", "ReLU"], ["layer1", "Sequential"], ["layer2", "Sequential"], ["layer3", "Sequential"],
+        ["layer4", "Sequential"],
+    ]  # fmt: skip
+    assert "512 x 2 x 2" in lines[-1] and "64 x 16 x 16" in lines[3]
+    everything = runner.invoke(app, ["layers", "--model", "timm:resnet18", "--data-config", config])
+    assert everything.exit_code == 0 and "layer1.0.conv1" in everything.output and "fc " in everything.output
+
+
+def test_layers_takes_one_model(runner: CliRunner) -> None:
+    result = runner.invoke(app, ["layers", "--model", "tiny-resnet", "--model", "tiny-inception"])
+    assert result.exit_code == 2 and result.output.startswith("error: layers lists one network")
+    result = runner.invoke(app, ["layers"])
+    assert result.exit_code == 2 and result.output.startswith("error: layers lists one network")
+    result = runner.invoke(app, ["layers", "--model", "tiny-resnet", "--weights", "a", "--weights", "b"])
+    assert result.exit_code == 2 and result.output.startswith("error: Give at most one --weights")
