@@ -209,6 +209,12 @@ def test_a_second_run_in_the_same_directory_leaves_no_stale_results(
                    str(out))  # fmt: skip
     assert result.exit_code == 0 and (out / "predictions_blurred.parquet").is_file()
     assert any(p.name.startswith("blurred_") for p in (out / "figures").iterdir())
+    # A run that fails after claiming OUT (the second network refuses the first's weights) leaves them whole.
+    wrong = ["--model", "tiny-resnet", "--weights", str(trained_weights["tiny-resnet"]),
+             "--model", "tiny-inception", "--weights", str(trained_weights["tiny-resnet"])]  # fmt: skip
+    result = runner.invoke(app, ["compare", *wrong, *fit, "--quiet", "--out", str(out)])
+    assert result.exit_code == 2 and result.output.startswith("error:"), result.output
+    assert (out / "predictions_blurred.parquet").is_file() and (out / "report.md").is_file()
     (out / "figures" / "mine.png").write_bytes(b"a user's own file")
     os.utime(out / "figures" / "mine.png", (1, 1))  # written before the second run, as a user's file would be
     result = quick(runner, trained_weights, *fit, "--out", str(out))

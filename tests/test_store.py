@@ -198,3 +198,26 @@ def test_a_collection_or_model_half_written_by_a_crash_is_written_anew(tmp_path:
         models.create_group("n").attrs["spec"] = "n"  # a model record cut short before its head
         store.write_model("n", {"spec": "n", "feature_dim": 4, "weights_sha256": None}, np.ones((3, 4)), np.zeros(3))
         np.testing.assert_array_equal(store.head("n")[0], np.ones((3, 4)))
+
+
+def test_a_store_written_before_head_offsets_existed_still_takes_the_same_model(
+    tmp_path: Path, digits_parts: tuple
+) -> None:
+    import zarr
+
+    split = digits_parts[1]
+    backbone = load_backbone("tiny-resnet")
+    with FeatureStore.create(tmp_path / "old.zarr") as store:
+        extract(backbone, split, store, quiet=True)
+        reference = store.features("val", "tiny-resnet")
+    # As featswap 0.2 wrote it: no head_offset or head_outputs, in the record or in the features' identity.
+    root = zarr.open_group(str(tmp_path / "old.zarr"), mode="r+")
+    record = root["models/tiny-resnet"]
+    for key in ("head_offset", "head_outputs"):
+        del record.attrs[key]
+    features = root["val/features/tiny-resnet"]
+    features.attrs["model"] = {k: v for k, v in features.attrs["model"].items() if k != "head_offset"}
+    with FeatureStore.open(tmp_path / "old.zarr") as store:
+        result = extract(backbone, split, store, quiet=True)  # the same model: nothing to recompute
+        assert result.computed_rows == 0 and store.head_offset("tiny-resnet") == 0
+        np.testing.assert_array_equal(store.features("val", "tiny-resnet"), reference)

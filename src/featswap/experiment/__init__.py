@@ -43,6 +43,7 @@ class Experiment:
         self._engine = engine
         self.quiet = quiet
         self._started: dict[str, float] = {}  # run directories claimed by this experiment, and when
+        self._cleared: set[str] = set()  # those whose earlier outputs this run has cleared
 
     # -- parts -----------------------------------------------------------------------------------------
     @property
@@ -281,6 +282,7 @@ class Experiment:
             used = [fit_collection, *evals]
             names = list(names) or [m for m in store.models() if all(store.has_features(c, m) for c in used)]
             maps = self.fit(store, fit_collection, names)
+            self._begin(out)  # the first output of this run: the earlier run's go now, not before
             for m in maps:
                 save_map(m, out / "maps" / f"{m.stem}.safetensors")
             results = self.evaluate(store, maps, evals, names)
@@ -289,19 +291,21 @@ class Experiment:
     def _out(self) -> Path:
         if self.config.out is None:
             raise SpecError("A run needs an output directory: use --out DIR.")
-        return self._begin(Path(self.config.out))
+        return self._begin(Path(self.config.out), writing=False)
 
-    def _begin(self, out: Path) -> Path:
-        """Claim `out` for this run; the first time, clear the outputs an earlier run recorded there."""
+    def _begin(self, out: Path, writing: bool = True) -> Path:
+        """Claim `out` for this run. When the run is about to write its results (`writing`), clear the outputs
+        an earlier run recorded there, once: a run that fails before then leaves the earlier results whole."""
         import time
 
         from featswap.outputs.paths import claim_run_dir, clear_previous_outputs
 
         claim_run_dir(out)
         key = str(Path(out).resolve())
-        if key not in self._started:
+        self._started.setdefault(key, time.time())
+        if writing and key not in self._cleared:
             clear_previous_outputs(out)
-            self._started[key] = time.time()
+            self._cleared.add(key)
         return out
 
     def _finish(self, out: Path) -> None:

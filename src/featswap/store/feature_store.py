@@ -26,7 +26,7 @@ import json
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import zarr
@@ -414,6 +414,8 @@ class FeatureStore:
 
     #: What makes a model record the same model: features of another would be paired wrongly.
     MODEL_IDENTITY = ("spec", "feature_dim", "num_classes", "weights_sha256", "data_config", "head_offset")
+    #: What a record written before a key existed means by it (head_offset: featswap 0.2 kept every output).
+    IDENTITY_DEFAULTS: ClassVar[dict[str, Any]] = {"head_offset": 0}
 
     def write_model(self, name: str, attrs: dict[str, Any], head_weight: np.ndarray, head_bias: np.ndarray) -> None:
         """Record a model's head `(C, D)`, `(C,)` and metadata; refuse a different model under the same name
@@ -428,7 +430,7 @@ class FeatureStore:
             old = self.model_attrs(name)
             if "head_crc32" in old:  # a complete record: the same model, or a refusal
                 for key in self.MODEL_IDENTITY:
-                    if key in attrs and old.get(key) != attrs.get(key):
+                    if key in attrs and old.get(key, self.IDENTITY_DEFAULTS.get(key)) != attrs.get(key):
                         raise StoreError(
                             f"The store already holds a model named {name!r} with {key} {old.get(key)!r}, not "
                             f"{attrs.get(key)!r}. Give this model another name (--name) or use another store."
