@@ -62,3 +62,40 @@ def test_compare_real_cifar10_networks_fitted_on_unlabelled_images(tmp_path: Pat
         assert sets["blurred"]["models"][name]["val_accuracy"] < model["val_accuracy"] - 0.2  # blur hurts at 32x32
     for pair in sets["test"]["pairs"]:
         assert pair["mapped_accuracy"] > 0.6  # a real swap, far above chance (0.1)
+
+
+def linked_parts(root: Path, per_class: int) -> tuple[Path, Path]:
+    """Links to the first `per_class` images of each class as unlabelled `fit/` files, and to the next
+    `per_class` as `test/<class>/`."""
+    for folder in sorted(p for p in (CIFAR / "images").iterdir() if p.is_dir()):
+        files = sorted(folder.glob("*.jpg"))
+        (root / "fit").mkdir(parents=True, exist_ok=True)
+        (root / "test" / folder.name).mkdir(parents=True)
+        for path in files[:per_class]:
+            (root / "fit" / f"{folder.name}-{path.name}").symlink_to(path)
+        for path in files[per_class : 2 * per_class]:
+            (root / "test" / folder.name / path.name).symlink_to(path)
+    return root / "fit", root / "test"
+
+
+def test_stitch_real_cifar10_networks_at_their_last_stages(tmp_path: Path, runner: CliRunner) -> None:
+    fit, test = linked_parts(tmp_path / "parts", 100)
+    args = [
+        "stitch",
+        "--model", f"{CIFAR / 'models.py'}:resnet20", "--weights", str(CIFAR / "weights" / "resnet20.th"),
+        "--model", f"{CIFAR / 'models.py'}:tiny10", "--weights", str(CIFAR / "weights" / "tiny10_seed0.pt"),
+        "--fit-data", f"images:{fit}", "--eval-data", f"imagefolder:{test}",
+        "--layers", "layer3:bn8", "--layers", "@pooled:@pooled", "--out", str(tmp_path / "st"), "--quiet",
+    ]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((tmp_path / "st" / "metrics.json").read_text())
+    for name, published in PUBLISHED.items():
+        assert abs(metrics["models"][name]["val_accuracy"] - published) < 0.05, name
+    assert metrics["layers"]["resnet20"]["layer3"]["shape"] == [64, 8, 8]
+    assert metrics["layers"]["tiny10"]["bn8"]["shape"] == [64, 2, 2]
+    assert invariant_violations(metrics) == []
+    for p in metrics["pairs"]:
+        # Far above chance (10%) at the last stage and at the pooled features, in both directions.
+        assert p["mapped_accuracy"] > 0.5, (p["source"], p["source_layer"], p["mapped_accuracy"])
+        assert (p["resampled"] is not None) == (p["source_layer"] in ("layer3", "bn8"))

@@ -7,7 +7,7 @@ import json
 
 from typer.testing import CliRunner
 
-from featswap.backbones.layers import list_layers
+from featswap.backbones.layers import layers_table, list_layers
 from featswap.backbones.sources import load_backbone
 from featswap.cli import app
 
@@ -19,7 +19,18 @@ def test_layers_of_a_built_in_network_in_forward_order() -> None:
     assert names.index("stem") < names.index("blocks.0") < names.index("blocks.2") < names.index("head")
     shapes = {layer.name: layer.shape for layer in layers}
     assert shapes["stem"] == (32, 8, 8) and shapes["blocks.2"] == (128, 2, 2) and shapes["head"] == (10,)
-    assert [layer.name for layer in layers if layer.stage] == ["stem", "blocks", "norm"]
+    # No feature_info: the last module at each spatial size (8, 4, 2), the Sequential opened as it changes size.
+    assert [layer.name for layer in layers if layer.stage] == ["blocks.0", "blocks.1", "norm"]
+    depths = [layer.depth for layer in layers]
+    assert depths == sorted(depths) and depths[0] > 0 and depths[-1] < 1
+    assert all(layer.calls == 1 for layer in layers)
+
+
+def test_stages_of_torchvisions_resnet_and_layers_that_run_twice() -> None:
+    backbone = load_backbone("torchvision:resnet18", num_classes=10)
+    layers = {layer.name: layer for layer in list_layers(backbone.module, (3, 64, 64))}
+    assert [n for n, layer in layers.items() if layer.stage] == ["relu", "layer1", "layer2", "layer3", "layer4"]
+    assert layers["layer1.0.relu"].calls == 2 and "runs 2x per pass" in layers_table(list(layers.values()))
 
 
 def test_layers_command_lists_timms_stages_with_their_shapes(runner: CliRunner) -> None:

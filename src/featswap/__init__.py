@@ -4,7 +4,7 @@ Fits affine maps between the penultimate features of two networks and classifies
 the *other* network's untouched head (McNeely-White, Beveridge & Draper, 2019).
 
 The public API, imported on first use (so that `import featswap` and `featswap --help` load no torch):
-`run`, `Experiment`, `RunConfig` (and its parts), `AffineMap`, `FeatureStore`, `FeatswapError`; the similarity
+`run`, `stitch`, `Experiment`, `RunConfig` (and its parts), `AffineMap`, `FeatureStore`, `FeatswapError`; the similarity
 measures are `featswap.similarity.<measure>(X, Y)`.
 """
 
@@ -17,6 +17,7 @@ __version__ = "0.2.0"
 
 _WHERE = {
     "run": "featswap.experiment",
+    "stitch": "featswap.stitching.run",
     "Experiment": "featswap.experiment",
     "RunConfig": "featswap.config",
     "ModelConfig": "featswap.config",
@@ -25,6 +26,7 @@ _WHERE = {
     "FitSettings": "featswap.config",
     "EvaluationSettings": "featswap.config",
     "EngineSettings": "featswap.config",
+    "StitchSettings": "featswap.config",
     "AffineMap": "featswap.mapping.affine_map",
     "FeatureStore": "featswap.store",
     "FeatswapError": "featswap.errors",

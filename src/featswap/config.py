@@ -20,6 +20,7 @@ val_fraction = 0.3
 [fit]                # solvers = ["refine"], [fit.params.SOLVER] settings
 [evaluation]         # n_boot, seed, similarity, knn_k, svcca_k
 [engine]             # kind = "local" | "ray", device, address, ray_workers, gpus_per_worker, cpus_per_worker
+[stitch]             # layers = ["stages"] or ["LAYER_A:LAYER_B", ...] (featswap stitch)
 ```
 
 This module imports neither torch nor zarr: the command line builds configs before it loads anything heavy.
@@ -218,6 +219,25 @@ class EngineSettings:
 
 
 @dataclass(frozen=True)
+class StitchSettings:
+    """Which layers `featswap stitch` joins: `LAYER_A:LAYER_B` pairs (a layer of the first model, one of the
+    second, as `featswap layers` names them; `@pooled` is the pooled features that feed the head), or `stages`
+    for every pair of the two networks' stage outputs and pooled features."""
+
+    layers: tuple[str, ...] = ("stages",)
+
+    def __post_init__(self) -> None:
+        check_text(self)
+        for item in self.layers:
+            first, sep, second = item.partition(":")
+            if item != "stages" and (not sep or not first or not second or ":" in second):
+                raise SpecError(
+                    "--layers takes LAYER_A:LAYER_B (one colon; layers of the first and the second --model, as "
+                    f"`featswap layers` names them) or stages; got {item!r}."
+                )
+
+
+@dataclass(frozen=True)
 class RunConfig:
     """Everything a run needs: the models, the data, and how to extract, fit, evaluate and where to run; the
     feature store (`store`, default OUT/features.zarr) and the output directory (`out`)."""
@@ -228,6 +248,7 @@ class RunConfig:
     fit: FitSettings = field(default_factory=FitSettings)
     evaluation: EvaluationSettings = field(default_factory=EvaluationSettings)
     engine: EngineSettings = field(default_factory=EngineSettings)
+    stitch: StitchSettings = field(default_factory=StitchSettings)
     store: str | None = None
     out: str | None = None
 
@@ -256,6 +277,7 @@ SECTIONS: dict[str, type] = {
     "fit": FitSettings,
     "evaluation": EvaluationSettings,
     "engine": EngineSettings,
+    "stitch": StitchSettings,
 }
 TOP_LEVEL = ("models", "store", "out", *SECTIONS)
 

@@ -27,6 +27,7 @@ from featswap.cli.options import (
     GpusPerWorkerOpt,
     HeadOffsetOpt,
     KnnKOpt,
+    LayersOpt,
     ModelsOpt,
     NamesOpt,
     NBootOpt,
@@ -292,6 +293,64 @@ def compare(
     )  # fmt: skip
     experiment = Experiment(settings, quiet=quiet)
     experiment.run()
+    done = Path(experiment.config.out or ".")
+    typer.echo(f"wrote {done / 'metrics.json'} and {done / 'report.md'}")
+
+
+@app.command()
+def stitch(
+    config: ConfigOpt = None,
+    model: ModelsOpt = None,
+    weights: WeightsOpt = None,
+    name: NamesOpt = None,
+    pretrained: PretrainedOpt = None,
+    data_config: DataConfigOpt = None,
+    head_offset: HeadOffsetOpt = None,
+    layers: LayersOpt = None,
+    data: DataOpt = None,
+    val_fraction: ValFractionOpt = None,
+    fit_data: FitDataOpt = None,
+    eval_data: EvalDataOpt = None,
+    train_limit: TrainLimitOpt = None,
+    batch_size: BatchSizeOpt = None,
+    workers: WorkersOpt = None,
+    on_bad_image: BadImageOpt = None,
+    solver: Annotated[
+        str | None, typer.Option(help="Comma-separated closed forms: lstsq (default), procrustes.")
+    ] = None,
+    param: ParamOpt = None,
+    n_boot: NBootOpt = None,
+    seed: SeedOpt = None,
+    device: DeviceOpt = None,
+    out: OutDirOpt = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Stitch two networks at any layer: an affine map of channels at every position (a 1x1 convolution) from one
+    network's layer to the other's, fitted without labels on the fitting images; the other network's own later
+    layers and head then classify the held-out images. Both directions, every layer pair; metrics.json, report.md
+    and loss heatmaps in OUT.
+
+    Example: `featswap stitch --model tiny-resnet --weights runs/demo/weights/tiny-resnet.safetensors
+    --model tiny-inception --weights runs/demo/weights/tiny-inception.safetensors --data digits --out runs/stitch`
+
+    Chosen layers: `--layers layer2:blocks.1 --layers @pooled:@pooled` (`featswap layers --model SPEC` lists them;
+    @pooled is the pooled features that feed the head, where stitching is `compare`). Repeat a run: `featswap
+    stitch --config runs/stitch/config.toml --out runs/stitch2`.
+    """
+    from featswap.config import read_toml
+    from featswap.experiment import Experiment
+
+    if solver is None and not (config is not None and read_toml(config).get("fit", {}).get("solvers")):
+        solver = "lstsq"  # compare's default (refine) holds rows in memory; stitching fits closed forms
+    settings = run_config(
+        config, model=model, weights=weights, name=name, pretrained=pretrained, data_config=data_config,
+        head_offset=head_offset, layers=layers, data=data,
+        val_fraction=val_fraction, fit_data=fit_data, eval_data=eval_data, train_limit=train_limit,
+        batch_size=batch_size, workers=workers, on_bad_image=on_bad_image, solver=solver,
+        param=param, n_boot=n_boot, seed=seed, device=device, out=out,
+    )  # fmt: skip
+    experiment = Experiment(settings, quiet=quiet)
+    experiment.stitch()
     done = Path(experiment.config.out or ".")
     typer.echo(f"wrote {done / 'metrics.json'} and {done / 'report.md'}")
 

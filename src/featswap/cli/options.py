@@ -200,6 +200,15 @@ StoreOpt = Annotated[
     str | None, typer.Option(help="Feature store: a zarr directory or URL (s3://...); default OUT/features.zarr.")
 ]
 OutDirOpt = Annotated[Path | None, typer.Option("--out", help="Output directory.")]
+LayersOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--layers",
+        help="LAYER_A:LAYER_B, a layer of the first and of the second --model (repeat for several pairs; "
+        "`featswap layers` names them, @pooled is the pooled features), or `stages` (default): every pair of the two "
+        "networks' stage outputs and pooled features.",
+    ),
+]
 
 #: Where each option goes in the config (section, key); None: the top level.
 TARGETS: dict[str, tuple[str | None, str]] = {
@@ -225,6 +234,7 @@ TARGETS: dict[str, tuple[str | None, str]] = {
     "cpus_per_worker": ("engine", "cpus_per_worker"),
     "store": (None, "store"),
     "out": (None, "out"),
+    "layers": ("stitch", "layers"),
 }
 
 

@@ -57,7 +57,12 @@ def classify(
         )
     if scored is not None:
         weight, bias = weight[scored], bias[scored]
-    logits = features @ weight.T + bias
+    return predict(features @ weight.T + bias, labels, scored)
+
+
+def predict(logits: np.ndarray, labels: np.ndarray, scored: np.ndarray | None = None) -> Predictions:
+    """Predictions from logits `(N, C')` for `labels` `(N,)`; with `scored` (sorted class indices), the logits are
+    those classes' only (`C' = len(scored)`) and the predictions are mapped back to class indices."""
     k = min(TOP_K, logits.shape[1])
     top = np.argpartition(-logits, k - 1, axis=1)[:, :k]
     top1 = logits.argmax(axis=1)

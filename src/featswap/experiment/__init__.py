@@ -248,6 +248,13 @@ class Experiment:
             self._finish(out)
         return [*lines, f"wrote {out / 'similarity.json'}"]
 
+    def stitch(self) -> dict[str, Any]:
+        """Stitch the config's two models at the layer pairs of `config.stitch` (`featswap stitch`): maps fitted on
+        the fitting images, evaluated on each evaluation set; writes OUT and returns metrics.json's content."""
+        from featswap.stitching.run import run_stitch
+
+        return run_stitch(self)
+
     # -- the whole run ---------------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
         """Extract, fit, evaluate and write every output into OUT; returns metrics.json's content."""

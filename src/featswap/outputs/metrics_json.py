@@ -164,25 +164,44 @@ MODEL = _record(
     {"spec": _text, "feature_dim": _count, "val_correct": _count, "val_total": _count, "val_accuracy": _fraction},
     {"val_top5_accuracy": _fraction, "head_outputs": _count, "head_offset": _count},
 )
+# fmt: off
+#: The fields of a pair that follow from per-image outcomes (every kind of run).
+OUTCOME = {
+    "source": _text, "target": _text, "solver": _text,
+    "mapped_correct": _count, "total": _count, "mapped_accuracy": _fraction,
+    "native_correct": _count, "native_accuracy": _fraction,
+    "loss": _signed_fraction, "loss_ci95": _items(_signed_fraction, 2),
+    "fixed": _count, "broken": _count, "mcnemar_p": _fraction,
+    "venn": _record(dict.fromkeys(VENN_KEYS, _count)),
+}
+OUTCOME_OPTIONAL = {
+    "native_accuracy_ci95": _items(_fraction, 2), "mapped_accuracy_ci95": _items(_fraction, 2),
+    "native_top5_accuracy": _fraction, "mapped_top5_accuracy": _fraction, "agreement": _fraction,
+    "per_class": _record({"largest_losses": _items(_class_change), "largest_gains": _items(_class_change)}),
+}
 PAIR = _record(
     {
-        "source": _text, "target": _text, "solver": _text,
-        "mapped_correct": _count, "total": _count, "mapped_accuracy": _fraction,
-        "native_correct": _count, "native_accuracy": _fraction,
-        "loss": _signed_fraction, "loss_ci95": _items(_signed_fraction, 2),
-        "fixed": _count, "broken": _count, "mcnemar_p": _fraction,
-        "venn": _record(dict.fromkeys(VENN_KEYS, _count)),
+        **OUTCOME,
         "fit": _record({"seconds": _number(0.0), "iterations": _count, "train_loss": _number(0.0),
                         "val_loss": _number(0.0)},
                        {"fit_size": _count, "source_dim": _count, "alpha": _number(0.0), "underdetermined": _flag,
                         "interpolates": _flag}),
     },
+    OUTCOME_OPTIONAL,
+)
+#: A map at a layer pair (`featswap stitch`): a pair's outcome fields, its layers, and its fit from moments.
+STITCH_PAIR = _record(
     {
-        "native_accuracy_ci95": _items(_fraction, 2), "mapped_accuracy_ci95": _items(_fraction, 2),
-        "native_top5_accuracy": _fraction, "mapped_top5_accuracy": _fraction, "agreement": _fraction,
-        "per_class": _record({"largest_losses": _items(_class_change), "largest_gains": _items(_class_change)}),
+        **OUTCOME,
+        "source_layer": _text, "target_layer": _text,
+        "fit": _record({"seconds": _number(0.0), "iterations": _count, "val_loss": _number(0.0)},
+                       {"fit_size": _count, "rows": _count, "source_dim": _count, "alpha": _number(0.0),
+                        "scale": _number(0.0), "underdetermined": _flag, "train_r2": _nullable(_number(high=1.0))}),
     },
-)  # fmt: skip
+    {**OUTCOME_OPTIONAL, "resampled": _nullable(_text)},
+)
+LAYER = _record({"shape": _items(_count), "depth": _fraction, "stage": _flag})
+# fmt: on
 SET_KEYS = {"dataset": DATASET, "models": _mapping(MODEL), "pairs": _items(PAIR)}
 SET_OPTIONAL = {
     "loss_matrix": _mapping(_mapping(_mapping(_signed_fraction))),
@@ -193,6 +212,15 @@ SET_OPTIONAL = {
 METRICS = _record({"featswap_version": _text, **SET_KEYS}, SET_OPTIONAL)
 #: Several evaluation sets: one entry of the single-set layout (without the version) per set.
 SEVERAL = _record({"featswap_version": _text, "evaluations": _items(_record(SET_KEYS, SET_OPTIONAL))})
+#: A stitching run's set: its pairs are maps at layer pairs, and `layers` records each layer used.
+STITCH_SET_KEYS = {**SET_KEYS, "pairs": _items(STITCH_PAIR), "layers": _mapping(_mapping(LAYER))}
+STITCH = _record({"featswap_version": _text, "kind": _text, **STITCH_SET_KEYS})
+STITCH_SEVERAL = _record({"featswap_version": _text, "kind": _text, "evaluations": _items(_record(STITCH_SET_KEYS))})
+
+
+def is_stitch(metrics: dict[str, Any]) -> bool:
+    """Whether `metrics` is a stitching run's (`"kind": "stitch"`)."""
+    return isinstance(metrics, dict) and metrics.get("kind") == "stitch"
 
 
 def evaluation_sets(metrics: dict[str, Any]) -> list[dict[str, Any]]:
@@ -205,7 +233,10 @@ def contract_violations(metrics: Any) -> list[str]:
     """Where `metrics` departs from the contract's layout and types (empty when it follows it)."""
     problems: list[str] = []
     several = isinstance(metrics, dict) and "evaluations" in metrics
-    (SEVERAL if several else METRICS)(metrics, "metrics", problems)
+    if is_stitch(metrics):
+        (STITCH_SEVERAL if several else STITCH)(metrics, "metrics", problems)
+    else:
+        (SEVERAL if several else METRICS)(metrics, "metrics", problems)
     if problems:
         return problems
     for entry in evaluation_sets(metrics):
@@ -213,6 +244,11 @@ def contract_violations(metrics: Any) -> list[str]:
             for name in (p["source"], p["target"]):
                 if name not in entry["models"]:
                     problems.append(f"pair {p['source']}->{p['target']} names model {name!r}, absent from models")
+            if "source_layer" in p:
+                for name, layer in ((p["source"], p["source_layer"]), (p["target"], p["target_layer"])):
+                    if layer not in entry.get("layers", {}).get(name, {}):
+                        problems.append(f"pair {p['source']}->{p['target']} names layer {layer!r} of {name}, absent "
+                                        "from layers")  # fmt: skip
     return problems
 
 
@@ -225,12 +261,11 @@ def invariant_violations(metrics: dict[str, Any]) -> list[str]:
     """
     if "evaluations" in metrics:
         return [problem for entry in metrics["evaluations"] for problem in invariant_violations(entry)]
-    if "evaluations" in metrics:
-        return [problem for entry in metrics["evaluations"] for problem in invariant_violations(entry)]
     problems = []
     models = metrics.get("models", {})
     for p in metrics.get("pairs", []):
-        where = f"{p['source']}->{p['target']} ({p['solver']})"
+        layers = f" at {p['source_layer']}->{p['target_layer']}" if "source_layer" in p else ""
+        where = f"{p['source']}->{p['target']}{layers} ({p['solver']})"
         venn = p["venn"]
         if set(venn) != set(VENN_KEYS):
             problems.append(f"{where}: venn keys {sorted(venn)}")

@@ -210,6 +210,10 @@ def render_report(out: str | Path) -> Path:
 
     out = Path(out)
     metrics = read_metrics(out)
+    if metrics.get("kind") == "stitch":
+        from featswap.outputs.stitch_report import render_stitch_report
+
+        return render_stitch_report(out, metrics)
     curves_path = out / "fit_curves.json"
     curves: dict[str, list[float]] = json.loads(curves_path.read_text()) if curves_path.is_file() else {}
     figures = out / "figures"
