@@ -2,7 +2,8 @@
 
 One function per measure, `featswap.similarity.<name>(X, Y) -> float` for `X` `(N, D1)` and `Y` `(N, D2)`
 with the same rows (images). All but `mutual_knn` and `map_r2` come from feature-space sums (`D x D`,
-float64), never from `N x N` kernels, and have a streaming form: `GramStats` accumulates row chunks (or
+merged in float64; from float32 products where the result stays within 1e-6, see `featswap.mapping.products`),
+never from `N x N` kernels, and have a streaming form: `GramStats` accumulates row chunks (or
 merges workers' stats) and gives the same values.
 
 | name | range | more similar | symmetric |
