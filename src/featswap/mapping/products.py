@@ -35,6 +35,9 @@ TOLERANCE = 1e-6
 #: unit roundoff (features quantised by a large offset, `benchmarks/offsets.py`); twice that again for margin.
 SAFETY = 4.0
 
+#: The unit roundoff of float64 products.
+FLOAT64_ROUNDOFF = 2.0**-53
+
 #: `"float32"`: float32 products for float32 features (float64 ones stay float64); `"float64"`: always float64.
 PRECISIONS = ("float32", "float64")
 
@@ -60,6 +63,8 @@ def roundoff(dtype: np.dtype) -> float:
 def check_conditioning(condition: float, unit_roundoff: float, what: str) -> None:
     """Raise `PrecisionError` when a result of this `condition` number, from products of this `unit_roundoff`,
     could be off by more than `TOLERANCE` (relative): more than `TOLERANCE / SAFETY` times the condition number."""
+    if unit_roundoff <= FLOAT64_ROUNDOFF:  # float64 products are the reference: nothing finer to fall back to
+        return
     if not condition * unit_roundoff * SAFETY <= TOLERANCE:
         raise PrecisionError(f"{what}: condition number {condition:.3g} needs float64 products")
 
