@@ -63,7 +63,7 @@ def test_streaming_equals_one_batch(chunks: list[int]) -> None:
     one = sim.GramStats.of(x, y)
     for measure in ("linear_cka", "debiased_cka", "procrustes", "cca_mean", "svcca"):
         assert getattr(streamed, measure)() == pytest.approx(getattr(one, measure)(), rel=1e-8, abs=1e-10)
-    assert streamed.linear_cka() == pytest.approx(sim.linear_cka(x, y), rel=1e-8)
+    assert streamed.linear_cka() == pytest.approx(sim.linear_cka(x, y), rel=1e-6)  # float32 products
 
 
 def test_linear_cka_matches_the_kernel_formula() -> None:

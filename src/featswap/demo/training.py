@@ -12,6 +12,7 @@ from torch import nn
 
 from featswap.backbones.sources import build_module
 from featswap.data.collections import Collection
+from featswap.threads import torch_threads_for
 
 
 @dataclass(frozen=True)
@@ -38,17 +39,18 @@ def train_module(module: nn.Module, images: torch.Tensor, labels: torch.Tensor, 
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=steps)
     loss_fn = nn.CrossEntropyLoss()
     module.train()
-    for _ in range(config.epochs):
-        order = torch.randperm(len(images), generator=generator)
-        for start in range(0, len(images), config.batch_size):
-            batch = order[start : start + config.batch_size]
-            optimizer.zero_grad(set_to_none=True)
-            loss_fn(module(images[batch]), labels[batch]).backward()
-            optimizer.step()
-            schedule.step()
-    module.eval()
-    with torch.inference_mode():
-        return float((module(images).argmax(1) == labels).float().mean())
+    with torch_threads_for(0):  # the tiny networks' steps: one thread (`featswap.threads`)
+        for _ in range(config.epochs):
+            order = torch.randperm(len(images), generator=generator)
+            for start in range(0, len(images), config.batch_size):
+                batch = order[start : start + config.batch_size]
+                optimizer.zero_grad(set_to_none=True)
+                loss_fn(module(images[batch]), labels[batch]).backward()
+                optimizer.step()
+                schedule.step()
+        module.eval()
+        with torch.inference_mode():
+            return float((module(images).argmax(1) == labels).float().mean())
 
 
 def train_or_load(

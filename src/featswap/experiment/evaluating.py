@@ -30,16 +30,11 @@ from featswap.evaluation.swap import (
 )
 from featswap.experiment.fitting import FittedMap, fit_facts
 from featswap.mapping.losses import paper_loss_numpy
-from featswap.mapping.paired import InMemoryPairs
 from featswap.mapping.solvers import SOLVERS
 from featswap.outputs.predictions import mapped_column, native_column
 from featswap.similarity.catalog import MEASURES
-from featswap.similarity.gram import GramStats
-from featswap.similarity.measures import from_gram, mutual_knn, r2_score
+from featswap.similarity.measures import PairStats, mutual_knn, r2_score
 from featswap.store import FeatureStore
-
-#: Rows per block of the in-memory `GramStats` pass (any size gives the same values to rounding).
-GRAM_BLOCK_ROWS = 4096
 
 
 @dataclass
@@ -179,9 +174,9 @@ def similarity_of(
     of each direction. A measure undefined for a pair is None there, with the reason."""
     result = Similarity({m: {n: {} for n in names} for m in MEASURES})
     for a, b in itertools.combinations(names, 2):
-        stats = GramStats.accumulate(InMemoryPairs(features[a], features[b], GRAM_BLOCK_ROWS).chunks())
+        stats = PairStats(features[a], features[b])
         for measure in (m for m in MEASURES if MEASURES.get(m).source == "gram"):
-            result.record(measure, a, b, functools.partial(from_gram, stats, measure, settings.svcca_k), both=True)
+            result.record(measure, a, b, functools.partial(stats.measure, measure, settings.svcca_k), both=True)
         knn = functools.partial(mutual_knn, features[a], features[b], k=settings.knn_k)
         result.record("mutual_knn", a, b, knn, both=True)
     for (source, target), compute in r2.items():

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from featswap.errors import FeatswapError, FitError
+from featswap.mapping.products import add_outer, compute_dtype, cross, gram, roundoff, row_blocks, shift
 
 
 class Mergeable(Protocol):
@@ -64,6 +65,8 @@ class Moments:
     cxx: np.ndarray
     cxy: np.ndarray
     tyy: float = 0.0
+    #: Unit roundoff of the products these sums were made of (`featswap.mapping.products.roundoff`).
+    roundoff: float = 2.0**-53
 
     @classmethod
     def zeros(cls, dx: int, dy: int) -> Moments:
@@ -71,8 +74,11 @@ class Moments:
         return cls(0, np.zeros(dx), np.zeros(dy), np.zeros((dx, dx)), np.zeros((dx, dy)))
 
     @classmethod
-    def of(cls, x: np.ndarray, y: np.ndarray, device: str = "cpu") -> Moments:
-        """Moments of one chunk: `x` (n, Dx), `y` (n, Dy), each centred on its own mean in float64."""
+    def of(cls, x: np.ndarray, y: np.ndarray, device: str = "cpu", precision: str = "float64") -> Moments:
+        """Moments of one chunk: `x` (n, Dx), `y` (n, Dy), each centred on its own mean, in blocks of
+        `BLOCK_ROWS` rows merged in float64. `precision="float32"` multiplies float32 features in float32 (the
+        BLAS fast path, `featswap.mapping.products`; least squares may then raise `PrecisionError`); the
+        default, float64. On another device than the CPU, in float64 there."""
         if x.ndim != 2 or y.ndim != 2 or len(x) != len(y):
             raise FitError(
                 f"Got {len(x)} rows of source features but {len(y)} of target features; rows must be the "
@@ -80,6 +86,29 @@ class Moments:
             )
         if len(x) == 0:
             return cls.zeros(x.shape[1], y.shape[1])
+        if device != "cpu":
+            return cls._of_on(x, y, device)
+        dtype = compute_dtype(x, y, precision=precision)
+        total = merge_all(cls._of_block(x[rows], y[rows], dtype) for rows in row_blocks(len(x)))
+        assert total is not None  # at least one row, so at least one block
+        return total
+
+    @classmethod
+    def _of_block(cls, x: np.ndarray, y: np.ndarray, dtype: np.dtype) -> Moments:
+        """Moments of a block `x` (n, Dx), `y` (n, Dy): products in `dtype` of the deviations from the means
+        rounded to `dtype` (`shift`: exact subtractions where the features share an offset), widened to float64
+        and moved to the exact means, `sum u u^T - n r r^T` for the deviations' mean `r`."""
+        n = len(x)
+        px, u, r = shift(x, dtype)
+        py, v, s = shift(y, dtype)
+        cxx = add_outer(gram(u), -n, r, r)
+        cxy = add_outer(cross(u, v), -n, r, s)
+        tyy = float(np.einsum("ij,ij->", v, v, dtype=np.float64)) - n * float(s @ s)
+        return cls(n, px + r, py + s, cxx, cxy, tyy, roundoff(dtype))
+
+    @classmethod
+    def _of_on(cls, x: np.ndarray, y: np.ndarray, device: str) -> Moments:
+        """Moments of a chunk computed in float64 on `device` (a GPU)."""
         tx, ty = as_float64(x, device), as_float64(y, device)
         mx, my = tx.mean(0), ty.mean(0)
         u, v = tx - mx, ty - my
@@ -93,9 +122,12 @@ class Moments:
         )
 
     @classmethod
-    def accumulate(cls, chunks: Iterable[tuple[np.ndarray, np.ndarray]], device: str = "cpu") -> Moments:
+    def accumulate(
+        cls, chunks: Iterable[tuple[np.ndarray, np.ndarray]], device: str = "cpu", precision: str = "float64"
+    ) -> Moments:
         """Moments of a stream of `(x chunk, y chunk)` pairs."""
-        return merge_nonempty((cls.of(x, y, device) for x, y in chunks), FitError("No samples to fit on."))
+        parts = (cls.of(x, y, device, precision) for x, y in chunks)
+        return merge_nonempty(parts, FitError("No samples to fit on."))
 
     def merge(self, other: Moments) -> Moments:
         """The moments of both sets of rows (Chan, Golub & LeVeque's pairwise update)."""
@@ -112,9 +144,10 @@ class Moments:
             n,
             self.mx + dx * (other.n / n),
             self.my + dy * (other.n / n),
-            self.cxx + other.cxx + weight * np.outer(dx, dx),
-            self.cxy + other.cxy + weight * np.outer(dx, dy),
+            add_outer(self.cxx + other.cxx, weight, dx, dx),
+            add_outer(self.cxy + other.cxy, weight, dx, dy),
             self.tyy + other.tyy + weight * float(dy @ dy),
+            max(self.roundoff, other.roundoff),
         )
 
     def centred(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -127,5 +160,5 @@ class Moments:
         w = np.asarray(weight, dtype=np.float64)
         offset = w @ self.mx + np.asarray(bias, dtype=np.float64) - self.my
         quad = float(np.einsum("ij,jk,ik->", w, self.cxx, w))
-        cross = float(np.einsum("ij,ji->", w, self.cxy))
-        return quad - 2 * cross + self.tyy + self.n * float(offset @ offset)
+        linear = float(np.einsum("ij,ji->", w, self.cxy))
+        return quad - 2 * linear + self.tyy + self.n * float(offset @ offset)

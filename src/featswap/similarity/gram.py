@@ -17,8 +17,19 @@ import torch
 from featswap.errors import DataError
 from featswap.mapping.moments import Moments, as_float64, merge_nonempty, symmetric
 from featswap.mapping.paired import check_paired
+from featswap.mapping.products import (
+    add_outer,
+    centre,
+    check_conditioning,
+    compute_dtype,
+    cross,
+    gram,
+    roundoff,
+    row_blocks,
+)
 
 RCOND = 1e-10
+_NO_ROWS = DataError("No samples to compare.")
 
 
 @dataclass(frozen=True)
@@ -47,13 +58,43 @@ class GramStats:
     xb: np.ndarray
     ya: np.ndarray
     yb: np.ndarray
+    #: Unit roundoff of the products these sums were made of (`featswap.mapping.products.roundoff`).
+    roundoff: float = 2.0**-53
 
     @classmethod
-    def of(cls, x: np.ndarray, y: np.ndarray, device: str = "cpu") -> GramStats:
-        """Stats of one chunk of rows `x` (n, D1), `y` (n, D2), centred on the chunk's own means."""
+    def of(cls, x: np.ndarray, y: np.ndarray, device: str = "cpu", precision: str = "float64") -> GramStats:
+        """Stats of one chunk of rows `x` (n, D1), `y` (n, D2), centred on the chunk's own means, in blocks of
+        `BLOCK_ROWS` rows merged in float64. `precision="float32"` multiplies float32 features in float32 (the
+        BLAS fast path, `featswap.mapping.products`; CCA may then raise `PrecisionError`); the default, float64.
+        On another device than the CPU, in float64 there."""
         x, y = check_paired(x, y)
         if len(x) == 0:
             return cls.zeros(x.shape[1], y.shape[1])
+        if device != "cpu":
+            return cls._of_on(x, y, device)
+        dtype = compute_dtype(x, y, precision=precision)
+        return merge_nonempty((cls._of_block(x[rows], y[rows], dtype) for rows in row_blocks(len(x))), _NO_ROWS)
+
+    @classmethod
+    def _of_block(cls, x: np.ndarray, y: np.ndarray, dtype: np.dtype) -> GramStats:
+        """Stats of a block of rows: centred products in `dtype`, widened to float64."""
+        mx, u = centre(x, dtype)
+        my, v = centre(y, dtype)
+        a = np.einsum("ij,ij->i", u, u, dtype=np.float64)  # squared row norms, (n,)
+        b = np.einsum("ij,ij->i", v, v, dtype=np.float64)
+        a_, b_ = a.astype(dtype), b.astype(dtype)
+
+        def vec(t: np.ndarray) -> np.ndarray:
+            return np.asarray(t, dtype=np.float64)
+
+        return cls(
+            len(x), mx, my, gram(u), gram(v), cross(u, v), float(a @ a), float(b @ b), float(a @ b),
+            vec(u.T @ a_), vec(u.T @ b_), vec(v.T @ a_), vec(v.T @ b_), roundoff(dtype),
+        )  # fmt: skip
+
+    @classmethod
+    def _of_on(cls, x: np.ndarray, y: np.ndarray, device: str) -> GramStats:
+        """Stats of a chunk computed in float64 on `device` (a GPU)."""
         tx, ty = as_float64(x, device), as_float64(y, device)
         mx, my = tx.mean(0), ty.mean(0)
         u, v = tx - mx, ty - my
@@ -75,22 +116,22 @@ class GramStats:
                    z1, z1, z2, z2)  # fmt: skip
 
     @classmethod
-    def accumulate(cls, chunks: Iterable[tuple[np.ndarray, np.ndarray]], device: str = "cpu") -> GramStats:
-        return merge_nonempty((cls.of(x, y, device) for x, y in chunks), DataError("No samples to compare."))
+    def accumulate(
+        cls, chunks: Iterable[tuple[np.ndarray, np.ndarray]], device: str = "cpu", precision: str = "float64"
+    ) -> GramStats:
+        return merge_nonempty((cls.of(x, y, device, precision) for x, y in chunks), _NO_ROWS)
 
     def _about(self, mx: np.ndarray, my: np.ndarray) -> tuple[Any, ...]:
-        """These rows' sums taken about the points `mx`, `my` instead of their own means: with
-        `d = mx - self.mx`, `e = my - self.my`, each row's deviation becomes `u - d` (and `v - e`), so
+        """These rows' third and fourth moments taken about the points `mx`, `my` instead of their own means:
+        with `d = mx - self.mx`, `e = my - self.my`, each row's deviation becomes `u - d` (and `v - e`), so
         `sum (u - d) = -n d`, `a_i` becomes `a_i - 2 u_i.d + |d|^2`, and so on; the terms in `sum u` vanish.
-        Returns `(cxx, cyy, cxy, saa, sbb, sab, xa, xb, ya, yb)` about the new points."""
+        Returns `(saa, sbb, sab, xa, xb, ya, yb)` about the new points (the scatter matrices are merged by
+        `merge` with one rank-1 update each)."""
         n, d, e = self.n, mx - self.mx, my - self.my
         dd, ee = float(d @ d), float(e @ e)
         sa, sb = float(np.trace(self.cxx)), float(np.trace(self.cyy))
         cxx_d, cyy_e, cxy_e, cyx_d = self.cxx @ d, self.cyy @ e, self.cxy @ e, self.cxy.T @ d
         return (
-            self.cxx + n * np.outer(d, d),
-            self.cyy + n * np.outer(e, e),
-            self.cxy + n * np.outer(d, e),
             self.saa + 4 * float(d @ cxx_d) + n * dd**2 - 4 * float(d @ self.xa) + 2 * dd * sa,
             self.sbb + 4 * float(e @ cyy_e) + n * ee**2 - 4 * float(e @ self.yb) + 2 * ee * sb,
             self.sab - 2 * float(e @ self.ya) + ee * sa - 2 * float(d @ self.xb) + 4 * float(d @ cxy_e)
@@ -113,13 +154,20 @@ class GramStats:
         mx = self.mx + (other.mx - self.mx) * (other.n / n)
         my = self.my + (other.my - self.my) * (other.n / n)
         mine, theirs = self._about(mx, my), other._about(mx, my)
-        return GramStats(n, mx, my, *(a + b for a, b in zip(mine, theirs, strict=True)))
+        # Chan's update of the scatter matrices: both parts' scatter plus that of the difference of their means.
+        dx, dy, weight = other.mx - self.mx, other.my - self.my, self.n * other.n / n
+        cxx = add_outer(self.cxx + other.cxx, weight, dx, dx)
+        cyy = add_outer(self.cyy + other.cyy, weight, dy, dy)
+        cxy = add_outer(self.cxy + other.cxy, weight, dx, dy)
+        saa, sbb, sab, xa, xb, ya, yb = (a + b for a, b in zip(mine, theirs, strict=True))
+        roundoff = max(self.roundoff, other.roundoff)
+        return GramStats(n, mx, my, cxx, cyy, cxy, saa, sbb, sab, xa, xb, ya, yb, roundoff)
 
     def moments(self, swapped: bool = False) -> Moments:
         """The least-squares moments of the map x -> y (or, `swapped`, y -> x), with no further pass."""
         if swapped:
-            return Moments(self.n, self.my, self.mx, self.cyy, self.cxy.T, float(np.trace(self.cxx)))
-        return Moments(self.n, self.mx, self.my, self.cxx, self.cxy, float(np.trace(self.cyy)))
+            return Moments(self.n, self.my, self.mx, self.cyy, self.cxy.T, float(np.trace(self.cxx)), self.roundoff)
+        return Moments(self.n, self.mx, self.my, self.cxx, self.cxy, float(np.trace(self.cyy)), self.roundoff)
 
     # -- centred covariances -------------------------------------------------------------------------
     def centred(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -165,11 +213,12 @@ class GramStats:
     def canonical_correlations(self, k: int | None = None) -> np.ndarray:
         """Canonical correlations, descending; with `k`, of the top-`k` principal directions of each side
         (SVCCA). Directions of (numerically) zero variance are dropped, so duplicated or constant features
-        do not produce NaN."""
+        do not produce NaN. Raises `PrecisionError` when the whitening's condition number makes float32 products
+        too coarse (recompute with `precision="float64"`)."""
         if k is not None and (isinstance(k, bool) or not isinstance(k, int) or k < 1):
             raise DataError(f"svcca keeps the top k principal directions of each side; k must be >= 1, got {k!r}.")
         cxx, cyy, cxy = self.centred()
-        wx, wy = _whitener(cxx, k), _whitener(cyy, k)
+        wx, wy = _whitener(cxx, k, self.roundoff), _whitener(cyy, k, self.roundoff)
         if wx.shape[1] == 0 or wy.shape[1] == 0:
             raise DataError("CCA is undefined: one feature set has no variance.")
         rx, ry = wx.shape[1], wy.shape[1]
@@ -191,17 +240,19 @@ class GramStats:
 
 
 def chunk_split_gram(
-    x: np.ndarray, y: np.ndarray, start: int, device: str, n: int, holdout: float, seed: int
+    x: np.ndarray, y: np.ndarray, start: int, device: str, n: int, holdout: float, seed: int, precision: str = "float64"
 ) -> tuple[GramStats, GramStats]:
     """`GramStats` of one chunk's fitting rows and of its held-out rows (`split_rows(n, holdout, seed)`; a
-    `ChunkFn`, so that a worker of a cluster rebuilds the mask from these few numbers)."""
+    `ChunkFn`, so that a worker of a cluster rebuilds the mask from these few numbers). The fitting step's
+    statistics default to float64 products: every closed-form solver of both directions reads them, and
+    least-squares weights amplify rounding by the condition number of the source's scatter."""
     from featswap.mapping.solvers.lstsq import held_out_mask
 
     try:
         mask = held_out_mask(n, holdout, seed)[start : start + len(x)]
     except DataError:  # too few rows to hold any out: all fit (a solver that needs held-out rows says so)
         mask = np.zeros(len(x), dtype=bool)
-    return GramStats.of(x[~mask], y[~mask], device), GramStats.of(x[mask], y[mask], device)
+    return GramStats.of(x[~mask], y[~mask], device, precision), GramStats.of(x[mask], y[mask], device, precision)
 
 
 def chunk_gram_stats(x: np.ndarray, y: np.ndarray, start: int, device: str) -> GramStats:
@@ -213,14 +264,17 @@ def _ratio(numerator: float, denominator: float, measure: str) -> float:
     return numerator / denominator if denominator > 0 else _constant(measure)
 
 
-def _whitener(cov: np.ndarray, k: int | None) -> np.ndarray:
-    """`W` (D, r) with `W^T cov W = I` on the kept principal directions (the top `k`, or all non-null)."""
+def _whitener(cov: np.ndarray, k: int | None, unit_roundoff: float = 2.0**-53) -> np.ndarray:
+    """`W` (D, r) with `W^T cov W = I` on the kept principal directions (the top `k`, or all non-null); raises
+    `PrecisionError` when their condition number is too large for products of `unit_roundoff`."""
     values, vectors = np.linalg.eigh(cov)
     order = np.argsort(values)[::-1]
     values, vectors = values[order], vectors[:, order]
     keep = values > RCOND * max(float(values[0]), np.finfo(np.float64).tiny) if len(values) else values > 0
     if k is not None:
         keep &= np.arange(len(values)) < k
+    if keep.any():
+        check_conditioning(float(values[0] / values[keep][-1]), unit_roundoff, "canonical correlations")
     return vectors[:, keep] / np.sqrt(values[keep])
 
 

@@ -2,7 +2,8 @@
 
 One function per measure, `featswap.similarity.<name>(X, Y) -> float` for `X` `(N, D1)` and `Y` `(N, D2)`
 with the same rows (images). All but `mutual_knn` and `map_r2` come from feature-space sums (`D x D`,
-float64), never from `N x N` kernels, and have a streaming form: `GramStats` accumulates row chunks (or
+merged in float64; from float32 products where the result stays within 1e-6, see `featswap.mapping.products`),
+never from `N x N` kernels, and have a streaming form: `GramStats` accumulates row chunks (or
 merges workers' stats) and gives the same values.
 
 | name | range | more similar | symmetric |
@@ -24,7 +25,8 @@ import numpy as np
 import torch
 
 from featswap.errors import DataError
-from featswap.mapping.paired import check_paired
+from featswap.mapping.paired import InMemoryPairs, check_paired
+from featswap.mapping.products import PrecisionError
 from featswap.similarity.gram import GramStats, _constant
 
 
@@ -40,24 +42,49 @@ def from_gram(stats: GramStats, measure: str, svcca_k: int = 20) -> float:
     return compute[measure]()
 
 
+class PairStats:
+    """The `GramStats` of a pair of feature sets in memory, `x` `(N, D1)` and `y` `(N, D2)`: from float32 products,
+    and from float64 products only when a measure needs them (`PrecisionError`: CCA's whitening is
+    ill-conditioned), computed then, once."""
+
+    def __init__(self, x: np.ndarray, y: np.ndarray, block_rows: int | None = None) -> None:
+        self.x, self.y, self.block_rows = x, y, block_rows
+        self.fast = self._stats("float32")
+        self._precise: GramStats | None = None
+
+    def _stats(self, precision: str) -> GramStats:
+        if self.block_rows is None:
+            return GramStats.of(self.x, self.y, precision=precision)
+        return GramStats.accumulate(InMemoryPairs(self.x, self.y, self.block_rows).chunks(), precision=precision)
+
+    def measure(self, measure: str, svcca_k: int = 20) -> float:
+        """A `gram` measure of the pair, within `TOLERANCE` of a float64 computation on centred data."""
+        try:
+            return from_gram(self.fast, measure, svcca_k)
+        except PrecisionError:
+            if self._precise is None:
+                self._precise = self._stats("float64")
+            return from_gram(self._precise, measure, svcca_k)
+
+
 def linear_cka(x: np.ndarray, y: np.ndarray) -> float:
-    return GramStats.of(x, y).linear_cka()
+    return GramStats.of(x, y, precision="float32").linear_cka()
 
 
 def debiased_cka(x: np.ndarray, y: np.ndarray) -> float:
-    return GramStats.of(x, y).debiased_cka()
+    return GramStats.of(x, y, precision="float32").debiased_cka()
 
 
 def procrustes(x: np.ndarray, y: np.ndarray) -> float:
-    return GramStats.of(x, y).procrustes()
+    return GramStats.of(x, y, precision="float32").procrustes()
 
 
 def cca_mean(x: np.ndarray, y: np.ndarray) -> float:
-    return GramStats.of(x, y).cca_mean()
+    return PairStats(x, y).measure("cca_mean")
 
 
 def svcca(x: np.ndarray, y: np.ndarray, k: int = 20) -> float:
-    return GramStats.of(x, y).svcca(k)
+    return PairStats(x, y).measure("svcca", k)
 
 
 def mutual_knn(x: np.ndarray, y: np.ndarray, k: int = 10, block: int = 1024) -> float:

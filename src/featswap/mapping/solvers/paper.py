@@ -12,6 +12,7 @@ from featswap import validate
 from featswap.mapping.losses import paper_loss
 from featswap.mapping.paired import PairedFeatures, check_fits_in_memory
 from featswap.mapping.solvers.base import SOLVERS, FitResult, Heads, Solver
+from featswap.threads import SMALL_WORK, torch_threads_for
 
 INITS = ("glorot_uniform", "zeros_identity", "torch_default")
 
@@ -90,16 +91,19 @@ def adam_on_paper_loss(
     """Run `iterations` steps on random batches (with replacement) of rows of `x` (n, Dx), `y` (n, Dy);
     updates `weight`, `bias` in place and returns the per-batch losses `(iterations,)`."""
     curve = torch.empty(iterations, device=x.device)
-    # Batch indices come from a CPU generator so that a seed gives the same batches on every device.
-    for step in range(iterations):
-        rows = torch.randint(len(x), (batch_size,), generator=generator).to(x.device)
-        optimizer.zero_grad(set_to_none=True)
-        loss = paper_loss(x[rows] @ weight.T + bias, y[rows])
-        loss.backward()
-        optimizer.step()
-        if schedule is not None:
-            schedule.step()
-        curve[step] = loss.detach()
+    # Small steps run on one CPU thread, so that a busy machine does not stall them (`featswap.threads`).
+    work = batch_size * int(weight.shape[0]) * int(weight.shape[1]) if x.device.type == "cpu" else SMALL_WORK
+    with torch_threads_for(work):
+        # Batch indices come from a CPU generator so that a seed gives the same batches on every device.
+        for step in range(iterations):
+            rows = torch.randint(len(x), (batch_size,), generator=generator).to(x.device)
+            optimizer.zero_grad(set_to_none=True)
+            loss = paper_loss(x[rows] @ weight.T + bias, y[rows])
+            loss.backward()
+            optimizer.step()
+            if schedule is not None:
+                schedule.step()
+            curve[step] = loss.detach()
     return curve
 
 

@@ -1,0 +1,228 @@
+"""featswap against its peers' methods and against the bare float32 products, side by side in one run.
+
+    python benchmarks/peers.py [--rows 50000] [--fit-rows 20000] [--dx 1536] [--dy 2048] [--repeats 3]
+
+The peers' methods are written out here, as their authors publish them, in float32 on centred data:
+
+- Kornblith et al.'s feature-space linear CKA (centre, then `||Y^T X||_F^2 / (||X^T X||_F ||Y^T Y||_F)`) and its
+  debiased form (their `feature_space_linear_cka(..., debiased=True)`), one call per measure;
+- the orthogonal Procrustes distance with `scipy.linalg.orthogonal_procrustes` (centred, unit Frobenius norm,
+  the narrower side zero-padded);
+- least squares with bias by scikit-learn's `Ridge` (Cholesky solver, the same ridge strength);
+- the bare float32 products the statistics need (`X^T X`, `Y^T Y`, `X^T Y`; `X^T X`, `X^T Y` for a map), timed
+  alone on uncentred data: the limit featswap's centred products can approach.
+
+Every row is run `--repeats` times, featswap and its peer interleaved (alternating which goes first). A row prints
+the min and median of the ratio featswap time / peer time, the largest relative difference of featswap's results
+(and the peer's) from a float64 computation on centred data, and the peak memory each allocates beyond the inputs
+(numpy's allocations, traced). The features are planted: a shared latent, each side's own noise and an offset;
+`lstsq, ill-conditioned` scales the source's features over four decades (condition number about 1e8), where
+featswap multiplies in float64 because float32 products could not keep its weights within 1e-6. The last line
+reads `slowest ratio: X` (the worst row's median).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+import tracemalloc
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.linalg import orthogonal_procrustes
+from sklearn.linear_model import Ridge
+
+from featswap.mapping.affine_map import AffineMap
+from featswap.similarity import GramStats, linear_cka
+
+RIDGE = 1.0  # the same ridge strength for featswap and scikit-learn (added to the centred X^T X)
+
+
+def planted(rows: int, dx: int, dy: int, seed: int = 0, decades: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """Float32 features `(rows, dx)`, `(rows, dy)` sharing a 256-dimensional latent, with offsets; the source's
+    columns scaled over `decades` decades."""
+    rng = np.random.default_rng(seed)
+    z = rng.standard_normal((rows, 256), dtype=np.float32)
+    x = z @ rng.standard_normal((256, dx), dtype=np.float32) / 16 + rng.standard_normal((rows, dx), dtype=np.float32)
+    y = z @ rng.standard_normal((256, dy), dtype=np.float32) / 16 + rng.standard_normal((rows, dy), dtype=np.float32)
+    x += 3.0
+    y -= 2.0
+    if decades:
+        x *= np.logspace(0, -decades, dx, dtype=np.float32)
+    return x, y
+
+
+# -- the peers' methods --------------------------------------------------------------------------------------
+def kornblith_cka(x: np.ndarray, y: np.ndarray, debiased: bool = False) -> float:
+    """Kornblith et al.'s `feature_space_linear_cka`, as published (numpy, the features' dtype)."""
+    x = x - np.mean(x, 0, keepdims=True)
+    y = y - np.mean(y, 0, keepdims=True)
+    xty = np.linalg.norm(x.T.dot(y)) ** 2
+    norm_x, norm_y = np.linalg.norm(x.T.dot(x)), np.linalg.norm(y.T.dot(y))
+    if debiased:
+        n = x.shape[0]
+        rows_x, rows_y = np.einsum("ij,ij->i", x, x), np.einsum("ij,ij->i", y, y)
+        sq_x, sq_y = np.sum(rows_x), np.sum(rows_y)
+
+        def helper(value: float, ra: np.ndarray, rb: np.ndarray, sa: float, sb: float) -> float:
+            return value - n / (n - 2.0) * ra.dot(rb) + sa * sb / ((n - 1) * (n - 2))
+
+        xty = helper(xty, rows_x, rows_y, sq_x, sq_y)
+        norm_x = np.sqrt(helper(norm_x**2, rows_x, rows_x, sq_x, sq_x))
+        norm_y = np.sqrt(helper(norm_y**2, rows_y, rows_y, sq_y, sq_y))
+    return float(xty / (norm_x * norm_y))
+
+
+def scipy_procrustes(x: np.ndarray, y: np.ndarray) -> float:
+    """Procrustes distance with `scipy.linalg.orthogonal_procrustes` (centred, unit norm, narrower side padded)."""
+    x, y = x - x.mean(0), y - y.mean(0)
+    x, y = x / np.linalg.norm(x), y / np.linalg.norm(y)
+    width = max(x.shape[1], y.shape[1])
+    x = np.pad(x, ((0, 0), (0, width - x.shape[1])))
+    y = np.pad(y, ((0, 0), (0, width - y.shape[1])))
+    _, scale = orthogonal_procrustes(x, y)
+    return float(np.sqrt(max(0.0, 2.0 - 2.0 * scale)))
+
+
+def sklearn_ridge(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    return Ridge(alpha=RIDGE, solver="cholesky").fit(x, y).coef_
+
+
+# -- featswap ------------------------------------------------------------------------------------------------
+def featswap_two_cka(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    stats = GramStats.of(x, y, precision="float32")
+    return stats.linear_cka(), stats.debiased_cka()
+
+
+def featswap_one_pass(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
+    stats = GramStats.of(x, y, precision="float32")
+    return stats.linear_cka(), stats.debiased_cka(), stats.procrustes()
+
+
+def featswap_lstsq(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    return AffineMap("lstsq", alpha=RIDGE).fit(x, y).weight_
+
+
+# -- the run -------------------------------------------------------------------------------------------------
+@dataclass
+class Row:
+    name: str
+    featswap: Callable[[], object]
+    peer_name: str
+    peer: Callable[[], object]
+    reference: object = None
+    compare_peer: bool = True  # False where the peer computes products, not the result
+    ratios: list[float] = field(default_factory=list)
+    error: float = 0.0
+    peer_error: float = float("nan")
+    memory: tuple[int, int] = (0, 0)
+
+
+def relative(result: object, reference: object) -> float:
+    a, b = np.asarray(result, dtype=np.float64), np.asarray(reference, dtype=np.float64)
+    return float(np.linalg.norm(a - b) / np.linalg.norm(b))
+
+
+def timed(fn: Callable[[], object]) -> tuple[float, object, int]:
+    tracemalloc.reset_peak()
+    base = tracemalloc.get_traced_memory()[0]
+    start = time.perf_counter()
+    result = fn()
+    seconds = time.perf_counter() - start
+    return seconds, result, tracemalloc.get_traced_memory()[1] - base
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=50_000)
+    parser.add_argument("--fit-rows", type=int, default=20_000)
+    parser.add_argument("--dx", type=int, default=1536)
+    parser.add_argument("--dy", type=int, default=2048)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+
+    x, y = planted(args.rows, args.dx, args.dy)
+    fx, fy = planted(args.fit_rows, args.dx, args.dy, seed=1)
+    ix, iy = planted(args.fit_rows, args.dx, args.dy, seed=2, decades=4.0)
+    print(f"features: {args.rows:,} x ({args.dx} + {args.dy}) float32 for similarity, {args.fit_rows:,} rows for maps")
+
+    exact = GramStats.of(x, y, precision="float64")  # float64 products of centred data: the reference
+
+    def exact_map(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        a64, b64 = a.astype(np.float64), b.astype(np.float64)
+        a64 -= a64.mean(0)
+        b64 -= b64.mean(0)
+        return np.linalg.solve(a64.T @ a64 + RIDGE * np.eye(a.shape[1]), a64.T @ b64).T
+
+    rows = [
+        Row("linear CKA", lambda: linear_cka(x, y), "Kornblith CKA", lambda: kornblith_cka(x, y), exact.linear_cka()),
+        Row(
+            "linear + debiased CKA",
+            lambda: featswap_two_cka(x, y),
+            "Kornblith, two calls",
+            lambda: (kornblith_cka(x, y), kornblith_cka(x, y, debiased=True)),
+            (exact.linear_cka(), exact.debiased_cka()),
+        ),
+        Row(
+            "CKA x2 + Procrustes, one pass",
+            lambda: featswap_one_pass(x, y),
+            "Kornblith x2 + scipy",
+            lambda: (kornblith_cka(x, y), kornblith_cka(x, y, debiased=True), scipy_procrustes(x, y)),
+            (exact.linear_cka(), exact.debiased_cka(), exact.procrustes()),
+        ),
+        Row(
+            "linear CKA vs products",
+            lambda: linear_cka(x, y),
+            "bare X'X, Y'Y, X'Y",
+            lambda: (x.T @ x, y.T @ y, x.T @ y),
+            exact.linear_cka(),
+            compare_peer=False,
+        ),
+        Row(
+            "lstsq map",
+            lambda: featswap_lstsq(fx, fy),
+            "sklearn Ridge",
+            lambda: sklearn_ridge(fx, fy),
+            exact_map(fx, fy),
+        ),
+        Row("lstsq vs products", lambda: featswap_lstsq(fx, fy), "bare X'X, X'Y", lambda: (fx.T @ fx, fx.T @ fy)),
+        Row(
+            "lstsq, ill-conditioned",
+            lambda: featswap_lstsq(ix, iy),
+            "sklearn Ridge",
+            lambda: sklearn_ridge(ix, iy),
+            exact_map(ix, iy),
+        ),
+    ]
+    tracemalloc.start()
+    for repeat in range(args.repeats):
+        for row in rows:
+            order = [("featswap", row.featswap), ("peer", row.peer)]
+            seconds, results, memory = {}, {}, {}
+            for who, fn in order if repeat % 2 == 0 else order[::-1]:
+                seconds[who], results[who], memory[who] = timed(fn)
+            row.ratios.append(seconds["featswap"] / seconds["peer"])
+            row.memory = (max(row.memory[0], memory["featswap"]), max(row.memory[1], memory["peer"]))
+            if row.reference is not None:
+                row.error = max(row.error, relative(results["featswap"], row.reference))
+                if row.compare_peer:
+                    row.peer_error = relative(results["peer"], row.reference)
+    tracemalloc.stop()
+
+    print(f"{args.repeats} repetitions; ratio = featswap time / peer time; difference: relative, from float64 on "
+          "centred data (featswap / peer); memory: peak beyond the inputs, featswap / peer")  # fmt: skip
+    print(f"{'task':32s} {'peer':22s} {'min':>6s} {'median':>7s} {'difference':>20s} {'memory (MB)':>14s}")
+    for row in rows:
+        diff = "" if row.reference is None else f"{row.error:.1e} / {row.peer_error:.1e}"
+        mem = f"{row.memory[0] / 2**20:.0f} / {row.memory[1] / 2**20:.0f}"
+        print(
+            f"{row.name:32s} {row.peer_name:22s} {min(row.ratios):6.2f} {statistics.median(row.ratios):7.2f} "
+            f"{diff:>20s} {mem:>14s}"
+        )
+    print(f"slowest ratio: {max(statistics.median(row.ratios) for row in rows):.2f}")
+
+
+if __name__ == "__main__":
+    main()

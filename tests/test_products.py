@@ -1,0 +1,109 @@
+"""Centred float32 products merged in float64: results within 1e-6 of float64 computations on centred data, and
+float64 products wherever a condition number would amplify float32 rounding beyond that."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from featswap.mapping.affine_map import AffineMap
+from featswap.mapping.moments import Moments
+from featswap.mapping.paired import InMemoryPairs
+from featswap.mapping.products import TOLERANCE, PrecisionError, add_outer, centre
+from featswap.mapping.solvers.lstsq import Eigen, lstsq_from_moments
+from featswap.similarity import GramStats, cca_mean, svcca
+from featswap.similarity.measures import PairStats
+
+
+def planted(seed: int, n: int = 3000, dx: int = 40, dy: int = 30, decades: float = 0.0) -> tuple[np.ndarray, ...]:
+    """float32 features sharing a latent, with offsets; the source's columns scaled over `decades` decades."""
+    rng = np.random.default_rng(seed)
+    z = rng.normal(size=(n, 8))
+    x = z @ rng.normal(size=(8, dx)) + rng.normal(size=(n, dx)) + 50.0
+    y = z @ rng.normal(size=(8, dy)) + 0.5 * rng.normal(size=(n, dy)) - 20.0
+    x *= np.logspace(0, -decades, dx)
+    return x.astype(np.float32), y.astype(np.float32)
+
+
+def relative(a: np.ndarray | float, b: np.ndarray | float) -> float:
+    return float(np.linalg.norm(np.asarray(a) - np.asarray(b)) / np.linalg.norm(np.asarray(b)))
+
+
+@pytest.mark.parametrize("offset", [0.0, 1e3, 1e6])
+def test_centring_leaves_no_residual_of_the_rounded_mean(offset: float) -> None:
+    x = (np.random.default_rng(0).normal(size=(1000, 5)) + offset).astype(np.float32)
+    mean, deviations = centre(x, np.dtype(np.float32))
+    exact = x.astype(np.float64).mean(0)
+    assert np.abs(mean - exact).max() < 1e-7  # of the unit spread, whatever the offset
+    # The deviations' own mean is zero to the rounding of the spread (unit), not of the offset.
+    assert np.abs(deviations.astype(np.float64).mean(0)).max() < 1e-6
+
+
+def test_add_outer_is_an_in_place_rank_one_update() -> None:
+    rng = np.random.default_rng(1)
+    matrix, a, b = rng.normal(size=(4, 7)), rng.normal(size=4), rng.normal(size=7)
+    expected = matrix + 2.5 * np.outer(a, b)
+    assert add_outer(matrix, 2.5, a, b) is matrix
+    np.testing.assert_allclose(matrix, expected, rtol=1e-14)
+
+
+@pytest.mark.parametrize("chunk_rows", [256, 3000])
+def test_float32_products_keep_well_conditioned_measures_within_the_tolerance(chunk_rows: int) -> None:
+    x, y = planted(2)
+    fast = GramStats.accumulate(InMemoryPairs(x, y, chunk_rows).chunks(), precision="float32")
+    exact = GramStats.of(x.astype(np.float64), y.astype(np.float64))
+    assert fast.roundoff == 2.0**-24 and exact.roundoff == 2.0**-53
+    for measure in ("linear_cka", "debiased_cka", "procrustes"):
+        assert relative(getattr(fast, measure)(), getattr(exact, measure)()) < TOLERANCE, measure
+    assert relative(fast.moments().cxx, exact.moments().cxx) < TOLERANCE
+    assert fast.merge(exact).roundoff == 2.0**-24  # a merge is as coarse as its coarsest part
+
+
+def test_ill_conditioned_cca_asks_for_float64_and_the_measure_gets_it() -> None:
+    x, y = planted(3, decades=4.0)
+    with pytest.raises(PrecisionError, match="canonical correlations: condition number"):
+        GramStats.of(x, y, precision="float32").cca_mean()
+    exact = GramStats.of(x.astype(np.float64), y.astype(np.float64))
+    assert relative(cca_mean(x, y), exact.cca_mean()) < 1e-12
+    assert relative(PairStats(x, y, block_rows=500).measure("cca_mean"), exact.cca_mean()) < 1e-12
+    assert relative(svcca(x, y, k=5), exact.svcca(5)) < TOLERANCE
+
+
+def test_ill_conditioned_least_squares_is_solved_from_float64_products() -> None:
+    x, y = planted(4, decades=4.0)
+    with pytest.raises(PrecisionError, match="least squares: condition number"):
+        lstsq_from_moments(Moments.of(x, y, precision="float32"))
+    with pytest.raises(PrecisionError, match="least squares"):  # the eigendecomposition checks it too
+        Eigen(Moments.of(x, y, precision="float32")).solve(0.0)
+    x64, y64 = x.astype(np.float64), y.astype(np.float64)
+    xc, yc = x64 - x64.mean(0), y64 - y64.mean(0)
+    reference = np.linalg.lstsq(xc, yc, rcond=None)[0].T
+    assert relative(AffineMap("lstsq").fit(x, y).weight_, reference) < TOLERANCE
+
+
+def test_well_conditioned_least_squares_uses_float32_products_within_the_tolerance() -> None:
+    rng = np.random.default_rng(5)
+    x = (rng.normal(size=(3000, 40)) + 50.0).astype(np.float32)  # condition number about 1.6
+    y = (x @ rng.normal(size=(40, 30)) + rng.normal(size=(3000, 30))).astype(np.float32)
+    x64, y64 = x.astype(np.float64), y.astype(np.float64)
+    xc, yc = x64 - x64.mean(0), y64 - y64.mean(0)
+    reference = np.linalg.lstsq(xc, yc, rcond=None)[0].T
+    fast = lstsq_from_moments(Moments.of(x, y, precision="float32"))[0]  # no PrecisionError: fast enough
+    assert relative(fast, reference) < TOLERANCE
+    assert relative(AffineMap("lstsq").fit(x, y).weight_, reference) < TOLERANCE
+
+
+@pytest.mark.parametrize("alpha", [0.0, 3.0])
+def test_the_cholesky_solution_equals_the_eigendecomposition(alpha: float) -> None:
+    x, y = planted(6)
+    moments = Moments.of(x, y)
+    weight, bias = lstsq_from_moments(moments, alpha)
+    eigen_weight, eigen_bias = Eigen(moments).solve(alpha)
+    assert relative(weight, eigen_weight) < 1e-10 and relative(bias, eigen_bias) < 1e-10
+
+
+def test_float64_products_are_never_refused_however_ill_conditioned() -> None:
+    x, y = planted(7, decades=9.0)  # condition number far beyond what float32 products allow
+    moments = Moments.of(x, y)  # float64 products: the reference itself
+    assert np.isfinite(lstsq_from_moments(moments)[0]).all()
+    assert np.isfinite(Eigen(moments).solve(0.0)[0]).all()
