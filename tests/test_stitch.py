@@ -322,3 +322,21 @@ def test_a_stitch_metrics_file_naming_a_layer_it_does_not_record_is_refused(
     (out / "metrics.json").write_text(json.dumps(metrics))
     with pytest.raises(MetricsError, match="names layer 'mixed9' of tiny-inception, absent from layers"):
         read_metrics(out)
+
+
+def test_several_evaluation_sets_get_one_entry_and_one_section_each(
+    runner: CliRunner, trained_weights: dict[str, Path], tmp_path: Path
+) -> None:
+    classes = tuple(str(i) for i in range(10))
+    first = write_folder(tmp_path / "first", per_class=2, classes=classes)
+    second = write_folder(tmp_path / "second", per_class=1, classes=classes)
+    sets = ["--eval-data", f"imagefolder:{first}", "--eval-data", f"imagefolder:{second}"]
+    out = tmp_path / "o"
+    metrics = stitch(runner, [*models(trained_weights), "--fit-data", "digits", *sets, "--layers", "norm:mixed2",
+                              "--out", str(out)])  # fmt: skip
+    assert [e["dataset"]["name"] for e in metrics["evaluations"]] == ["first", "second"]
+    assert [e["dataset"]["val_size"] for e in metrics["evaluations"]] == [20, 10]
+    assert all(len(e["pairs"]) == 2 for e in metrics["evaluations"])
+    report = (out / "report.md").read_text()
+    assert "## Evaluation set `first`" in report and "## Evaluation set `second`" in report
+    assert (out / "figures" / "second_stitch_loss_tiny-resnet__to__tiny-inception__lstsq.png").is_file()

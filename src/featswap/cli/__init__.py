@@ -333,7 +333,7 @@ def stitch(
     Example: `featswap stitch --model tiny-resnet --weights runs/demo/weights/tiny-resnet.safetensors
     --model tiny-inception --weights runs/demo/weights/tiny-inception.safetensors --data digits --out runs/stitch`
 
-    Chosen layers: `--layers layer2:blocks.1 --layers @pooled:@pooled` (`featswap layers --model SPEC` lists them;
+    Chosen layers: `--layers blocks.1:mixed2 --layers @pooled:@pooled` (`featswap layers --model SPEC` lists them;
     @pooled is the pooled features that feed the head, where stitching is `compare`). Repeat a run: `featswap
     stitch --config runs/stitch/config.toml --out runs/stitch2`.
     """

@@ -102,7 +102,8 @@ def plot_layer_heatmap(pairs: list[dict[str, Any]], path: Path, title: str) -> N
     for i in range(len(rows)):
         for j in range(len(cols)):
             text = "—" if np.isnan(values[i, j]) else f"{values[i, j]:+.1f}"
-            ax.text(j, i, text, ha="center", va="center", fontsize=8)
+            dark = bool(np.isfinite(values[i, j]) and abs(values[i, j]) > 0.6 * limit)
+            ax.text(j, i, text, ha="center", va="center", fontsize=8, color="white" if dark else "black")
     ax.set_xticks(range(len(cols)), cols, rotation=30, ha="right")
     ax.set_yticks(range(len(rows)), rows)
     ax.set_xlabel(f"{pairs[0]['target']} layer (stitched into)")
