@@ -107,6 +107,14 @@ class Moments:
         return cls(n, px + r, py + s, cxx, cxy, tyy, roundoff(dtype))
 
     @classmethod
+    def of_torch(cls, x: np.ndarray, y: np.ndarray, device: str = "cpu") -> Moments:
+        """Moments of one chunk `x` (n, Dx), `y` (n, Dy) in float64 with torch on `device` (the CPU too): one
+        multi-threaded product per matrix, for chunks of many rows and few columns (a layer's positions)."""
+        if len(x) == 0:
+            return cls.zeros(x.shape[1], y.shape[1])
+        return cls._of_on(x, y, device)
+
+    @classmethod
     def _of_on(cls, x: np.ndarray, y: np.ndarray, device: str) -> Moments:
         """Moments of a chunk computed in float64 on `device` (a GPU)."""
         tx, ty = as_float64(x, device), as_float64(y, device)

@@ -135,7 +135,7 @@ def accumulate(
     return result
 
 
-#: Rows of float64 per `Moments.of` call, times the width of both sides: bounds the temporaries of a batch of
+#: Rows of float64 per `Moments.of_torch` call, times the width of both sides: bounds the temporaries of a batch of
 #: large feature maps (256 images of 112 x 112 positions are 3.2 M rows) to about 64 MB.
 CHUNK_VALUES = 2**23
 
@@ -152,7 +152,7 @@ def rows_moments(source: torch.Tensor, target: torch.Tensor, device: str) -> Mom
     for start in range(0, len(source), step):
         x = as_rows(source[start : start + step]).cpu().numpy()
         y = as_rows(target[start : start + step]).cpu().numpy()
-        total = total.merge(Moments.of(x, y, device))
+        total = total.merge(Moments.of_torch(x, y, device))
     return total
 
 
