@@ -35,7 +35,7 @@ def run_stitch(experiment: Experiment) -> dict[str, Any]:
     from featswap.engines import resolve_device
     from featswap.mapping.solvers.lstsq import held_out_mask
     from featswap.outputs.paths import check_run_dir
-    from featswap.progress import bar, rate
+    from featswap.progress import counting
     from featswap.stitching.fitting import Route, accumulate, check_settings, holdout_of, solve
     from featswap.stitching.images import paired_batches
     from featswap.stitching.layers import NetworkLayers, layer_pairs
@@ -69,14 +69,7 @@ def run_stitch(experiment: Experiment) -> dict[str, Any]:
     skip = extraction.on_bad_image == "skip"
     holdout, seed = holdout_of(config.fit.solvers, {k: {**v} for k, v in config.fit.params.items()})
     began = time.perf_counter()
-    with bar(disable=experiment.quiet) as progress:
-        task = progress.add_task(f"fitting pass / {fit.name}", total=len(fit), rate="")
-        done = [0]
-
-        def advance(n: int) -> None:
-            done[0] += n
-            progress.update(task, advance=n, rate=rate(done[0], time.perf_counter() - began))
-
+    with counting(f"fitting pass / {fit.name}", len(fit), experiment.quiet) as advance:
         batches = paired_batches(fit, backbones, extraction.batch_size, extraction.workers, skip)
         moments = accumulate(backbones, batches, routes, held_out_mask(len(fit), holdout, seed), device, advance)
     maps = [
@@ -144,7 +137,7 @@ def evaluate_set(
 ) -> dict[str, Any]:
     """One evaluation set's metrics entry: the dataset, each model's own accuracy, and one pair entry per map."""
     from featswap.evaluation.swap import SwapOutcome, model_entry, pair_metrics, scored_classes
-    from featswap.progress import bar, rate
+    from featswap.progress import counting
     from featswap.stitching.activations import RESAMPLING, resampled
     from featswap.stitching.evaluating import layer_entry, run_outcomes
     from featswap.stitching.fitting import layers_of
@@ -155,14 +148,7 @@ def evaluate_set(
     classes = list(collection.classes)
     scored = scored_classes(collection.labels, len(classes))
     began = time.perf_counter()
-    with bar(disable=experiment.quiet) as progress:
-        task = progress.add_task(f"evaluation pass / {collection.name}", total=len(collection), rate="")
-        done = [0]
-
-        def advance(n: int) -> None:
-            done[0] += n
-            progress.update(task, advance=n, rate=rate(done[0], time.perf_counter() - began))
-
+    with counting(f"evaluation pass / {collection.name}", len(collection), experiment.quiet) as advance:
         skip = config.extraction.on_bad_image == "skip"
         batches = paired_batches(collection, backbones, config.extraction.batch_size, config.extraction.workers, skip)
         outcomes = run_outcomes(backbones, batches, maps, collection.labels, scored, device, advance)
