@@ -1,11 +1,12 @@
 """Extraction throughput against the bare forward pass, for a timm ResNet-50 on this CPU; and the Ray engine.
 
-    python benchmarks/extract.py [--images 640] [--batch-size 32] [--workers 1] [--no-ray]
+    python benchmarks/extract.py [--images 320] [--batch-size 32] [--workers 1] [--no-ray]
 
 Writes real JPEG files (256 x 256, so that resizing and cropping happen) into an image folder, then
 measures side by side in one run: featswap's extraction (JPEG files on disk -> decoded, preprocessed,
-forward, features in a zarr store) and the model's forward pass alone on tensors preloaded in memory,
-both in images/s. The line `extract/forward: <ratio>` compares them.
+forward, features in a zarr store) and the model's forward pass alone, in the same (channels-last) layout, on
+tensors preloaded in memory, both in images/s. The line `extract/forward: <ratio>` compares them.
+`benchmarks/peers.py` repeats this against a DataLoader + hook loop, interleaved.
 
 With Ray installed, the same extraction runs on a local Ray instance of this machine's CPUs with 1 and 2
 inference actors (CPU workers), decoding in Ray tasks beside them; each `ray N workers/local: <ratio>`
@@ -21,29 +22,19 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
-from PIL import Image
 
+from extraction_peer import bare_forward, featswap_extract, image_collection, write_images
 from featswap.backbones.sources import BackboneRecipe
-from featswap.data.collections import Dataset, Split, image_folder
-from featswap.extraction.local import extract
+from featswap.config import ExtractionSettings
+from featswap.data.collections import Collection
+from featswap.extraction.plan import to_device
 from featswap.store import FeatureStore
-
-
-def write_images(root: Path, count: int) -> None:
-    rng = np.random.default_rng(0)
-    for i in range(count):
-        folder = root / f"class{i % 4}"
-        folder.mkdir(parents=True, exist_ok=True)
-        smooth = rng.random((32, 32, 3)) * 255
-        image = Image.fromarray(smooth.astype(np.uint8)).resize((256, 256), Image.BICUBIC)
-        image.save(folder / f"{i:05d}.jpg", quality=90)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--images", type=int, default=640, help="images written; half are extracted")
+    parser.add_argument("--images", type=int, default=320, help="JPEG files written and extracted")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--no-ray", action="store_true", help="skip the Ray engine's columns")
@@ -51,28 +42,25 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "images"
         write_images(root, args.images)
-        data = image_folder(root, val_fraction=0.5)
-        split = data.split("train")
+        collection = image_collection(root)
         recipe = BackboneRecipe("timm:resnet50", num_classes=4)  # random weights: speed does not depend on them
         backbone = recipe.build()
+        to_device(backbone, "cpu")  # the layout featswap's extraction runs the network in
         transform = backbone.transform()
         size = backbone.data_config.input_size
-        print(f"timm resnet50, {len(split)} JPEG images (256 x 256 -> {size}), batch {args.batch_size}, "
+        print(f"timm resnet50, {len(collection)} JPEG images (256 x 256 -> {size}), batch {args.batch_size}, "
               f"{torch.get_num_threads()} threads, {args.workers} loader worker(s)")  # fmt: skip
 
-        preloaded = torch.stack([transform(split.load(i)) for i in range(len(split))])
-        with torch.inference_mode():
-            backbone.features(preloaded[: args.batch_size])  # warm-up
-            started = time.perf_counter()
-            for start in range(0, len(preloaded), args.batch_size):
-                backbone.features(preloaded[start : start + args.batch_size])
-            forward = len(preloaded) / (time.perf_counter() - started)
+        preloaded = torch.stack([transform(collection.load(i)) for i in range(len(collection))])
+        bare_forward(backbone, preloaded[: args.batch_size], args.batch_size)  # warm-up
+        started = time.perf_counter()
+        bare_forward(backbone, preloaded, args.batch_size)
+        forward = len(preloaded) / (time.perf_counter() - started)
 
-        with FeatureStore.create(Path(tmp) / "s.zarr", data.name, data.classes) as store:
-            started = time.perf_counter()
-            extract(backbone, split, store, batch_size=args.batch_size, num_workers=args.workers, quiet=True)
-            extracted = len(split) / (time.perf_counter() - started)
-        ray_rates = {} if args.no_ray else ray_columns(recipe, data, split, Path(tmp), args.batch_size)
+        started = time.perf_counter()
+        featswap_extract(backbone, collection, Path(tmp) / "s.zarr", args.batch_size, args.workers)
+        extracted = len(collection) / (time.perf_counter() - started)
+        ray_rates = {} if args.no_ray else ray_columns(recipe, collection, Path(tmp), args.batch_size)
     print(f"bare forward on preloaded tensors: {forward:.1f} images/s")
     print(f"featswap extract from JPEG files:  {extracted:.1f} images/s")
     print(f"extract/forward: {extracted / forward:.2f}")
@@ -82,7 +70,7 @@ def main() -> None:
         print(f"ray {workers} workers/local: {ray_rate / extracted:.2f}")
 
 
-def ray_columns(recipe: BackboneRecipe, data: Dataset, split: Split, tmp: Path, batch_size: int) -> dict[int, float]:
+def ray_columns(recipe: BackboneRecipe, collection: Collection, tmp: Path, batch_size: int) -> dict[int, float]:
     """Images/s of the Ray engine with 1 and 2 inference actors on a local Ray instance of this machine."""
     try:
         from featswap.engines.ray.connect import connect
@@ -99,10 +87,11 @@ def ray_columns(recipe: BackboneRecipe, data: Dataset, split: Split, tmp: Path, 
         # Actors share the CPUs with the decoding tasks: at most cpus - 1 CPUs go to the actors.
         resources = RayResources(workers=workers, cpus_per_worker=min(1.0, (cpus - 1) / workers))
         print(f"Ray {workers} worker(s): {resources.cpus_per_worker:g} CPU each, decoding on the rest")
-        with FeatureStore.create(tmp / f"ray{workers}.zarr", data.name, data.classes) as store:
+        settings = ExtractionSettings(batch_size=batch_size)
+        with FeatureStore.create(tmp / f"ray{workers}.zarr") as store:
             started = time.perf_counter()
-            extract_ray(recipe, split, store, batch_size=batch_size, resources=resources, quiet=True)
-            rates[workers] = len(split) / (time.perf_counter() - started)
+            extract_ray(recipe, collection, store, settings, resources=resources, quiet=True)
+            rates[workers] = len(collection) / (time.perf_counter() - started)
     return rates
 
 

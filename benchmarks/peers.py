@@ -1,6 +1,7 @@
 """featswap against its peers' methods and against the bare float32 products, side by side in one run.
 
     python benchmarks/peers.py [--rows 50000] [--fit-rows 20000] [--dx 1536] [--dy 2048] [--repeats 3]
+                               [--images 256] [--batch-size 32] [--workers 1] [--no-extraction]
 
 The peers' methods are written out here, as their authors publish them, in float32 on centred data:
 
@@ -10,25 +11,35 @@ The peers' methods are written out here, as their authors publish them, in float
   the narrower side zero-padded);
 - least squares with bias by scikit-learn's `Ridge` (Cholesky solver, the same ridge strength);
 - the bare float32 products the statistics need (`X^T X`, `Y^T Y`, `X^T Y`; `X^T X`, `X^T Y` for a map), timed
-  alone on uncentred data: the limit featswap's centred products can approach.
+  alone on uncentred data: the limit featswap's centred products can approach;
+- feature extraction as most scripts (and thingsvision) do it, for timm's ResNet-50 over `--images` JPEG files: a
+  `DataLoader` with `--workers` decoding processes, the network in its default layout, the pooled output kept by a
+  forward hook (`benchmarks/extraction_peer.py`); and the bare forward pass of featswap's own network (its layout,
+  channels-last) on tensors preloaded in memory, the limit of any extraction. featswap's row is the whole path,
+  files to features in a new zarr store, logits check included. Memory is not traced for these rows (torch's
+  allocations are invisible to tracemalloc).
 
 Every row is run `--repeats` times, featswap and its peer interleaved (alternating which goes first). A row prints
 the min and median of the ratio featswap time / peer time, the largest relative difference of featswap's results
 (and the peer's) from a float64 computation on centred data, and the peak memory each allocates beyond the inputs
 (numpy's allocations, traced). The features are planted: a shared latent, each side's own noise and an offset;
 `lstsq, ill-conditioned` scales the source's features over four decades (condition number about 1e8), where
-featswap multiplies in float64 because float32 products could not keep its weights within 1e-6. The last line
-reads `slowest ratio: X` (the worst row's median).
+featswap multiplies in float64 because float32 products could not keep its weights within 1e-6; `lstsq, float64
+data` gives scikit-learn float64 features, as a user who needs that precision would. The last line reads
+`slowest ratio: X` (the worst row's median).
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import statistics
+import tempfile
 import time
 import tracemalloc
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 from scipy.linalg import orthogonal_procrustes
@@ -114,6 +125,7 @@ class Row:
     peer: Callable[[], object]
     reference: object = None
     compare_peer: bool = True  # False where the peer computes products, not the result
+    traced: bool = True  # False where the work allocates outside numpy (torch): no memory column
     ratios: list[float] = field(default_factory=list)
     error: float = 0.0
     peer_error: float = float("nan")
@@ -125,7 +137,16 @@ def relative(result: object, reference: object) -> float:
     return float(np.linalg.norm(a - b) / np.linalg.norm(b))
 
 
-def timed(fn: Callable[[], object]) -> tuple[float, object, int]:
+def timed(fn: Callable[[], object], traced: bool) -> tuple[float, object, int]:
+    """Seconds, result and peak traced memory of `fn()`; untraced (tracing slows allocations, and forked decoding
+    processes inherit it) where memory is not reported."""
+    if not traced:
+        tracemalloc.stop()
+        start = time.perf_counter()
+        result = fn()
+        seconds = time.perf_counter() - start
+        tracemalloc.start()
+        return seconds, result, 0
     tracemalloc.reset_peak()
     base = tracemalloc.get_traced_memory()[0]
     start = time.perf_counter()
@@ -141,10 +162,64 @@ def main() -> None:
     parser.add_argument("--dx", type=int, default=1536)
     parser.add_argument("--dy", type=int, default=2048)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--images", type=int, default=256, help="JPEG files for the extraction rows")
+    parser.add_argument("--batch-size", type=int, default=32, help="images per forward pass (extraction rows)")
+    parser.add_argument("--workers", type=int, default=1, help="decoding processes (extraction rows)")
+    parser.add_argument("--no-extraction", action="store_true", help="leave out the extraction rows")
+    parser.add_argument("--only-extraction", action="store_true", help="only the extraction rows")
     args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        run(args, Path(tmp))
+
+
+def extraction_rows(args: argparse.Namespace, tmp: Path) -> list[Row]:
+    """featswap's extraction of timm's ResNet-50 from JPEG files against a DataLoader + hook loop and against
+    the bare forward pass on preloaded tensors."""
+    import torch
+
+    from extraction_peer import bare_forward, featswap_extract, hook_loop, image_collection, write_images
+    from featswap.backbones.sources import BackboneRecipe
+    from featswap.extraction.plan import to_device
+
+    root = tmp / "images"
+    write_images(root, args.images)
+    collection = image_collection(root)
+    files = [root / i for i in collection.ids]
+    backbone = BackboneRecipe("timm:resnet50", num_classes=4).build()  # random weights: speed does not depend on them
+    plain = copy.deepcopy(backbone)  # as a script would run it: the default layout
+    to_device(backbone, "cpu")  # featswap's layout, for its extraction and for the bare forward pass
+    transform = backbone.transform()
+    preloaded = torch.stack([transform(collection.load(i)) for i in range(len(collection))])
+    bare_forward(backbone, preloaded[: args.batch_size], args.batch_size)  # warm-up
+    hook_loop(plain, files[: args.batch_size], args.batch_size, 0)
+    runs = iter(range(10**6))
+
+    def extract() -> np.ndarray:
+        return featswap_extract(backbone, collection, tmp / f"store{next(runs)}.zarr", args.batch_size, args.workers)
+
+    def loop() -> np.ndarray:
+        return hook_loop(plain, files, args.batch_size, args.workers)
+
+    print(f"extraction: timm resnet50, {args.images} JPEG files 256 x 256 -> 224, batch {args.batch_size}, "
+          f"{torch.get_num_threads()} torch threads, {args.workers} decoding worker(s)")  # fmt: skip
+    reference = loop()
+    return [
+        Row("extraction, files -> store", extract, "DataLoader + hook loop", loop, reference, traced=False),
+        Row(
+            "extraction vs forward",
+            extract,
+            "bare forward, preloaded",
+            lambda: bare_forward(backbone, preloaded, args.batch_size),
+            traced=False,
+        ),
+    ]
+
+
+def run(args: argparse.Namespace, tmp: Path) -> None:
 
     x, y = planted(args.rows, args.dx, args.dy)
     fx, fy = planted(args.fit_rows, args.dx, args.dy, seed=1)
+    fx64, fy64 = fx.astype(np.float64), fy.astype(np.float64)
     ix, iy = planted(args.fit_rows, args.dx, args.dy, seed=2, decades=4.0)
     print(f"features: {args.rows:,} x ({args.dx} + {args.dy}) float32 for similarity, {args.fit_rows:,} rows for maps")
 
@@ -189,20 +264,37 @@ def main() -> None:
         ),
         Row("lstsq vs products", lambda: featswap_lstsq(fx, fy), "bare X'X, X'Y", lambda: (fx.T @ fx, fx.T @ fy)),
         Row(
+            "lstsq vs float64 products",
+            lambda: featswap_lstsq(fx, fy),
+            "bare float64 X'X, X'Y",
+            lambda: (fx64.T @ fx64, fx64.T @ fy64),
+        ),
+        Row(
             "lstsq, ill-conditioned",
             lambda: featswap_lstsq(ix, iy),
             "sklearn Ridge",
             lambda: sklearn_ridge(ix, iy),
             exact_map(ix, iy),
         ),
+        Row(
+            "lstsq, float64 data",
+            lambda: featswap_lstsq(fx64, fy64),
+            "sklearn Ridge, float64",
+            lambda: sklearn_ridge(fx64, fy64),
+            exact_map(fx, fy),
+        ),
     ]
+    if args.only_extraction:
+        rows = []
+    if not args.no_extraction:
+        rows += extraction_rows(args, tmp)
     tracemalloc.start()
     for repeat in range(args.repeats):
         for row in rows:
             order = [("featswap", row.featswap), ("peer", row.peer)]
             seconds, results, memory = {}, {}, {}
             for who, fn in order if repeat % 2 == 0 else order[::-1]:
-                seconds[who], results[who], memory[who] = timed(fn)
+                seconds[who], results[who], memory[who] = timed(fn, row.traced)
             row.ratios.append(seconds["featswap"] / seconds["peer"])
             row.memory = (max(row.memory[0], memory["featswap"]), max(row.memory[1], memory["peer"]))
             if row.reference is not None:
@@ -216,7 +308,7 @@ def main() -> None:
     print(f"{'task':32s} {'peer':22s} {'min':>6s} {'median':>7s} {'difference':>20s} {'memory (MB)':>14s}")
     for row in rows:
         diff = "" if row.reference is None else f"{row.error:.1e} / {row.peer_error:.1e}"
-        mem = f"{row.memory[0] / 2**20:.0f} / {row.memory[1] / 2**20:.0f}"
+        mem = f"{row.memory[0] / 2**20:.0f} / {row.memory[1] / 2**20:.0f}" if row.traced else "-"
         print(
             f"{row.name:32s} {row.peer_name:22s} {min(row.ratios):6.2f} {statistics.median(row.ratios):7.2f} "
             f"{diff:>20s} {mem:>14s}"

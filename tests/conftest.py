@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from featswap.cli import app
 from featswap.data.collections import Collection, open_spec, split_for_fit_and_eval
-from featswap.demo.training import TrainConfig, train_or_load
+from featswap.demo.training import TrainConfig, train_or_load, train_or_load_all
 
 #: Short training for tests: enough for ~95% val accuracy on digits, a few seconds per network.
 QUICK_TRAIN = TrainConfig(epochs=8)
@@ -29,10 +29,9 @@ def trained_weights(
 ) -> dict[str, Path]:
     """Weights of both tiny networks trained briefly on the digits fitting images."""
     cache = tmp_path_factory.mktemp("weights")
-    return {
-        spec: train_or_load(spec, digits_parts[0], 10, cache, QUICK_TRAIN)[0]
-        for spec in ("tiny-resnet", "tiny-inception")
-    }
+    specs = ("tiny-resnet", "tiny-inception")
+    trained = train_or_load_all(specs, digits_parts[0], 10, cache, QUICK_TRAIN)
+    return {spec: path for spec, (path, _, _) in zip(specs, trained, strict=True)}
 
 
 @pytest.fixture(scope="session")

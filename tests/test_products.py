@@ -6,12 +6,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from featswap.mapping import products
 from featswap.mapping.affine_map import AffineMap
 from featswap.mapping.moments import Moments
 from featswap.mapping.paired import InMemoryPairs
-from featswap.mapping.products import TOLERANCE, PrecisionError, add_outer, centre
+from featswap.mapping.products import TOLERANCE, PrecisionError, add_outer, centre, scatter_matrices
 from featswap.mapping.solvers.lstsq import Eigen, lstsq_from_moments
-from featswap.similarity import GramStats, cca_mean, svcca
+from featswap.similarity import GramStats, cca_mean, linear_cka, procrustes, svcca
 from featswap.similarity.measures import PairStats
 
 
@@ -37,6 +38,28 @@ def test_centring_leaves_no_residual_of_the_rounded_mean(offset: float) -> None:
     assert np.abs(mean - exact).max() < 1e-7  # of the unit spread, whatever the offset
     # The deviations' own mean is zero to the rounding of the spread (unit), not of the offset.
     assert np.abs(deviations.astype(np.float64).mean(0)).max() < 1e-6
+
+
+@pytest.mark.parametrize("offset", [0.0, 1e6])
+def test_blocks_of_one_chunk_share_its_centre_and_add_up(offset: float, monkeypatch: pytest.MonkeyPatch) -> None:
+    x, y = planted(8, n=3000)
+    x += np.float32(offset)
+    x64, y64 = x.astype(np.float64), y.astype(np.float64)
+    exact = GramStats.of(x64, y64)
+    monkeypatch.setattr(products, "BLOCK_BYTES", 256 * 70 * 4)  # 256-row blocks: 12 of them, the last short
+    blocked = GramStats.of(x, y, precision="float32")
+    assert np.abs(blocked.mx - exact.mx).max() < 1e-9 * max(1.0, offset)
+    for name in ("cxx", "cyy", "cxy"):
+        assert relative(getattr(blocked, name), getattr(exact, name)) < TOLERANCE, name
+    for measure in ("linear_cka", "debiased_cka", "procrustes"):
+        assert relative(getattr(blocked, measure)(), getattr(exact, measure)()) < TOLERANCE, measure
+    # The scatter alone (what linear CKA and Procrustes read) is the same sums.
+    for ours, theirs in zip(scatter_matrices(x, y, np.dtype(np.float32)), exact.centred(), strict=True):
+        assert relative(ours, theirs) < TOLERANCE
+    assert relative(linear_cka(x, y), exact.linear_cka()) < TOLERANCE
+    assert relative(procrustes(x, y), exact.procrustes()) < TOLERANCE
+    moments = Moments.of(x, y, precision="float32")
+    assert relative(moments.cxy, exact.cxy) < TOLERANCE and relative(moments.tyy, np.trace(exact.cyy)) < TOLERANCE
 
 
 def test_add_outer_is_an_in_place_rank_one_update() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from typer.testing import CliRunner
 
 from featswap.mapping.affine_map import AffineMap
 from featswap.threads import SMALL_WORK, threads_for, torch_threads_for
@@ -24,3 +25,33 @@ def test_torch_threads_are_restored_after_a_fit() -> None:
     x = rng.normal(size=(64, 6)).astype(np.float32)
     AffineMap("paper", iterations=3, batch_size=8).fit(x, x @ rng.normal(size=(6, 5)).astype(np.float32))
     assert torch.get_num_threads() == before
+
+
+def test_the_threads_option_sets_torch_and_blas_threads_for_large_work_only(runner: CliRunner) -> None:
+    from threadpoolctl import threadpool_info
+
+    from featswap import threads
+    from featswap.cli import app
+
+    before = torch.get_num_threads()
+    try:
+        result = runner.invoke(app, ["--threads", "1", "layers", "--model", "tiny-resnet"])
+        assert result.exit_code == 0, result.output
+        assert torch.get_num_threads() == 1
+        assert all(pool["num_threads"] == 1 for pool in threadpool_info() if pool["user_api"] == "blas")
+        with torch_threads_for(10**12) as chosen:  # large work: the user's count
+            assert chosen == 1
+    finally:
+        if threads._blas_limit is not None:
+            threads._blas_limit.restore_original_limits()  # type: ignore[attr-defined]
+            threads._blas_limit = None
+        torch.set_num_threads(before)
+    assert torch.get_num_threads() == before
+
+
+def test_the_threads_option_refuses_zero(runner: CliRunner) -> None:
+    from featswap.cli import app
+
+    result = runner.invoke(app, ["--threads", "0", "layers", "--model", "tiny-resnet"])
+    assert result.exit_code == 2
+    assert "error: --threads must be at least 1; got 0." in result.output

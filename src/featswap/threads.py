@@ -2,8 +2,9 @@
 
 Small products repeated many times (the `paper` solver's Adam steps on a 2,048-row batch of a few hundred
 features, `refine`'s) gain nothing from a second thread, and lose most of their speed when another process keeps
-a core busy: every step waits at a barrier for the thread that shares a core. They run on one thread; large
-products keep torch's setting.
+a core busy: every step waits at a barrier for the thread that shares a core. They run on one thread, whatever
+the machine, so that their numbers do not depend on it either; large work (forward passes, products of many rows)
+keeps torch's setting, which `featswap --threads N` (`set_threads`) chooses for torch and for numpy's BLAS.
 """
 
 from __future__ import annotations
@@ -14,6 +15,21 @@ from contextlib import contextmanager
 #: Multiply-adds per step below which a step runs on one thread (a 2,048 x 96 by 96 x 128 product is 25 million;
 #: ImageNet's 2,048 x 1,536 by 1,536 x 2,048, 6.4 billion).
 SMALL_WORK = 100_000_000
+
+
+#: The numpy BLAS limit `set_threads` applies, kept so that it lasts as long as the process.
+_blas_limit: object = None
+
+
+def set_threads(count: int) -> None:
+    """Use `count` threads for large work in this process: torch's intra-op threads and numpy's BLAS (through
+    threadpoolctl). Small steps stay on one thread (`torch_threads_for`)."""
+    global _blas_limit
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    _blas_limit = threadpool_limits(limits=count, user_api="blas")
+    torch.set_num_threads(count)  # after: a BLAS built on OpenMP sets OpenMP's count too
 
 
 def threads_for(work: int, available: int) -> int:

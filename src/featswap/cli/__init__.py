@@ -60,6 +60,27 @@ app = typer.Typer(
     "and classify with the other network's untouched head.\n\nStart with: `featswap demo --out runs/demo`",
 )
 
+
+@app.callback()
+def main(
+    threads: Annotated[
+        int | None,
+        typer.Option(
+            "--threads",
+            help="CPU threads for large work (forward passes, products of features): torch's and numpy's BLAS. "
+            "Default: torch's choice (the machine's cores). Small solver steps always run on one thread. "
+            "Example: `featswap --threads 4 compare ...`",
+            callback=at_least("--threads", 1),
+        ),
+    ] = None,
+) -> None:
+    """Do two trained networks extract the same information?"""
+    if threads is not None:
+        from featswap.threads import set_threads
+
+        set_threads(threads)
+
+
 CollectionsOpt = Annotated[
     list[str] | None,
     typer.Option("--collection", help="Evaluation collection(s) in the store; default those extracted for evaluation."),

@@ -62,7 +62,7 @@ def run_demo(
     import torch
 
     from featswap.data.collections import open_spec, split_for_fit_and_eval
-    from featswap.demo.training import TrainConfig, train_or_load
+    from featswap.demo.training import TrainConfig, train_or_load_all
     from featswap.experiment import Experiment
     from featswap.outputs.paths import claim_run_dir
     from featswap.progress import console
@@ -75,10 +75,9 @@ def run_demo(
     fit, val = split_for_fit_and_eval(open_spec("digits").parts["all"], 0.3, 0)
     say(f"digits: {len(fit)} train / {len(val)} val images, 10 classes")
     weights = {}
-    for spec in DEMO_MODELS:
-        t0 = time.perf_counter()
-        path, reused = train_or_load(spec, fit, 10, out / "weights", train or TrainConfig())
-        say(f"{spec}: {f'reusing cached weights {path}' if reused else f'trained in {time.perf_counter() - t0:.1f} s'}")
+    trained = train_or_load_all(DEMO_MODELS, fit, 10, out / "weights", train or TrainConfig())
+    for spec, (path, reused, seconds) in zip(DEMO_MODELS, trained, strict=True):
+        say(f"{spec}: {f'reusing cached weights {path}' if reused else f'trained in {seconds:.1f} s'}")
         weights[spec] = path
     values = demo_config(out, weights, paper_iterations or DEMO_PAPER_ITERATIONS)
     if config is not None:

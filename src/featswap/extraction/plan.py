@@ -23,7 +23,10 @@ from featswap.errors import DataError
 from featswap.evaluation.swap import check_classes
 from featswap.store import FeatureStore
 
-LOGITS_CHECK_IMAGES = 16
+#: Images the logits check runs on (twice: the network's logits, then its features through the head). A head that
+#: is not the network's final affine map shows on every image, so a few suffice; each one costs two forward passes
+#: of one image per model and collection (16 images were 12% of a 256-image extraction).
+LOGITS_CHECK_IMAGES = 4
 
 
 class CollectionImages(TorchDataset[tuple[torch.Tensor, str]]):
@@ -163,19 +166,21 @@ def prepare(
 
 
 def batch_features(backbone: Backbone, images: torch.Tensor, device: str) -> np.ndarray:
-    """Features `(B, D)` float32 of preprocessed images `(B, C, H, W)`; on CUDA channels-last under bf16
-    autocast (the module must already be on `device`)."""
+    """Features `(B, D)` float32 of preprocessed images `(B, C, H, W)`, channels-last (`to_device`); on CUDA under
+    bf16 autocast (the module must already be on `device`)."""
     cuda = device.startswith("cuda")
-    if cuda:
-        images = images.to(device, non_blocking=True, memory_format=torch.channels_last)
+    images = images.to(device, non_blocking=cuda, memory_format=torch.channels_last)
     with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
         return backbone.features(images).float().cpu().numpy()
 
 
 def to_device(backbone: Backbone, device: str) -> None:
+    """Move the network to `device` and store its 4-D weights channels-last. On the CPU too: oneDNN's
+    channels-last convolutions ran timm's ResNet-50 1.6x as fast as the default layout here, MobileNet-v2 2x,
+    Inception-v4 1.5x, and ViT and ConvNeXt alike (features equal to 1e-6 of their scale)."""
     if device.startswith("cuda"):
         backbone.module.to(device)
-        backbone.module.to(memory_format=torch.channels_last)
+    backbone.module.to(memory_format=torch.channels_last)
 
 
 class ChunkWriter:

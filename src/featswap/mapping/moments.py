@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from featswap.errors import FeatswapError, FitError
-from featswap.mapping.products import add_outer, compute_dtype, cross, gram, roundoff, row_blocks, shift
+from featswap.mapping.products import add_outer, compute_dtype, paired_blocks, roundoff
 
 
 class Mergeable(Protocol):
@@ -75,10 +75,10 @@ class Moments:
 
     @classmethod
     def of(cls, x: np.ndarray, y: np.ndarray, device: str = "cpu", precision: str = "float64") -> Moments:
-        """Moments of one chunk: `x` (n, Dx), `y` (n, Dy), each centred on its own mean, in blocks of
-        `BLOCK_ROWS` rows merged in float64. `precision="float32"` multiplies float32 features in float32 (the
-        BLAS fast path, `featswap.mapping.products`; least squares may then raise `PrecisionError`); the
-        default, float64. On another device than the CPU, in float64 there."""
+        """Moments of one chunk: `x` (n, Dx), `y` (n, Dy), each centred on its own mean, in blocks of rows whose
+        products are added up in float64 (`featswap.mapping.products.paired_blocks`). `precision="float32"`
+        multiplies float32 features in float32 (the BLAS fast path; least squares may then raise
+        `PrecisionError`); the default, float64. On another device than the CPU, in float64 there."""
         if x.ndim != 2 or y.ndim != 2 or len(x) != len(y):
             raise FitError(
                 f"Got {len(x)} rows of source features but {len(y)} of target features; rows must be the "
@@ -89,22 +89,13 @@ class Moments:
         if device != "cpu":
             return cls._of_on(x, y, device)
         dtype = compute_dtype(x, y, precision=precision)
-        total = merge_all(cls._of_block(x[rows], y[rows], dtype) for rows in row_blocks(len(x)))
-        assert total is not None  # at least one row, so at least one block
-        return total
-
-    @classmethod
-    def _of_block(cls, x: np.ndarray, y: np.ndarray, dtype: np.dtype) -> Moments:
-        """Moments of a block `x` (n, Dx), `y` (n, Dy): products in `dtype` of the deviations from the means
-        rounded to `dtype` (`shift`: exact subtractions where the features share an offset), widened to float64
-        and moved to the exact means, `sum u u^T - n r r^T` for the deviations' mean `r`."""
-        n = len(x)
-        px, u, r = shift(x, dtype)
-        py, v, s = shift(y, dtype)
-        cxx = add_outer(gram(u), -n, r, r)
-        cxy = add_outer(cross(u, v), -n, r, s)
-        tyy = float(np.einsum("ij,ij->", v, v, dtype=np.float64)) - n * float(s @ s)
-        return cls(n, px + r, py + s, cxx, cxy, tyy, roundoff(dtype))
+        mx, my, blocks = paired_blocks(x, y, dtype)
+        cxx, cxy, tyy = np.zeros((x.shape[1], x.shape[1])), np.zeros((x.shape[1], y.shape[1])), 0.0
+        for u, v in blocks:  # all centred on the same means: their sums simply add up
+            cxx += u.T @ u  # numpy calls BLAS syrk for an array times its own transpose: half the work
+            cxy += u.T @ v
+            tyy += float(np.einsum("ij,ij->", v, v, dtype=np.float64))
+        return cls(len(x), mx, my, cxx, cxy, tyy, roundoff(dtype))
 
     @classmethod
     def of_torch(cls, x: np.ndarray, y: np.ndarray, device: str = "cpu") -> Moments:

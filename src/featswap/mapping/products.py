@@ -1,12 +1,12 @@
 """Centred products of row blocks at the speed of float32 BLAS, with the accuracy of float64 sums.
 
-Every streamed statistic (`Moments`, `GramStats`) is built from blocks of rows. A block is centred on its own
-mean (two passes, so that the rounded first mean leaves no residual: features sharing an offset of 1e6 keep
-their spread), its deviations are multiplied in the features' own precision (float32 for stored features: the
-BLAS fast path, with `u.T @ u` a symmetric rank-k update, half the work of a general product), and the products
-are widened to float64, in which blocks are merged with Chan, Golub and LeVeque's pairwise update. Centred
-float32 products of a block of `BLOCK_ROWS` rows carry a relative error of about 1e-7 of the spread; the
-float64 merge adds none.
+Every streamed statistic (`Moments`, `GramStats`) is built from chunks of rows. A chunk in memory is centred on
+its exact mean (`Centring`: the mean rounded to the features' precision is subtracted first, then the rounded
+remainder, so that features sharing an offset of 1e6 keep their spread) block by block, and each block's
+deviations are multiplied in the features' own precision (float32 for stored features: the BLAS fast path, with
+`u.T @ u` a symmetric rank-k update, half the work of a general product). Every block of a chunk is centred on the
+same point, so the products simply add up in float64; chunks are merged with Chan, Golub and LeVeque's pairwise
+update. Centred float32 products carry a relative error of about 1e-7 of the spread; the float64 sums add none.
 
 That keeps well-conditioned results (linear and debiased CKA, the Procrustes distance, SVCCA of well-separated
 directions) within 1e-6 of a float64 computation on centred data. Results that amplify the products' rounding by
@@ -19,14 +19,14 @@ raises `PrecisionError`, on which its caller computes the statistics again with 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import numpy as np
 
-#: Rows per block of centred products. Large enough that a block's BLAS product dwarfs its O(D^2) float64
-#: merge (8,192 rows x 3,584 features is 117 MB of float32 deviations), small enough for cache-friendly
-#: centring and a bounded temporary.
-BLOCK_ROWS = 8192
-
+#: Bytes of deviations per block of rows (both sides together), in two buffers reused from block to block. At
+#: 3,584 float32 features that is 4,681 rows, whose products run within 2% of one product over all rows
+#: (32 to 512 MiB measured alike); smaller blocks bound the temporary.
+BLOCK_BYTES = 64 * 2**20
 
 #: The relative error allowed in a result against a float64 computation on centred data.
 TOLERANCE = 1e-6
@@ -69,41 +69,77 @@ def check_conditioning(condition: float, unit_roundoff: float, what: str) -> Non
         raise PrecisionError(f"{what}: condition number {condition:.3g} needs float64 products")
 
 
-def row_blocks(n: int, block: int = BLOCK_ROWS) -> Iterator[slice]:
+def row_blocks(n: int, block: int) -> Iterator[slice]:
     """Slices covering `range(n)` in blocks of at most `block` rows (none when `n` is 0)."""
     for start in range(0, n, block):
         yield slice(start, min(start + block, n))
 
 
-def shift(x: np.ndarray, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """`(point, deviations, residual)` for the rows of `x` `(n, D)`: `point` `(D,)` (float64) is their mean rounded
-    to `dtype`, `deviations` `(n, D)` in `dtype` are `x - point` (exact for features within a factor 2 of it),
-    `residual` `(D,)` float64 is the deviations' mean, so that the rows' mean is `point + residual`."""
-    point = x.mean(0, dtype=np.float64).astype(dtype)
-    deviations = np.subtract(x, point, dtype=dtype)
-    return point.astype(np.float64), deviations, deviations.mean(0, dtype=np.float64)
+def block_rows(width: int, dtype: np.dtype, budget: int = BLOCK_BYTES) -> int:
+    """Rows per block so that a block of `width` features in `dtype` holds about `budget` bytes (at least 256)."""
+    return max(256, budget // max(1, width * dtype.itemsize))
+
+
+@dataclass(frozen=True)
+class Centring:
+    """How to centre the rows of one in-memory chunk `(n, D)` in `dtype`, block by block, on its exact mean.
+
+    `mean` `(D,)` float64 is the rows' mean; `point` is that mean rounded to `dtype` and `rest` the rounded
+    remainder, both `(D,)` in `dtype`. `deviations` subtracts the point (exact for features within a factor 2 of
+    it: features sharing an offset of 1e6 keep their spread) and then the remainder, so that every block is centred
+    on the same point, `point + rest`, within a unit roundoff of `dtype` of `mean - point` (below 1e-14 of the
+    offset): products of all blocks then add up, in float64, with no merge update between them."""
+
+    mean: np.ndarray
+    point: np.ndarray
+    rest: np.ndarray
+
+    @classmethod
+    def of(cls, x: np.ndarray, dtype: np.dtype) -> Centring:
+        mean = x.mean(0, dtype=np.float64)
+        point = mean.astype(dtype)
+        return cls(mean, point, (mean - point).astype(dtype))
+
+    def deviations(self, rows: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """`rows - mean` `(m, D)` in `dtype` for rows `(m, D)` of the chunk, written into the first `m` rows of `out`
+        when given (a buffer reused from block to block: fresh pages would cost the kernel more than the
+        subtraction)."""
+        target = None if out is None else out[: len(rows)]
+        deviations = np.subtract(rows, self.point, out=target, dtype=self.point.dtype)
+        deviations -= self.rest
+        return deviations
 
 
 def centre(x: np.ndarray, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
-    """The mean `(D,)` float64 of the rows of `x` `(n, D)` and the deviations from it `(n, D)` in `dtype`.
-
-    The mean rounded to `dtype` leaves the deviations of `shift` a residual mean of up to half a unit in the last
-    place of an offset; a second pass removes it, so that the deviations' mean is zero to rounding of the spread
-    itself."""
-    point, deviations, residual = shift(x, dtype)
-    deviations -= residual.astype(dtype)
-    return point + residual, deviations
+    """The mean `(D,)` float64 of the rows of `x` `(n, D)` and the deviations from it `(n, D)` in `dtype`."""
+    centring = Centring.of(x, dtype)
+    return centring.mean, centring.deviations(x)
 
 
-def gram(u: np.ndarray) -> np.ndarray:
-    """`u^T u` `(D, D)` float64 for deviations `u` `(n, D)`: one symmetric rank-k update in `u`'s precision
-    (numpy calls BLAS syrk for a product of an array with its own transpose), widened to float64."""
-    return np.asarray(u.T @ u, dtype=np.float64)
+def paired_blocks(
+    x: np.ndarray, y: np.ndarray, dtype: np.dtype
+) -> tuple[np.ndarray, np.ndarray, Iterator[tuple[np.ndarray, np.ndarray]]]:
+    """The means `(Dx,)`, `(Dy,)` float64 of paired rows `x` `(n, Dx)`, `y` `(n, Dy)` (n >= 1) and their deviations
+    from them in `dtype`, `(m, Dx)` and `(m, Dy)`, in blocks of about `BLOCK_BYTES` (`Centring`). The blocks are
+    views of two buffers that the next block overwrites: use each before asking for the next."""
+    cx, cy = Centring.of(x, dtype), Centring.of(y, dtype)
+    rows = min(len(x), block_rows(x.shape[1] + y.shape[1], dtype))
+    ux, uy = np.empty((rows, x.shape[1]), dtype), np.empty((rows, y.shape[1]), dtype)
+    blocks = ((cx.deviations(x[r], ux), cy.deviations(y[r], uy)) for r in row_blocks(len(x), rows))
+    return cx.mean, cy.mean, blocks
 
 
-def cross(u: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """`u^T v` `(Du, Dv)` float64 for deviations `u` `(n, Du)`, `v` `(n, Dv)` in their precision."""
-    return np.asarray(u.T @ v, dtype=np.float64)
+def scatter_matrices(x: np.ndarray, y: np.ndarray, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Centred scatter matrices `Cxx (Dx, Dx)`, `Cyy (Dy, Dy)`, `Cxy (Dx, Dy)` float64 of paired rows `x` `(n, Dx)`,
+    `y` `(n, Dy)`: products in `dtype` block by block, added up in float64. Nothing else is computed: the three
+    products are all that linear CKA needs."""
+    cxx, cyy, cxy = np.zeros((x.shape[1],) * 2), np.zeros((y.shape[1],) * 2), np.zeros((x.shape[1], y.shape[1]))
+    if len(x):
+        for u, v in paired_blocks(x, y, dtype)[2]:
+            cxx += u.T @ u  # numpy calls BLAS syrk for an array times its own transpose: half the work
+            cyy += v.T @ v
+            cxy += u.T @ v
+    return cxx, cyy, cxy
 
 
 def add_outer(matrix: np.ndarray, alpha: float, a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -17,16 +17,7 @@ import torch
 from featswap.errors import DataError
 from featswap.mapping.moments import Moments, as_float64, merge_nonempty, symmetric
 from featswap.mapping.paired import check_paired
-from featswap.mapping.products import (
-    add_outer,
-    centre,
-    check_conditioning,
-    compute_dtype,
-    cross,
-    gram,
-    roundoff,
-    row_blocks,
-)
+from featswap.mapping.products import add_outer, check_conditioning, compute_dtype, paired_blocks, roundoff
 
 RCOND = 1e-10
 _NO_ROWS = DataError("No samples to compare.")
@@ -64,8 +55,9 @@ class GramStats:
     @classmethod
     def of(cls, x: np.ndarray, y: np.ndarray, device: str = "cpu", precision: str = "float64") -> GramStats:
         """Stats of one chunk of rows `x` (n, D1), `y` (n, D2), centred on the chunk's own means, in blocks of
-        `BLOCK_ROWS` rows merged in float64. `precision="float32"` multiplies float32 features in float32 (the
-        BLAS fast path, `featswap.mapping.products`; CCA may then raise `PrecisionError`); the default, float64.
+        rows whose products are added up in float64 (`featswap.mapping.products.paired_blocks`).
+        `precision="float32"` multiplies float32 features in float32 (the BLAS fast path; CCA may then raise
+        `PrecisionError`); the default, float64.
         On another device than the CPU, in float64 there."""
         x, y = check_paired(x, y)
         if len(x) == 0:
@@ -73,24 +65,24 @@ class GramStats:
         if device != "cpu":
             return cls._of_on(x, y, device)
         dtype = compute_dtype(x, y, precision=precision)
-        return merge_nonempty((cls._of_block(x[rows], y[rows], dtype) for rows in row_blocks(len(x))), _NO_ROWS)
-
-    @classmethod
-    def _of_block(cls, x: np.ndarray, y: np.ndarray, dtype: np.dtype) -> GramStats:
-        """Stats of a block of rows: centred products in `dtype`, widened to float64."""
-        mx, u = centre(x, dtype)
-        my, v = centre(y, dtype)
-        a = np.einsum("ij,ij->i", u, u, dtype=np.float64)  # squared row norms, (n,)
-        b = np.einsum("ij,ij->i", v, v, dtype=np.float64)
-        a_, b_ = a.astype(dtype), b.astype(dtype)
-
-        def vec(t: np.ndarray) -> np.ndarray:
-            return np.asarray(t, dtype=np.float64)
-
-        return cls(
-            len(x), mx, my, gram(u), gram(v), cross(u, v), float(a @ a), float(b @ b), float(a @ b),
-            vec(u.T @ a_), vec(u.T @ b_), vec(v.T @ a_), vec(v.T @ b_), roundoff(dtype),
-        )  # fmt: skip
+        mx, my, blocks = paired_blocks(x, y, dtype)
+        d1, d2 = x.shape[1], y.shape[1]
+        cxx, cyy, cxy = np.zeros((d1, d1)), np.zeros((d2, d2)), np.zeros((d1, d2))
+        xa, xb, ya, yb = np.zeros(d1), np.zeros(d1), np.zeros(d2), np.zeros(d2)
+        saa = sbb = sab = 0.0
+        for u, v in blocks:  # all centred on the same means: their sums simply add up
+            cxx += u.T @ u  # numpy calls BLAS syrk for an array times its own transpose: half the work
+            cyy += v.T @ v
+            cxy += u.T @ v
+            a = np.einsum("ij,ij->i", u, u, dtype=np.float64)  # squared row norms, (m,)
+            b = np.einsum("ij,ij->i", v, v, dtype=np.float64)
+            saa, sbb, sab = saa + float(a @ a), sbb + float(b @ b), sab + float(a @ b)
+            a_, b_ = a.astype(dtype), b.astype(dtype)
+            xa += u.T @ a_
+            xb += u.T @ b_
+            ya += v.T @ a_
+            yb += v.T @ b_
+        return cls(len(x), mx, my, cxx, cyy, cxy, saa, sbb, sab, xa, xb, ya, yb, roundoff(dtype))
 
     @classmethod
     def _of_on(cls, x: np.ndarray, y: np.ndarray, device: str) -> GramStats:
@@ -177,8 +169,7 @@ class GramStats:
     # -- measures ------------------------------------------------------------------------------------
     def linear_cka(self) -> float:
         """`||Cxy||_F^2 / (||Cxx||_F ||Cyy||_F)` (Kornblith et al. 2019), from D x D matrices only."""
-        cxx, cyy, cxy = self.centred()
-        return _ratio(float((cxy**2).sum()), float(np.linalg.norm(cxx) * np.linalg.norm(cyy)), "linear_cka")
+        return linear_cka_of(*self.centred())
 
     @staticmethod
     def _hsic_unbiased(n: int, cross: np.ndarray, sab: float, sa: float, sb: float) -> float:
@@ -204,11 +195,7 @@ class GramStats:
     def procrustes(self) -> float:
         """Orthogonal Procrustes distance of centred, unit-Frobenius-norm features (zero-padding the
         narrower side): `sqrt(2 - 2 ||Cxy||_* / sqrt(tr Cxx tr Cyy))`, 0 for a rotated copy."""
-        cxx, cyy, cxy = self.centred()
-        scale = float(np.sqrt(np.trace(cxx) * np.trace(cyy)))
-        nuclear = float(np.linalg.svd(cxy, compute_uv=False).sum())
-        similarity = _ratio(nuclear, scale, "procrustes")
-        return float(np.sqrt(max(0.0, 2.0 - 2.0 * min(similarity, 1.0))))
+        return procrustes_of(*self.centred())
 
     def canonical_correlations(self, k: int | None = None) -> np.ndarray:
         """Canonical correlations, descending; with `k`, of the top-`k` principal directions of each side
@@ -258,6 +245,20 @@ def chunk_split_gram(
 def chunk_gram_stats(x: np.ndarray, y: np.ndarray, start: int, device: str) -> GramStats:
     """`GramStats` of one chunk (a `featswap.mapping.paired.ChunkFn`)."""
     return GramStats.of(x, y, device)
+
+
+def linear_cka_of(cxx: np.ndarray, cyy: np.ndarray, cxy: np.ndarray) -> float:
+    """Linear CKA `||Cxy||_F^2 / (||Cxx||_F ||Cyy||_F)` of centred scatter matrices `(D1, D1)`, `(D2, D2)`,
+    `(D1, D2)`."""
+    return _ratio(float((cxy**2).sum()), float(np.linalg.norm(cxx) * np.linalg.norm(cyy)), "linear_cka")
+
+
+def procrustes_of(cxx: np.ndarray, cyy: np.ndarray, cxy: np.ndarray) -> float:
+    """Procrustes distance `sqrt(2 - 2 ||Cxy||_* / sqrt(tr Cxx tr Cyy))` of centred scatter matrices."""
+    scale = float(np.sqrt(np.trace(cxx) * np.trace(cyy)))
+    nuclear = float(np.linalg.svd(cxy, compute_uv=False).sum())
+    similarity = _ratio(nuclear, scale, "procrustes")
+    return float(np.sqrt(max(0.0, 2.0 - 2.0 * min(similarity, 1.0))))
 
 
 def _ratio(numerator: float, denominator: float, measure: str) -> float:

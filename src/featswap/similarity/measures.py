@@ -26,8 +26,8 @@ import torch
 
 from featswap.errors import DataError
 from featswap.mapping.paired import InMemoryPairs, check_paired
-from featswap.mapping.products import PrecisionError
-from featswap.similarity.gram import GramStats, _constant
+from featswap.mapping.products import PrecisionError, compute_dtype, scatter_matrices
+from featswap.similarity.gram import GramStats, _constant, linear_cka_of, procrustes_of
 
 
 def from_gram(stats: GramStats, measure: str, svcca_k: int = 20) -> float:
@@ -67,8 +67,17 @@ class PairStats:
             return from_gram(self._precise, measure, svcca_k)
 
 
+def scatter(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The centred scatter matrices of a pair in memory, nothing more (`featswap.mapping.products.scatter_matrices`,
+    float32 products for float32 features)."""
+    x, y = check_paired(x, y)
+    if len(x) == 0:
+        raise DataError("No samples to compare.")
+    return scatter_matrices(x, y, compute_dtype(x, y))
+
+
 def linear_cka(x: np.ndarray, y: np.ndarray) -> float:
-    return GramStats.of(x, y, precision="float32").linear_cka()
+    return linear_cka_of(*scatter(x, y))
 
 
 def debiased_cka(x: np.ndarray, y: np.ndarray) -> float:
@@ -76,7 +85,7 @@ def debiased_cka(x: np.ndarray, y: np.ndarray) -> float:
 
 
 def procrustes(x: np.ndarray, y: np.ndarray) -> float:
-    return GramStats.of(x, y, precision="float32").procrustes()
+    return procrustes_of(*scatter(x, y))
 
 
 def cca_mean(x: np.ndarray, y: np.ndarray) -> float:

@@ -11,7 +11,7 @@ from featswap import validate
 from featswap.errors import FitError, SpecError
 from featswap.mapping.moments import Moments, merge_nonempty
 from featswap.mapping.paired import PairedFeatures, split_rows
-from featswap.mapping.products import PrecisionError, check_conditioning
+from featswap.mapping.products import check_conditioning
 from featswap.mapping.solvers.base import SOLVERS, FitResult, Heads, Solver
 
 #: The held-out share of the split whose two parts, merged, give all rows' moments from shared statistics (the
@@ -239,14 +239,11 @@ def resolve_alpha(alpha: float | str, rows: int, source_dim: int) -> float | Non
 
 
 def fit_lstsq(pairs: PairedFeatures | None, settings: LstsqSettings, device: str, heads: Heads | None) -> FitResult:
-    """Least squares from moments of float32 products where the source's scatter is well-conditioned enough for
-    them (a condition number up to about 4: `featswap.mapping.products.check_conditioning`), else of float64
-    products."""
+    """Least squares from moments of float64 products. Float32 products would hold the weights within 1e-6 only
+    where the source's scatter has a condition number below about 4 (`featswap.mapping.products.
+    check_conditioning`), which real features never have: trying them first would only add a pass."""
     assert pairs is not None
-    try:
-        return _fit_lstsq(pairs, settings, device, "float32")
-    except PrecisionError:
-        return _fit_lstsq(pairs, settings, device, "float64")
+    return _fit_lstsq(pairs, settings, device, "float64")
 
 
 def _fit_lstsq(pairs: PairedFeatures, settings: LstsqSettings, device: str, precision: str) -> FitResult:
