@@ -72,6 +72,11 @@ class Backbone:
             )
         return out.float()
 
+    def state_bytes(self) -> int:
+        """Bytes of the network's parameters and buffers."""
+        tensors = [*self.module.parameters(), *self.module.buffers()]
+        return sum(t.numel() * t.element_size() for t in tensors)
+
     def parameters_digest(self) -> str:
         """sha256 of the network's state (every parameter and buffer, by name): equal digests, same network."""
         digest = hashlib.sha256()

@@ -6,6 +6,7 @@ paired features run.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -30,15 +31,16 @@ class Engine(Protocol):
 
     def extract(
         self,
-        recipe: BackboneRecipe,
-        backbone: Backbone,
+        recipes: Sequence[BackboneRecipe],
+        backbones: Sequence[Backbone],
         collection: Collection,
         store: FeatureStore,
         settings: ExtractionSettings,
         role: str | None,
         quiet: bool,
-    ) -> ExtractResult:
-        """Write `backbone`'s features of every image of `collection` into `store` (resuming finished chunks)."""
+    ) -> list[ExtractResult]:
+        """Write each of `backbones`' features (built from `recipes`) of every image of `collection` into `store`
+        (resuming finished chunks); one result per network."""
         ...
 
     def pairs(self, pairs: PairedFeatures) -> PairedFeatures:
@@ -72,17 +74,18 @@ class LocalEngine:
 
     def extract(
         self,
-        recipe: BackboneRecipe,
-        backbone: Backbone,
+        recipes: Sequence[BackboneRecipe],
+        backbones: Sequence[Backbone],
         collection: Collection,
         store: FeatureStore,
         settings: ExtractionSettings,
         role: str | None,
         quiet: bool,
-    ) -> ExtractResult:
-        from featswap.extraction.local import extract
+    ) -> list[ExtractResult]:
+        """All the networks in one pass over the images, each image decoded once (`extract_together`)."""
+        from featswap.extraction.local import extract_together
 
-        return extract(backbone, collection, store, settings, self.device, role, quiet)
+        return extract_together(backbones, collection, store, settings, self.device, role, quiet)
 
     def pairs(self, pairs: PairedFeatures) -> PairedFeatures:
         return pairs

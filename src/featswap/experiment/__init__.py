@@ -24,12 +24,17 @@ from featswap.config import RunConfig, resolved
 from featswap.errors import DataError, FeatswapError, SpecError
 
 if TYPE_CHECKING:
+    from featswap.backbones.backbone import Backbone
     from featswap.data.collections import Collection
     from featswap.engines import Engine
     from featswap.experiment.evaluating import SetResult
     from featswap.experiment.fitting import FittedMap
     from featswap.extraction.plan import ExtractResult
     from featswap.store import FeatureStore
+
+#: Networks extracted in one pass over the images (each image decoded once for all of them) hold at most about this
+#: many bytes of weights together; more networks are extracted in several passes.
+TOGETHER_BYTES = 4 * 2**30
 
 
 class Experiment:
@@ -111,15 +116,22 @@ class Experiment:
         if claim_out or self._store_inside_out():
             self._out()
         with FeatureStore.create(self.store_path()) as store:
+            group: list[tuple[BackboneRecipe, Backbone]] = []  # networks that share one pass over the images
             for i, recipe in enumerate(recipes):
                 backbone = first if i == 0 else recipe.build()
                 if backbone.head_offset:
                     from featswap.outputs.report import head_offset_note
 
                     self.say(head_offset_note(backbone.name, backbone.head_outputs, backbone.head_offset))
+                group.append((recipe, backbone))
+                if i < len(recipes) - 1 and sum(b.state_bytes() for _, b in group) < TOGETHER_BYTES:
+                    continue
                 for collection, role in todo:
-                    settings = self.config.extraction
-                    results.append(engine.extract(recipe, backbone, collection, store, settings, role, self.quiet))
+                    results += engine.extract(
+                        [r for r, _ in group], [b for _, b in group], collection, store, self.config.extraction, role,
+                        self.quiet,
+                    )  # fmt: skip
+                group = []
             if "eval" in roles:
                 self._record_overlaps(store, fit, evals)
         return results

@@ -3,6 +3,7 @@ Ray tasks, on a connected cluster."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -38,20 +39,24 @@ class RayEngine:
 
     def extract(
         self,
-        recipe: BackboneRecipe,
-        backbone: Backbone,
+        recipes: Sequence[BackboneRecipe],
+        backbones: Sequence[Backbone],
         collection: Collection,
         store: FeatureStore,
         settings: ExtractionSettings,
         role: str | None,
         quiet: bool,
-    ) -> ExtractResult:
+    ) -> list[ExtractResult]:
+        """One network after another, each a Ray Data pipeline of its own (decoding included)."""
         from featswap.engines.ray.extract import RayResources, extract_ray
 
         resources = RayResources(
             self.config.ray_workers, self.config.gpus_per_worker, self.config.cpus_per_worker or 1.0
         )
-        return extract_ray(recipe, collection, store, settings, resources, quiet, backbone, role)
+        return [
+            extract_ray(recipe, collection, store, settings, resources, quiet, backbone, role)
+            for recipe, backbone in zip(recipes, backbones, strict=True)
+        ]
 
     def pairs(self, pairs: PairedFeatures) -> PairedFeatures:
         from featswap.engines.ray.statistics import RayPairs

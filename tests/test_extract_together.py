@@ -1,0 +1,68 @@
+"""Several networks over one collection in one pass: each image decoded once, each network's features equal to
+those it gets alone, and a network whose chunks are finished is not run again."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from featswap.backbones.sources import BackboneRecipe
+from featswap.config import ExtractionSettings
+from featswap.data.collections import Collection
+from featswap.extraction.local import extract, extract_together
+from featswap.extraction.plan import LOGITS_CHECK_IMAGES
+from featswap.store import FeatureStore
+
+SPECS = ("tiny-resnet", "tiny-inception")  # different inputs: 1x8x8 and 1x16x16, other normalisations
+SETTINGS = ExtractionSettings(batch_size=50, chunk_rows=64)
+
+
+def counting(collection: Collection, count: int) -> tuple[Collection, list[int]]:
+    """The first `count` images of `collection`, with a list that records every image loaded."""
+    loads: list[int] = []
+    part = collection.subset(np.arange(count), f"{collection.name}-{count}")
+
+    def load(i: int) -> Image.Image:
+        loads.append(i)
+        return part.load(i)
+
+    return dataclasses.replace(part, load=load), loads
+
+
+def test_each_image_is_decoded_once_for_all_networks(
+    tmp_path: Path, digits_parts: tuple[Collection, Collection], trained_weights: dict[str, Path]
+) -> None:
+    collection, loads = counting(digits_parts[1], 150)
+    backbones = [BackboneRecipe(s, str(trained_weights[s]), 10, name=s).build() for s in SPECS]
+    with FeatureStore.create(tmp_path / "together.zarr") as store:
+        results = extract_together(backbones, collection, store, SETTINGS, quiet=True)
+        together = {b.name: np.asarray(store.features(collection.name, b.name)) for b in backbones}
+    # Every image once for the pass, and the first few once per network for its logits check.
+    assert sorted(loads) == sorted([*range(150), *list(range(LOGITS_CHECK_IMAGES)) * len(SPECS)])
+    assert [(r.model, r.computed_rows) for r in results] == [(s, 150) for s in SPECS]
+    for spec in SPECS:
+        with FeatureStore.create(tmp_path / f"{spec}.zarr") as store:
+            alone = BackboneRecipe(spec, str(trained_weights[spec]), 10, name=spec).build()
+            extract(alone, collection, store, SETTINGS, quiet=True)
+            np.testing.assert_array_equal(together[spec], np.asarray(store.features(collection.name, spec)))
+
+
+def test_a_network_whose_chunks_are_finished_is_not_run_again(
+    tmp_path: Path, digits_parts: tuple[Collection, Collection], trained_weights: dict[str, Path]
+) -> None:
+    collection, loads = counting(digits_parts[1], 150)
+    first, second = (BackboneRecipe(s, str(trained_weights[s]), 10, name=s).build() for s in SPECS)
+    with FeatureStore.create(tmp_path / "s.zarr") as store:
+        extract(first, collection, store, SETTINGS, quiet=True)
+        before = np.asarray(store.features(collection.name, first.name))
+        results = extract_together([first, second], collection, store, SETTINGS, quiet=True)
+        assert [r.computed_rows for r in results] == [0, 150]
+        np.testing.assert_array_equal(np.asarray(store.features(collection.name, first.name)), before)
+        assert np.asarray(store.features(collection.name, second.name)).shape == (150, second.feature_dim)
+        loads.clear()
+        results = extract_together([first, second], collection, store, SETTINGS, quiet=True)
+    assert [r.computed_rows for r in results] == [0, 0]
+    assert len(loads) == LOGITS_CHECK_IMAGES * 2  # nothing left to do: only the logits checks read images
