@@ -41,6 +41,7 @@ from featswap.config import (
     RunConfig,
     StitchSettings,
 )
+from featswap.extraction.plan import to_device
 from featswap.stitching.layers import NetworkLayers, layer_pairs
 
 KIT = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10"
@@ -80,6 +81,7 @@ def bare_seconds(config: RunConfig, passes: int, batch_size: int) -> tuple[float
     total = 0.0
     for model in config.models:
         backbone = load_backbone(model.spec, model.weights, len(collection.classes or ()))
+        to_device(backbone, "cpu")  # the layout featswap runs networks in
         transform = backbone.transform()
         x = torch.stack([transform(collection.load(i)) for i in range(len(collection))])
         with torch.inference_mode():

@@ -5,15 +5,19 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pytest
 from PIL import Image
 
+from featswap import DataSettings, Experiment, ModelConfig, RunConfig
+from featswap.backbones.backbone import Backbone
 from featswap.backbones.sources import BackboneRecipe
 from featswap.config import ExtractionSettings
 from featswap.data.collections import Collection
 from featswap.extraction.local import extract, extract_together
-from featswap.extraction.plan import LOGITS_CHECK_IMAGES
+from featswap.extraction.plan import LOGITS_CHECK_IMAGES, ExtractResult
 from featswap.store import FeatureStore
 
 SPECS = ("tiny-resnet", "tiny-inception")  # different inputs: 1x8x8 and 1x16x16, other normalisations
@@ -66,3 +70,32 @@ def test_a_network_whose_chunks_are_finished_is_not_run_again(
         results = extract_together([first, second], collection, store, SETTINGS, quiet=True)
     assert [r.computed_rows for r in results] == [0, 0]
     assert len(loads) == LOGITS_CHECK_IMAGES * 2  # nothing left to do: only the logits checks read images
+
+
+@pytest.mark.parametrize(("budget", "passes"), [(None, [2, 2]), (1, [1, 1, 1, 1])])
+def test_models_share_a_pass_while_their_weights_fit_the_budget(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, budget: int | None, passes: list[int]
+) -> None:
+    import featswap.experiment
+    import featswap.extraction.local as local
+
+    if budget is not None:
+        monkeypatch.setattr(featswap.experiment, "TOGETHER_BYTES", budget)
+    calls: list[int] = []
+    together = local.extract_together
+
+    def counted(backbones: list[Backbone], *args: Any, **kwargs: Any) -> list[ExtractResult]:
+        calls.append(len(backbones))
+        return together(backbones, *args, **kwargs)
+
+    monkeypatch.setattr(local, "extract_together", counted)
+    config = RunConfig(
+        models=(ModelConfig("tiny-inception"), ModelConfig("tiny-resnet")),
+        data=DataSettings(data="digits", train_limit=100),
+        out=str(tmp_path / "run"),
+    )
+    results = Experiment(config, quiet=True).extract()
+    assert calls == passes  # per collection (fitting, evaluation): both models at once, or one at a time
+    assert sorted((r.model, r.collection) for r in results) == sorted(
+        (m, c) for m in ("tiny-inception", "tiny-resnet") for c in {r.collection for r in results}
+    )

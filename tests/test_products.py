@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from featswap.errors import DataError
 from featswap.mapping import products
 from featswap.mapping.affine_map import AffineMap
 from featswap.mapping.moments import Moments
@@ -130,3 +131,26 @@ def test_float64_products_are_never_refused_however_ill_conditioned() -> None:
     moments = Moments.of(x, y)  # float64 products: the reference itself
     assert np.isfinite(lstsq_from_moments(moments)[0]).all()
     assert np.isfinite(Eigen(moments).solve(0.0)[0]).all()
+
+
+def test_float32_products_that_overflow_are_computed_in_float64() -> None:
+    x, y = planted(9, n=500)
+    x64, y64 = x.astype(np.float64), y.astype(np.float64)
+    exact = GramStats.of(x64, y64)
+    big_x, big_y = x * np.float32(1e18), y * np.float32(1e18)  # finite float32 values whose squares are not
+    assert np.isfinite(big_x).all() and np.isfinite(big_y).all()
+    assert relative(linear_cka(big_x, big_y), exact.linear_cka()) < TOLERANCE
+    assert relative(procrustes(big_x, big_y), exact.procrustes()) < TOLERANCE
+    stats = GramStats.of(big_x, big_y, precision="float32")
+    assert stats.roundoff == 2.0**-53  # computed again from float64 products
+    assert relative(stats.debiased_cka(), exact.debiased_cka()) < TOLERANCE
+    moments = Moments.of(big_x, big_y, precision="float32")
+    assert np.isfinite(moments.cxx).all() and relative(moments.cxy, exact.cxy * 1e36) < TOLERANCE
+
+
+def test_products_that_overflow_float64_are_refused_with_a_way_out() -> None:
+    x, y = planted(10, n=200)
+    huge = x.astype(np.float64) * 1e200
+    for compute in (lambda: linear_cka(huge, y), lambda: GramStats.of(huge, y), lambda: Moments.of(huge, y)):
+        with pytest.raises(DataError, match="too large to multiply even in float64"):
+            compute()

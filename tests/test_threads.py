@@ -55,3 +55,15 @@ def test_the_threads_option_refuses_zero(runner: CliRunner) -> None:
     result = runner.invoke(app, ["--threads", "0", "layers", "--model", "tiny-resnet"])
     assert result.exit_code == 2
     assert "error: --threads must be at least 1; got 0." in result.output
+
+
+def test_the_threads_option_refuses_more_threads_than_cpus(runner: CliRunner) -> None:
+    import os
+
+    from featswap.cli import app
+
+    before = torch.get_num_threads()
+    result = runner.invoke(app, ["--threads", "100000", "layers", "--model", "tiny-resnet"])
+    assert result.exit_code == 2
+    assert f"error: --threads 100000 is more than this machine's {os.cpu_count()} CPUs" in result.output
+    assert torch.get_num_threads() == before  # refused before anything changed

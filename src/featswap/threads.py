@@ -9,6 +9,7 @@ keeps torch's setting, which `featswap --threads N` (`set_threads`) chooses for 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -23,10 +24,17 @@ _blas_limit: object = None
 
 def set_threads(count: int) -> None:
     """Use `count` threads for large work in this process: torch's intra-op threads and numpy's BLAS (through
-    threadpoolctl). Small steps stay on one thread (`torch_threads_for`)."""
+    threadpoolctl). Small steps stay on one thread (`torch_threads_for`). More threads than CPUs are refused:
+    they only make every thread wait for the others (and a count in the thousands crashes the thread pools)."""
     global _blas_limit
     import torch
     from threadpoolctl import threadpool_limits
+
+    from featswap.errors import SpecError
+
+    cpus = os.cpu_count() or 1
+    if count > cpus:
+        raise SpecError(f"--threads {count} is more than this machine's {cpus} CPUs; use at most {cpus}.")
 
     _blas_limit = threadpool_limits(limits=count, user_api="blas")
     torch.set_num_threads(count)  # after: a BLAS built on OpenMP sets OpenMP's count too

@@ -78,7 +78,7 @@ def main(
     if threads is not None:
         from featswap.threads import set_threads
 
-        set_threads(threads)
+        set_threads(threads)  # at most the machine's CPUs (SpecError otherwise)
 
 
 CollectionsOpt = Annotated[

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from featswap.errors import FeatswapError, FitError
-from featswap.mapping.products import add_outer, compute_dtype, paired_blocks, roundoff
+from featswap.mapping.products import add_outer, compute_dtype, paired_blocks, roundoff, wider
 
 
 class Mergeable(Protocol):
@@ -91,10 +91,13 @@ class Moments:
         dtype = compute_dtype(x, y, precision=precision)
         mx, my, blocks = paired_blocks(x, y, dtype)
         cxx, cxy, tyy = np.zeros((x.shape[1], x.shape[1])), np.zeros((x.shape[1], y.shape[1])), 0.0
-        for u, v in blocks:  # all centred on the same means: their sums simply add up
-            cxx += u.T @ u  # numpy calls BLAS syrk for an array times its own transpose: half the work
-            cxy += u.T @ v
-            tyy += float(np.einsum("ij,ij->", v, v, dtype=np.float64))
+        with np.errstate(over="ignore", invalid="ignore"):  # an overflow is caught below, with its own message
+            for u, v in blocks:  # all centred on the same means: their sums simply add up
+                cxx += u.T @ u  # numpy calls BLAS syrk for an array times its own transpose: half the work
+                cxy += u.T @ v
+                tyy += float(np.einsum("ij,ij->", v, v, dtype=np.float64))
+        if not (np.isfinite(cxx).all() and np.isfinite(cxy).all() and np.isfinite(tyy)):
+            return cls.of(x, y, device, wider(dtype).name)
         return cls(len(x), mx, my, cxx, cxy, tyy, roundoff(dtype))
 
     @classmethod

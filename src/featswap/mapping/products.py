@@ -131,15 +131,31 @@ def paired_blocks(
 
 def scatter_matrices(x: np.ndarray, y: np.ndarray, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Centred scatter matrices `Cxx (Dx, Dx)`, `Cyy (Dy, Dy)`, `Cxy (Dx, Dy)` float64 of paired rows `x` `(n, Dx)`,
-    `y` `(n, Dy)`: products in `dtype` block by block, added up in float64. Nothing else is computed: the three
-    products are all that linear CKA needs."""
+    `y` `(n, Dy)`: products in `dtype` block by block, added up in float64 (in float64 where float32 products
+    overflow: `wider`). Nothing else is computed: the three products are all that linear CKA needs."""
     cxx, cyy, cxy = np.zeros((x.shape[1],) * 2), np.zeros((y.shape[1],) * 2), np.zeros((x.shape[1], y.shape[1]))
     if len(x):
-        for u, v in paired_blocks(x, y, dtype)[2]:
-            cxx += u.T @ u  # numpy calls BLAS syrk for an array times its own transpose: half the work
-            cyy += v.T @ v
-            cxy += u.T @ v
+        with np.errstate(over="ignore", invalid="ignore"):  # an overflow is caught below, with its own message
+            for u, v in paired_blocks(x, y, dtype)[2]:
+                cxx += u.T @ u  # numpy calls BLAS syrk for an array times its own transpose: half the work
+                cyy += v.T @ v
+                cxy += u.T @ v
+    if not all(np.isfinite(m).all() for m in (cxx, cyy, cxy)):
+        return scatter_matrices(x, y, wider(dtype))
     return cxx, cyy, cxy
+
+
+def wider(dtype: np.dtype) -> np.dtype:
+    """The dtype to multiply in after products in `dtype` overflowed (features of finite values, each product of two
+    of them, or their sums, beyond its range): float64 after float32; after float64, a `DataError`."""
+    from featswap.errors import DataError
+
+    if dtype == np.float32:
+        return np.dtype(np.float64)
+    raise DataError(
+        "The features are too large to multiply even in float64 (their products overflow). Divide them by a "
+        "constant first: every similarity measure is unchanged by it."
+    )
 
 
 def add_outer(matrix: np.ndarray, alpha: float, a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -191,7 +191,8 @@ INTRODUCTION = [
     "labels the held-out images from the mapped features. **Loss** = accuracy of the target network on its own "
     "features minus its accuracy on mapped features, in percentage points (negative: a gain).",
     "",
-    "How sure each number is: *Loss 95% CI* resamples the held-out images 1,000 times (paired bootstrap); "
+    "How sure each number is: *Loss 95% CI* resamples the held-out images `n_boot` times (a paired bootstrap; "
+    "1,000 unless the run's config.toml says otherwise); "
     "*McNemar p* is the chance of a split of fixed versus broken images at least this uneven if mapping did "
     "not change the accuracy (below 0.05: unlikely to be chance). *Fixed* images are labelled wrongly by the "
     "target network but correctly from mapped features; *broken* ones the reverse. *Top-5* counts the label "

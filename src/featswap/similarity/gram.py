@@ -17,7 +17,7 @@ import torch
 from featswap.errors import DataError
 from featswap.mapping.moments import Moments, as_float64, merge_nonempty, symmetric
 from featswap.mapping.paired import check_paired
-from featswap.mapping.products import add_outer, check_conditioning, compute_dtype, paired_blocks, roundoff
+from featswap.mapping.products import add_outer, check_conditioning, compute_dtype, paired_blocks, roundoff, wider
 
 RCOND = 1e-10
 _NO_ROWS = DataError("No samples to compare.")
@@ -70,19 +70,28 @@ class GramStats:
         cxx, cyy, cxy = np.zeros((d1, d1)), np.zeros((d2, d2)), np.zeros((d1, d2))
         xa, xb, ya, yb = np.zeros(d1), np.zeros(d1), np.zeros(d2), np.zeros(d2)
         saa = sbb = sab = 0.0
-        for u, v in blocks:  # all centred on the same means: their sums simply add up
-            cxx += u.T @ u  # numpy calls BLAS syrk for an array times its own transpose: half the work
-            cyy += v.T @ v
-            cxy += u.T @ v
-            a = np.einsum("ij,ij->i", u, u, dtype=np.float64)  # squared row norms, (m,)
-            b = np.einsum("ij,ij->i", v, v, dtype=np.float64)
-            saa, sbb, sab = saa + float(a @ a), sbb + float(b @ b), sab + float(a @ b)
-            a_, b_ = a.astype(dtype), b.astype(dtype)
-            xa += u.T @ a_
-            xb += u.T @ b_
-            ya += v.T @ a_
-            yb += v.T @ b_
-        return cls(len(x), mx, my, cxx, cyy, cxy, saa, sbb, sab, xa, xb, ya, yb, roundoff(dtype))
+        with np.errstate(over="ignore", invalid="ignore"):  # an overflow is caught below, with its own message
+            for u, v in blocks:  # all centred on the same means: their sums simply add up
+                cxx += u.T @ u  # numpy calls BLAS syrk for an array times its own transpose: half the work
+                cyy += v.T @ v
+                cxy += u.T @ v
+                a = np.einsum("ij,ij->i", u, u, dtype=np.float64)  # squared row norms, (m,)
+                b = np.einsum("ij,ij->i", v, v, dtype=np.float64)
+                saa, sbb, sab = saa + float(a @ a), sbb + float(b @ b), sab + float(a @ b)
+                a_, b_ = a.astype(dtype), b.astype(dtype)
+                xa += u.T @ a_
+                xb += u.T @ b_
+                ya += v.T @ a_
+                yb += v.T @ b_
+        stats = cls(len(x), mx, my, cxx, cyy, cxy, saa, sbb, sab, xa, xb, ya, yb, roundoff(dtype))
+        if not stats.finite():
+            return cls.of(x, y, device, wider(dtype).name)
+        return stats
+
+    def finite(self) -> bool:
+        """Whether every sum is finite (products in a narrow dtype can overflow where the features do not)."""
+        parts = (self.cxx, self.cyy, self.cxy, self.xa, self.xb, self.ya, self.yb, (self.saa, self.sbb, self.sab))
+        return all(bool(np.isfinite(p).all()) for p in parts)
 
     @classmethod
     def _of_on(cls, x: np.ndarray, y: np.ndarray, device: str) -> GramStats:

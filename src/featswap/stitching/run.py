@@ -90,6 +90,7 @@ def build_backbones(experiment: Experiment, fit: Collection, evals: list[Collect
 
     from featswap.backbones.sources import BackboneRecipe
     from featswap.evaluation.swap import check_classes
+    from featswap.extraction.plan import to_device
     from featswap.outputs.report import head_offset_note
 
     num_classes = len(evals[0].classes or ())
@@ -102,7 +103,7 @@ def build_backbones(experiment: Experiment, fit: Collection, evals: list[Collect
                           backbone.head_offset)  # fmt: skip
         if backbone.head_offset:
             experiment.say(head_offset_note(backbone.name, backbone.head_outputs, backbone.head_offset))
-        backbone.module.to(device)
+        to_device(backbone, device)  # the layout extraction runs in, so that `@pooled` equals compare's features
         backbone.check_logits(torch.stack(first_readable(fit, backbone, experiment)).to(device))
         backbones.append(backbone)
     return backbones
