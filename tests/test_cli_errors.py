@@ -357,3 +357,21 @@ def test_report_refuses_deeply_nested_json(tmp_path: Path, runner: CliRunner) ->
     (tmp_path / "metrics.json").write_text("[" * 100_000 + "]" * 100_000)
     result = runner.invoke(app, ["report", str(tmp_path)])
     assert result.exit_code == 2 and "is not valid JSON" in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["layers", "--threads", "2", "--model", "tiny-resnet"],
+         "error: No such option: --threads. --threads goes before the command: `featswap --threads N COMMAND ...`. "
+         "See `featswap layers --help`."),
+        (["--threads", "abc", "layers"], "See `featswap --help`."),
+        (["layers", "--bogus"], "error: No such option: --bogus. See `featswap layers --help`."),
+    ],
+)  # fmt: skip
+def test_usage_errors_point_to_the_help_of_what_was_being_parsed(
+    runner: CliRunner, args: list[str], expected: str
+) -> None:
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2
+    assert expected in result.output and len(result.output.strip().splitlines()) == 1

@@ -129,7 +129,10 @@ def test_readings_follow_the_papers_logic() -> None:
 
     base = {"source": "I", "target": "R", "solver": "lstsq", "fixed": 1, "broken": 9, "mcnemar_p": 0.02, "total": 300}
     assert "loses 4.5 points" in reading(base | {"loss": 0.045, "loss_ci95": [0.02, 0.07]})
-    assert "gains 1.4 points" in reading(base | {"loss": -0.014, "loss_ci95": [-0.02, -0.01]})
+    gain = reading(base | {"loss": -0.014, "loss_ci95": [-0.02, -0.01]})
+    assert "gains 1.4 points (95% interval [-2.0, -1.0])" in gain and "chance" not in gain
+    unsure = reading(base | {"loss": -0.014, "loss_ci95": [-0.02, -0.01], "mcnemar_p": 0.0625})
+    assert "McNemar's test does not rule out chance for the gain itself." in unsure
     same = reading(base | {"loss": 0.001, "loss_ci95": [-0.01, 0.012]})
     assert "as accurate as on R's own features, to within 1.2 points" in same
     # A large loss whose wide interval still includes 0 is undecided, never "as accurate".

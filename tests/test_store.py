@@ -221,3 +221,12 @@ def test_a_store_written_before_head_offsets_existed_still_takes_the_same_model(
         result = extract(backbone, split, store, quiet=True)  # the same model: nothing to recompute
         assert result.computed_rows == 0 and store.head_offset("tiny-resnet") == 0
         np.testing.assert_array_equal(store.features("val", "tiny-resnet"), reference)
+
+
+def test_a_model_with_random_weights_is_named_as_such_when_another_is_refused(tmp_path: Path) -> None:
+    with make(tmp_path) as store:
+        attrs = {"spec": "m", "feature_dim": 4, "weights_sha256": "ab12"}
+        with pytest.raises(
+            StoreError, match=r"weights_sha256 None \(random initial weights, no weight file\), not 'ab12'"
+        ):
+            store.write_model("m", attrs, np.ones((3, 4)), np.zeros(3))

@@ -50,8 +50,7 @@ class OneLineErrors(TyperGroup):
             fail(describe_os_error(err))
         except Exception as err:
             if is_usage_error(err):  # a bad or missing option, found by the command-line parser
-                message = str(err.format_message()).rstrip(".")  # type: ignore[attr-defined]
-                fail(f"{message}. See `featswap COMMAND --help`.")
+                fail(usage_message(err))
             if type(err).__name__ == "Abort":  # the parser's Ctrl-C
                 fail("interrupted.", 130)
             if os.environ.get("FEATSWAP_TRACEBACK"):
@@ -63,6 +62,19 @@ class OneLineErrors(TyperGroup):
         if code == 130:
             fail("interrupted; finished chunks of features are kept, so running the same command again resumes.", 130)
         sys.exit(code if isinstance(code, int) else 0)
+
+
+def usage_message(err: Exception) -> str:
+    """The parser's message, with the help of the command it was parsing (`featswap --help` for the options before
+    the command), and where `--threads` belongs when it was given after the command."""
+    message = str(err.format_message()).rstrip(".")  # type: ignore[attr-defined]
+    ctx = getattr(err, "ctx", None)
+    path = str(getattr(ctx, "command_path", "")).split()
+    where = " ".join(["featswap", *path[1:]]) if path else "featswap COMMAND"  # the program's own name, however run
+    hint = ""
+    if getattr(err, "option_name", None) == "--threads":
+        hint = " --threads goes before the command: `featswap --threads N COMMAND ...`."
+    return f"{message}.{hint} See `{where} --help`."
 
 
 def is_usage_error(err: Exception) -> bool:

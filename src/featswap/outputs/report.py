@@ -113,9 +113,10 @@ def reading(p: dict[str, Any]) -> str:
             f"from {source}'s features (or not linearly recoverable)."
         )
     else:
+        chance = " McNemar's test does not rule out chance for the gain itself." if p["mcnemar_p"] >= 0.05 else ""
         verdict = (
-            f"{head} gains {_pct(-loss)} points: {source}'s features carry what {target}'s classifier needs, "
-            "and more robustly than its own."
+            f"{head} gains {_pct(-loss)} points (95% interval {interval}): {source}'s features carry what "
+            f"{target}'s classifier needs.{chance}"
         )
     return f"- **{source} → {target}**: {verdict} {counts}"
 

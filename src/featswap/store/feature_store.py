@@ -431,9 +431,10 @@ class FeatureStore:
             if "head_crc32" in old:  # a complete record: the same model, or a refusal
                 for key in self.MODEL_IDENTITY:
                     if key in attrs and old.get(key, self.IDENTITY_DEFAULTS.get(key)) != attrs.get(key):
+                        before, now = (_identity_text(key, v) for v in (old.get(key), attrs.get(key)))
                         raise StoreError(
-                            f"The store already holds a model named {name!r} with {key} {old.get(key)!r}, not "
-                            f"{attrs.get(key)!r}. Give this model another name (--name) or use another store."
+                            f"The store already holds a model named {name!r} with {key} {before}, not {now}. Give "
+                            "this model another name (--name) or use another store."
                         )
                 try:
                     self.head(name)
@@ -850,3 +851,10 @@ class StorePairs:
             self.store.take_rows(self.collection, self.source, rows),
             self.store.take_rows(self.collection, self.target, rows),
         )
+
+
+def _identity_text(key: str, value: Any) -> str:
+    """A model's identity value as a refusal names it: no weight file reads as random initial weights."""
+    if key == "weights_sha256" and value is None:
+        return "None (random initial weights, no weight file)"
+    return repr(value)
