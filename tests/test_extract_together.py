@@ -99,3 +99,22 @@ def test_models_share_a_pass_while_their_weights_fit_the_budget(
     assert sorted((r.model, r.collection) for r in results) == sorted(
         (m, c) for m in ("tiny-inception", "tiny-resnet") for c in {r.collection for r in results}
     )
+
+
+def test_networks_whose_stores_have_other_chunk_sizes_run_one_after_the_other(
+    tmp_path: Path, digits_parts: tuple[Collection, Collection], trained_weights: dict[str, Path]
+) -> None:
+    collection, loads = counting(digits_parts[1], 150)
+    first, second = (BackboneRecipe(s, str(trained_weights[s]), 10, name=s).build() for s in SPECS)
+    with FeatureStore.create(tmp_path / "s.zarr") as store:
+        extract(first, collection, store, ExtractionSettings(batch_size=50, chunk_rows=100), quiet=True)
+        loads.clear()
+        results = extract_together([first, second], collection, store, SETTINGS, quiet=True)  # 64-row chunks
+        assert [r.computed_rows for r in results] == [0, 150]
+        assert store.feature_array(collection.name, first.name, first.feature_dim).chunks[0] == 100
+        ours = np.asarray(store.features(collection.name, second.name))
+    # Each logits check once, then the second network's pass alone: the first has nothing left to do.
+    assert sorted(loads) == sorted([*list(range(LOGITS_CHECK_IMAGES)) * 2, *range(150)])
+    with FeatureStore.create(tmp_path / "alone.zarr") as store:
+        extract(second, collection, store, SETTINGS, quiet=True)
+        np.testing.assert_array_equal(ours, np.asarray(store.features(collection.name, second.name)))

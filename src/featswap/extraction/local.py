@@ -6,47 +6,25 @@ once, then preprocessed by each network's own transform, and each network runs o
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Sequence
 
-import torch
 from torch.utils.data import DataLoader
-from torch.utils.data import Dataset as TorchDataset
 
 from featswap.backbones.backbone import Backbone
 from featswap.config import ExtractionSettings
 from featswap.data.collections import Collection
-from featswap.errors import DataError
-from featswap.extraction.plan import ChunkWriter, ExtractResult, batch_features, chunk_batches, prepare, to_device
+from featswap.extraction.plan import (
+    ChunkWriter,
+    DecodedOnce,
+    ExtractResult,
+    Plan,
+    batch_features,
+    chunk_batches,
+    prepare,
+    to_device,
+)
 from featswap.progress import bar, rate
 from featswap.store import FeatureStore
-
-
-class DecodedOnce(TorchDataset[tuple[list[torch.Tensor], str]]):
-    """The images of a collection, each decoded once and preprocessed by every one of `transforms`, with "" or
-    why it is unreadable. With `skip`, an unreadable image becomes zeros of each of `shapes` and its reason
-    travels back (from worker processes too); with `fail` it raises at once."""
-
-    def __init__(
-        self,
-        collection: Collection,
-        transforms: Sequence[Callable[[Any], torch.Tensor]],
-        skip: bool,
-        shapes: Sequence[tuple[int, ...]],
-    ) -> None:
-        self.collection, self.transforms, self.skip, self.shapes = collection, list(transforms), skip, list(shapes)
-
-    def __len__(self) -> int:
-        return len(self.collection)
-
-    def __getitem__(self, i: int) -> tuple[list[torch.Tensor], str]:
-        try:
-            image = self.collection.load(i)
-            return [transform(image) for transform in self.transforms], ""
-        except DataError as err:
-            if not self.skip:
-                raise
-            return [torch.zeros(shape) for shape in self.shapes], str(err)
 
 
 def extract(
@@ -88,7 +66,21 @@ def extract_together(
         to_device(backbone, device)
     plans = [prepare(backbone, collection, store, settings, device, role) for backbone in backbones]
     if len({plan.rows_per_chunk for plan in plans}) > 1:  # stores written with other --chunk-rows: one at a time
-        return [extract_together([b], collection, store, settings, device, role, quiet)[0] for b in backbones]
+        pairs = zip(backbones, plans, strict=True)
+        return [r for b, p in pairs for r in one_pass([b], [p], collection, store, settings, device, quiet)]
+    return one_pass(backbones, plans, collection, store, settings, device, quiet)
+
+
+def one_pass(
+    backbones: Sequence[Backbone],
+    plans: Sequence[Plan],
+    collection: Collection,
+    store: FeatureStore,
+    settings: ExtractionSettings,
+    device: str,
+    quiet: bool,
+) -> list[ExtractResult]:
+    """The pass of `extract_together` over the images for networks whose plans share one chunk size."""
     size = plans[0].rows_per_chunk
     writers = [ChunkWriter(store, collection, b.name, plan) for b, plan in zip(backbones, plans, strict=True)]
     todo = [set(plan.todo) for plan in plans]

@@ -29,27 +29,48 @@ from featswap.store import FeatureStore
 LOGITS_CHECK_IMAGES = 4
 
 
-class CollectionImages(TorchDataset[tuple[torch.Tensor, str]]):
-    """The images of a collection, preprocessed by a model's transform, each with "" or why it is unreadable.
-
-    With `skip`, an unreadable image becomes zeros and its reason travels back (from worker processes
-    too); with `fail` it raises at once."""
+class DecodedOnce(TorchDataset[tuple[list[torch.Tensor], str]]):
+    """The images of a collection, each decoded once and preprocessed by every one of `transforms`, with "" or
+    why it is unreadable. With `skip`, an unreadable image becomes zeros of each of `shapes` and its reason
+    travels back (from worker processes too); with `fail` it raises at once."""
 
     def __init__(
-        self, collection: Collection, transform: Callable[[Any], torch.Tensor], skip: bool, shape: tuple[int, ...]
+        self,
+        collection: Collection,
+        transforms: Sequence[Callable[[Any], torch.Tensor]],
+        skip: bool,
+        shapes: Sequence[tuple[int, ...]],
     ) -> None:
-        self.collection, self.transform, self.skip, self.shape = collection, transform, skip, shape
+        self.collection, self.transforms, self.skip, self.shapes = collection, list(transforms), skip, list(shapes)
 
     def __len__(self) -> int:
         return len(self.collection)
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, str]:
+    def __getitem__(self, i: int) -> tuple[list[torch.Tensor], str]:
         try:
-            return self.transform(self.collection.load(i)), ""
+            image = self.collection.load(i)
+            return [transform(image) for transform in self.transforms], ""
         except DataError as err:
             if not self.skip:
                 raise
-            return torch.zeros(self.shape), str(err)
+            return [torch.zeros(shape) for shape in self.shapes], str(err)
+
+
+class CollectionImages(TorchDataset[tuple[torch.Tensor, str]]):
+    """The images of a collection, preprocessed by one model's transform, each with "" or why it is unreadable
+    (`DecodedOnce` with one transform)."""
+
+    def __init__(
+        self, collection: Collection, transform: Callable[[Any], torch.Tensor], skip: bool, shape: tuple[int, ...]
+    ) -> None:
+        self.decoded = DecodedOnce(collection, [transform], skip, [shape])
+
+    def __len__(self) -> int:
+        return len(self.decoded)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, str]:
+        images, problem = self.decoded[i]
+        return images[0], problem
 
     def batch(self, rows: Sequence[int]) -> tuple[torch.Tensor, list[str]]:
         """Images `(B, C, H, W)` of the given rows and the problem of each ("" when readable)."""

@@ -73,20 +73,19 @@ def unit_rows(y: np.ndarray) -> np.ndarray:
     return y / np.where(norms > 0, norms, 1.0)
 
 
-def chunk_moments(
-    x: np.ndarray, y: np.ndarray, start: int, device: str, normalize: bool = False, precision: str = "float64"
-) -> Moments:
-    """Moments of one chunk `x (m, Dx)`, `y (m, Dy)` (a `ChunkFn`), with unit-length targets if `normalize`."""
-    return Moments.of(x, unit_rows(y) if normalize else y, device, precision)
+def chunk_moments(x: np.ndarray, y: np.ndarray, start: int, device: str, normalize: bool = False) -> Moments:
+    """Moments of one chunk `x (m, Dx)`, `y (m, Dy)` (a `ChunkFn`), with unit-length targets if `normalize`;
+    float64 products."""
+    return Moments.of(x, unit_rows(y) if normalize else y, device)
 
 
-def streamed_moments(pairs: PairedFeatures, normalize: bool, device: str, precision: str = "float64") -> Moments:
+def streamed_moments(pairs: PairedFeatures, normalize: bool, device: str) -> Moments:
     """Moments of all rows, merged chunk by chunk in order (chunks computed wherever `pairs` computes them), or
-    from the moments `pairs` already has for both directions of its pair. `precision` as in `Moments.of`."""
+    from the moments `pairs` already has for both directions of its pair."""
     shared = pairs.split_moments(SHARED_HOLDOUT, 0, normalize)
     if shared is not None:
         return shared[0].merge(shared[1])
-    parts = pairs.map_chunks(functools.partial(chunk_moments, normalize=normalize, precision=precision), device)
+    parts = pairs.map_chunks(functools.partial(chunk_moments, normalize=normalize), device)
     return merge_nonempty(parts, FitError("No samples to fit on."))
 
 
@@ -204,17 +203,16 @@ def chunk_split_moments(
     holdout: float,
     seed: int,
     normalize: bool,
-    precision: str = "float64",
 ) -> tuple[Moments, Moments]:
     """Moments of one chunk's fitting rows and of its held-out rows (a `ChunkFn`; the mask is rebuilt from
     the seed, so a worker gets only these few numbers)."""
     mask = held_out_mask(n, holdout, seed)[start : start + len(x)]
     y = unit_rows(y) if normalize else y
-    return Moments.of(x[~mask], y[~mask], device, precision), Moments.of(x[mask], y[mask], device, precision)
+    return Moments.of(x[~mask], y[~mask], device), Moments.of(x[mask], y[mask], device)
 
 
 def streamed_split_moments(
-    pairs: PairedFeatures, holdout: float, seed: int, normalize: bool, device: str, precision: str = "float64"
+    pairs: PairedFeatures, holdout: float, seed: int, normalize: bool, device: str
 ) -> tuple[Moments, Moments]:
     """Moments of the fitting rows and of the held-out rows of `split_rows(pairs.n, holdout, seed)`, in one
     pass over the chunks (or from the moments `pairs` already has)."""
@@ -222,9 +220,7 @@ def streamed_split_moments(
     if shared is not None:
         return shared
     fit, out = Moments.zeros(pairs.dx, pairs.dy), Moments.zeros(pairs.dx, pairs.dy)
-    chunk_fn = functools.partial(
-        chunk_split_moments, n=pairs.n, holdout=holdout, seed=seed, normalize=normalize, precision=precision
-    )
+    chunk_fn = functools.partial(chunk_split_moments, n=pairs.n, holdout=holdout, seed=seed, normalize=normalize)
     for fit_part, held_part in pairs.map_chunks(chunk_fn, device):
         fit, out = fit.merge(fit_part), out.merge(held_part)
     return fit, out
@@ -243,22 +239,16 @@ def fit_lstsq(pairs: PairedFeatures | None, settings: LstsqSettings, device: str
     where the source's scatter has a condition number below about 4 (`featswap.mapping.products.
     check_conditioning`), which real features never have: trying them first would only add a pass."""
     assert pairs is not None
-    return _fit_lstsq(pairs, settings, device, "float64")
-
-
-def _fit_lstsq(pairs: PairedFeatures, settings: LstsqSettings, device: str, precision: str) -> FitResult:
     alpha = resolve_alpha(settings.alpha, pairs.n, pairs.dx)
     info: dict[str, object] = {}
     if alpha is None:
-        fit, out = streamed_split_moments(
-            pairs, settings.holdout, settings.seed, settings.normalize_target, device, precision
-        )
+        fit, out = streamed_split_moments(pairs, settings.holdout, settings.seed, settings.normalize_target, device)
         if fit.n == 0 or out.n == 0:
             split_rows(pairs.n, settings.holdout, settings.seed)  # says that there are too few rows to hold out
         alpha, info["alpha_heldout_mse"] = choose_alpha(fit, out, settings.rcond)
         moments = fit.merge(out)
     else:
-        moments = streamed_moments(pairs, settings.normalize_target, device, precision)
+        moments = streamed_moments(pairs, settings.normalize_target, device)
     info["alpha"] = alpha
     weight, bias = lstsq_from_moments(moments, alpha, settings.rcond)
     return FitResult(weight, bias, info=info)
