@@ -12,6 +12,7 @@ from featswap.mapping.affine_map import AffineMap
 from featswap.mapping.moments import Moments
 from featswap.mapping.paired import InMemoryPairs, split_rows
 from featswap.mapping.solvers import DEFAULT_SOLVER, Heads
+from featswap.mapping.solvers.procrustes import procrustes_from_moments
 from featswap.store import FeatureStore
 
 
@@ -83,6 +84,33 @@ def test_procrustes_unequal_widths_is_semi_orthogonal(dx: int, dy: int) -> None:
     small = min(dx, dy)
     gram = w @ w.T if dy <= dx else w.T @ w
     np.testing.assert_allclose(gram, np.eye(small), atol=1e-5)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_procrustes_on_fewer_pairs_than_features_is_one_map_whatever_the_path(seed: int) -> None:
+    """60 pairs determine 59 directions of an 80 -> 100 map; the rest used to be rotated by rounding alone, so the
+    same moments merged in another order predicted held-out images 95% differently."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(60, 80)).astype(np.float32)
+    y = (x @ rng.normal(size=(80, 100)) / 9 + rng.normal(size=(60, 100))).astype(np.float32)
+    whole = procrustes_from_moments(Moments.of(x, y))
+    parts = procrustes_from_moments(Moments.of(x[:25], y[:25]).merge(Moments.of(x[25:], y[25:])))
+    assert whole[3] == parts[3] == 59  # centred: 60 pairs span 59 directions
+    unseen = rng.normal(size=(50, 80))
+    np.testing.assert_allclose(unseen @ whole[0].T + whole[1], unseen @ parts[0].T + parts[1], rtol=0, atol=1e-9)
+    w = whole[0]  # (100, 80): a partial isometry, orthonormal on the 59 determined directions, zero elsewhere
+    np.testing.assert_allclose(np.linalg.svd(w, compute_uv=False), [1.0] * 59 + [0.0] * 21, atol=1e-9)
+    amap = AffineMap("procrustes").fit(x, y)
+    assert amap.info_["rank"] == 59
+    np.testing.assert_allclose(amap.transform(unseen.astype(np.float32)), unseen @ w.T + whole[1], atol=1e-4)
+
+
+def test_procrustes_maps_a_dead_target_feature_to_zero_not_to_noise() -> None:
+    x, y = noisy(2, dx=12, dy=12)
+    y[:, 5] = 0.0  # a unit that never fires
+    amap = AffineMap("procrustes").fit(x, y)
+    assert amap.info_["rank"] == 11
+    np.testing.assert_allclose(amap.transform(x)[:, 5], 0.0, atol=1e-6)
 
 
 @pytest.mark.parametrize("seed", range(3))

@@ -197,6 +197,9 @@ def test_a_fitting_set_smaller_than_the_features_gets_a_chosen_ridge_or_a_warnin
     metrics = json.loads((tmp_path / "pro" / "metrics.json").read_text())
     assert all(p["fit"]["underdetermined"] and not p["fit"]["interpolates"] for p in metrics["pairs"])
     assert all("alpha" not in p["fit"] for p in metrics["pairs"])
+    # 40 centred pairs determine 39 directions; the others are mapped to zero, and the terminal says so.
+    assert all(p["fit"]["rank"] == 39 for p in metrics["pairs"])
+    assert "they determine 39 of its directions, and the others are mapped to zero" in result.output
 
     # With enough images nothing changes: alpha stays 0 and nothing is flagged.
     result = runner.invoke(app, ["compare", *base[:-6], "--solver", "lstsq", "--n-boot", "50",

@@ -156,9 +156,12 @@ def test_the_map_of_a_layer_onto_itself_is_the_identity(trained_weights: dict[st
                 # the activations (it reproduces them), not on the 23 directions they never take.
                 assert np.linalg.matrix_rank(m.total.cxx) == 9
                 assert m.total.squared_error(fitted.weight, fitted.bias) <= 1e-9 * m.total.tyy
+                if solver == "procrustes":  # the rotation is determined on those 9 directions only
+                    assert fitted.facts["rank"] == 9 and np.linalg.matrix_rank(fitted.weight) == 9
             else:
                 np.testing.assert_allclose(fitted.weight, np.eye(route.source_shape[0]), atol=1e-9)
                 np.testing.assert_allclose(fitted.bias, 0.0, atol=1e-9)
+                assert "rank" not in fitted.facts
 
 
 def digits_collection(n: int) -> Collection:

@@ -61,12 +61,17 @@ def fit_facts(fitted: FittedMap) -> dict[str, Any]:
     """What metrics.json and the report say of a map's fit beyond its losses: the fitting images `fit_size` and
     source width `source_dim`; the ridge strength `alpha` where the solver has one; and, for a map fitted on
     fewer images than `source_dim + 1` (`underdetermined`), whether it reproduces them (`interpolates`; a free
-    affine map can, an orthogonal one cannot, so `procrustes` is never flagged)."""
+    affine map can, an orthogonal one cannot, so `procrustes` is never flagged); and, for a `procrustes` map whose
+    pairs determine fewer directions than the narrower width, how many they determine (`rank`; the others map
+    to zero)."""
     amap = fitted.amap
     dx = int(amap.weight_.shape[1])
     facts: dict[str, Any] = {"fit_size": fitted.fit_size, "source_dim": dx}
     if isinstance(amap.info_.get("alpha"), int | float):
         facts["alpha"] = float(amap.info_["alpha"])
+    rank = amap.info_.get("rank")
+    if isinstance(rank, int) and rank < min(amap.weight_.shape):
+        facts["rank"] = rank
     solver = SOLVERS.get(fitted.solver)
     if solver.needs_data and underdetermined(fitted.fit_size, dx):
         facts["underdetermined"] = True
@@ -89,6 +94,11 @@ def small_fit_note(fitted: FittedMap) -> str | None:
         )
     if "alpha" in facts and facts["alpha"] > 0:
         return f"{what}: ridge strength {facts['alpha']:.3g} chosen on held-out fitting images"
+    if "rank" in facts:
+        return (
+            f"{what}: they determine {facts['rank']:,} of its directions, and the others are mapped to zero "
+            f"(train loss {fitted.train_loss:.4f})"
+        )
     return f"{what} (train loss {fitted.train_loss:.4f})"
 
 

@@ -185,7 +185,7 @@ PAIR = _record(
         "fit": _record({"seconds": _number(0.0), "iterations": _count, "train_loss": _number(0.0),
                         "val_loss": _number(0.0)},
                        {"fit_size": _count, "source_dim": _count, "alpha": _number(0.0), "underdetermined": _flag,
-                        "interpolates": _flag}),
+                        "interpolates": _flag, "rank": _count}),
     },
     OUTCOME_OPTIONAL,
 )
@@ -196,7 +196,8 @@ STITCH_PAIR = _record(
         "source_layer": _text, "target_layer": _text,
         "fit": _record({"seconds": _number(0.0), "iterations": _count, "val_loss": _number(0.0)},
                        {"fit_size": _count, "rows": _count, "source_dim": _count, "alpha": _number(0.0),
-                        "scale": _number(0.0), "underdetermined": _flag, "train_r2": _nullable(_number(high=1.0))}),
+                        "scale": _number(0.0), "rank": _count, "underdetermined": _flag,
+                        "train_r2": _nullable(_number(high=1.0))}),
     },
     {**OUTCOME_OPTIONAL, "resampled": _nullable(_text)},
 )

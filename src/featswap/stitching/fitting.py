@@ -71,7 +71,8 @@ class RouteMoments:
 @dataclass(frozen=True)
 class StitchMap:
     """A fitted map of channels: `weight` `(Cy, Cx)`, `bias` `(Cy,)` float64, its `solver`, the seconds the solve
-    took, and what to report of the fit (`facts`: images, rows, source width, ridge strength, fit R^2)."""
+    took, and what to report of the fit (`facts`: images, rows, source width, ridge strength or scale and rank, fit
+    R^2)."""
 
     route: Route
     solver: str
@@ -191,8 +192,10 @@ def solve(route: Route, moments: RouteMoments, solver: str, params: dict[str, An
         weight, bias = lstsq_from_moments(total, alpha, settings.rcond)
         facts["alpha"] = float(alpha)
     else:
-        weight, bias, scale = procrustes_from_moments(total, ProcrustesSettings(**params).scale)
+        weight, bias, scale, rank = procrustes_from_moments(total, ProcrustesSettings(**params).scale)
         facts["scale"] = float(scale)
+        if rank < min(weight.shape):
+            facts["rank"] = rank
     if underdetermined(int(total.n), dx):
         facts["underdetermined"] = True
     facts["train_r2"] = fit_r2(total, weight, bias)

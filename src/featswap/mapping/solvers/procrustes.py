@@ -23,28 +23,50 @@ class ProcrustesSettings:
         validate.flag("scale", self.scale)
 
 
-def procrustes_from_moments(moments: Moments, scale: bool = False) -> tuple[np.ndarray, np.ndarray, float]:
-    """`(W (Dy, Dx), b (Dy,), s)` (float64) minimising `sum ||s Q (x - mx) - (y - my)||^2` over orthogonal `Q`.
+#: Singular values of the cross-scatter below this fraction of the largest count as zero (as `lstsq`'s rcond).
+RCOND = 1e-10
+
+
+def procrustes_rank(singular: np.ndarray, shape: tuple[int, ...], roundoff: float) -> int:
+    """How many of `singular` (descending, of a cross-scatter of `shape`) are above rounding: larger than the
+    largest times `RCOND`, or times the rounding of a sum of that shape's products if that is larger."""
+    if singular.size == 0 or singular[0] <= 0:
+        return 0
+    relative = max(RCOND, max(shape) * roundoff)
+    return int(np.count_nonzero(singular > singular[0] * relative))
+
+
+def procrustes_from_moments(moments: Moments, scale: bool = False) -> tuple[np.ndarray, np.ndarray, float, int]:
+    """`(W (Dy, Dx), b (Dy,), s, r)` (float64; `r` the directions the pairs determine) minimising
+    `sum ||s Q (x - mx) - (y - my)||^2` over orthogonal `Q`.
 
     Unequal widths: the narrower side is zero-padded to the wider one and the block of the padded orthogonal
     matrix that maps real features to real features is kept; that block is `U V^T` from the thin SVD of
     the centred cross-scatter `Cxy = U S V^T`, with orthonormal rows or columns.
+
+    Rank-deficient `Cxy` (fewer pairs than features, dead or duplicated features): the pairs determine `Q` only
+    on the `r` directions with singular values above `RCOND` times the largest (`procrustes_rank`); every
+    orthogonal completion fits them equally well, and rounding alone would pick one (two paths to the same
+    moments gave predictions that differed by 95%). The canonical choice is the partial isometry
+    `U_r V_r^T`, which maps the undetermined directions to zero: deterministic, and the completion with the
+    smallest expected error on directions the pairs never constrained.
     """
     mx, my, cxx, cxy = moments.centred()
     u, singular, vt = np.linalg.svd(cxy, full_matrices=False)
-    weight = (u @ vt).T  # (Dy, Dx)
+    rank = procrustes_rank(singular, cxy.shape, moments.roundoff)
+    weight = (u[:, :rank] @ vt[:rank]).T  # (Dy, Dx)
     trace = float(np.trace(cxx))
     s = float(singular.sum() / trace) if scale and trace > 0 else 1.0
     weight = s * weight
-    return weight, my - weight @ mx, s
+    return weight, my - weight @ mx, s, rank
 
 
 def fit_procrustes(
     pairs: PairedFeatures | None, settings: ProcrustesSettings, device: str, heads: Heads | None
 ) -> FitResult:
     assert pairs is not None
-    weight, bias, s = procrustes_from_moments(streamed_moments(pairs, False, device), settings.scale)
-    return FitResult(weight, bias, info={"scale": s})
+    weight, bias, s, rank = procrustes_from_moments(streamed_moments(pairs, False, device), settings.scale)
+    return FitResult(weight, bias, info={"scale": s, "rank": rank})
 
 
 SOLVERS.register("procrustes")(
