@@ -11,7 +11,9 @@ The peers' methods are written out here, as their authors publish them, in float
   the narrower side zero-padded);
 - least squares with bias by scikit-learn's `Ridge` (Cholesky solver, the same ridge strength);
 - the bare float32 products the statistics need (`X^T X`, `Y^T Y`, `X^T Y`; `X^T X`, `X^T Y` for a map), timed
-  alone on uncentred data: the limit featswap's centred products can approach;
+  alone on uncentred data: the limit featswap's centred products can approach; for a map at featswap's precision,
+  the same products in float64 (of float64 copies made beforehand), and those plus the Cholesky solve, the least
+  a float64-exact map costs;
 - feature extraction as most scripts (and thingsvision) do it, for timm's ResNet-50 over `--images` JPEG files: a
   `DataLoader` with `--workers` decoding processes, the network in its default layout, the pooled output kept by a
   forward hook (`benchmarks/extraction_peer.py`); and the bare forward pass of featswap's own network (its layout,
@@ -42,7 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from scipy.linalg import orthogonal_procrustes
+from scipy.linalg import cho_factor, cho_solve, orthogonal_procrustes
 from sklearn.linear_model import Ridge
 
 from featswap.mapping.affine_map import AffineMap
@@ -110,6 +112,12 @@ def featswap_two_cka(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
 def featswap_one_pass(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
     stats = GramStats.of(x, y, precision="float32")
     return stats.linear_cka(), stats.debiased_cka(), stats.procrustes()
+
+
+def bare_float64_solve(x64: np.ndarray, y64: np.ndarray) -> np.ndarray:
+    """The least a float64-exact map costs: uncentred float64 products of float64 copies made beforehand, and a
+    Cholesky solve (`(Dx, Dy)`)."""
+    return cho_solve(cho_factor(x64.T @ x64 + RIDGE * np.eye(x64.shape[1])), x64.T @ y64)
 
 
 def featswap_lstsq(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -268,6 +276,12 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
             lambda: featswap_lstsq(fx, fy),
             "bare float64 X'X, X'Y",
             lambda: (fx64.T @ fx64, fx64.T @ fy64),
+        ),
+        Row(
+            "lstsq vs float64 limit",
+            lambda: featswap_lstsq(fx, fy),
+            "float64 X'X, X'Y, Cholesky",
+            lambda: bare_float64_solve(fx64, fy64),
         ),
         Row(
             "lstsq, ill-conditioned",

@@ -95,14 +95,15 @@ CASES = [
      "exists and is not a featswap map written by featswap"),
     ([*FIT, "--engine", "spark"], "--engine must be local or ray; got 'spark'"),
     # evaluate
-    ([*EVALUATE, "--n-boot", "0"], "--n-boot must be at least 1; got 0"),
+    ([*EVALUATE, "--n-boot", "0"], "--n-boot must be at least 20; got 0"),
+    ([*EVALUATE, "--n-boot", "19"], "--n-boot must be at least 20; got 19"),
     ([*EVALUATE, "--seed", "-1"], "--seed must be at least 0; got -1"),
     (["evaluate", "--store", "{store}", "--maps", "{missing}", "--out", "{new}"], "does not exist"),
     (["evaluate", "--store", "{store}", "--maps", "{file}", "--out", "{new}"], "is not a readable featswap map"),
     (["evaluate", "--store", "{store}", "--maps", "{map}", "--out", "{file}"], "is a file; give a directory"),
     ([*EVALUATE, "--maps", "{map}"], "Two maps fitted tiny-resnet -> tiny-inception with solver lstsq"),
     # compare
-    ([*COMPARE, "--n-boot", "0"], "--n-boot must be at least 1; got 0"),
+    ([*COMPARE, "--n-boot", "1"], "--n-boot must be at least 20; got 1"),
     ([*COMPARE, "--val-fraction", "2"], "--val-fraction must lie in (0, 1); got 2.0"),
     ([*COMPARE, "--train-limit", "-1"], "--train-limit must be at least 1; got -1"),
     ([*COMPARE, "--workers", "-1"], "--workers must be at least 0; got -1"),
@@ -365,7 +366,15 @@ def test_report_refuses_deeply_nested_json(tmp_path: Path, runner: CliRunner) ->
         (["layers", "--threads", "2", "--model", "tiny-resnet"],
          "error: No such option: --threads. --threads goes before the command: `featswap --threads N COMMAND ...`. "
          "See `featswap layers --help`."),
-        (["--threads", "abc", "layers"], "See `featswap --help`."),
+        (["--threads", "abc", "layers"], "error: --threads needs a number of threads before the command; got 'abc'."),
+        # The number forgotten: the parser takes the command for the value, then trips on the command's options.
+        (["--threads", "layers", "--model", "tiny-resnet"],
+         "error: --threads needs a number of threads before the command; got 'layers'. Example: "
+         "`featswap --threads 4 compare ...`. See `featswap --help`."),
+        (["--threads=many", "layers", "--model", "tiny-resnet"], "--threads needs a number of threads before the "
+         "command; got 'many'"),
+        (["--threads", "1", "layers", "--model", "tiny-resnet", "--threads", "x"],
+         "error: No such option: --threads. --threads goes before the command"),
         (["layers", "--bogus"], "error: No such option: --bogus. See `featswap layers --help`."),
     ],
 )  # fmt: skip

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from scipy.stats import binomtest
 
-from featswap.errors import DataError
+from featswap.config import EvaluationSettings
+from featswap.errors import DataError, SpecError
 from featswap.evaluation.stats import bootstrap_ci, mcnemar_exact
 from featswap.evaluation.swap import Predictions, SwapOutcome, check_labels, classify, pair_metrics
 from featswap.evaluation.venn import venn_counts
@@ -82,6 +83,16 @@ def test_bootstrap_contains_the_estimate_and_shrinks_with_more_images(seed: int)
         assert ci["native_accuracy"][0] <= native.mean() <= ci["native_accuracy"][1]
         widths.append(high - low)
     assert widths[1] < widths[0] / 3
+
+
+def test_too_few_bootstrap_resamples_are_refused_everywhere() -> None:
+    """One resample gave a "95% CI" that did not contain its own estimate; 20 is the floor on every path."""
+    native = mapped = np.ones(50, dtype=bool)
+    with pytest.raises(SpecError, match="n_boot must be at least 20; got 19"):
+        bootstrap_ci(native, mapped, n_boot=19)
+    with pytest.raises(SpecError, match="n_boot must be at least 20; got 1"):
+        EvaluationSettings(n_boot=1)
+    assert bootstrap_ci(native, mapped, n_boot=20)["loss"] == (0.0, 0.0)
 
 
 def test_invariants_catch_broken_metrics() -> None:
@@ -183,3 +194,15 @@ def test_top5_excludes_the_label_ranked_sixth() -> None:
     eye = np.eye(7, dtype=np.float32)
     assert classify(logits, eye, np.zeros(7, dtype=np.float32), np.array([4])).topk_ok.tolist() == [True]
     assert classify(logits, eye, np.zeros(7, dtype=np.float32), np.array([5])).topk_ok.tolist() == [False]
+
+
+def test_class_changes_name_the_classes_or_say_that_none_moved() -> None:
+    from featswap.outputs.report import class_changes
+
+    moved = {"class": "cat", "loss": 0.125}
+    pair = {"source": "a", "target": "b", "per_class": {"largest_losses": [moved], "largest_gains": []}}
+    assert class_changes(pair) == (
+        "- a → b: largest drops class cat (-12.5); no class gains accuracy (points of per-class accuracy)."
+    )
+    pair["per_class"] = {"largest_losses": [], "largest_gains": [{"class": "dog", "loss": -0.05}]}
+    assert class_changes(pair).startswith("- a → b: no class loses accuracy; largest gains class dog (+5.0)")

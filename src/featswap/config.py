@@ -164,6 +164,11 @@ class FitSettings:
             SOLVERS.get(name).make_settings(**settings)
 
 
+#: Fewest bootstrap resamples: with fewer, the 2.5% and 97.5% percentiles of a 95% interval fall on or beyond the
+#: extreme resamples, and the interval need not even contain its estimate (as it did not with 1).
+MIN_BOOT = 20
+
+
 @dataclass(frozen=True)
 class EvaluationSettings:
     """Bootstrap resamples and seed of the confidence intervals; whether to compute the similarity measures,
@@ -176,7 +181,7 @@ class EvaluationSettings:
     svcca_k: int = 20
 
     def __post_init__(self) -> None:
-        validate.integer("n_boot", self.n_boot, 1)
+        validate.integer("n_boot", self.n_boot, MIN_BOOT)
         validate.integer("seed", self.seed, 0)
         validate.flag("similarity", self.similarity)
         validate.integer("knn_k", self.knn_k, 1)

@@ -50,7 +50,7 @@ class OneLineErrors(TyperGroup):
             fail(describe_os_error(err))
         except Exception as err:
             if is_usage_error(err):  # a bad or missing option, found by the command-line parser
-                fail(usage_message(err))
+                fail(usage_message(err, sys.argv[1:] if args is None else list(args)))
             if type(err).__name__ == "Abort":  # the parser's Ctrl-C
                 fail("interrupted.", 130)
             if os.environ.get("FEATSWAP_TRACEBACK"):
@@ -64,9 +64,17 @@ class OneLineErrors(TyperGroup):
         sys.exit(code if isinstance(code, int) else 0)
 
 
-def usage_message(err: Exception) -> str:
+def usage_message(err: Exception, args: Sequence[str] = ()) -> str:
     """The parser's message, with the help of the command it was parsing (`featswap --help` for the options before
-    the command), and where `--threads` belongs when it was given after the command."""
+    the command), and where `--threads` belongs when it was given after the command; or, when the command line
+    `args` give `--threads` a value that is not a number (`featswap --threads compare ...`: the parser took the
+    command for the value and failed later, on the command's options), what `--threads` needs."""
+    value = threads_value(args)
+    if value is not None and not value.strip().isdigit():
+        return (
+            f"--threads needs a number of threads before the command; got {value!r}. Example: "
+            "`featswap --threads 4 compare ...`. See `featswap --help`."
+        )
     message = str(err.format_message()).rstrip(".")  # type: ignore[attr-defined]
     ctx = getattr(err, "ctx", None)
     path = str(getattr(ctx, "command_path", "")).split()
@@ -75,6 +83,18 @@ def usage_message(err: Exception) -> str:
     if getattr(err, "option_name", None) == "--threads":
         hint = " --threads goes before the command: `featswap --threads N COMMAND ...`."
     return f"{message}.{hint} See `{where} --help`."
+
+
+def threads_value(args: Sequence[str]) -> str | None:
+    """The value the command line `args` give the top-level `--threads` (None without one)."""
+    for i, arg in enumerate(args):
+        if arg == "--threads":
+            return args[i + 1] if i + 1 < len(args) else None
+        if arg.startswith("--threads="):
+            return arg.split("=", 1)[1]
+        if not arg.startswith("-"):
+            return None  # the command: options after it are its own
+    return None
 
 
 def is_usage_error(err: Exception) -> bool:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from featswap import validate
+from featswap.config import MIN_BOOT
 from featswap.errors import SpecError
 
 if TYPE_CHECKING:
@@ -156,7 +157,10 @@ ParamOpt = Annotated[
 ]
 NBootOpt = Annotated[
     int | None,
-    typer.Option(help="Bootstrap resamples for confidence intervals (1000).", callback=at_least("--n-boot", 1)),
+    typer.Option(
+        help=f"Bootstrap resamples for confidence intervals (1000; at least {MIN_BOOT}).",
+        callback=at_least("--n-boot", MIN_BOOT),
+    ),
 ]
 SeedOpt = Annotated[int | None, typer.Option(help="Seed of the bootstrap (0).", callback=at_least("--seed", 0))]
 SimilarityOpt = Annotated[bool | None, typer.Option(help="Also compute every similarity measure (on).")]

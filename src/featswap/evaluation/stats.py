@@ -6,6 +6,7 @@ import numpy as np
 from scipy.stats import binomtest
 
 from featswap import validate
+from featswap.config import MIN_BOOT
 
 
 def mcnemar_exact(fixed: int, broken: int) -> float:
@@ -30,7 +31,7 @@ def bootstrap_ci(
     resample for both classifiers, hence paired), `n_boot` times from `seed`. Returns intervals for
     `native_accuracy`, `mapped_accuracy` and `loss` (native - mapped). Memory is O(N) per block.
     """
-    validate.integer("n_boot", n_boot, 1)
+    validate.integer("n_boot", n_boot, MIN_BOOT)
     validate.real("level", level, 0, 1, low_open=True, high_open=True)
     native = np.asarray(native_ok, dtype=np.int64)
     mapped = np.asarray(mapped_ok, dtype=np.int64)

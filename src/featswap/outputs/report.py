@@ -170,16 +170,15 @@ def small_fit_lines(pairs: list[dict[str, Any]]) -> list[str]:
 
 
 def class_changes(p: dict[str, Any]) -> str:
-    """One line naming the classes that lose and gain most under the map."""
+    """One line naming the classes that lose and gain most under the map (or saying that none does)."""
 
     def show(rows: list[dict[str, Any]]) -> str:
-        return ", ".join(f"class {r['class']} ({_signed_pct(-r['loss'])})" for r in rows) or "none"
+        return ", ".join(f"class {r['class']} ({_signed_pct(-r['loss'])})" for r in rows)
 
-    per_class = p["per_class"]
-    return (
-        f"- {p['source']} → {p['target']}: largest drops {show(per_class['largest_losses'])}; "
-        f"largest gains {show(per_class['largest_gains'])} (points of per-class accuracy)."
-    )
+    losses, gains = p["per_class"]["largest_losses"], p["per_class"]["largest_gains"]
+    drops = f"largest drops {show(losses)}" if losses else "no class loses accuracy"
+    rises = f"largest gains {show(gains)}" if gains else "no class gains accuracy"
+    return f"- {p['source']} → {p['target']}: {drops}; {rises} (points of per-class accuracy)."
 
 
 def _solvers(metrics: dict[str, Any]) -> list[str]:

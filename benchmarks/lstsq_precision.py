@@ -1,0 +1,90 @@
+"""How far least squares from float32 products lands from float64, on real networks' features in a store.
+
+    python benchmarks/lstsq_precision.py STORE [STORE ...] [--fit COLLECTION] [--eval COLLECTION]
+
+For every ordered pair of models in each featswap store, the script fits `y = W x + b` on the fitting collection
+three ways, from the same centred moments (`featswap.mapping.moments.Moments`, blocks added up in float64):
+
+- `float64`: every product in float64 (what featswap's `lstsq` does), the reference;
+- `float32`: `XᵀX` and `XᵀY` multiplied in float32 (what scikit-learn's float32 `Ridge` and other float32 peers
+  do), then solved in float64;
+- `float32 XᵀY`: `XᵀX` in float64, only the cross products in float32 (the cheapest mixed choice).
+
+Each is solved with no ridge and with a ridge of 1e-3 and 1e-1 times the mean eigenvalue of `XᵀX` (no-ridge rows
+are left out where `XᵀX` is singular: fewer images than features). It prints the condition number of `XᵀX`, and
+each choice's largest relative difference from float64 in the weights, `max |W - W64| / max |W64|`, and in the
+predictions on the evaluation collection. The last line reads `smallest float32 weight difference: X`: below 1e-6,
+float32 products would keep featswap's precision promise on these features.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+
+import numpy as np
+
+from featswap.mapping.moments import Moments
+from featswap.store import FeatureStore
+
+RIDGES = (0.0, 1e-3, 1e-1)
+
+
+def relative(a: np.ndarray, reference: np.ndarray) -> float:
+    return float(np.abs(a - reference).max() / np.abs(reference).max())
+
+
+def pair_rows(x: np.ndarray, y: np.ndarray, unseen: np.ndarray) -> list[tuple[float, float, float, float, float]]:
+    """`(ridge, float32 weight diff, float32 prediction diff, float32-cross weight diff, its prediction diff)` per
+    ridge, for source `x (n, Dx)`, target `y (n, Dy)` and unseen source rows `unseen (m, Dx)`."""
+    exact = Moments.of(x, y, precision="float64")
+    single = Moments.of(x, y, precision="float32")
+    mx, _, cxx, cxy = exact.centred()
+    cxx32, cxy32 = single.centred()[2:]
+    eigenvalues = np.linalg.eigvalsh(cxx)
+    rows = []
+    for ridge in RIDGES:
+        if ridge == 0 and eigenvalues[0] <= eigenvalues[-1] * 1e-12:
+            continue
+        shift = ridge * eigenvalues.mean() * np.eye(len(cxx))
+        w64 = np.linalg.solve(cxx + shift, cxy)
+        w32 = np.linalg.solve(cxx32 + shift, cxy32)
+        mixed = np.linalg.solve(cxx + shift, cxy32)
+        centred = unseen - mx
+        p64 = centred @ w64
+        rows.append((ridge, relative(w32, w64), relative(centred @ w32, p64), relative(mixed, w64),
+                     relative(centred @ mixed, p64)))  # fmt: skip
+    return rows
+
+
+def condition(x: np.ndarray) -> float:
+    eigenvalues = np.linalg.eigvalsh(Moments.of(x, x[:, :1], precision="float64").centred()[2])
+    return float(eigenvalues[-1] / eigenvalues[0]) if eigenvalues[0] > 0 else float("inf")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("stores", nargs="+")
+    parser.add_argument("--fit", help="fitting collection (default: the store's first one for fitting)")
+    parser.add_argument("--eval", help="evaluation collection (default: the store's first one for evaluation)")
+    args = parser.parse_args()
+    print("difference: relative to float64, in the weights / in the predictions on the evaluation images")
+    print(f"{'pair':<34} {'N x Dx':>12} {'cond XᵀX':>9} {'ridge':>6} {'float32':>19} {'float32 XᵀY':>19}")
+    smallest = np.inf
+    for path in args.stores:
+        store = FeatureStore.open(path)
+        fit = args.fit or (store.collections("fit") or store.collections())[0]
+        held = args.eval or (store.collections("eval") or store.collections())[-1]
+        for source, target in itertools.permutations(store.models(), 2):
+            x, y = store.features(fit, source), store.features(fit, target)
+            unseen = store.features(held, source).astype(np.float64)
+            cond = condition(x)
+            for ridge, w32, p32, wmix, pmix in pair_rows(x, y, unseen):
+                smallest = min(smallest, w32)
+                print(f"{source + ' -> ' + target:<34} {f'{len(x)} x {x.shape[1]}':>12} {cond:>9.1e} {ridge:>6g} "
+                      f"{w32:>9.1e} / {p32:.1e} {wmix:>9.1e} / {pmix:.1e}")  # fmt: skip
+    print(f"smallest float32 weight difference: {smallest:.1e}")
+
+
+if __name__ == "__main__":
+    main()
