@@ -10,11 +10,14 @@ three ways, from the same centred moments (`featswap.mapping.moments.Moments`, b
   do), then solved in float64;
 - `float32 XᵀY`: `XᵀX` in float64, only the cross products in float32 (the cheapest mixed choice).
 
-Each is solved with no ridge and with a ridge of 1e-3 and 1e-1 times the mean eigenvalue of `XᵀX` (no-ridge rows
-are left out where `XᵀX` is singular: fewer images than features). It prints the condition number of `XᵀX`, and
-each choice's largest relative difference from float64 in the weights, `max |W - W64| / max |W64|`, and in the
-predictions on the evaluation collection. The last line reads `smallest float32 weight difference: X`: below 1e-6,
-float32 products would keep featswap's precision promise on these features.
+Each is solved with no ridge and with a ridge of 1e-3 and 1e-1 times the mean eigenvalue of `XᵀX` (no ridge is
+left out where `XᵀX` is singular: fewer images than features). For each store it prints the range, over every
+ordered pair of its models, of the condition number of `XᵀX` and of each choice's relative difference from float64
+in the weights, `max |W - W64| / max |W64|`, and in the predictions on the evaluation collection. The last line
+reads `smallest float32 weight difference: X`: below 1e-6, float32 products would keep featswap's precision
+promise on these features.
+
+    python benchmarks/lstsq_precision.py runs/demo/features.zarr      # after `make demo`
 """
 
 from __future__ import annotations
@@ -62,27 +65,40 @@ def condition(x: np.ndarray) -> float:
     return float(eigenvalues[-1] / eigenvalues[0]) if eigenvalues[0] > 0 else float("inf")
 
 
+def span(values: list[float]) -> str:
+    return f"{min(values):.1e} to {max(values):.1e}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("stores", nargs="+")
     parser.add_argument("--fit", help="fitting collection (default: the store's first one for fitting)")
-    parser.add_argument("--eval", help="evaluation collection (default: the store's first one for evaluation)")
+    parser.add_argument("--eval", help="evaluation collection (default: the store's last one for evaluation)")
     args = parser.parse_args()
-    print("difference: relative to float64, in the weights / in the predictions on the evaluation images")
-    print(f"{'pair':<34} {'N x Dx':>12} {'cond XᵀX':>9} {'ridge':>6} {'float32':>19} {'float32 XᵀY':>19}")
+    print("difference from float64, relative: weights / predictions on the evaluation images; the range over every")
+    print("ordered pair of the store's models (ridge: times the mean eigenvalue of the centred XᵀX)")
     smallest = np.inf
     for path in args.stores:
         store = FeatureStore.open(path)
         fit = args.fit or (store.collections("fit") or store.collections())[0]
         held = args.eval or (store.collections("eval") or store.collections())[-1]
+        rows: dict[float, list[tuple[float, ...]]] = {}
+        conditions, shapes = [], set()
         for source, target in itertools.permutations(store.models(), 2):
             x, y = store.features(fit, source), store.features(fit, target)
-            unseen = store.features(held, source).astype(np.float64)
-            cond = condition(x)
-            for ridge, w32, p32, wmix, pmix in pair_rows(x, y, unseen):
-                smallest = min(smallest, w32)
-                print(f"{source + ' -> ' + target:<34} {f'{len(x)} x {x.shape[1]}':>12} {cond:>9.1e} {ridge:>6g} "
-                      f"{w32:>9.1e} / {p32:.1e} {wmix:>9.1e} / {pmix:.1e}")  # fmt: skip
+            shapes.add(f"{x.shape[1]} -> {y.shape[1]}")
+            conditions.append(condition(x))
+            for row in pair_rows(x, y, store.features(held, source).astype(np.float64)):
+                rows.setdefault(row[0], []).append(row[1:])
+        pairs = len(conditions)
+        print(f"\n{path}: {pairs} pairs, fitted on {fit!r} ({len(x)} images; features {', '.join(sorted(shapes))}),"
+              f" predictions on {held!r}; condition number of XᵀX {span(conditions)}")  # fmt: skip
+        print(f"{'ridge':>6}  {'float32 weights':>20}  {'float32 predictions':>20}  {'float32 XᵀY weights':>20}")
+        for ridge, found in rows.items():
+            w32, p32, wmix, _ = zip(*found, strict=True)
+            smallest = min(smallest, *w32)
+            note = "" if len(found) == pairs else f"  ({len(found)} pairs: the others' XᵀX is singular)"
+            print(f"{ridge:>6g}  {span(list(w32)):>20}  {span(list(p32)):>20}  {span(list(wmix)):>20}{note}")
     print(f"smallest float32 weight difference: {smallest:.1e}")
 
 

@@ -154,3 +154,15 @@ def test_products_that_overflow_float64_are_refused_with_a_way_out() -> None:
     for compute in (lambda: linear_cka(huge, y), lambda: GramStats.of(huge, y), lambda: Moments.of(huge, y)):
         with pytest.raises(DataError, match="too large to multiply even in float64"):
             compute()
+
+
+def test_float64_chunks_are_centred_on_a_copy_never_in_the_callers_arrays() -> None:
+    """`Moments.of_torch` (stitching's path) centres in place; float64 inputs must not be the memory it centres."""
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(500, 6)) + 5.0, rng.normal(size=(500, 4)) - 3.0
+    before = (x.copy(), y.copy())
+    moments = Moments.of_torch(x, y)
+    np.testing.assert_array_equal(x, before[0])
+    np.testing.assert_array_equal(y, before[1])
+    np.testing.assert_allclose(moments.cxy, (x - x.mean(0)).T @ (y - y.mean(0)), rtol=1e-12)
+    np.testing.assert_allclose(moments.mx, x.mean(0), rtol=1e-14)

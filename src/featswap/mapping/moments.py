@@ -44,8 +44,16 @@ def merge_nonempty(parts: Iterable[M], empty: FeatswapError) -> M:
 
 
 def as_float64(array: np.ndarray, device: str) -> torch.Tensor:
-    """A float64 tensor on `device` from an array of any float dtype, layout or memory order."""
-    return torch.as_tensor(np.ascontiguousarray(array), device=device).double()
+    """A float64 copy on `device` of an array of any float dtype, layout or memory order: never the array's own
+    memory, so that it can be centred in place."""
+    return torch.as_tensor(np.ascontiguousarray(array), device=device).to(torch.float64, copy=True)
+
+
+def centred_in_place(rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """`(mean (D,), rows - mean (n, D))` of float64 `rows` `(n, D)`, subtracting in place: no second (n, D)
+    temporary."""
+    mean = rows.mean(0)
+    return mean, rows.sub_(mean)
 
 
 def symmetric(matrix: torch.Tensor) -> torch.Tensor:
@@ -111,9 +119,7 @@ class Moments:
     @classmethod
     def _of_on(cls, x: np.ndarray, y: np.ndarray, device: str) -> Moments:
         """Moments of a chunk computed in float64 on `device` (a GPU)."""
-        tx, ty = as_float64(x, device), as_float64(y, device)
-        mx, my = tx.mean(0), ty.mean(0)
-        u, v = tx - mx, ty - my
+        (mx, u), (my, v) = centred_in_place(as_float64(x, device)), centred_in_place(as_float64(y, device))
         return cls(
             len(x),
             mx.cpu().numpy(),

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from featswap.errors import DataError
-from featswap.mapping.moments import Moments, as_float64, merge_nonempty, symmetric
+from featswap.mapping.moments import Moments, as_float64, centred_in_place, merge_nonempty, symmetric
 from featswap.mapping.paired import check_paired
 from featswap.mapping.products import add_outer, check_conditioning, compute_dtype, paired_blocks, roundoff, wider
 
@@ -96,9 +96,7 @@ class GramStats:
     @classmethod
     def _of_on(cls, x: np.ndarray, y: np.ndarray, device: str) -> GramStats:
         """Stats of a chunk computed in float64 on `device` (a GPU)."""
-        tx, ty = as_float64(x, device), as_float64(y, device)
-        mx, my = tx.mean(0), ty.mean(0)
-        u, v = tx - mx, ty - my
+        (mx, u), (my, v) = centred_in_place(as_float64(x, device)), centred_in_place(as_float64(y, device))
         a, b = (u * u).sum(1), (v * v).sum(1)
 
         def np_(t: torch.Tensor) -> np.ndarray:
