@@ -210,3 +210,25 @@ def test_map_r2_is_undefined_with_its_reason_when_no_one_fitting_collection(
         len(reasons) == 2 and "several fitting collections with every model's features (train, train-100)" in reasons[0]
     )
     assert found["similarity"]["linear_cka"]["tiny-resnet"]["tiny-inception"] is not None
+
+
+def test_small_procrustes_distances_come_from_float64_products() -> None:
+    """Near 0 the square root amplifies rounding: float32 products put identical features 2e-4 apart. Distances
+    that small are computed again from float64 products, on every path."""
+    from featswap.mapping.products import PrecisionError
+    from featswap.similarity.measures import PairStats
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(5000, 64)).astype(np.float32)
+    near = (x + 0.05 * rng.normal(size=x.shape)).astype(np.float32)
+    with pytest.raises(PrecisionError):
+        sim.GramStats.of(x, x, precision="float32").procrustes()
+    exact = sim.GramStats.of(x, near, precision="float64").procrustes()
+    assert 0.04 < exact < 0.06
+    for path in (sim.procrustes, lambda a, b: PairStats(a, b).measure("procrustes")):
+        assert path(x, x) < 1e-7
+        assert abs(path(x, near) - exact) <= 1e-6 * exact
+    far = rng.normal(size=(5000, 48)).astype(np.float32)  # unrelated: d near sqrt(2), float32 is enough
+    assert sim.GramStats.of(x, far, precision="float32").procrustes() == pytest.approx(
+        sim.GramStats.of(x, far, precision="float64").procrustes(), rel=1e-6
+    )

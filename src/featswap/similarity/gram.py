@@ -202,7 +202,7 @@ class GramStats:
     def procrustes(self) -> float:
         """Orthogonal Procrustes distance of centred, unit-Frobenius-norm features (zero-padding the
         narrower side): `sqrt(2 - 2 ||Cxy||_* / sqrt(tr Cxx tr Cyy))`, 0 for a rotated copy."""
-        return procrustes_of(*self.centred())
+        return procrustes_of(*self.centred(), self.roundoff)
 
     def canonical_correlations(self, k: int | None = None) -> np.ndarray:
         """Canonical correlations, descending; with `k`, of the top-`k` principal directions of each side
@@ -260,12 +260,19 @@ def linear_cka_of(cxx: np.ndarray, cyy: np.ndarray, cxy: np.ndarray) -> float:
     return _ratio(float((cxy**2).sum()), float(np.linalg.norm(cxx) * np.linalg.norm(cyy)), "linear_cka")
 
 
-def procrustes_of(cxx: np.ndarray, cyy: np.ndarray, cxy: np.ndarray) -> float:
-    """Procrustes distance `sqrt(2 - 2 ||Cxy||_* / sqrt(tr Cxx tr Cyy))` of centred scatter matrices."""
+def procrustes_of(cxx: np.ndarray, cyy: np.ndarray, cxy: np.ndarray, unit_roundoff: float = 2.0**-53) -> float:
+    """Procrustes distance `d = sqrt(2 - 2 s)`, `s = ||Cxy||_* / sqrt(tr Cxx tr Cyy)`, of centred scatter matrices.
+
+    A rounding error `e` in `s` moves `d` by about `e / d`, a relative error of `e / d^2`: near 0 the square root
+    amplifies it (float32 products put identical features 2e-4 apart). Raises `PrecisionError` when `1 / d^2`,
+    as a condition number, is too large for products of `unit_roundoff` (distances below about 0.5 from float32
+    products)."""
     scale = float(np.sqrt(np.trace(cxx) * np.trace(cyy)))
     nuclear = float(np.linalg.svd(cxy, compute_uv=False).sum())
     similarity = _ratio(nuclear, scale, "procrustes")
-    return float(np.sqrt(max(0.0, 2.0 - 2.0 * min(similarity, 1.0))))
+    squared = max(0.0, 2.0 - 2.0 * min(similarity, 1.0))
+    check_conditioning(1.0 / max(squared, np.finfo(np.float64).tiny), unit_roundoff, "procrustes distance")
+    return float(np.sqrt(squared))
 
 
 def _ratio(numerator: float, denominator: float, measure: str) -> float:

@@ -26,7 +26,7 @@ import torch
 
 from featswap.errors import DataError
 from featswap.mapping.paired import InMemoryPairs, check_paired
-from featswap.mapping.products import PrecisionError, compute_dtype, scatter_matrices
+from featswap.mapping.products import PrecisionError, compute_dtype, roundoff, scatter_matrices
 from featswap.similarity.gram import GramStats, _constant, linear_cka_of, procrustes_of
 
 
@@ -85,7 +85,16 @@ def debiased_cka(x: np.ndarray, y: np.ndarray) -> float:
 
 
 def procrustes(x: np.ndarray, y: np.ndarray) -> float:
-    return procrustes_of(*scatter(x, y))
+    """The Procrustes distance from float32 products, or from float64 ones where it is small enough for float32
+    rounding to matter (`procrustes_of`)."""
+    x, y = check_paired(x, y)
+    if len(x) == 0:
+        raise DataError("No samples to compare.")
+    dtype = compute_dtype(x, y)
+    try:
+        return procrustes_of(*scatter_matrices(x, y, dtype), roundoff(dtype))
+    except PrecisionError:
+        return procrustes_of(*scatter_matrices(x, y, np.dtype(np.float64)))
 
 
 def cca_mean(x: np.ndarray, y: np.ndarray) -> float:
