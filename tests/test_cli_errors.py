@@ -97,6 +97,7 @@ CASES = [
     # evaluate
     ([*EVALUATE, "--n-boot", "0"], "--n-boot must be at least 20; got 0"),
     ([*EVALUATE, "--n-boot", "19"], "--n-boot must be at least 20; got 19"),
+    ([*EVALUATE, "--n-boot", "1000000000000"], "--n-boot must be at most 1000000; got 1000000000000"),
     ([*EVALUATE, "--seed", "-1"], "--seed must be at least 0; got -1"),
     (["evaluate", "--store", "{store}", "--maps", "{missing}", "--out", "{new}"], "does not exist"),
     (["evaluate", "--store", "{store}", "--maps", "{file}", "--out", "{new}"], "is not a readable featswap map"),
@@ -130,7 +131,7 @@ CASES = [
     ([*TWO, "--fit-data", "models=images:{imgs}", "--eval-data", "imagefolder:{imgs}", "--out", "{new}"],
      "'models' is reserved in a feature store"),
     ([*TWO, "--fit-data", "images:{one}", "--eval-data", "imagefolder:{imgs}", "--out", "{new}"],
-     "has 1 image(s); fitting a map needs at least 2"),
+     "has 1 image(s); fitting a map needs at least 3"),
     ([*EXTRACT[:3], "--data", "imagefolder:{tv}", "--val-fraction", "0.5", "--store", "{new}"],
      "has its own train/ and val/ folders"),
     ([*COMPARE, "--store", "{file}"], "is a file; give a directory (new or empty) for the feature store"),
@@ -371,6 +372,7 @@ def test_report_refuses_deeply_nested_json(tmp_path: Path, runner: CliRunner) ->
         (["--threads", "layers", "--model", "tiny-resnet"],
          "error: --threads needs a number of threads before the command; got 'layers'. Example: "
          "`featswap --threads 4 compare ...`. See `featswap --help`."),
+        (["--threads"], "error: --threads needs a number of threads before the command. Example: "),
         (["--threads=many", "layers", "--model", "tiny-resnet"], "--threads needs a number of threads before the "
          "command; got 'many'"),
         (["--threads", "1", "layers", "--model", "tiny-resnet", "--threads", "x"],

@@ -105,6 +105,23 @@ def test_procrustes_on_fewer_pairs_than_features_is_one_map_whatever_the_path(se
     np.testing.assert_allclose(amap.transform(unseen.astype(np.float32)), unseen @ w.T + whole[1], atol=1e-4)
 
 
+@pytest.mark.parametrize("offset", [0.0, 100.0])
+def test_procrustes_does_not_count_float32_rounding_as_directions(offset: float) -> None:
+    """128 float32 features that combine 40 latent ones: rounding them to float32 puts 88 more singular values
+    of about 1e-9 into the cross-scatter, above any fixed 1e-10 cut; they are rounding, and must map to zero, so
+    that float32 and float64 copies (or other batch sizes) give one map."""
+    rng = np.random.default_rng(0)
+    latent = rng.normal(size=(2000, 40))
+    x = (latent @ rng.normal(size=(40, 128)) + offset).astype(np.float32)
+    y = (latent @ rng.normal(size=(40, 96)) + rng.normal(size=(2000, 96))).astype(np.float32)
+    single, double = AffineMap("procrustes").fit(x, y), AffineMap("procrustes").fit(x.astype(np.float64), y)
+    assert single.info_["rank"] == double.info_["rank"] == 40
+    halves = procrustes_from_moments(Moments.of(x[:700], y[:700]).merge(Moments.of(x[700:], y[700:])))
+    assert halves[3] == 40
+    unseen = rng.normal(size=(50, 128)) + offset
+    np.testing.assert_allclose(single.transform(unseen), unseen @ halves[0].T + halves[1], rtol=0, atol=1e-3)
+
+
 def test_procrustes_maps_a_dead_target_feature_to_zero_not_to_noise() -> None:
     x, y = noisy(2, dx=12, dy=12)
     y[:, 5] = 0.0  # a unit that never fires
@@ -233,3 +250,25 @@ def test_the_default_ridge_is_chosen_only_when_rows_are_fewer_than_the_source_wi
     many = AffineMap("lstsq").fit(x[:, :30], y)  # 40 rows >= 31: ordinary least squares, as alpha=0
     np.testing.assert_array_equal(many.weight_, AffineMap("lstsq", alpha=0).fit(x[:, :30], y).weight_)
     assert many.info_["alpha"] == 0 and "alpha_heldout_mse" not in many.info_
+
+
+def test_a_procrustes_map_with_dead_features_says_so_on_the_terminal_and_in_the_report() -> None:
+    """Plenty of images, but 5 of 12 target features never fire: the map is determined on 7 directions only."""
+    from featswap.experiment.fitting import FittedMap, fit_facts, small_fit_note
+    from featswap.outputs.report import small_fit_lines
+
+    x, y = noisy(3, dx=12, dy=12)
+    y[:, 7:] = 0.0
+    fitted = FittedMap("a", "b", AffineMap("procrustes").fit(x, y), 0.5, "fit", len(x))
+    facts = fit_facts(fitted)
+    assert facts["rank"] == 7 and "underdetermined" not in facts
+    assert small_fit_note(fitted) == (
+        "a -> b (procrustes): its 2,000 fitting images determine 7 of its 12 directions (dead or linearly dependent "
+        "features); the others are mapped to zero"
+    )
+    pair = {"source": "a", "target": "b", "solver": "procrustes", "fit": {"train_loss": 0.5, "val_loss": 0.6, **facts}}
+    assert small_fit_lines([pair])[0] == (
+        "- a → b (procrustes): Its fitting images determine 7 of its directions; the others are mapped to zero."
+    )
+    full = FittedMap("a", "b", AffineMap("procrustes").fit(*noisy(3, dx=12, dy=12)), 0.5, "fit", 2000)
+    assert "rank" not in fit_facts(full) and small_fit_note(full) is None

@@ -173,7 +173,7 @@ def test_a_flat_val_folder_is_labelled_by_kaggles_solution_file(tmp_path: Path) 
 
 def test_a_flat_val_folder_is_labelled_by_the_devkit_through_meta_mat(tmp_path: Path) -> None:
     root = tmp_path / "ilsvrc2012"
-    synset_folders(root / "train", {A: 1, M: 1})
+    synset_folders(root / "train", {A: 2, M: 1})
     flat_val(root / "val", [1, 2, 3, 4])
     devkit(root / "ILSVRC2012_devkit_t12" / "data", [2, 1, 3, 1, 4])  # line 5: an image not here
     source = open_spec(f"imagenet:{root}")
@@ -185,7 +185,7 @@ def test_a_flat_val_folder_is_labelled_by_the_devkit_through_meta_mat(tmp_path: 
     assert val.labels_from is not None and val.labels_from.endswith("ground_truth.txt with " + str(
         root / "ILSVRC2012_devkit_t12" / "data" / "meta.mat"))  # fmt: skip
     fit, (evaluated,) = fit_and_eval(DataSettings(fit_data=f"imagenet:{root}", eval_data=(f"imagenet:{root}",)))
-    assert (fit.name, len(fit), evaluated.name, len(evaluated)) == ("ilsvrc2012-train", 2, "ilsvrc2012-val", 4)
+    assert (fit.name, len(fit), evaluated.name, len(evaluated)) == ("ilsvrc2012-train", 3, "ilsvrc2012-val", 4)
     # Both files in DIR itself; a val/ alone is one collection.
     flat_val(tmp_path / "devkit-here" / "val", [2])
     devkit(tmp_path / "devkit-here", [3, 4])

@@ -93,6 +93,13 @@ def test_too_few_bootstrap_resamples_are_refused_everywhere() -> None:
     with pytest.raises(SpecError, match="n_boot must be at least 20; got 1"):
         EvaluationSettings(n_boot=1)
     assert bootstrap_ci(native, mapped, n_boot=20)["loss"] == (0.0, 0.0)
+    with pytest.raises(SpecError, match="n_boot must be at most 1000000; got 1000000000000"):
+        EvaluationSettings(n_boot=10**12)  # refused where it enters, not after the run runs out of memory
+    assert EvaluationSettings(n_boot=np.int64(50)).n_boot == 50  # numpy's integers are whole numbers too
+    with pytest.raises(DataError, match="needs one outcome per image from each classifier"):
+        bootstrap_ci(native, mapped[:40])
+    with pytest.raises(DataError, match="No images to resample"):
+        bootstrap_ci(native[:0], mapped[:0])
 
 
 def test_invariants_catch_broken_metrics() -> None:
@@ -206,3 +213,5 @@ def test_class_changes_name_the_classes_or_say_that_none_moved() -> None:
     )
     pair["per_class"] = {"largest_losses": [], "largest_gains": [{"class": "dog", "loss": -0.05}]}
     assert class_changes(pair).startswith("- a → b: no class loses accuracy; largest gains class dog (+5.0)")
+    pair["per_class"] = {"largest_losses": [], "largest_gains": []}
+    assert class_changes(pair) == "- a → b: no class loses accuracy; no class gains accuracy."

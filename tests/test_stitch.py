@@ -273,7 +273,8 @@ def test_one_fitting_image_is_too_few_for_a_vector_or_for_choosing_a_ridge(
     one.mkdir()
     write_folder(tmp_path / "imgs", per_class=1)
     (tmp_path / "imgs" / "cat" / "000.jpg").rename(one / "000.jpg")
-    (one / "001.jpg").write_bytes(b"not an image")  # two files, one readable
+    (one / "001.jpg").write_bytes(b"not an image")  # three files, one readable
+    (one / "002.jpg").write_bytes(b"not an image either")
     data = ["--fit-data", f"images:{one}", "--eval-data", "digits", "--on-bad-image", "skip", "--out",
             str(tmp_path / "o")]  # fmt: skip
     fails(runner, [*models(trained_weights), *data, "--layers", "@pooled:@pooled"], "Too few readable fitting images")

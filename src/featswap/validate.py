@@ -6,6 +6,7 @@ Each returns the value, converted, or raises a SpecError naming the setting, the
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any
 
 from featswap.errors import SpecError
@@ -14,7 +15,7 @@ from featswap.errors import SpecError
 def integer(name: str, value: Any, minimum: int | None = None, maximum: int | None = None) -> int:
     """`value` as an int within `[minimum, maximum]` (a float, even 20.0, text or a bool is refused: settings
     that count things are integers wherever they come from)."""
-    if isinstance(value, bool) or not isinstance(value, int):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):  # numpy's integers are Integral too
         raise SpecError(f"{name} must be a whole number (an integer, such as 20); got {value!r}.")
     number = int(value)
     if minimum is not None and number < minimum:
@@ -33,7 +34,7 @@ def real(
     high_open: bool = False,
 ) -> float:
     """`value` as a finite float within the interval from `low` to `high` (ends excluded when `*_open`)."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):  # numpy's floats and integers too
         raise SpecError(f"{name} must be a number; got {value!r}.")
     number = float(value)
     if not math.isfinite(number):

@@ -71,8 +71,9 @@ def usage_message(err: Exception, args: Sequence[str] = ()) -> str:
     command for the value and failed later, on the command's options), what `--threads` needs."""
     value = threads_value(args)
     if value is not None and not value.strip().isdigit():
+        got = f"; got {value!r}" if value else ""
         return (
-            f"--threads needs a number of threads before the command; got {value!r}. Example: "
+            f"--threads needs a number of threads before the command{got}. Example: "
             "`featswap --threads 4 compare ...`. See `featswap --help`."
         )
     message = str(err.format_message()).rstrip(".")  # type: ignore[attr-defined]
@@ -86,10 +87,11 @@ def usage_message(err: Exception, args: Sequence[str] = ()) -> str:
 
 
 def threads_value(args: Sequence[str]) -> str | None:
-    """The value the command line `args` give the top-level `--threads` (None without one)."""
+    """The value the command line `args` give the top-level `--threads` ("" when it ends the line, None without
+    one)."""
     for i, arg in enumerate(args):
         if arg == "--threads":
-            return args[i + 1] if i + 1 < len(args) else None
+            return args[i + 1] if i + 1 < len(args) else ""
         if arg.startswith("--threads="):
             return arg.split("=", 1)[1]
         if not arg.startswith("-"):

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from featswap import validate
-from featswap.config import MIN_BOOT
+from featswap.config import MAX_BOOT, MIN_BOOT
 from featswap.errors import SpecError
 
 if TYPE_CHECKING:
@@ -158,8 +158,8 @@ ParamOpt = Annotated[
 NBootOpt = Annotated[
     int | None,
     typer.Option(
-        help=f"Bootstrap resamples for confidence intervals (1000; at least {MIN_BOOT}).",
-        callback=at_least("--n-boot", MIN_BOOT),
+        help=f"Bootstrap resamples for confidence intervals (1000; {MIN_BOOT} to {MAX_BOOT:,}).",
+        callback=checked(functools.partial(validate.integer, "--n-boot", minimum=MIN_BOOT, maximum=MAX_BOOT)),
     ),
 ]
 SeedOpt = Annotated[int | None, typer.Option(help="Seed of the bootstrap (0).", callback=at_least("--seed", 0))]

@@ -338,8 +338,9 @@ def fit_and_eval(settings: DataSettings) -> tuple[Collection, list[Collection]]:
     return fit, evals
 
 
-#: The fewest fitting images a run accepts (solvers hold some out to choose a ridge strength or to stop).
-MIN_FIT_IMAGES = 2
+#: The fewest fitting images a run accepts: `refine` and `lstsq` (choosing its ridge strength) hold one out, to stop
+#: or to choose, and least squares needs two more (with 2 images the run failed after extracting them).
+MIN_FIT_IMAGES = 3
 
 
 def check_label_spaces(evals: Sequence[Collection]) -> None:

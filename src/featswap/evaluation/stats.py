@@ -6,7 +6,8 @@ import numpy as np
 from scipy.stats import binomtest
 
 from featswap import validate
-from featswap.config import MIN_BOOT
+from featswap.config import MAX_BOOT, MIN_BOOT
+from featswap.errors import DataError
 
 
 def mcnemar_exact(fixed: int, broken: int) -> float:
@@ -31,11 +32,18 @@ def bootstrap_ci(
     resample for both classifiers, hence paired), `n_boot` times from `seed`. Returns intervals for
     `native_accuracy`, `mapped_accuracy` and `loss` (native - mapped). Memory is O(N) per block.
     """
-    validate.integer("n_boot", n_boot, MIN_BOOT)
+    validate.integer("n_boot", n_boot, MIN_BOOT, MAX_BOOT)
     validate.real("level", level, 0, 1, low_open=True, high_open=True)
     native = np.asarray(native_ok, dtype=np.int64)
     mapped = np.asarray(mapped_ok, dtype=np.int64)
+    if native.ndim != 1 or native.shape != mapped.shape:
+        raise DataError(
+            f"The bootstrap resamples images, so it needs one outcome per image from each classifier, for the same "
+            f"images: got shapes {native.shape} and {mapped.shape}."
+        )
     n = len(native)
+    if n == 0:
+        raise DataError("No images to resample: the bootstrap needs at least one evaluated image.")
     rng = np.random.default_rng(seed)
     stats = np.empty((n_boot, 2))
     block = max(1, min(n_boot, 2_000_000 // max(n, 1)))

@@ -80,11 +80,18 @@ def fit_facts(fitted: FittedMap) -> dict[str, Any]:
 
 
 def small_fit_note(fitted: FittedMap) -> str | None:
-    """One line on a map fitted on fewer images than its source's width + 1 (None otherwise)."""
+    """One line on a map fitted on fewer images than its source's width + 1, or on a `procrustes` map whose fitting
+    images determine only some of its directions (None otherwise)."""
     facts = fit_facts(fitted)
-    if not facts.get("underdetermined"):
-        return None
     n, dx, solver = facts["fit_size"], facts["source_dim"], fitted.solver
+    if not facts.get("underdetermined"):
+        if "rank" not in facts:
+            return None
+        return (
+            f"{fitted.source} -> {fitted.target} ({solver}): its {n:,} fitting images determine {facts['rank']:,} of "
+            f"its {min(fitted.amap.weight_.shape):,} directions (dead or linearly dependent features); the others are "
+            "mapped to zero"
+        )
     what = f"{fitted.source} -> {fitted.target} ({solver}): {n:,} fitting images, fewer than {dx:,} source features + 1"
     if facts["interpolates"]:
         advice = memorised_advice(facts)

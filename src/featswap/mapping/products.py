@@ -44,8 +44,10 @@ PRECISIONS = ("float32", "float64")
 
 class PrecisionError(ArithmeticError):
     """Statistics from float32 products are not precise enough for a result (its condition number times their
-    roundoff exceeds `TOLERANCE`): compute them again with `precision="float64"`. Never reaches a user: every
-    consumer that can raise it has a caller that recomputes."""
+    roundoff exceeds `TOLERANCE`): compute them again with `precision="float64"`. Never reaches a command-line user:
+    every consumer that can raise it has a caller that recomputes. In Python, `GramStats` made with
+    `precision="float32"` raises it from CCA, SVCCA and small Procrustes distances; `PairStats` and the functions
+    of `featswap.similarity` recompute."""
 
 
 def compute_dtype(*arrays: np.ndarray, precision: str = "float32") -> np.dtype:

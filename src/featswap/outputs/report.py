@@ -148,12 +148,17 @@ def memorised_advice(facts: Mapping[str, Any]) -> str:
 
 
 def small_fit_lines(pairs: list[dict[str, Any]]) -> list[str]:
-    """What the report says of maps fitted on fewer images N than their source's width D plus one: an affine map
-    has D + 1 parameters per output, so without a ridge penalty it can reproduce every fitting image."""
+    """What the report says of maps fitted on fewer images N than their source's width D plus one (an affine map
+    has D + 1 parameters per output, so without a ridge penalty it can reproduce every fitting image), and of
+    `procrustes` maps whose fitting images determine only `rank` of their directions."""
     lines = []
     for p in pairs:
         fit = p["fit"]
+        rank = (f" Its fitting images determine {fit['rank']:,} of its directions; the others are mapped to zero."
+                if "rank" in fit else "")  # fmt: skip
         if not fit.get("underdetermined"):
+            if rank:
+                lines.append(f"- {p['source']} → {p['target']} ({p['solver']}):{rank}")
             continue
         what = (f"{p['source']} → {p['target']} was fitted on N = {fit['fit_size']:,} images, fewer than "
                 f"D + 1 = {fit['source_dim'] + 1:,} (its source's features + 1)")  # fmt: skip
@@ -165,7 +170,7 @@ def small_fit_lines(pairs: list[dict[str, Any]]) -> list[str]:
         elif fit.get("alpha", 0) > 0:
             lines.append(f"- {what}; ridge strength {fit['alpha']:.3g}, chosen on held-out fitting images.")
         else:
-            lines.append(f"- {what} (train loss {fit['train_loss']:.4f}, val loss {fit['val_loss']:.4f}).")
+            lines.append(f"- {what} (train loss {fit['train_loss']:.4f}, val loss {fit['val_loss']:.4f}).{rank}")
     return [*lines, ""] if lines else []
 
 
@@ -178,7 +183,8 @@ def class_changes(p: dict[str, Any]) -> str:
     losses, gains = p["per_class"]["largest_losses"], p["per_class"]["largest_gains"]
     drops = f"largest drops {show(losses)}" if losses else "no class loses accuracy"
     rises = f"largest gains {show(gains)}" if gains else "no class gains accuracy"
-    return f"- {p['source']} → {p['target']}: {drops}; {rises} (points of per-class accuracy)."
+    unit = " (points of per-class accuracy)" if losses or gains else ""
+    return f"- {p['source']} → {p['target']}: {drops}; {rises}{unit}."
 
 
 def _solvers(metrics: dict[str, Any]) -> list[str]:

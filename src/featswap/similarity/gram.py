@@ -56,8 +56,8 @@ class GramStats:
     def of(cls, x: np.ndarray, y: np.ndarray, device: str = "cpu", precision: str = "float64") -> GramStats:
         """Stats of one chunk of rows `x` (n, D1), `y` (n, D2), centred on the chunk's own means, in blocks of
         rows whose products are added up in float64 (`featswap.mapping.products.paired_blocks`).
-        `precision="float32"` multiplies float32 features in float32 (the BLAS fast path; CCA may then raise
-        `PrecisionError`); the default, float64.
+        `precision="float32"` multiplies float32 features in float32 (the BLAS fast path; CCA, SVCCA and a
+        Procrustes distance below about 0.5 may then raise `PrecisionError`); the default, float64.
         On another device than the CPU, in float64 there."""
         x, y = check_paired(x, y)
         if len(x) == 0:
@@ -201,7 +201,8 @@ class GramStats:
 
     def procrustes(self) -> float:
         """Orthogonal Procrustes distance of centred, unit-Frobenius-norm features (zero-padding the
-        narrower side): `sqrt(2 - 2 ||Cxy||_* / sqrt(tr Cxx tr Cyy))`, 0 for a rotated copy."""
+        narrower side): `sqrt(2 - 2 ||Cxy||_* / sqrt(tr Cxx tr Cyy))`, 0 for a rotated copy. Raises
+        `PrecisionError` when the stats are of float32 products and the distance is small (`procrustes_of`)."""
         return procrustes_of(*self.centred(), self.roundoff)
 
     def canonical_correlations(self, k: int | None = None) -> np.ndarray:
