@@ -344,3 +344,21 @@ def test_several_evaluation_sets_get_one_entry_and_one_section_each(
     report = (out / "report.md").read_text()
     assert "## Evaluation set `first`" in report and "## Evaluation set `second`" in report
     assert (out / "figures" / "second_stitch_loss_tiny-resnet__to__tiny-inception__lstsq.png").is_file()
+
+
+def test_maps_fitted_on_few_rows_are_named_in_the_report_with_the_directions_they_determine(
+    runner: CliRunner, trained_weights: dict[str, Path], tmp_path: Path
+) -> None:
+    """10 fitting images: at `@pooled` 10 rows for 96 or 128 channels (too few), and procrustes at a resampled
+    layer determined on 39 directions (10 images x 4 positions, centred), whatever the batch size."""
+    args = [*models(trained_weights), "--data", "digits", "--train-limit", "10", "--solver", "lstsq,procrustes",
+            "--layers", "norm:mixed2", "--layers", "@pooled:@pooled"]  # fmt: skip
+    runs = [stitch(runner, [*args, "--batch-size", size, "--out", str(tmp_path / size)]) for size in ("3", "64")]
+    fits = [{(p["source_layer"], p["target_layer"], p["solver"]): p["fit"] for p in m["pairs"]} for m in runs]
+    assert fits[0][("norm", "mixed2", "procrustes")]["rank"] == fits[1][("norm", "mixed2", "procrustes")]["rank"] == 39
+    for key, fit in fits[0].items():
+        assert fit["val_loss"] == pytest.approx(fits[1][key]["val_loss"], rel=1e-7, abs=1e-9), key
+    assert fits[0][("@pooled", "@pooled", "lstsq")]["underdetermined"]
+    report = (tmp_path / "3" / "report.md").read_text()
+    assert "**Few fitting rows:** `@pooled` → `@pooled` was fitted on fewer rows (images x positions)" in report
+    assert "(the others map to zero), with how many: `norm` → `mixed2` (39), `@pooled` → `@pooled` (9)." in report

@@ -141,6 +141,34 @@ def plot_depth(lines: dict[str, list[tuple[float, float, str]]], path: Path, tit
     plt.close(fig)
 
 
+def small_fit_lines(pairs: list[dict[str, Any]]) -> list[str]:
+    """What the report says of one direction's maps fitted on fewer rows (images x positions) than their source's
+    channels + 1, and of `procrustes` maps whose rows determine only some of their directions."""
+
+    def route(p: dict[str, Any]) -> str:
+        return f"`{p['source_layer']}` → `{p['target_layer']}`"
+
+    lines = []
+    few = [p for p in pairs if p["fit"].get("underdetermined")]
+    if few:
+        lines += [
+            f"**Few fitting rows:** {', '.join(route(p) for p in few)} "
+            f"{'was' if len(few) == 1 else 'were'} fitted on fewer rows (images x positions) than the source layer's "
+            "channels + 1: part or all of the loss may be the small fitting set rather than information missing "
+            "from the source layer. Fit on more images to tell.",
+            "",
+        ]
+    ranked = [p for p in pairs if "rank" in p["fit"]]
+    if ranked:
+        said = ", ".join(f"{route(p)} ({p['fit']['rank']:,})" for p in ranked)
+        lines += [
+            f"Determined by their fitting rows on fewer directions than their narrower side's channels (the others "
+            f"map to zero), with how many: {said}.",
+            "",
+        ]
+    return lines
+
+
 def stitch_section(entry: dict[str, Any], figures: Path, prefix: str, heading: str, version: str | None) -> list[str]:
     """The report of one evaluation set of a stitching run."""
     ds = entry["dataset"]
@@ -175,6 +203,7 @@ def stitch_section(entry: dict[str, Any], figures: Path, prefix: str, heading: s
                 f"Lowest loss {_signed(best['loss'])} points at `{best['source_layer']}` → `{best['target_layer']}`; "
                 f"highest {_signed(worst['loss'])} at `{worst['source_layer']}` → `{worst['target_layer']}`.",
                 "",
+                *small_fit_lines(pairs),
             ]
             name = f"{prefix}stitch_loss_{source}__to__{target}__{solver}.png"
             plot_layer_heatmap(pairs, figures / name, f"Loss, {source} → {target} ({solver}{on_set}), points")
