@@ -37,9 +37,12 @@ def relative(a: np.ndarray, reference: np.ndarray) -> float:
     return float(np.abs(a - reference).max() / np.abs(reference).max())
 
 
-def pair_rows(x: np.ndarray, y: np.ndarray, unseen: np.ndarray) -> list[tuple[float, float, float, float, float]]:
-    """`(ridge, float32 weight diff, float32 prediction diff, float32-cross weight diff, its prediction diff)` per
-    ridge, for source `x (n, Dx)`, target `y (n, Dy)` and unseen source rows `unseen (m, Dx)`."""
+def pair_rows(
+    x: np.ndarray, y: np.ndarray, unseen: np.ndarray
+) -> tuple[float, list[tuple[float, float, float, float, float]]]:
+    """The condition number of the centred `XᵀX`, and `(ridge, float32 weight diff, float32 prediction diff,
+    float32-cross weight diff, its prediction diff)` per ridge, for source `x (n, Dx)`, target `y (n, Dy)` and
+    unseen source rows `unseen (m, Dx)`."""
     exact = Moments.of(x, y, precision="float64")
     single = Moments.of(x, y, precision="float32")
     mx, _, cxx, cxy = exact.centred()
@@ -57,12 +60,8 @@ def pair_rows(x: np.ndarray, y: np.ndarray, unseen: np.ndarray) -> list[tuple[fl
         p64 = centred @ w64
         rows.append((ridge, relative(w32, w64), relative(centred @ w32, p64), relative(mixed, w64),
                      relative(centred @ mixed, p64)))  # fmt: skip
-    return rows
-
-
-def condition(x: np.ndarray) -> float:
-    eigenvalues = np.linalg.eigvalsh(Moments.of(x, x[:, :1], precision="float64").centred()[2])
-    return float(eigenvalues[-1] / eigenvalues[0]) if eigenvalues[0] > 0 else float("inf")
+    condition = float(eigenvalues[-1] / eigenvalues[0]) if eigenvalues[0] > 0 else float("inf")
+    return condition, rows
 
 
 def span(values: list[float]) -> str:
@@ -87,8 +86,9 @@ def main() -> None:
         for source, target in itertools.permutations(store.models(), 2):
             x, y = store.features(fit, source), store.features(fit, target)
             shapes.add(f"{x.shape[1]} -> {y.shape[1]}")
-            conditions.append(condition(x))
-            for row in pair_rows(x, y, store.features(held, source).astype(np.float64)):
+            condition, found = pair_rows(x, y, store.features(held, source).astype(np.float64))
+            conditions.append(condition)
+            for row in found:
                 rows.setdefault(row[0], []).append(row[1:])
         pairs = len(conditions)
         print(f"\n{path}: {pairs} pairs, fitted on {fit!r} ({len(x)} images; features {', '.join(sorted(shapes))}),"

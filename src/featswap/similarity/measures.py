@@ -67,12 +67,18 @@ class PairStats:
             return from_gram(self._precise, measure, svcca_k)
 
 
-def scatter(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The centred scatter matrices of a pair in memory, nothing more (`featswap.mapping.products.scatter_matrices`,
-    float32 products for float32 features)."""
+def nonempty_pair(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`check_paired`, and at least one row."""
     x, y = check_paired(x, y)
     if len(x) == 0:
         raise DataError("No samples to compare.")
+    return x, y
+
+
+def scatter(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The centred scatter matrices of a pair in memory, nothing more (`featswap.mapping.products.scatter_matrices`,
+    float32 products for float32 features)."""
+    x, y = nonempty_pair(x, y)
     return scatter_matrices(x, y, compute_dtype(x, y))
 
 
@@ -87,9 +93,7 @@ def debiased_cka(x: np.ndarray, y: np.ndarray) -> float:
 def procrustes(x: np.ndarray, y: np.ndarray) -> float:
     """The Procrustes distance from float32 products, or from float64 ones where it is small enough for float32
     rounding to matter (`procrustes_of`)."""
-    x, y = check_paired(x, y)
-    if len(x) == 0:
-        raise DataError("No samples to compare.")
+    x, y = nonempty_pair(x, y)
     dtype = compute_dtype(x, y)
     try:
         return procrustes_of(*scatter_matrices(x, y, dtype), roundoff(dtype))
