@@ -3,7 +3,7 @@ transformed by each network's own preprocessing."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from typing import Any
 
 import torch
@@ -13,6 +13,7 @@ from torch.utils.data import Dataset as TorchDataset
 from featswap.backbones.backbone import Backbone
 from featswap.data.collections import Collection
 from featswap.errors import DataError
+from featswap.extraction.workers import worker_batches
 
 
 class PairedImages(TorchDataset[tuple[torch.Tensor, torch.Tensor, str]]):
@@ -43,7 +44,7 @@ class PairedImages(TorchDataset[tuple[torch.Tensor, torch.Tensor, str]]):
 
 def paired_batches(
     collection: Collection, backbones: Sequence[Backbone], batch_size: int, workers: int, skip: bool
-) -> Iterator[tuple[torch.Tensor, torch.Tensor, list[str]]]:
+) -> Generator[tuple[torch.Tensor, torch.Tensor, list[str]], None, None]:
     """`(x_first (B, ...), x_second (B, ...), problems)` batches of the collection in order, decoded by `workers`
     worker processes (0: here)."""
     first, second = backbones
@@ -54,5 +55,6 @@ def paired_batches(
         skip,
     )
     loader = DataLoader(images, batch_size=batch_size, shuffle=False, num_workers=workers)
-    for x_first, x_second, problems in loader:
-        yield x_first, x_second, list(problems)
+    with worker_batches(loader) as loaded:  # its workers stop when this generator ends or is closed
+        for x_first, x_second, problems in loaded:
+            yield x_first, x_second, list(problems)
