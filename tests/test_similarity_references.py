@@ -9,10 +9,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from similarity_cases import RECIPE, SEED, cases
 
 from featswap import similarity as sim
 from featswap.errors import DataError
+from similarity_cases import RECIPE, SEED, cases
 
 REFERENCES = json.loads((Path(__file__).parent / "fixtures" / "similarity_references.json").read_text())
 CASES = cases()

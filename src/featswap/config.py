@@ -18,7 +18,8 @@ val_fraction = 0.3
 
 [extraction]         # batch_size, chunk_rows, workers, on_bad_image
 [fit]                # solvers = ["refine"], [fit.params.SOLVER] settings
-[evaluation]         # n_boot, seed, similarity, measures, knn_k, svcca_k, rbf_sigma, rsa_distance, rsa_compare, nxn_rows
+[evaluation]         # n_boot, seed, similarity, measures, knn_k, svcca_k, rbf_sigma, rsa_distance, rsa_compare,
+                     # nxn_rows
 [engine]             # kind = "local" | "ray", device, address, ray_workers, gpus_per_worker, cpus_per_worker
 [stitch]             # layers = ["stages"] or ["LAYER_A:LAYER_B", ...] (featswap stitch)
 ```

@@ -253,8 +253,19 @@ def evaluate(
     from featswap.store import FeatureStore
 
     settings = run_config(
-        config, store=store, out=out, n_boot=n_boot, seed=seed, similarity=similarity, knn_k=knn_k, svcca_k=svcca_k,
-        measures=measures, rbf_sigma=rbf_sigma, rsa_distance=rsa_distance, rsa_compare=rsa_compare, nxn_rows=nxn_rows,
+        config,
+        store=store,
+        out=out,
+        n_boot=n_boot,
+        seed=seed,
+        similarity=similarity,
+        knn_k=knn_k,
+        svcca_k=svcca_k,
+        measures=measures,
+        rbf_sigma=rbf_sigma,
+        rsa_distance=rsa_distance,
+        rsa_compare=rsa_compare,
+        nxn_rows=nxn_rows,
     )
     experiment = Experiment(settings, quiet=quiet)
     check_run_dir(out)
@@ -425,8 +436,19 @@ def similarity_command(
     from featswap.experiment import Experiment
 
     settings = run_config(
-        config, store=store, out=out, knn_k=knn_k, svcca_k=svcca_k, engine=engine, device=device, address=address,
-        measures=measures, rbf_sigma=rbf_sigma, rsa_distance=rsa_distance, rsa_compare=rsa_compare, nxn_rows=nxn_rows,
+        config,
+        store=store,
+        out=out,
+        knn_k=knn_k,
+        svcca_k=svcca_k,
+        engine=engine,
+        device=device,
+        address=address,
+        measures=measures,
+        rbf_sigma=rbf_sigma,
+        rsa_distance=rsa_distance,
+        rsa_compare=rsa_compare,
+        nxn_rows=nxn_rows,
     )
     experiment = Experiment(settings, quiet=True)
     for line in experiment.similarity(list(model or []), list(collection or []), out):

@@ -177,16 +177,21 @@ MeasuresOpt = Annotated[
 ]
 RbfSigmaOpt = Annotated[
     float | None,
-    typer.Option(help="rbf_cka's bandwidth, times the median distance (0.8).", callback=nonnegative("--rbf-sigma", True)),
+    typer.Option(
+        help="rbf_cka's bandwidth, times the median distance (0.8).", callback=nonnegative("--rbf-sigma", True)
+    ),
 ]
 RsaDistanceOpt = Annotated[
     str | None,
-    typer.Option(help="rsa's RDM distance: euclidean or correlation.", callback=choice("--rsa-distance", RSA_DISTANCES)),
+    typer.Option(
+        help="rsa's RDM distance: euclidean or correlation.", callback=choice("--rsa-distance", RSA_DISTANCES)
+    ),
 ]
 RsaCompareOpt = Annotated[
     str | None,
     typer.Option(
-        help="rsa's RDM comparison: spearman, pearson or kendall (tau-a).", callback=choice("--rsa-compare", RSA_COMPARE)
+        help="rsa's RDM comparison: spearman, pearson or kendall (tau-a).",
+        callback=choice("--rsa-compare", RSA_COMPARE),
     ),
 ]
 NxnRowsOpt = Annotated[

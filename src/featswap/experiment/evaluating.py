@@ -112,7 +112,9 @@ def evaluate_collection(
         }
         if settings.similarity and {"disagreement", "jsd"} & set(settings.measures):
             native_outputs = features[m.target], heads[m.target]
-            entry["disagreement"], entry["jsd"] = head_outputs(*native_outputs, mapped_features, heads[m.target], scored)
+            entry["disagreement"], entry["jsd"] = head_outputs(
+                *native_outputs, mapped_features, heads[m.target], scored
+            )
         entries.append(entry)
         columns[mapped_column(m.source, m.target, m.solver)] = mapped.top1
         if id(m) in r2_maps:
@@ -215,15 +217,16 @@ def similarity_of(
                     result.record(measure, b, a, functools.partial(stats.measure, measure, settings.svcca_k, True))
             elif measure == "mutual_knn":
                 compute = functools.partial(mutual_knn, x, y, k=settings.knn_k)
-            elif measure == "cknna":
+            elif measure == "cknna":  # platonic-rep's estimator is not symmetric: both orders
                 compute = functools.partial(cknna, x, y, k=settings.knn_k)
+                result.record(measure, b, a, functools.partial(cknna, y, x, k=settings.knn_k))
             elif measure in ("rbf_cka", "debiased_rbf_cka"):
                 debiased = measure == "debiased_rbf_cka"
                 compute = functools.partial(rbf_cka, kernel_x, kernel_y, settings.rbf_sigma, debiased)
             elif measure == "rsa":
                 compute = functools.partial(rsa, kernel_x, kernel_y, settings.rsa_distance, settings.rsa_compare)
             elif kind[measure] == "outputs":
-                compute = functools.partial(lambda i: outputs()[i], 0 if measure == "disagreement" else 1)
+                compute = functools.partial(_pick, outputs, 0 if measure == "disagreement" else 1)
             else:  # "map": recorded per direction below
                 continue
             result.record(measure, a, b, compute, both=symmetric)
@@ -236,6 +239,10 @@ def similarity_of(
                     reason = functools.partial(_no_map, measure)
                     result.record(measure, source, target, reason, both=False)
     return result
+
+
+def _pick(compute: Callable[[], tuple[float, float]], index: int) -> float:
+    return compute()[index]
 
 
 def _no_map(measure: str) -> float:
@@ -265,7 +272,8 @@ def kernel_rows(n: int, settings: EvaluationSettings) -> np.ndarray | None:
     if n > MAX_ROWS:
         chosen = [m for m in settings.measures if MEASURES.get(m).source == "kernel"]
         raise SpecError(
-            f"{', '.join(chosen)} hold N x N matrices: {nxn_bytes(n) / 2**30:.1f} GiB for {n:,} images, more than "
+            f"{', '.join(chosen)} {'needs' if len(chosen) == 1 else 'need'} N x N matrices: "
+            f"{nxn_bytes(n) / 2**30:.1f} GiB for {n:,} images, more than "
             f"their limit of {MAX_ROWS:,} images ({nxn_bytes(MAX_ROWS) / 2**30:.1f} GiB); add --nxn-rows "
             f"{MAX_ROWS} (or fewer) to compute them on a seeded random subsample, or leave them out of --measures."
         )

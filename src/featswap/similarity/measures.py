@@ -26,8 +26,8 @@ import numpy as np
 from featswap.errors import DataError
 from featswap.mapping.paired import InMemoryPairs, check_paired
 from featswap.mapping.products import PrecisionError, compute_dtype, roundoff, scatter_matrices
-from featswap.similarity.kernels import neighbours, unit_rows
 from featswap.similarity.gram import GramStats, _constant, linear_cka_of, procrustes_of
+from featswap.similarity.kernels import neighbours, unit_rows
 from featswap.similarity.svcca_google import VARIANCE, pwcca_of, svcca_raghu_of
 
 

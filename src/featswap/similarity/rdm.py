@@ -54,10 +54,7 @@ def rdm_vector(x: np.ndarray, distance: str = "euclidean") -> np.ndarray:
         for r in range(stop - start):
             i = start + r
             row = block[r, r + 1 :]
-            if distance == "correlation":
-                values = 1.0 - row
-            else:
-                values = (squares[i] + squares[i + 1 :] - 2.0 * row) / width
+            values = 1.0 - row if distance == "correlation" else (squares[i] + squares[i + 1 :] - 2.0 * row) / width
             out[at : at + len(values)] = values
             at += len(values)
     return out

@@ -45,12 +45,14 @@ def kept_directions(values: np.ndarray, variance: float | None, k: int | None) -
     `variance` of the total (google/svcca's `sum_threshold`, applied to variances)."""
     if k is not None:
         if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
-            raise DataError(f"svcca_raghu keeps the top k principal directions of each side; k must be >= 1, got {k!r}.")
+            raise DataError(
+                f"svcca_raghu keeps the top k principal directions of each side; k must be >= 1, got {k!r}."
+            )
         return min(int(k), len(values))
     if variance is None or not 0 < variance <= 1:
         raise DataError(f"svcca_raghu keeps a share of the variance in (0, 1]; got {variance!r}.")
     shares = np.cumsum(values) / values.sum()
-    return int(min(np.searchsorted(shares, variance - 1e-12) + 1, len(values)))
+    return min(int(np.searchsorted(shares, variance - 1e-12)) + 1, len(values))
 
 
 def _check_rows(n: int, rx: int, ry: int) -> None:
@@ -62,11 +64,13 @@ def _check_rows(n: int, rx: int, ry: int) -> None:
         )
 
 
-def _cca(stats: GramStats, vx: np.ndarray, lx: np.ndarray, vy: np.ndarray, ly: np.ndarray) -> np.ndarray:
+def _cca(
+    stats: GramStats, vx: np.ndarray, lx: np.ndarray, vy: np.ndarray, ly: np.ndarray, cxy: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Left singular vectors `(rx, c)` and canonical correlations `(c,)` of the two sides restricted to the
     eigen-directions `vx (D1, rx)`, `vy (D2, ry)` with variances `lx`, `ly`."""
     _check_rows(stats.n, vx.shape[1], vy.shape[1])
-    m = (vx / np.sqrt(lx)).T @ stats.cxy @ (vy / np.sqrt(ly))
+    m = (vx / np.sqrt(lx)).T @ (stats.cxy if cxy is None else cxy) @ (vy / np.sqrt(ly))
     a, s, _ = np.linalg.svd(m, full_matrices=False)
     return a, np.clip(s, 0.0, 1.0)
 
@@ -88,10 +92,7 @@ def pwcca_of(stats: GramStats, swapped: bool = False) -> float:
     cxx, cyy, cxy = (stats.cyy, stats.cxx, stats.cxy.T) if swapped else (stats.cxx, stats.cyy, stats.cxy)
     lx, vx = principal(cxx, stats.roundoff)
     ly, vy = principal(cyy, stats.roundoff)
-    _check_rows(stats.n, len(lx), len(ly))
-    m = (vx / np.sqrt(lx)).T @ cxy @ (vy / np.sqrt(ly))
-    a, rho, _ = np.linalg.svd(m, full_matrices=False)  # a (rx, c), c = min(rx, ry)
-    rho = np.clip(rho, 0.0, 1.0)
+    a, rho = _cca(stats, vx, lx, vy, ly, cxy)  # a (rx, c), c = min(rx, ry)
     directions = vx @ a  # (D1, c): the reference's u_i, orthonormal in the first side's coordinates
     projected = directions.T @ cxx  # (c, D1): sum over rows of (x u_i) x_j
     # Gram-Schmidt of the columns of X U in their order is X U R^-1 with R^T R = U^T Cxx U (Cholesky), so the
