@@ -54,7 +54,9 @@ def main() -> None:
     args = parser.parse_args()
     n = args.rows
     print(f"{n:,} x ({args.dx} + {args.dy}) float32 features; each measure in a fresh process")
-    print(f"{'measure':18s} {'seconds':>8s} {'peak beyond before (GiB)':>25s} {'bytes per pair':>15s} {'largest N':>10s}")
+    print(
+        f"{'measure':18s} {'seconds':>8s} {'peak beyond before (GiB)':>25s} {'bytes per pair':>15s} {'largest N':>10s}"
+    )
     largest = []
     budget = (args.budget_gib - 1.0) * 2**30
     for measure in MEASURES:

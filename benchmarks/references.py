@@ -77,7 +77,8 @@ def reference_rows(args: argparse.Namespace, planted: Callable[..., tuple[np.nda
     cca_core = _module(root / "ref-svcca", "cca_core")
     missing = f"no google/svcca copy in {root / 'ref-svcca'}"
     if google is not None and cca_core is not None:
-        x64t, y64t = x.T.astype(np.float64), y.T.astype(np.float64)
+        # Centred: the reference adds the means back before weighting (featswap does not; docs/similarity.md).
+        x64t, y64t = (a.T.astype(np.float64) - a.mean(0)[:, None] for a in (x, y))
         rows.append(("pwcca", lambda: sim.pwcca(x, y), "ref: google compute_pwcca",
                      lambda: google.compute_pwcca(x64t, y64t)[0], ""))  # fmt: skip
 
@@ -107,10 +108,13 @@ def reference_rows(args: argparse.Namespace, planted: Callable[..., tuple[np.nda
 
     kornblith = _module(root / "ref-kornblith", "cka")
     if kornblith is not None:
-        rows.append(("rbf_cka", lambda: sim.rbf_cka(kx, ky), "ref: Kornblith cka(gram_rbf)",
-                     lambda: kornblith.cka(kornblith.gram_rbf(kx64, 0.8), kornblith.gram_rbf(ky64, 0.8)), ""))  # fmt: skip
-        rows.append(("debiased_rbf_cka", lambda: sim.debiased_rbf_cka(kx, ky), "ref: Kornblith, debiased",
-                     lambda: kornblith.cka(kornblith.gram_rbf(kx64, 0.8), kornblith.gram_rbf(ky64, 0.8), True), ""))  # fmt: skip
+
+        def rbf(debiased: bool) -> Callable[[], float]:
+            return lambda: kornblith.cka(kornblith.gram_rbf(kx64, 0.8), kornblith.gram_rbf(ky64, 0.8), debiased)
+
+        rows.append(("rbf_cka", lambda: sim.rbf_cka(kx, ky), "ref: Kornblith cka(gram_rbf)", rbf(False), ""))
+        rows.append(("debiased_rbf_cka", lambda: sim.debiased_rbf_cka(kx, ky), "ref: Kornblith, debiased", rbf(True),
+                     ""))  # fmt: skip
     else:
         missing = f"no copy of Kornblith et al.'s functions at {root / 'ref-kornblith' / 'cka.py'}"
         rows += [("rbf_cka", _none, "", _none, missing), ("debiased_rbf_cka", _none, "", _none, missing)]
@@ -138,8 +142,11 @@ def reference_rows(args: argparse.Namespace, planted: Callable[..., tuple[np.nda
     rng = np.random.default_rng(5)
     la = rng.normal(size=(args.ref_rows, 1000)) * 3
     lb = la + rng.normal(size=la.shape)
-    rows.append(("jsd, 1000 classes", lambda: sim.jsd(la, lb), "ref: scipy jensenshannon^2",
-                 lambda: float((jensenshannon(softmax(la, 1), softmax(lb, 1), axis=1, base=2) ** 2).mean()), ""))  # fmt: skip
+
+    def scipy_jsd() -> float:
+        return float((jensenshannon(softmax(la, 1), softmax(lb, 1), axis=1, base=2) ** 2).mean())
+
+    rows.append(("jsd, 1000 classes", lambda: sim.jsd(la, lb), "ref: scipy jensenshannon^2", scipy_jsd, ""))
     return rows
 
 

@@ -262,8 +262,8 @@ def test_bad_inputs_are_refused_with_a_reason() -> None:
         sim.rsa(np.tile(x[:1], (len(x), 1)) * 0 + np.eye(len(x), x.shape[1], dtype=np.float32) * 0 + 1, y)
     with pytest.raises(DataError, match="needs at least 3 samples"):
         sim.rsa(x[:2], y[:2])
-    with pytest.raises(DataError, match="above its limit of 30,000 images"):
-        kernels.check_rows(30_001, "rbf_cka")
+    with pytest.raises(DataError, match="above its limit of 23,000 images"):
+        kernels.check_rows(23_001, "rbf_cka")
     with pytest.raises(DataError, match="k must be >= 1"):
         sim.svcca_raghu(x, y, k=0)
     with pytest.raises(DataError, match=r"share of the variance in \(0, 1\]"):

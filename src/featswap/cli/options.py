@@ -198,7 +198,7 @@ NxnRowsOpt = Annotated[
     int | None,
     typer.Option(
         help="Compute the N x N measures (rbf_cka, rsa) on a seeded random subsample of this many images when there "
-        "are more (0: all, refused above 30,000).",
+        f"are more (0: all, refused above {MAX_ROWS:,}).",
         callback=checked(functools.partial(validate.integer, "--nxn-rows", minimum=0, maximum=MAX_ROWS)),
     ),
 ]

@@ -33,10 +33,13 @@ class Measure:
     reference: str = ""
 
 
-#: The most images the N x N measures (`source == "kernel"`) take: at 24 bytes per pair of images (`rbf_cka`'s
-#: peak: two float64 kernels and a copy of one for its median) 30,000 images need 20.1 GiB, within the 24 GiB of
-#: CI's machine with room for the features. `--nxn-rows` runs them on a seeded subsample instead.
-MAX_ROWS = 30_000
+#: Peak bytes per pair of images of the N x N measures, the worst of them (`rsa` with Spearman: two float64
+#: triangles and scipy's ranking of one; `rbf_cka` needs 27), measured by `benchmarks/nxn_memory.py`.
+NXN_BYTES_PER_PAIR = 44
+#: The most images the N x N measures (`source == "kernel"`) take: 23,000 need 21.7 GiB at 44 bytes per pair, within
+#: the 24 GiB of CI's machine with room for the features and imports. `--nxn-rows` runs them on a seeded subsample.
+MAX_ROWS = 23_000
+
 
 MEASURES: Registry[Measure] = Registry("similarity measure")
 for _measure in (
@@ -66,14 +69,14 @@ for _measure in (
             reference="platonic-rep AlignmentMetrics.cknna"),
     Measure("rbf_cka", "0..1", "higher", True, "kernel",
             "CKA of Gaussian kernels, bandwidth --rbf-sigma (0.8) x median distance",
-            streams=False, memory="24 N^2 B", default=False, reference="Kornblith et al. 2019, cka(gram_rbf(.))"),
+            streams=False, memory="27 N^2 B", default=False, reference="Kornblith et al. 2019, cka(gram_rbf(.))"),
     Measure("debiased_rbf_cka", "about -1..1", "higher", True, "kernel",
             "rbf_cka from unbiased HSIC (Szekely and Rizzo's U-centring)",
-            streams=False, memory="24 N^2 B", default=False,
+            streams=False, memory="27 N^2 B", default=False,
             reference="Kornblith et al. 2019, cka(gram_rbf(.), debiased=True)"),
     Measure("rsa", "-1..1", "higher", True, "kernel",
             "--rsa-compare (spearman) of the two RDMs by --rsa-distance (euclidean)",
-            streams=False, memory="8 N^2 B + the comparison's 8-16 N^2 B", default=False,
+            streams=False, memory="20 N^2 B (pearson), 32 (kendall), 44 (spearman)", default=False,
             reference="rsatoolbox calc_rdm + compare"),
     Measure("disagreement", "0..1", "lower", True, "outputs",
             "share of images whose top-1 classes differ (each network's own head)",

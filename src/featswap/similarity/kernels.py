@@ -1,7 +1,8 @@
 """Measures of N x N kernels between images: `rbf_cka` (plain and debiased, Kornblith et al. 2019) and `cknna`
 (Huh et al. 2024, platonic-rep's `AlignmentMetrics.cknna`).
 
-`rbf_cka` holds two N x N float64 kernels (and a copy of one for its median): `nxn_bytes(n)` says how much, and
+`rbf_cka` holds two N x N float64 kernels (and a copy of one for its median, 27 bytes per pair of images in all):
+`nxn_bytes(n)` says how much the worst N x N measure needs, and
 `check_rows` refuses above `MAX_ROWS` rather than letting the machine swap. `cknna` keeps only each row's `k`
 nearest neighbours (found in blocks of rows, as `mutual_knn`), so its memory grows as N k, not N^2.
 """
@@ -12,7 +13,7 @@ import numpy as np
 
 from featswap.errors import DataError
 from featswap.mapping.paired import check_paired
-from featswap.similarity.catalog import MAX_ROWS
+from featswap.similarity.catalog import MAX_ROWS, NXN_BYTES_PER_PAIR
 
 #: Default bandwidth of `rbf_cka`, as a fraction of the median distance (Kornblith et al.'s 0.8).
 RBF_SIGMA = 0.8
@@ -86,13 +87,9 @@ def debiased_rbf_cka(x: np.ndarray, y: np.ndarray, sigma: float = RBF_SIGMA) -> 
     return rbf_cka(x, y, sigma, debiased=True)
 
 
-#: Bytes per N^2 that `rbf_cka` holds at its peak: two float64 kernels and `np.median`'s copy of one.
-RBF_BYTES_PER_PAIR = 24
-
-
 def nxn_bytes(n: int) -> int:
-    """Peak bytes of an N x N measure on `n` rows (`rbf_cka`'s; `rsa` needs less)."""
-    return RBF_BYTES_PER_PAIR * n * n
+    """Peak bytes of the N x N measures on `n` rows, the worst of them (`NXN_BYTES_PER_PAIR`)."""
+    return NXN_BYTES_PER_PAIR * n * n
 
 
 def check_rows(n: int, measure: str, limit: int = MAX_ROWS) -> None:
@@ -128,15 +125,27 @@ def neighbours(unit: np.ndarray, k: int, block: int = 1024) -> np.ndarray:
     return out
 
 
+def _pair_products(unit: np.ndarray, i: np.ndarray, j: np.ndarray, block: int = 16_384) -> np.ndarray:
+    """`(P,)` inner products of rows `i` and `j` of `unit` `(N, D)`, `block` pairs at a time (the rows gathered for
+    all N k pairs at once would take N k D floats)."""
+    out = np.empty(len(i))
+    for start in range(0, len(i), block):
+        part = slice(start, start + block)
+        out[part] = np.einsum("ij,ij->i", unit[i[part]], unit[j[part]])
+    return out
+
+
 def _masked_hsic(codes: np.ndarray, n: int, unit_a: np.ndarray, unit_b: np.ndarray) -> float:
     """platonic-rep's `hsic_unbiased(M * K, M * L)` for the directed neighbour pairs `codes` (`i * n + j`, sorted)
     of a 0/1 mask `M`, with `K = A A^T`, `L = B B^T` of unit rows, evaluated on the mask's entries only:
     `sum K~ * L~^T` runs over pairs present in both directions; `sum K~ L~` is the column sums of one against
     the row sums of the other."""
     i, j = np.divmod(codes, n)
-    k_ij = np.einsum("ij,ij->i", unit_a[i], unit_a[j])
-    l_ij = k_ij if unit_b is unit_a else np.einsum("ij,ij->i", unit_b[i], unit_b[j])
-    both = np.isin(j * n + i, codes, assume_unique=True)
+    k_ij = _pair_products(unit_a, i, j)
+    l_ij = k_ij if unit_b is unit_a else _pair_products(unit_b, i, j)
+    reverse = j * n + i  # (j, i) is in the mask where it is found at its sorted place in `codes`
+    at = np.minimum(np.searchsorted(codes, reverse), len(codes) - 1)
+    both = codes[at] == reverse
     trace = float((k_ij[both] * l_ij[both]).sum())
     total_k, total_l = float(k_ij.sum()), float(l_ij.sum())
     cols_k, rows_l = np.bincount(j, k_ij, minlength=n), np.bincount(i, l_ij, minlength=n)

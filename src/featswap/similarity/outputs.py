@@ -44,17 +44,26 @@ def disagreement(logits_a: np.ndarray, logits_b: np.ndarray) -> float:
     return float((logits_a.argmax(1) != logits_b.argmax(1)).mean())
 
 
-def _log_softmax(logits: np.ndarray) -> np.ndarray:
+def _softmax(logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Probabilities and log-probabilities `(N, C)` float64 of logits `(N, C)`, stable for any scale."""
     shifted = logits.astype(np.float64) - logits.max(1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(1, keepdims=True))
+    p = np.exp(shifted)
+    total = p.sum(1, keepdims=True)
+    p /= total
+    shifted -= np.log(total)
+    return p, shifted
 
 
 def jsd_rows(logits_a: np.ndarray, logits_b: np.ndarray) -> np.ndarray:
     """`(N,)` Jensen-Shannon divergence in bits between the softmaxes of each row of two `(N, C)` logit arrays:
-    `(KL(p || m) + KL(q || m)) / 2` with `m = (p + q) / 2`, from log-probabilities (no 0 log 0 trouble)."""
-    lp, lq = _log_softmax(logits_a), _log_softmax(logits_b)
-    lm = np.logaddexp(lp, lq) - np.log(2.0)
-    p, q = np.exp(lp), np.exp(lq)
+    `(KL(p || m) + KL(q || m)) / 2` with `m = (p + q) / 2`; log-probabilities from the logits, so that a
+    probability that underflows to 0 contributes 0, as `0 log 0` does."""
+    p, lp = _softmax(logits_a)
+    q, lq = _softmax(logits_b)
+    m = (p + q) / 2.0
+    with np.errstate(divide="ignore"):
+        lm = np.log(m)
+    lm[m == 0] = 0.0  # only where p and q are both 0: their terms vanish
     nats = 0.5 * ((p * (lp - lm)).sum(1) + (q * (lq - lm)).sum(1))
     return np.clip(nats / np.log(2.0), 0.0, 1.0)
 

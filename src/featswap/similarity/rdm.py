@@ -50,14 +50,34 @@ def rdm_vector(x: np.ndarray, distance: str = "euclidean") -> np.ndarray:
     at = 0
     for start in range(0, n, BLOCK):
         stop = min(start + BLOCK, n)
-        block = x[start:stop] @ x[start:].T  # (b, n - start)
-        for r in range(stop - start):
-            i = start + r
-            row = block[r, r + 1 :]
-            values = 1.0 - row if distance == "correlation" else (squares[i] + squares[i + 1 :] - 2.0 * row) / width
-            out[at : at + len(values)] = values
-            at += len(values)
+        block = x[start:stop] @ x[start:].T  # (b, n - start): rows start..stop against every later row
+        if distance == "correlation":
+            np.subtract(1.0, block, out=block)
+        else:
+            block *= -2.0
+            block += squares[start:stop, None]
+            block += squares[None, start:]
+            block /= width
+        upper = np.arange(block.shape[1])[None, :] > np.arange(stop - start)[:, None]  # j > i, row-major
+        values = block[upper]
+        out[at : at + len(values)] = values
+        at += len(values)
     return out
+
+
+def average_ranks(a: np.ndarray) -> np.ndarray:
+    """`(M,)` float64 ranks 1..M of `a`, ties sharing their average rank (scipy's `rankdata(a)`, faster)."""
+    order = np.argsort(a)
+    ordered = a[order]
+    starts = np.flatnonzero(np.concatenate(([True], ordered[1:] != ordered[:-1])))
+    ranks = np.empty(len(a))
+    if len(starts) == len(a):
+        ranks[order] = np.arange(1, len(a) + 1, dtype=np.float64)
+        return ranks
+    counts = np.diff(np.append(starts, len(a)))
+    average = starts + (counts + 1) / 2.0
+    ranks[order] = np.repeat(average, counts)
+    return ranks
 
 
 def _pearson(a: np.ndarray, b: np.ndarray) -> float:
@@ -92,13 +112,11 @@ def kendall_tau_a(a: np.ndarray, b: np.ndarray) -> float:
 
 def compare_rdms(a: np.ndarray, b: np.ndarray, comparison: str = "spearman") -> float:
     """rsatoolbox's `compare` of two RDM vectors `(M,)`."""
-    from scipy.stats import rankdata
-
     _check_choice("comparison", comparison, COMPARISONS)
     if comparison == "pearson":
         return _pearson(a, b)
     if comparison == "spearman":
-        return _pearson(rankdata(a), rankdata(b))
+        return _pearson(average_ranks(a), average_ranks(b))
     return kendall_tau_a(a, b)
 
 
