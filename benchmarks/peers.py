@@ -2,6 +2,8 @@
 
     python benchmarks/peers.py [--rows 50000] [--fit-rows 20000] [--dx 1536] [--dy 2048] [--repeats 3]
                                [--images 256] [--batch-size 32] [--workers 1] [--no-extraction]
+                               [--references DIR] [--only-references] [--ref-rows 10000] [--ref-dx 512]
+                               [--ref-dy 768] [--nxn-rows 2000]
 
 The peers' methods are written out here, as their authors publish them, in float32 on centred data:
 
@@ -29,6 +31,14 @@ the min and median of the ratio featswap time / peer time, the largest relative 
 featswap multiplies in float64 because float32 products could not keep its weights within 1e-6; `lstsq, float64
 data` gives scikit-learn float64 features, as a user who needs that precision would. The last line reads
 `slowest ratio: X` (the worst row's median).
+
+With `--references DIR`, rows for the measures of issue 24 against their reference implementations, run from
+local copies outside the repository (`benchmarks/references.py` says where each is looked for under DIR; a row
+whose reference is absent is skipped and says so): google/svcca's `compute_pwcca` and its SVCCA (tutorial SVD to 99%
+of the variance, then `get_cca_similarity`) on `--ref-rows` x (`--ref-dx` + `--ref-dy`) features (the narrower side
+first: the reference raises IndexError the other way); platonic-rep's `cknna` and `mutual_knn`, Kornblith et al.'s
+RBF CKA (plain and debiased) and rsatoolbox's RSA (Spearman and Kendall's tau-a) on `--nxn-rows` images; scipy's
+`jensenshannon` for `jsd`. Their "difference" column is the relative difference from the reference's own value.
 """
 
 from __future__ import annotations
@@ -175,6 +185,12 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1, help="decoding processes (extraction rows)")
     parser.add_argument("--no-extraction", action="store_true", help="leave out the extraction rows")
     parser.add_argument("--only-extraction", action="store_true", help="only the extraction rows")
+    parser.add_argument("--references", type=Path, help="folder with the reference copies (benchmarks/references.py)")
+    parser.add_argument("--only-references", action="store_true", help="only the rows against reference copies")
+    parser.add_argument("--ref-rows", type=int, default=10_000, help="rows for the pwcca and svcca_raghu rows")
+    parser.add_argument("--ref-dx", type=int, default=512)
+    parser.add_argument("--ref-dy", type=int, default=768)
+    parser.add_argument("--nxn-rows", type=int, default=2000, help="images for the N x N rows")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         run(args, Path(tmp))
@@ -225,6 +241,8 @@ def extraction_rows(args: argparse.Namespace, tmp: Path) -> list[Row]:
 
 def run(args: argparse.Namespace, tmp: Path) -> None:
 
+    if args.only_references:
+        args.rows = args.fit_rows = 8  # the main rows are left out: no large features
     x, y = planted(args.rows, args.dx, args.dy)
     fx, fy = planted(args.fit_rows, args.dx, args.dy, seed=1)
     fx64, fy64 = fx.astype(np.float64), fy.astype(np.float64)
@@ -298,10 +316,18 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
             exact_map(fx, fy),
         ),
     ]
-    if args.only_extraction:
+    if args.only_extraction or args.only_references:
         rows = []
-    if not args.no_extraction:
+    if not args.no_extraction and not args.only_references:
         rows += extraction_rows(args, tmp)
+    if args.references is not None:
+        from references import reference_rows
+
+        for name, fs, peer_name, peer, skipped in reference_rows(args, planted):
+            if skipped:
+                print(f"skipped {name}: {skipped}")
+            else:
+                rows.append(Row(name, fs, peer_name, peer, compare_peer=False, traced=name != "mutual_knn"))
     tracemalloc.start()
     for repeat in range(args.repeats):
         for row in rows:
@@ -311,7 +337,10 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
                 seconds[who], results[who], memory[who] = timed(fn, row.traced)
             row.ratios.append(seconds["featswap"] / seconds["peer"])
             row.memory = (max(row.memory[0], memory["featswap"]), max(row.memory[1], memory["peer"]))
-            if row.reference is not None:
+            if row.reference is None and row.peer_name.startswith("ref:"):  # the reference's own value
+                row.error = max(row.error, relative(results["featswap"], results["peer"]))
+                row.peer_error = 0.0
+            elif row.reference is not None:
                 row.error = max(row.error, relative(results["featswap"], row.reference))
                 if row.compare_peer:
                     row.peer_error = relative(results["peer"], row.reference)
@@ -321,7 +350,8 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
           "centred data (featswap / peer); memory: peak beyond the inputs, featswap / peer")  # fmt: skip
     print(f"{'task':32s} {'peer':22s} {'min':>6s} {'median':>7s} {'difference':>20s} {'memory (MB)':>14s}")
     for row in rows:
-        diff = "" if row.reference is None else f"{row.error:.1e} / {row.peer_error:.1e}"
+        known = row.reference is not None or row.peer_name.startswith("ref:")
+        diff = f"{row.error:.1e} / {row.peer_error:.1e}" if known else ""
         mem = f"{row.memory[0] / 2**20:.0f} / {row.memory[1] / 2**20:.0f}" if row.traced else "-"
         print(
             f"{row.name:32s} {row.peer_name:22s} {min(row.ratios):6.2f} {statistics.median(row.ratios):7.2f} "

@@ -18,7 +18,8 @@ val_fraction = 0.3
 
 [extraction]         # batch_size, chunk_rows, workers, on_bad_image
 [fit]                # solvers = ["refine"], [fit.params.SOLVER] settings
-[evaluation]         # n_boot, seed, similarity, knn_k, svcca_k
+[evaluation]         # n_boot, seed, similarity, measures, knn_k, svcca_k, rbf_sigma, rsa_distance, rsa_compare,
+                     # nxn_rows
 [engine]             # kind = "local" | "ray", device, address, ray_workers, gpus_per_worker, cpus_per_worker
 [stitch]             # layers = ["stages"] or ["LAYER_A:LAYER_B", ...] (featswap stitch)
 ```
@@ -37,7 +38,14 @@ from typing import Any
 
 from featswap import validate
 from featswap.errors import SpecError, closest
+from featswap.similarity.catalog import MAX_ROWS, default_measures, selected
 from featswap.threads import check_workers
+
+#: rsa's RDM distances and comparisons (`featswap.similarity.rdm`, which cannot be imported here: numpy).
+RSA_DISTANCES = ("euclidean", "correlation")
+RSA_COMPARE = ("spearman", "pearson", "kendall")
+#: The similarity measures a run computes unless told (`featswap.similarity.catalog.default_measures`).
+DEFAULT_MEASURES = default_measures()
 
 ENGINES = ("local", "ray")
 DEVICES = ("cpu", "cuda", "auto")
@@ -180,21 +188,38 @@ MAX_BOOT = 1_000_000
 
 @dataclass(frozen=True)
 class EvaluationSettings:
-    """Bootstrap resamples and seed of the confidence intervals; whether to compute the similarity measures,
-    with `knn_k` neighbours for mutual_knn and `svcca_k` principal directions for svcca."""
+    """Bootstrap resamples and seed of the confidence intervals; whether to compute the similarity measures, and
+    which (`measures`, names from `featswap.similarity.catalog.MEASURES`; default those that need no N x N matrix
+    or extra fit), with `knn_k` neighbours for mutual_knn and cknna, `svcca_k` principal directions for svcca,
+    `rbf_sigma` the bandwidth of rbf_cka (times the median distance), `rsa_distance` and `rsa_compare` rsa's RDM
+    distance and comparison; `nxn_rows`: the N x N measures on a seeded subsample of this many images when there
+    are more (0: all images, refusing above `featswap.similarity.kernels.MAX_ROWS`)."""
 
     n_boot: int = 1000
     seed: int = 0
     similarity: bool = True
+    measures: tuple[str, ...] = DEFAULT_MEASURES
     knn_k: int = 10
     svcca_k: int = 20
+    rbf_sigma: float = 0.8
+    rsa_distance: str = "euclidean"
+    rsa_compare: str = "spearman"
+    nxn_rows: int = 0
 
     def __post_init__(self) -> None:
+        check_text(self)
         validate.integer("n_boot", self.n_boot, MIN_BOOT, MAX_BOOT)
         validate.integer("seed", self.seed, 0)
         validate.flag("similarity", self.similarity)
+        object.__setattr__(self, "measures", selected(self.measures))
         validate.integer("knn_k", self.knn_k, 1)
         validate.integer("svcca_k", self.svcca_k, 1)
+        validate.real("rbf_sigma", self.rbf_sigma, 0, low_open=True)
+        validate.choice("rsa_distance", self.rsa_distance, RSA_DISTANCES)
+        validate.choice("rsa_compare", self.rsa_compare, RSA_COMPARE)
+        validate.integer("nxn_rows", self.nxn_rows, 0, MAX_ROWS)
+        if "cknna" in self.measures and self.knn_k < 2:
+            raise SpecError(f"cknna needs at least 2 neighbours; got knn_k={self.knn_k}.")
 
 
 @dataclass(frozen=True)

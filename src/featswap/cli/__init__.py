@@ -29,14 +29,19 @@ from featswap.cli.options import (
     HeadOffsetOpt,
     KnnKOpt,
     LayersOpt,
+    MeasuresOpt,
     ModelsOpt,
     NamesOpt,
     NBootOpt,
+    NxnRowsOpt,
     OutDirOpt,
     ParamOpt,
     PretrainedOpt,
     QuietOpt,
     RayWorkersOpt,
+    RbfSigmaOpt,
+    RsaCompareOpt,
+    RsaDistanceOpt,
     SeedOpt,
     SimilarityOpt,
     SolversOpt,
@@ -251,6 +256,11 @@ def evaluate(
     similarity: SimilarityOpt = None,
     knn_k: KnnKOpt = None,
     svcca_k: SvccaKOpt = None,
+    measures: MeasuresOpt = None,
+    rbf_sigma: RbfSigmaOpt = None,
+    rsa_distance: RsaDistanceOpt = None,
+    rsa_compare: RsaCompareOpt = None,
+    nxn_rows: NxnRowsOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Swap test of fitted maps on the store's evaluation images; writes metrics.json and report.md.
@@ -263,7 +273,19 @@ def evaluate(
     from featswap.store import FeatureStore
 
     settings = run_config(
-        config, store=store, out=out, n_boot=n_boot, seed=seed, similarity=similarity, knn_k=knn_k, svcca_k=svcca_k
+        config,
+        store=store,
+        out=out,
+        n_boot=n_boot,
+        seed=seed,
+        similarity=similarity,
+        knn_k=knn_k,
+        svcca_k=svcca_k,
+        measures=measures,
+        rbf_sigma=rbf_sigma,
+        rsa_distance=rsa_distance,
+        rsa_compare=rsa_compare,
+        nxn_rows=nxn_rows,
     )
     experiment = Experiment(settings, quiet=quiet)
     check_run_dir(out)
@@ -303,6 +325,11 @@ def compare(
     similarity: SimilarityOpt = None,
     knn_k: KnnKOpt = None,
     svcca_k: SvccaKOpt = None,
+    measures: MeasuresOpt = None,
+    rbf_sigma: RbfSigmaOpt = None,
+    rsa_distance: RsaDistanceOpt = None,
+    rsa_compare: RsaCompareOpt = None,
+    nxn_rows: NxnRowsOpt = None,
     engine: EngineOpt = None,
     device: DeviceOpt = None,
     address: AddressOpt = None,
@@ -331,6 +358,7 @@ def compare(
         class_names=class_names,
         batch_size=batch_size, chunk_rows=chunk_rows, workers=workers, on_bad_image=on_bad_image, solver=solver,
         param=param, n_boot=n_boot, seed=seed, similarity=similarity, knn_k=knn_k, svcca_k=svcca_k, engine=engine,
+        measures=measures, rbf_sigma=rbf_sigma, rsa_distance=rsa_distance, rsa_compare=rsa_compare, nxn_rows=nxn_rows,
         device=device, address=address, ray_workers=ray_workers, gpus_per_worker=gpus_per_worker,
         cpus_per_worker=cpus_per_worker, store=store, out=out,
     )  # fmt: skip
@@ -411,19 +439,40 @@ def similarity_command(
     collection: CollectionsOpt = None,
     knn_k: KnnKOpt = None,
     svcca_k: SvccaKOpt = None,
+    measures: MeasuresOpt = None,
+    rbf_sigma: RbfSigmaOpt = None,
+    rsa_distance: RsaDistanceOpt = None,
+    rsa_compare: RsaCompareOpt = None,
+    nxn_rows: NxnRowsOpt = None,
     engine: EngineOpt = None,
     device: DeviceOpt = None,
     address: AddressOpt = None,
 ) -> None:
-    """Every similarity measure (CKA, debiased CKA, Procrustes, CCA, SVCCA, mutual k-NN, map R^2) for every
-    pair of models in a store, on its evaluation images; map R^2 uses lstsq maps fitted on its fitting images.
+    """Similarity measures (CKA, debiased CKA, Procrustes, CCA, SVCCA, PWCCA, mutual k-NN, output disagreement
+    and JSD, map R^2 by default; --measures adds cknna, rbf_cka, debiased_rbf_cka, rsa, ridge_r2) for every pair
+    of models in a store, on its evaluation images; map R^2 uses lstsq maps fitted on its fitting images.
 
     Example: `featswap similarity --store runs/digits.zarr --out runs/sim`
+
+    N x N and extra measures: `featswap similarity --store runs/digits.zarr --out runs/sim2 --measures
+    linear_cka,pwcca,cknna,rbf_cka,rsa --rsa-compare kendall`
     """
     from featswap.experiment import Experiment
 
     settings = run_config(
-        config, store=store, out=out, knn_k=knn_k, svcca_k=svcca_k, engine=engine, device=device, address=address
+        config,
+        store=store,
+        out=out,
+        knn_k=knn_k,
+        svcca_k=svcca_k,
+        engine=engine,
+        device=device,
+        address=address,
+        measures=measures,
+        rbf_sigma=rbf_sigma,
+        rsa_distance=rsa_distance,
+        rsa_compare=rsa_compare,
+        nxn_rows=nxn_rows,
     )
     experiment = Experiment(settings, quiet=True)
     for line in experiment.similarity(list(model or []), list(collection or []), out):

@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from featswap import validate
-from featswap.config import MAX_BOOT, MIN_BOOT
+from featswap.config import MAX_BOOT, MIN_BOOT, RSA_COMPARE, RSA_DISTANCES
 from featswap.errors import SpecError
+from featswap.similarity.catalog import MAX_ROWS
 from featswap.threads import check_workers
 
 if TYPE_CHECKING:
@@ -176,7 +177,43 @@ NBootOpt = Annotated[
 ]
 SeedOpt = Annotated[int | None, typer.Option(help="Seed of the bootstrap (0).", callback=at_least("--seed", 0))]
 SimilarityOpt = Annotated[bool | None, typer.Option(help="Also compute every similarity measure (on).")]
-KnnKOpt = Annotated[int | None, typer.Option(help="Neighbours for mutual_knn (10).", callback=at_least("--knn-k", 1))]
+KnnKOpt = Annotated[
+    int | None, typer.Option(help="Neighbours for mutual_knn and cknna (10).", callback=at_least("--knn-k", 1))
+]
+MeasuresOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Comma-separated similarity measures, or `all` (default: those needing no N x N matrix or extra fit; "
+        "docs/similarity.md lists them), e.g. `linear_cka,pwcca,rbf_cka,rsa`."
+    ),
+]
+RbfSigmaOpt = Annotated[
+    float | None,
+    typer.Option(
+        help="rbf_cka's bandwidth, times the median distance (0.8).", callback=nonnegative("--rbf-sigma", True)
+    ),
+]
+RsaDistanceOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="rsa's RDM distance: euclidean or correlation.", callback=choice("--rsa-distance", RSA_DISTANCES)
+    ),
+]
+RsaCompareOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="rsa's RDM comparison: spearman, pearson or kendall (tau-a).",
+        callback=choice("--rsa-compare", RSA_COMPARE),
+    ),
+]
+NxnRowsOpt = Annotated[
+    int | None,
+    typer.Option(
+        help="Compute the N x N measures (rbf_cka, rsa) on a seeded random subsample of this many images when there "
+        f"are more (0: all, refused above {MAX_ROWS:,}).",
+        callback=checked(functools.partial(validate.integer, "--nxn-rows", minimum=0, maximum=MAX_ROWS)),
+    ),
+]
 SvccaKOpt = Annotated[
     int | None, typer.Option(help="Principal directions kept by svcca (20).", callback=at_least("--svcca-k", 1))
 ]
@@ -243,6 +280,11 @@ TARGETS: dict[str, tuple[str | None, str]] = {
     "similarity": ("evaluation", "similarity"),
     "knn_k": ("evaluation", "knn_k"),
     "svcca_k": ("evaluation", "svcca_k"),
+    "measures": ("evaluation", "measures"),
+    "rbf_sigma": ("evaluation", "rbf_sigma"),
+    "rsa_distance": ("evaluation", "rsa_distance"),
+    "rsa_compare": ("evaluation", "rsa_compare"),
+    "nxn_rows": ("evaluation", "nxn_rows"),
     "engine": ("engine", "kind"),
     "device": ("engine", "device"),
     "address": ("engine", "address"),

@@ -24,6 +24,8 @@ from featswap.config import RunConfig, resolved
 from featswap.errors import DataError, FeatswapError, SpecError
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from featswap.backbones.backbone import Backbone
     from featswap.data.collections import Collection
     from featswap.engines import Engine
@@ -272,7 +274,19 @@ class Experiment:
                         "on the store it was fitted from, or fit it again on this one."
                     )
         settings = self.config.evaluation
-        return [evaluate_collection(store, c, maps, settings, names, self.say) for c in collections]
+        ridge = self.ridge_maps(store, maps[0].collection, names) if maps else []
+        return [evaluate_collection(store, c, maps, settings, names, self.say, ridge) for c in collections]
+
+    def ridge_maps(self, store: FeatureStore, collection: str, names: Sequence[str]) -> list[FittedMap]:
+        """The maps `ridge_r2` scores (when the measures include it): lstsq for every ordered pair of `names`, its
+        ridge strength chosen on held-out rows of the fitting collection `collection`, then refitted on all."""
+        from featswap.experiment.fitting import fit_maps
+
+        settings = self.config.evaluation
+        if not (settings.similarity and "ridge_r2" in settings.measures) or len(names) < 2:
+            return []
+        params = {"lstsq": {"alpha": "auto", "seed": settings.seed}}
+        return fit_maps(store, names, collection, ["lstsq"], params, self.engine)
 
     def similarity(self, names: Sequence[str], collections: Sequence[str], out: Path) -> list[str]:
         """Every similarity measure for every pair of `names` (default: every model with features of the
@@ -307,6 +321,7 @@ class Experiment:
             self._begin(out)
             fits = [c for c in store.collections("fit") if all(store.has_features(c, n) for n in names)]
             maps = fit_maps(store, names, fits[0], ["lstsq"], {}, self.engine) if len(fits) == 1 else []
+            ridge_maps = self.ridge_maps(store, fits[0], names) if len(fits) == 1 else []
             no_maps = (
                 f"the store has several fitting collections with every model's features ({', '.join(fits)}), so no "
                 "one to fit maps on; fit and evaluate with `featswap compare` or `fit --collection` instead"
@@ -322,9 +337,16 @@ class Experiment:
                     )
                     for m in maps
                 } or {(a, b): functools.partial(_undefined, no_maps) for a in names for b in names if a != b}
-                result = similarity_of(features, names, self.config.evaluation, r2)
+                ridge = {
+                    (m.source, m.target): functools.partial(
+                        r2_score, features[m.target], m.amap.transform(features[m.source])
+                    )
+                    for m in ridge_maps
+                }
+                heads, scored = _heads(store, collection, names)
+                result = similarity_of(features, names, self.config.evaluation, r2, heads, scored, ridge)
                 entries.append({"collection": collection, **result.to_json()})
-                for measure in MEASURES:
+                for measure in result.values:
                     m = MEASURES.get(measure)
                     cells = ", ".join(
                         f"{a}->{b} {'undefined' if v is None else f'{v:.3f}'}"
@@ -443,6 +465,21 @@ def _done_any(store: FeatureStore, collection: str, model: str) -> bool:
 
 def _undefined(reason: str) -> float:
     raise DataError(reason)
+
+
+def _heads(
+    store: FeatureStore, collection: str, names: Sequence[str]
+) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]] | None, np.ndarray | None]:
+    """Each model's head from the store and the classes `collection` is scored over (its labels' classes when
+    fewer than the head's), or `(None, None)` when the store lacks a head or the labels."""
+    from featswap.evaluation.swap import scored_classes
+
+    try:
+        heads = {name: store.head(name) for name in names}
+        labels, classes = store.labels(collection), store.classes(collection) or ()
+    except FeatswapError:
+        return None, None
+    return heads, scored_classes(labels, len(classes))
 
 
 def fitting_collection(store: FeatureStore, given: str | None = None) -> str:

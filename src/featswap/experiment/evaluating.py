@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from featswap.config import EvaluationSettings
-from featswap.errors import DataError
+from featswap.errors import DataError, SpecError
 from featswap.evaluation.swap import (
     Predictions,
     SwapOutcome,
@@ -32,8 +32,11 @@ from featswap.experiment.fitting import FittedMap, fit_facts
 from featswap.mapping.losses import paper_loss_numpy
 from featswap.mapping.solvers import SOLVERS
 from featswap.outputs.predictions import mapped_column, native_column
-from featswap.similarity.catalog import MEASURES
+from featswap.similarity.catalog import MAX_ROWS, MEASURES
+from featswap.similarity.kernels import cknna, nxn_bytes, rbf_cka
 from featswap.similarity.measures import PairStats, mutual_knn, r2_score
+from featswap.similarity.outputs import head_outputs
+from featswap.similarity.rdm import rsa
 from featswap.store import FeatureStore
 
 
@@ -67,9 +70,12 @@ def evaluate_collection(
     settings: EvaluationSettings,
     names: Sequence[str] | None = None,
     say: Callable[[str], None] = lambda _: None,
+    ridge_maps: Sequence[FittedMap] = (),
 ) -> SetResult:
-    """The swap test of every map, each model's own accuracy and (with `settings.similarity`) every similarity
-    measure of every pair of `names` (default: the models the maps join), on one labelled collection."""
+    """The swap test of every map, each model's own accuracy and (with `settings.similarity`) the similarity
+    measures of every pair of `names` (default: the models the maps join), on one labelled collection;
+    `ridge_maps` (lstsq, ridge chosen on held-out fitting rows) give `ridge_r2`. With `disagreement` or `jsd`
+    among the measures, each map's entry also has both between its target head's native and swapped outputs."""
     names = list(names or dict.fromkeys(n for m in maps for n in (m.source, m.target)))
     labels = store.labels(collection)
     classes = store.classes(collection) or ()
@@ -104,6 +110,11 @@ def evaluate_collection(
             "val_loss": loss,
             **fit_facts(m),
         }
+        if settings.similarity and {"disagreement", "jsd"} & set(settings.measures):
+            native_outputs = features[m.target], heads[m.target]
+            entry["disagreement"], entry["jsd"] = head_outputs(
+                *native_outputs, mapped_features, heads[m.target], scored
+            )
         entries.append(entry)
         columns[mapped_column(m.source, m.target, m.solver)] = mapped.top1
         if id(m) in r2_maps:
@@ -111,7 +122,9 @@ def evaluate_collection(
             r2[m.source, m.target] = value
     metrics: dict[str, Any] = {"models": models, "pairs": entries, "loss_matrix": loss_matrices(entries)}
     if settings.similarity:
-        metrics.update(similarity_of(features, names, settings, r2).to_json())
+        ridge = {(m.source, m.target): _r2_or_error(features[m.target], m.amap.transform(features[m.source]))
+                 for m in ridge_maps}  # fmt: skip
+        metrics.update(similarity_of(features, names, settings, r2, heads, scored, ridge).to_json())
     say(f"evaluated {len(maps)} maps of {len(names)} models on {collection} ({len(labels):,} images)")
     return SetResult(collection, metrics, store.kept_ids(collection), labels, columns)
 
@@ -145,8 +158,10 @@ class Similarity:
 
     values: dict[str, dict[str, dict[str, float | None]]]
     undefined: list[dict[str, str]] = field(default_factory=list)
+    #: Where the N x N measures ran on a subsample: `{"rows", "of", "seed", "measures"}`.
+    subsample: dict[str, Any] | None = None
 
-    def record(self, measure: str, source: str, target: str, compute: Callable[[], float], both: bool) -> None:
+    def record(self, measure: str, source: str, target: str, compute: Callable[[], float], both: bool = False) -> None:
         """Store `compute()` for `source -> target` (and `target -> source` when `both`), or None and the
         reason when the measure is undefined for this pair."""
         value: float | None
@@ -160,7 +175,10 @@ class Similarity:
             self.values[measure][target][source] = value
 
     def to_json(self) -> dict[str, Any]:
-        return {"similarity": self.values, "similarity_undefined": self.undefined}
+        found: dict[str, Any] = {"similarity": self.values, "similarity_undefined": self.undefined}
+        if self.subsample is not None:
+            found["similarity_subsample"] = self.subsample
+        return found
 
 
 def similarity_of(
@@ -168,17 +186,95 @@ def similarity_of(
     names: Sequence[str],
     settings: EvaluationSettings,
     r2: Mapping[tuple[str, str], Callable[[], float]],
+    heads: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None,
+    scored: np.ndarray | None = None,
+    ridge: Mapping[tuple[str, str], Callable[[], float]] | None = None,
 ) -> Similarity:
-    """Every measure of the registry for every pair of `names`, from features held in memory: each unordered
-    pair's `GramStats` (one pass) for the `gram` measures, the features for `mutual_knn`, and the given `map_r2`
-    of each direction. A measure undefined for a pair is None there, with the reason."""
-    result = Similarity({m: {n: {} for n in names} for m in MEASURES})
+    """The measures of `settings.measures` for every pair of `names`, from features held in memory: each unordered
+    pair's `GramStats` (one pass) for the `gram` measures, the features for `mutual_knn` and `cknna`, N x N
+    kernels of the images (or of a seeded subsample of `settings.nxn_rows`) for `rbf_cka` and `rsa`, the heads'
+    logits for `disagreement` and `jsd`, and the given `map_r2` and `ridge_r2` of each direction. A measure
+    undefined for a pair is None there, with the reason. Raises `SpecError` when an N x N measure is asked of
+    more images than it takes."""
+    measures = settings.measures
+    result = Similarity({m: {n: {} for n in names} for m in measures})
+    kind = {m: MEASURES.get(m).source for m in measures}
+    rows = kernel_rows(len(next(iter(features.values()))), settings) if "kernel" in kind.values() else None
+    if rows is not None:
+        result.subsample = {"rows": len(rows), "of": len(next(iter(features.values()))), "seed": settings.seed,
+                            "measures": [m for m in measures if kind[m] == "kernel"]}  # fmt: skip
     for a, b in itertools.combinations(names, 2):
-        stats = PairStats(features[a], features[b])
-        for measure in (m for m in MEASURES if MEASURES.get(m).source == "gram"):
-            result.record(measure, a, b, functools.partial(stats.measure, measure, settings.svcca_k), both=True)
-        knn = functools.partial(mutual_knn, features[a], features[b], k=settings.knn_k)
-        result.record("mutual_knn", a, b, knn, both=True)
-    for (source, target), compute in r2.items():
-        result.record("map_r2", source, target, compute, both=False)
+        x, y = features[a], features[b]
+        stats = PairStats(x, y) if "gram" in kind.values() else None
+        outputs = functools.cache(functools.partial(_outputs, x, y, heads, a, b, scored))
+        kernel_x, kernel_y = (x, y) if rows is None else (x[rows], y[rows])
+        for measure in measures:
+            symmetric = MEASURES.get(measure).symmetric
+            compute: Callable[[], float]
+            if kind[measure] == "gram" and stats is not None:
+                compute = functools.partial(stats.measure, measure, settings.svcca_k)
+                if not symmetric:
+                    result.record(measure, b, a, functools.partial(stats.measure, measure, settings.svcca_k, True))
+            elif measure == "mutual_knn":
+                compute = functools.partial(mutual_knn, x, y, k=settings.knn_k)
+            elif measure == "cknna":  # platonic-rep's estimator is not symmetric: both orders
+                compute = functools.partial(cknna, x, y, k=settings.knn_k)
+                result.record(measure, b, a, functools.partial(cknna, y, x, k=settings.knn_k))
+            elif measure in ("rbf_cka", "debiased_rbf_cka"):
+                debiased = measure == "debiased_rbf_cka"
+                compute = functools.partial(rbf_cka, kernel_x, kernel_y, settings.rbf_sigma, debiased)
+            elif measure == "rsa":
+                compute = functools.partial(rsa, kernel_x, kernel_y, settings.rsa_distance, settings.rsa_compare)
+            elif kind[measure] == "outputs":
+                compute = functools.partial(_pick, outputs, 0 if measure == "disagreement" else 1)
+            else:  # "map": recorded per direction below
+                continue
+            result.record(measure, a, b, compute, both=symmetric)
+    for measure, given in (("map_r2", r2), ("ridge_r2", ridge or {})):
+        if measure in measures:
+            for (source, target), compute in given.items():
+                result.record(measure, source, target, compute, both=False)
+            for source, target in itertools.permutations(names, 2):
+                if (source, target) not in given:
+                    reason = functools.partial(_no_map, measure)
+                    result.record(measure, source, target, reason, both=False)
     return result
+
+
+def _pick(compute: Callable[[], tuple[float, float]], index: int) -> float:
+    return compute()[index]
+
+
+def _no_map(measure: str) -> float:
+    raise DataError(f"{measure} needs a map fitted from this pair's fitting images; none was fitted.")
+
+
+def _outputs(
+    x: np.ndarray,
+    y: np.ndarray,
+    heads: Mapping[str, tuple[np.ndarray, np.ndarray]] | None,
+    a: str,
+    b: str,
+    scored: np.ndarray | None,
+) -> tuple[float, float]:
+    """`(disagreement, jsd)` of the two networks' own heads on their own features."""
+    if heads is None or a not in heads or b not in heads:
+        raise DataError("disagreement and jsd need both networks' heads, which the store does not hold.")
+    return head_outputs(x, heads[a], y, heads[b], scored)
+
+
+def kernel_rows(n: int, settings: EvaluationSettings) -> np.ndarray | None:
+    """The images the N x N measures use: all (None), or a seeded random subsample of `settings.nxn_rows`
+    (sorted) when there are more; raises `SpecError` above `MAX_ROWS` without one."""
+    if settings.nxn_rows and n > settings.nxn_rows:
+        rng = np.random.default_rng(settings.seed)
+        return np.sort(rng.choice(n, settings.nxn_rows, replace=False))
+    if n > MAX_ROWS:
+        chosen = [m for m in settings.measures if MEASURES.get(m).source == "kernel"]
+        raise SpecError(
+            f"{', '.join(chosen)} {'needs' if len(chosen) == 1 else 'need'} N x N matrices: "
+            f"{nxn_bytes(n) / 2**30:.1f} GiB for {n:,} images, more than "
+            f"their limit of {MAX_ROWS:,} images ({nxn_bytes(MAX_ROWS) / 2**30:.1f} GiB); add --nxn-rows "
+            f"{MAX_ROWS} (or fewer) to compute them on a seeded random subsample, or leave them out of --measures."
+        )
+    return None

@@ -177,6 +177,7 @@ OUTCOME = {
 OUTCOME_OPTIONAL = {
     "native_accuracy_ci95": _items(_fraction, 2), "mapped_accuracy_ci95": _items(_fraction, 2),
     "native_top5_accuracy": _fraction, "mapped_top5_accuracy": _fraction, "agreement": _fraction,
+    "disagreement": _fraction, "jsd": _fraction,
     "per_class": _record({"largest_losses": _items(_class_change), "largest_gains": _items(_class_change)}),
 }
 PAIR = _record(
@@ -210,6 +211,7 @@ SET_OPTIONAL = {
     "loss_matrix": _mapping(_mapping(_mapping(_signed_fraction))),
     "similarity": _mapping(_mapping(_mapping(_nullable(_number())))),
     "similarity_undefined": _items(_record({"measure": _text, "source": _text, "target": _text, "reason": _text})),
+    "similarity_subsample": _record({"rows": _count, "of": _count, "seed": _count, "measures": _items(_text)}),
 }
 #: One evaluation set: the layout of metrics.json itself when a run has one set.
 METRICS = _record({"featswap_version": _text, **SET_KEYS}, SET_OPTIONAL)

@@ -368,7 +368,7 @@ def similarity_section(metrics: dict[str, Any], figures: Path, prefix: str = "",
     similarity = metrics["similarity"]
     solver = next(iter(metrics.get("loss_matrix", {})), None)
     losses = metrics["loss_matrix"][solver] if solver else {}
-    measures = [MEASURES.get(name) for name in MEASURES]
+    measures = [MEASURES.get(name) for name in MEASURES if name in similarity]
     lines = [
         f"{heading}Similarity measures",
         "",
@@ -382,8 +382,24 @@ def similarity_section(metrics: dict[str, Any], figures: Path, prefix: str = "",
         values = similarity.get(m.name, {})
         cells = [_cell(values, a, b) + ("" if m.symmetric else f" / {_cell(values, b, a)}") for a, b in _pairs(models)]
         lines.append(f"| `{m.name}` | {m.span} | {m.better} | " + " | ".join(cells) + " |")
-    directional = ", ".join(f"`{m.name}`" for m in measures if not m.symmetric)
-    lines += ["", f"({directional} is directional: first → second / second → first.)", ""]
+    directional = [f"`{m.name}`" for m in measures if not m.symmetric]
+    if directional:
+        verb = "is" if len(directional) == 1 else "are"
+        lines += ["", f"({', '.join(directional)} {verb} directional: first → second / second → first.)"]
+    lines.append("")
+    subsample = metrics.get("similarity_subsample")
+    if subsample:
+        lines += [f"{', '.join(f'`{m}`' for m in subsample['measures'])} hold N x N matrices: computed on a random "
+                  f"subsample of {subsample['rows']:,} of the {subsample['of']:,} images (seed {subsample['seed']}).",
+                  ""]  # fmt: skip
+    swapped = [p for p in metrics.get("pairs", []) if "jsd" in p]
+    if swapped:
+        lines += ["Each map's swapped outputs against its target network's native ones (the target's own head on "
+                  "its own features, and on the mapped features): share of images whose top-1 class differs, and "
+                  "the mean Jensen-Shannon divergence of the softmaxes (bits, 0..1):", ""]  # fmt: skip
+        lines += [f"- {p['source']} → {p['target']} ({p['solver']}): disagreement {p['disagreement']:.4f}, "
+                  f"JSD {p['jsd']:.4f}" for p in swapped]  # fmt: skip
+        lines.append("")
     undefined = metrics.get("similarity_undefined", [])
     if undefined:
         lines += ["Undefined measures (shown as *undefined* above):", ""]

@@ -24,6 +24,17 @@ _WHERE = {
     "svcca": "measures",
     "mutual_knn": "measures",
     "map_r2": "measures",
+    "ridge_r2": "measures",
+    "svcca_raghu": "measures",
+    "pwcca": "measures",
+    "cknna": "kernels",
+    "rbf_cka": "kernels",
+    "debiased_rbf_cka": "kernels",
+    "rsa": "rdm",
+    "disagreement": "outputs",
+    "jsd": "outputs",
+    "default_measures": "catalog",
+    "selected": "catalog",
     "r2_score": "measures",
 }
 

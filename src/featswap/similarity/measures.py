@@ -22,22 +22,25 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-import torch
 
 from featswap.errors import DataError
 from featswap.mapping.paired import InMemoryPairs, check_paired
 from featswap.mapping.products import PrecisionError, compute_dtype, roundoff, scatter_matrices
 from featswap.similarity.gram import GramStats, _constant, linear_cka_of, procrustes_of
+from featswap.similarity.kernels import neighbours, unit_rows
+from featswap.similarity.svcca_google import VARIANCE, pwcca_of, svcca_raghu_of
 
 
-def from_gram(stats: GramStats, measure: str, svcca_k: int = 20) -> float:
-    """A `gram` measure of a pair from its streamed statistics."""
+def from_gram(stats: GramStats, measure: str, svcca_k: int = 20, swapped: bool = False) -> float:
+    """A `gram` measure of a pair from its streamed statistics (`swapped`: a directional one, second -> first)."""
     compute: dict[str, Callable[[], float]] = {
         "linear_cka": stats.linear_cka,
         "debiased_cka": stats.debiased_cka,
         "procrustes": stats.procrustes,
         "cca_mean": stats.cca_mean,
         "svcca": lambda: stats.svcca(svcca_k),
+        "svcca_raghu": lambda: svcca_raghu_of(stats),
+        "pwcca": lambda: pwcca_of(stats, swapped),
     }
     return compute[measure]()
 
@@ -57,14 +60,18 @@ class PairStats:
             return GramStats.of(self.x, self.y, precision=precision)
         return GramStats.accumulate(InMemoryPairs(self.x, self.y, self.block_rows).chunks(), precision=precision)
 
-    def measure(self, measure: str, svcca_k: int = 20) -> float:
+    def measure(self, measure: str, svcca_k: int = 20, swapped: bool = False) -> float:
         """A `gram` measure of the pair, within `TOLERANCE` of a float64 computation on centred data."""
         try:
-            return from_gram(self.fast, measure, svcca_k)
+            return from_gram(self.fast, measure, svcca_k, swapped)
         except PrecisionError:
-            if self._precise is None:
-                self._precise = self._stats("float64")
-            return from_gram(self._precise, measure, svcca_k)
+            return from_gram(self.precise(), measure, svcca_k, swapped)
+
+    def precise(self) -> GramStats:
+        """The stats from float64 products, computed on first use."""
+        if self._precise is None:
+            self._precise = self._stats("float64")
+        return self._precise
 
 
 def nonempty_pair(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -109,10 +116,25 @@ def svcca(x: np.ndarray, y: np.ndarray, k: int = 20) -> float:
     return PairStats(x, y).measure("svcca", k)
 
 
+def svcca_raghu(x: np.ndarray, y: np.ndarray, variance: float | None = VARIANCE, k: int | None = None) -> float:
+    """google/svcca's SVCCA (Raghu et al. 2017) of `x` `(N, D1)`, `y` `(N, D2)`: the mean canonical correlation of
+    each side's principal directions keeping `variance` (0.99) of its variance, or its top `k`."""
+    x, y = nonempty_pair(x, y)
+    return svcca_raghu_of(GramStats.of(x, y), variance, k)
+
+
+def pwcca(x: np.ndarray, y: np.ndarray) -> float:
+    """google/svcca's projection-weighted CCA (Morcos et al. 2018) of `x` `(N, D1)`, `y` `(N, D2)`, weighted by
+    `x`'s centred features; `pwcca(y, x)` is the other direction. Widths may differ."""
+    x, y = nonempty_pair(x, y)
+    return pwcca_of(GramStats.of(x, y))
+
+
 def mutual_knn(x: np.ndarray, y: np.ndarray, k: int = 10, block: int = 1024) -> float:
     """Mean over rows of the fraction of its `k` nearest neighbours (cosine similarity, itself excluded)
-    shared by both feature sets (Huh et al. 2024). Exact; rows are compared in blocks, so memory is
-    O(block * N + N * (D1 + D2))."""
+    shared by both feature sets (Huh et al. 2024; platonic-rep's `mutual_knn` on `F.normalize`d rows). Exact, in
+    float64 (float32 cosines of features with a large common offset are all 1 to rounding, and their neighbours
+    noise); rows are compared in blocks, so memory is O(block * N + N * (D1 + D2))."""
     x, y = check_paired(x, y)
     n = len(x)
     if not 0 < k < n:
@@ -120,22 +142,11 @@ def mutual_knn(x: np.ndarray, y: np.ndarray, k: int = 10, block: int = 1024) -> 
     for side in (x, y):
         if (side == side[0]).all():
             raise DataError("mutual_knn is undefined: one feature set is constant, so every neighbour is a tie.")
-
-    def unit(a: np.ndarray) -> torch.Tensor:
-        t = torch.as_tensor(a, dtype=torch.float32)
-        return torch.nn.functional.normalize(t, dim=1)
-
-    ux, uy = unit(x), unit(y)
+    nx, ny = (neighbours(unit_rows(side), k, block) for side in (x, y))
     shared = 0
     for start in range(0, n, block):
-        rows = torch.arange(start, min(start + block, n))
-        neighbours = []
-        for u in (ux, uy):
-            sims = u[rows] @ u.T
-            sims[torch.arange(len(rows)), rows] = -torch.inf  # not its own neighbour
-            neighbours.append(sims.topk(k, dim=1).indices)
-        hits = (neighbours[0][:, :, None] == neighbours[1][:, None, :]).any(dim=2)
-        shared += int(hits.sum())
+        a, b = nx[start : start + block], ny[start : start + block]
+        shared += int((a[:, :, None] == b[:, None, :]).any(axis=2).sum())
     return shared / (n * k)
 
 
@@ -148,6 +159,19 @@ def map_r2(x: np.ndarray, y: np.ndarray, holdout: float = 0.2, seed: int = 0) ->
     x, y = check_paired(x, y)
     fit, held = split_rows(len(x), holdout, seed)
     amap = AffineMap("lstsq").fit(x[fit], y[fit])
+    return r2_score(y[held], amap.transform(x[held]))
+
+
+def ridge_r2(x: np.ndarray, y: np.ndarray, holdout: float = 0.2, seed: int = 0) -> float:
+    """`map_r2` of a ridge map: fitted on all but a held-out fraction `holdout` of the rows, its strength chosen
+    (among `RELATIVE_ALPHAS` times the mean eigenvalue of the scatter) on a further held-out tenth of those fitting
+    rows, never on the rows it is scored on; R^2 on the held-out rows."""
+    from featswap.mapping.affine_map import AffineMap
+    from featswap.mapping.paired import split_rows
+
+    x, y = check_paired(x, y)
+    fit, held = split_rows(len(x), holdout, seed)
+    amap = AffineMap("lstsq", alpha="auto", seed=seed).fit(x[fit], y[fit])
     return r2_score(y[held], amap.transform(x[held]))
 
 
