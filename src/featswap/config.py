@@ -16,7 +16,7 @@ models = [
 data = "digits"
 val_fraction = 0.3
 
-[extraction]         # batch_size, chunk_rows, workers, on_bad_image
+[extraction]         # batch_size, chunk_rows, workers, on_bad_image, precision
 [fit]                # solvers = ["refine"], [fit.params.SOLVER] settings
 [evaluation]         # n_boot, seed, similarity, knn_k, svcca_k
 [engine]             # kind = "local" | "ray", device, address, ray_workers, gpus_per_worker, cpus_per_worker
@@ -41,6 +41,8 @@ from featswap.errors import SpecError, closest
 ENGINES = ("local", "ray")
 DEVICES = ("cpu", "cuda", "auto")
 ON_BAD_IMAGE = ("fail", "skip")
+#: Arithmetic of the forward passes: fp32, or bf16 / fp16 under torch.autocast (features are stored as float32).
+PRECISIONS = ("fp32", "bf16", "fp16")
 #: `--val-fraction` when the data do not say: digits keep their 70/30 split, folders hold out 20%.
 DEFAULT_VAL_FRACTION = {"digits": 0.3}
 FALLBACK_VAL_FRACTION = 0.2
@@ -123,12 +125,17 @@ class DataSettings:
 @dataclass(frozen=True)
 class ExtractionSettings:
     """Images per forward pass, rows per stored (and resumable) chunk, worker processes that decode images,
-    and what to do with an unreadable image (`fail`, or `skip`: record it and leave it out for every model)."""
+    and what to do with an unreadable image (`fail`, or `skip`: record it and leave it out for every model).
+
+    `precision`: the forward passes in fp32, or under torch.autocast in bf16 or fp16 (features are stored as
+    float32 either way; the store records the precision as part of the model, so features at another precision
+    are another model's)."""
 
     batch_size: int = 256
     chunk_rows: int = 4096
     workers: int = 0
     on_bad_image: str = "fail"
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
         check_text(self)
@@ -136,6 +143,7 @@ class ExtractionSettings:
         validate.integer("chunk_rows", self.chunk_rows, 1)
         validate.integer("workers", self.workers, 0)
         validate.choice("on_bad_image", self.on_bad_image, ON_BAD_IMAGE)
+        validate.choice("precision", self.precision, PRECISIONS)
 
 
 @dataclass(frozen=True)

@@ -148,6 +148,14 @@ BadImageOpt = Annotated[
         callback=choice("--on-bad-image", ("fail", "skip")),
     ),
 ]
+PrecisionOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Arithmetic of the forward passes: fp32 (default), or bf16 / fp16 under torch.autocast (faster on "
+        "GPUs; features differ slightly, see docs/paper.md). The store keeps it as part of the model.",
+        callback=choice("--precision", ("fp32", "bf16", "fp16")),
+    ),
+]
 SolversOpt = Annotated[
     str | None, typer.Option("--solver", help="Comma-separated solvers: refine, paper, lstsq, procrustes, heads.")
 ]
@@ -225,6 +233,7 @@ TARGETS: dict[str, tuple[str | None, str]] = {
     "chunk_rows": ("extraction", "chunk_rows"),
     "workers": ("extraction", "workers"),
     "on_bad_image": ("extraction", "on_bad_image"),
+    "precision": ("extraction", "precision"),
     "n_boot": ("evaluation", "n_boot"),
     "seed": ("evaluation", "seed"),
     "similarity": ("evaluation", "similarity"),

@@ -41,8 +41,8 @@ def extract(
     The collection's ids and labels are recorded (or checked against those stored); the model's head and
     metadata are recorded after its logits check passes on the first `LOGITS_CHECK_IMAGES` images. Row
     chunks already marked done are skipped, so an interrupted extraction resumes where it stopped.
-    `settings.workers` processes decode and preprocess images; the network runs channels-last, and on CUDA under
-    bf16 autocast (features are stored as float32). `settings.on_bad_image`: "fail" stops at an unreadable
+    `settings.workers` processes decode and preprocess images; the network runs channels-last, in
+    `settings.precision` (fp32, or bf16 / fp16 autocast; features are stored as float32). `settings.on_bad_image`: "fail" stops at an unreadable
     image with its id; "skip" records it in the store, which then leaves it out for every model.
     """
     return extract_together([backbone], collection, store, settings, device, role, quiet)[0]
@@ -107,7 +107,7 @@ def one_pass(
             for k, backbone in enumerate(backbones):
                 if rows[0] // size not in todo[k]:
                     continue
-                writers[k].add(rows[0], batch_features(backbone, tensors[k], device), problems)
+                writers[k].add(rows[0], batch_features(backbone, tensors[k], device, settings.precision), problems)
                 computed[k] += len(rows)
                 seconds = time.perf_counter() - start_time
                 progress.update(tasks[k], advance=len(rows), rate=rate(computed[k], seconds))

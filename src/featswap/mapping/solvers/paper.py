@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -12,9 +13,12 @@ from featswap import validate
 from featswap.mapping.losses import paper_loss
 from featswap.mapping.paired import PairedFeatures, check_fits_in_memory
 from featswap.mapping.solvers.base import SOLVERS, FitResult, Heads, Solver
+from featswap.progress import steps
 from featswap.threads import SMALL_WORK, torch_threads_for
 
 INITS = ("glorot_uniform", "zeros_identity", "torch_default")
+#: Iterations between updates of the progress bar (an update costs far more than a step of a small map).
+PROGRESS_EVERY = 50
 
 
 @dataclass(frozen=True)
@@ -87,9 +91,11 @@ def adam_on_paper_loss(
     iterations: int,
     batch_size: int,
     generator: torch.Generator,
+    advance: Callable[[int], None] | None = None,
 ) -> torch.Tensor:
     """Run `iterations` steps on random batches (with replacement) of rows of `x` (n, Dx), `y` (n, Dy);
-    updates `weight`, `bias` in place and returns the per-batch losses `(iterations,)`."""
+    updates `weight`, `bias` in place and returns the per-batch losses `(iterations,)`. `advance(n)` is told of
+    every `PROGRESS_EVERY` steps done."""
     curve = torch.empty(iterations, device=x.device)
     # Small steps run on one CPU thread, so that a busy machine does not stall them (`featswap.threads`).
     work = batch_size * int(weight.shape[0]) * int(weight.shape[1]) if x.device.type == "cpu" else SMALL_WORK
@@ -104,6 +110,10 @@ def adam_on_paper_loss(
             if schedule is not None:
                 schedule.step()
             curve[step] = loss.detach()
+            if advance is not None and (step + 1) % PROGRESS_EVERY == 0:
+                advance(PROGRESS_EVERY)
+    if advance is not None and iterations % PROGRESS_EVERY:
+        advance(iterations % PROGRESS_EVERY)
     return curve
 
 
@@ -118,9 +128,10 @@ def fit_paper(pairs: PairedFeatures | None, settings: PaperSettings, device: str
     weight = weight0.to(device, x.dtype).requires_grad_(True)
     bias = bias0.to(device, x.dtype).requires_grad_(True)
     optimizer, schedule = paper_optimizer([weight, bias], settings)
-    curve = adam_on_paper_loss(
-        x, y, weight, bias, optimizer, schedule, settings.iterations, settings.batch_size, generator
-    )
+    with steps(f"paper fit ({pairs.dx:,} -> {pairs.dy:,} features)", settings.iterations) as advance:
+        curve = adam_on_paper_loss(
+            x, y, weight, bias, optimizer, schedule, settings.iterations, settings.batch_size, generator, advance
+        )
     return FitResult(
         weight.detach().cpu().numpy(), bias.detach().cpu().numpy(), curve.cpu().numpy(), settings.iterations
     )
