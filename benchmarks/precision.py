@@ -32,14 +32,17 @@ def run(precision: str, out: Path, args: argparse.Namespace) -> tuple[dict, floa
     config = featswap.RunConfig.build(
         overrides={
             "models": models,
-            "data": {"fit_data": f"images:{KIT / 'unlabelled'}", "eval_data": [f"imagenet:{KIT / 'images'}"],
-                     "train_limit": args.train_limit},
+            "data": {
+                "fit_data": f"images:{KIT / 'unlabelled'}",
+                "eval_data": [f"imagenet:{KIT / 'images'}"],
+                "train_limit": args.train_limit,
+            },
             "extraction": {"batch_size": 50, "precision": precision},
             "fit": {"solvers": [args.solver]},
             "evaluation": {"similarity": False, "n_boot": 200},
             "engine": {"device": args.device},
             "out": str(out),
-        }  # fmt: skip
+        }
     )
     began = time.perf_counter()
     metrics = featswap.run(config, quiet=True)
@@ -67,16 +70,20 @@ def main() -> None:
                 low = stores[args.precision].features(collection, name).astype(np.float64)
                 vector = np.linalg.norm(low - f32, axis=1) / np.maximum(np.linalg.norm(f32, axis=1), 1e-30)
                 element = np.abs(low - f32).max() / np.abs(f32).max()
-                print(f"{name} / {collection}: max relative difference of a feature vector {vector.max():.2e} "
-                      f"(median {np.median(vector):.2e}); of one feature, against the largest {element:.2e}")  # fmt: skip
+                print(
+                    f"{name} / {collection}: max relative difference of a feature vector {vector.max():.2e} "
+                    f"(median {np.median(vector):.2e}); of one feature, against the largest {element:.2e}"
+                )
         full, reduced = runs["fp32"][0], runs[args.precision][0]
         for name in full["models"]:
             a, b = full["models"][name]["val_correct"], reduced["models"][name]["val_correct"]
             print(f"top-1 {name}: fp32 {a} / {args.precision} {b} of {full['models'][name]['val_total']}")
         for pa, pb in zip(full["pairs"], reduced["pairs"], strict=True):
-            print(f"{pa['source']} -> {pa['target']} ({pa['solver']}): mapped correct fp32 {pa['mapped_correct']} / "
-                  f"{args.precision} {pb['mapped_correct']}; loss fp32 {100 * pa['loss']:+.2f} / {args.precision} "
-                  f"{100 * pb['loss']:+.2f} points")  # fmt: skip
+            print(
+                f"{pa['source']} -> {pa['target']} ({pa['solver']}): mapped correct fp32 {pa['mapped_correct']} / "
+                f"{args.precision} {pb['mapped_correct']}; loss fp32 {100 * pa['loss']:+.2f} / {args.precision} "
+                f"{100 * pb['loss']:+.2f} points"
+            )
 
 
 if __name__ == "__main__":

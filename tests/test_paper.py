@@ -142,7 +142,7 @@ def test_the_whole_paper_command_on_real_networks_then_compare_with_its_config_g
     out = tmp_path / "paper"
     result = runner.invoke(
         app,
-        ["paper", str(imagenet), *kit_sides(), "--iterations", "60", "--batch-size", "25", "--n-boot", "200",
+        ["paper", str(imagenet), *kit_sides(), "--iterations", "30", "--batch-size", "25", "--n-boot", "200",
          "--device", "cpu", "--out", str(out)],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
@@ -152,7 +152,7 @@ def test_the_whole_paper_command_on_real_networks_then_compare_with_its_config_g
     assert {p["solver"] for p in metrics["pairs"]} == {"paper", "refine", "lstsq"}
     paper = json.loads((out / "paper.json").read_text())
     assert paper["models"] == {"inception": "mobilenet_v2", "resnet": "mobilenet_v1"}
-    assert paper["iterations"] == 60 and paper["train_size"] == 120 and paper["val_size"] == 100
+    assert paper["iterations"] == 30 and paper["train_size"] == 120 and paper["val_size"] == 100
     rows = {r["key"]: r for r in paper["rows"]}
     assert rows["inception_native"]["featswap_count"] == metrics["models"]["mobilenet_v2"]["val_correct"]
     assert rows["resnet_native"]["featswap_count"] == metrics["models"]["mobilenet_v1"]["val_correct"]
@@ -171,9 +171,8 @@ def test_the_whole_paper_command_on_real_networks_then_compare_with_its_config_g
 
 @needs_kit
 def test_an_interrupted_paper_run_resumes_with_the_features_it_had_finished(runner: CliRunner, tmp_path: Path) -> None:
-    from killing import extract_until_killed
-
     from featswap.store import FeatureStore
+    from killing import extract_until_killed
 
     imagenet = write_imagenet(tmp_path / "imagenet", train=120, val=40)
     out = tmp_path / "paper"

@@ -16,7 +16,7 @@ models = [
 data = "digits"
 val_fraction = 0.3
 
-[extraction]         # batch_size, chunk_rows, workers, on_bad_image, precision
+[extraction]         # batch_size, chunk_rows, workers, on_bad_image, precision, decode
 [fit]                # solvers = ["refine"], [fit.params.SOLVER] settings
 [evaluation]         # n_boot, seed, similarity, knn_k, svcca_k
 [engine]             # kind = "local" | "ray", device, address, ray_workers, gpus_per_worker, cpus_per_worker
@@ -43,6 +43,9 @@ DEVICES = ("cpu", "cuda", "auto")
 ON_BAD_IMAGE = ("fail", "skip")
 #: Arithmetic of the forward passes: fp32, or bf16 / fp16 under torch.autocast (features are stored as float32).
 PRECISIONS = ("fp32", "bf16", "fp16")
+#: Where images are decoded: by Pillow in the workers, or JPEGs on the extraction's device (`featswap.extraction.
+#: device_decode`).
+DECODERS = ("pil", "device")
 #: `--val-fraction` when the data do not say: digits keep their 70/30 split, folders hold out 20%.
 DEFAULT_VAL_FRACTION = {"digits": 0.3}
 FALLBACK_VAL_FRACTION = 0.2
@@ -129,13 +132,16 @@ class ExtractionSettings:
 
     `precision`: the forward passes in fp32, or under torch.autocast in bf16 or fp16 (features are stored as
     float32 either way; the store records the precision as part of the model, so features at another precision
-    are another model's)."""
+    are another model's). `decode`: images decoded by Pillow in the workers (`pil`), or JPEGs decoded on the
+    extraction's device and preprocessed there (`device`: nvJPEG on a GPU whose speed the CPU cores cannot feed;
+    recorded as part of the model too, since the pixels round differently)."""
 
     batch_size: int = 256
     chunk_rows: int = 4096
     workers: int = 0
     on_bad_image: str = "fail"
     precision: str = "fp32"
+    decode: str = "pil"
 
     def __post_init__(self) -> None:
         check_text(self)
@@ -144,6 +150,7 @@ class ExtractionSettings:
         validate.integer("workers", self.workers, 0)
         validate.choice("on_bad_image", self.on_bad_image, ON_BAD_IMAGE)
         validate.choice("precision", self.precision, PRECISIONS)
+        validate.choice("decode", self.decode, DECODERS)
 
 
 @dataclass(frozen=True)
@@ -271,6 +278,8 @@ class RunConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "models", tuple(self.models))
+        if self.extraction.decode == "device" and self.engine.kind == "ray":
+            raise SpecError("--decode device decodes on this machine's device; with --engine ray use --decode pil.")
 
     # -- building ------------------------------------------------------------------------------------
     @classmethod

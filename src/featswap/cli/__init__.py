@@ -20,6 +20,7 @@ from featswap.cli.options import (
     CpusPerWorkerOpt,
     DataConfigOpt,
     DataOpt,
+    DecodeOpt,
     DeviceOpt,
     EngineOpt,
     EvalDataOpt,
@@ -138,6 +139,7 @@ def extract(
     workers: WorkersOpt = None,
     on_bad_image: BadImageOpt = None,
     precision: PrecisionOpt = None,
+    decode: DecodeOpt = None,
     engine: EngineOpt = None,
     device: DeviceOpt = None,
     address: AddressOpt = None,
@@ -166,8 +168,8 @@ def extract(
         head_offset=head_offset, data=data,
         val_fraction=val_fraction, fit_data=fit_data, eval_data=eval_data, train_limit=train_limit,
         batch_size=batch_size, chunk_rows=chunk_rows, workers=workers, on_bad_image=on_bad_image,
-        precision=precision, engine=engine, device=device, address=address, ray_workers=ray_workers, gpus_per_worker=gpus_per_worker,
-        cpus_per_worker=cpus_per_worker, store=store,
+        precision=precision, decode=decode, engine=engine, device=device, address=address, ray_workers=ray_workers,
+        gpus_per_worker=gpus_per_worker, cpus_per_worker=cpus_per_worker, store=store,
     )  # fmt: skip
     for result in Experiment(settings, quiet=quiet).extract(roles):
         repaired = f", {result.repaired_chunks} damaged chunk(s) recomputed" if result.repaired_chunks else ""
@@ -278,6 +280,7 @@ def compare(
     workers: WorkersOpt = None,
     on_bad_image: BadImageOpt = None,
     precision: PrecisionOpt = None,
+    decode: DecodeOpt = None,
     solver: SolversOpt = None,
     param: ParamOpt = None,
     n_boot: NBootOpt = None,
@@ -311,7 +314,7 @@ def compare(
         head_offset=head_offset, data=data,
         val_fraction=val_fraction, fit_data=fit_data, eval_data=eval_data, train_limit=train_limit,
         batch_size=batch_size, chunk_rows=chunk_rows, workers=workers, on_bad_image=on_bad_image,
-        precision=precision, solver=solver,
+        precision=precision, decode=decode, solver=solver,
         param=param, n_boot=n_boot, seed=seed, similarity=similarity, knn_k=knn_k, svcca_k=svcca_k, engine=engine,
         device=device, address=address, ray_workers=ray_workers, gpus_per_worker=gpus_per_worker,
         cpus_per_worker=cpus_per_worker, store=store, out=out,
@@ -325,7 +328,8 @@ def compare(
 @app.command()
 def paper(
     imagenet: Annotated[
-        Path, typer.Argument(help="ILSVRC2012: a folder with train/ (synset folders) and val/ (any layout imagenet: reads).")
+        Path,
+        typer.Argument(help="ILSVRC2012: a folder with train/ (synset folders) and val/ (any layout imagenet: reads)."),
     ],
     out: Annotated[Path, typer.Option("--out", help="Output directory (its features.zarr is the feature store).")],
     checkpoints: Annotated[
@@ -351,6 +355,7 @@ def paper(
         typer.Option(help="Iterations of the paper's recipe (100,000).", callback=at_least("--iterations", 1)),
     ] = None,
     precision: PrecisionOpt = None,
+    decode: DecodeOpt = None,
     device: DeviceOpt = None,
     batch_size: BatchSizeOpt = None,
     chunk_rows: ChunkRowsOpt = None,
@@ -387,6 +392,7 @@ def paper(
         train_limit=train_limit,
         iterations=iterations,
         precision=precision or "fp32",
+        decode=decode or "pil",
         device=device or "auto",
         batch_size=batch_size or 256,
         chunk_rows=chunk_rows or 4096,

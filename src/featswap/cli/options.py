@@ -156,6 +156,15 @@ PrecisionOpt = Annotated[
         callback=choice("--precision", ("fp32", "bf16", "fp16")),
     ),
 ]
+DecodeOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Where images are decoded: pil (default; Pillow, in the --workers processes) or device (JPEGs by "
+        "torchvision's decode_jpeg on --device, nvJPEG on a GPU, for GPUs faster than the CPU cores can feed). The "
+        "store keeps it as part of the model.",
+        callback=choice("--decode", ("pil", "device")),
+    ),
+]
 SolversOpt = Annotated[
     str | None, typer.Option("--solver", help="Comma-separated solvers: refine, paper, lstsq, procrustes, heads.")
 ]
@@ -234,6 +243,7 @@ TARGETS: dict[str, tuple[str | None, str]] = {
     "workers": ("extraction", "workers"),
     "on_bad_image": ("extraction", "on_bad_image"),
     "precision": ("extraction", "precision"),
+    "decode": ("extraction", "decode"),
     "n_boot": ("evaluation", "n_boot"),
     "seed": ("evaluation", "seed"),
     "similarity": ("evaluation", "similarity"),

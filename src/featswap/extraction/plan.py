@@ -174,6 +174,7 @@ def prepare(
             "weights_sha256": backbone.weights_sha256,
             "logits_max_abs_diff": diff,
             "precision": settings.precision,
+            "decode": settings.decode,
         },
         weight,
         bias,

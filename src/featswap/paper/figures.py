@@ -39,7 +39,12 @@ class Figure:
 #: Table 1, row by row, then the two Venn counts of section 5 (the I -> R map's Fig. 5).
 FIGURES: tuple[Figure, ...] = (
     Figure(
-        "inception_native", "Inception-v4 (I -> I)", 40_037, 80.2, None, "Inception-v4\t(I \\rightarrow I)\t40,037\t80.2"
+        "inception_native",
+        "Inception-v4 (I -> I)",
+        40_037,
+        80.2,
+        None,
+        "Inception-v4\t(I \\rightarrow I)\t40,037\t80.2",
     ),
     Figure(
         "resnet_native", "ResNet-v2 152 (R -> R)", 39_022, 78.0, None, "ResNet-v2 152\t(R \\rightarrow R)\t39,022\t78.0"

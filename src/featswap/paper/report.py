@@ -58,7 +58,12 @@ def featswap_values(
     low, high = ci(i2r, "native_accuracy")
     values["resnet_misses"] = (misses, total, misses / total, (1 - high, 1 - low))
     fixed = int(i2r["fixed"])
-    values["fixed_by_inception_features"] = (fixed, total, fixed / total, proportion_interval(fixed, total, n_boot, seed))
+    values["fixed_by_inception_features"] = (
+        fixed,
+        total,
+        fixed / total,
+        proportion_interval(fixed, total, n_boot, seed),
+    )
     return values
 
 
@@ -113,7 +118,12 @@ def comparison(
         if solver == "paper":
             continue
         theirs = featswap_values(metrics, inception, resnet, solver, n_boot, seed)
-        for key in ("inception_to_resnet", "resnet_to_inception", "inception_to_resnet_loss", "resnet_to_inception_loss"):
+        for key in (
+            "inception_to_resnet",
+            "resnet_to_inception",
+            "inception_to_resnet_loss",
+            "resnet_to_inception_loss",
+        ):
             count, total, fraction, interval = theirs[key]
             others.append({"solver": solver, "key": key, "count": count, "total": total, "fraction": fraction,
                            "ci95": list(interval)})  # fmt: skip
@@ -184,7 +194,13 @@ def render(paper: Mapping[str, Any]) -> str:
         "differences of the rounded percentages (4.5 = 80.2 - 75.7; the counts give 4.34).",
     ]
     if paper["other_solvers"]:
-        lines += ["", "featswap's other solvers:", "", "| solver | row | featswap | 95% interval |", "|---|---|---:|---:|"]
+        lines += [
+            "",
+            "featswap's other solvers:",
+            "",
+            "| solver | row | featswap | 95% interval |",
+            "|---|---|---:|---:|",
+        ]
         labels = {f.key: f.label for f in FIGURES} | {k: label for k, label, _, _ in _loss_figures()}
         for o in paper["other_solvers"]:
             loss = o["count"] is None

@@ -115,7 +115,9 @@ def check_imagenet(imagenet: Path) -> None:
     from featswap.config import has_own_parts
 
     if not imagenet.is_dir():
-        raise DataError(f"IMAGENET {imagenet} is not a directory; give the folder holding ILSVRC2012's train/ and val/.")
+        raise DataError(
+            f"IMAGENET {imagenet} is not a directory; give the folder holding ILSVRC2012's train/ and val/."
+        )
     if not has_own_parts(f"imagenet:{imagenet}"):
         raise DataError(
             f"IMAGENET {imagenet} must hold both train/ (the images to fit the maps on, in synset folders) and val/ "
@@ -146,6 +148,7 @@ def paper_config(
     train_limit: int | None = None,
     iterations: int | None = None,
     precision: str = "fp32",
+    decode: str = "pil",
     device: str = "auto",
     batch_size: int = 256,
     chunk_rows: int = 4096,
@@ -157,13 +160,18 @@ def paper_config(
     """The paper's experiment as a `RunConfig`: models [Inception side, ResNet side] (that order: the report reads
     the roles from it), fitted on `imagenet`'s `train/` (`train_limit`: a seeded, class-stratified subset) and
     evaluated on its `val/`; solvers `paper` (its recipe, `iterations` of it, default the paper's 100,000),
-    `refine` and `lstsq`. Checks the folder and the weights before anything runs."""
+    `refine` (at most as many iterations) and `lstsq`. Checks the folder and the weights before anything runs."""
     sides = [inception or PaperSide(INCEPTION), resnet or PaperSide(RESNET)]
     check_imagenet(imagenet)
     weights = resolve_weights(sides, checkpoints)
     names = side_names([s.spec for s in sides], precision)
     models = tuple(ModelConfig(s.spec, w, n) for s, w, n in zip(sides, weights, names, strict=True))
-    params = {"paper": {"iterations": iterations}} if iterations is not None else {}
+    from featswap.mapping.solvers.refine import RefineSettings
+
+    params: dict[str, dict[str, int]] = {}
+    if iterations is not None:  # a smaller run: the paper's recipe for `iterations`, refine for at most as many
+        refine = min(iterations, RefineSettings().max_iterations)  # lowers refine's own limit, never raises it
+        params = {"paper": {"iterations": iterations}, "refine": {"max_iterations": refine}}
     return RunConfig(
         models=models,
         data=DataSettings(data=f"imagenet:{imagenet}", train_limit=train_limit),
@@ -172,6 +180,7 @@ def paper_config(
             chunk_rows=chunk_rows,
             workers=default_workers(device) if workers is None else workers,
             precision=precision,
+            decode=decode,
         ),
         fit=FitSettings(SOLVERS, params),
         evaluation=EvaluationSettings(n_boot=n_boot, similarity=similarity),
