@@ -25,11 +25,11 @@ def check_name(name: str, option: str = "--name", what: str = "model name", exam
 
 def model_name(spec: str) -> str:
     """The name of the model a SPEC describes: the function of `path/file.py:function`, the model of
-    `timm:NAME` and `torchvision:NAME`, the SPEC itself for built-in models."""
+    `prefix:NAME` of a family (`timm:`, `torchvision:`, `tfslim:`...), the SPEC itself for built-in models."""
     kind, _, rest = spec.partition(":")
     if ".py:" in spec:
         base = spec.rpartition(":")[2]
-    elif kind in ("timm", "torchvision"):
+    elif rest and kind.isidentifier():
         base = rest
     else:
         base = spec

@@ -15,6 +15,10 @@ from featswap import validate
 from featswap.data.decode import to_mode
 from featswap.errors import ModelError, SpecError
 
+#: How an image becomes a tensor: timm's (resize the short side, centre crop, antialiased) or TF-slim's
+#: `inception_preprocessing.preprocess_for_eval` (central crop, then TF1's bilinear resize).
+PIPELINES = ("timm", "tf-inception")
+
 INTERPOLATIONS = {
     "nearest": v2.InterpolationMode.NEAREST,
     "bilinear": v2.InterpolationMode.BILINEAR,
@@ -25,13 +29,17 @@ INTERPOLATIONS = {
 @dataclass(frozen=True)
 class DataConfig:
     """timm's data config: `input_size` (C, H, W), `mean`/`std` per channel, resize interpolation and
-    `crop_pct` (the image is resized to `H / crop_pct` on its short side, then centre-cropped to H x W)."""
+    `crop_pct` (the image is resized to `H / crop_pct` on its short side, then centre-cropped to H x W).
+
+    `pipeline` "tf-inception" is TF-slim's `inception_preprocessing.preprocess_for_eval` instead: a central crop
+    of `crop_pct` of each side, then TF1's bilinear resize to H x W (no antialiasing), then mean and std."""
 
     input_size: tuple[int, int, int]
     mean: tuple[float, ...]
     std: tuple[float, ...]
     interpolation: str = "bilinear"
     crop_pct: float = 1.0
+    pipeline: str = "timm"
 
     @classmethod
     def from_mapping(cls, config: Mapping[str, Any]) -> DataConfig:
@@ -67,16 +75,30 @@ class DataConfig:
             )
         if interpolation not in INTERPOLATIONS:
             raise ModelError(f"Unknown interpolation {interpolation!r}; use one of {sorted(INTERPOLATIONS)}.")
-        return cls((size[0], size[1], size[2]), mean, std, interpolation, crop_pct)
+        pipeline = str(config.get("pipeline", "timm"))
+        if pipeline not in PIPELINES:
+            raise ModelError(f"Unknown preprocessing pipeline {pipeline!r}; use one of {', '.join(PIPELINES)}.")
+        if pipeline == "tf-inception" and (size[0] != 3 or interpolation != "bilinear"):
+            raise ModelError("The tf-inception pipeline takes RGB images (3 channels) and resizes bilinearly only.")
+        return cls((size[0], size[1], size[2]), mean, std, interpolation, crop_pct, pipeline)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """timm's keys, plus `pipeline` when it is not timm's (so stores written before it existed still match)."""
+        data = asdict(self)
+        if self.pipeline == "timm":
+            del data["pipeline"]
+        return data
 
     def transform(self) -> Callable[[Image.Image], torch.Tensor]:
         """PIL image -> float tensor (C, H, W), normalised; grayscale/CMYK/alpha/16-bit converted first (see
         `featswap.data.decode.to_mode`)."""
         channels, height, width = self.input_size
         mode = "L" if channels == 1 else "RGB"
+        if self.pipeline == "tf-inception":
+            from featswap.backbones.sources.tfslim.preprocessing import preprocess_for_eval
+
+            crop, mean, std = self.crop_pct, self.mean, self.std
+            return lambda image: preprocess_for_eval(to_mode(image, "RGB"), height, width, crop, mean, std)
         scale = math.floor(min(height, width) / self.crop_pct)
         resize: Any = (height, width) if self.crop_pct == 1.0 else scale
         pipeline = v2.Compose(

@@ -525,6 +525,26 @@ def layers(
 
 
 @app.command()
+def convert(
+    model: Annotated[str, typer.Option("--model", help="The network, e.g. tfslim:resnet_v2_152.")],
+    weights: Annotated[Path, typer.Option("--weights", help="Its weights: for tfslim:, Google's TF checkpoint.")],
+    out: Annotated[Path, typer.Option("--out", help="A new .safetensors file (never overwritten).")],
+) -> None:
+    """Convert a network's weights (for `tfslim:` networks, Google's TF checkpoint, read with the `tf` extra) to a
+    safetensors file that `--weights` loads without TensorFlow and that gives the same features bit for bit.
+
+    Example: `featswap convert --model tfslim:resnet_v2_152 --weights resnet_v2_152.ckpt --out rn152.safetensors`
+    """
+    from featswap.backbones.convert import convert as convert_weights
+
+    done = convert_weights(model, weights, out)
+    typer.echo(
+        f"wrote {done.path}: {done.tensors} tensors, sha256 {done.sha256[:16]}… (from {weights}, sha256 "
+        f"{done.source_sha256[:16]}…); give it as --weights {done.path}, no TensorFlow needed."
+    )
+
+
+@app.command()
 def verify(store: Annotated[str, typer.Argument(help="A feature store (directory or URL).")]) -> None:
     """Check a whole feature store: every finished chunk of features against its checksum, every collection's
     ids and labels, every model's head. Says what is damaged and how to repair it; exits 2 when anything is.

@@ -51,6 +51,9 @@ class NetworkLayers:
         """The layer `name`, refused when unknown, run more than once per pass, or when its output does not reach
         the pooled features (the head, or anything after it)."""
         layer = self.layers.get(name)
+        if layer is None and "/" in name:  # TF-slim's end-point names (block1/unit_3) are module paths with dots
+            layer = self.layers.get(name.replace("/", "."))
+            name = name.replace("/", ".") if layer is not None else name
         if layer is None:
             near = difflib.get_close_matches(name, list(self.layers), n=3, cutoff=0.6)
             hint = f" Did you mean {', '.join(map(repr, near))}?" if near else ""

@@ -2,6 +2,7 @@
 
 - `tiny-resnet`, `tiny-inception`: the built-in digits networks (`builtin.py`).
 - `timm:NAME` (`timm_models.py`), `torchvision:NAME` (`torchvision_models.py`).
+- `tfslim:ARCH` (`tfslim/`): TF-slim's ResNet-v2 and Inception-v4, with Google's TF checkpoints.
 - `path/to/file.py:function`: a user's factory (`factory.py`).
 
 Pretrained weights come from a family's own published weights (`pretrained=True`, which needs their download
@@ -27,6 +28,7 @@ from featswap.backbones.sources.builtin import BUILTIN, BUILTIN_FAMILY, build_mo
 from featswap.backbones.sources.factory import FACTORY_FAMILY, is_factory_spec
 from featswap.backbones.sources.family import FAMILIES, Built, Family, no_preprocessing
 from featswap.backbones.sources.heads import as_linear
+from featswap.backbones.sources.tfslim import family as tfslim_family  # noqa: F401  (registers tfslim)
 from featswap.errors import ModelError
 
 __all__ = ["BUILTIN", "FAMILIES", "BackboneRecipe", "Family", "build_module", "family_of", "load_backbone"]
