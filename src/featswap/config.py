@@ -16,7 +16,7 @@ models = [
 data = "digits"
 val_fraction = 0.3
 
-[extraction]         # batch_size, chunk_rows, workers, on_bad_image
+[extraction]         # batch_size, chunk_rows, workers, on_bad_image, precision, decode
 [fit]                # solvers = ["refine"], [fit.params.SOLVER] settings
 [evaluation]         # n_boot, seed, similarity, measures, knn_k, svcca_k, rbf_sigma, rsa_distance, rsa_compare,
                      # nxn_rows
@@ -50,6 +50,11 @@ DEFAULT_MEASURES = default_measures()
 ENGINES = ("local", "ray")
 DEVICES = ("cpu", "cuda", "auto")
 ON_BAD_IMAGE = ("fail", "skip")
+#: Arithmetic of the forward passes: fp32, or bf16 / fp16 under torch.autocast (features are stored as float32).
+PRECISIONS = ("fp32", "bf16", "fp16")
+#: Where images are decoded: by Pillow in the workers, or JPEGs on the extraction's device (`featswap.extraction.
+#: device_decode`).
+DECODERS = ("pil", "device")
 #: `--val-fraction` when the data do not say: digits keep their 70/30 split, folders hold out 20%.
 DEFAULT_VAL_FRACTION = {"digits": 0.3}
 FALLBACK_VAL_FRACTION = 0.2
@@ -136,12 +141,20 @@ class DataSettings:
 @dataclass(frozen=True)
 class ExtractionSettings:
     """Images per forward pass, rows per stored (and resumable) chunk, worker processes that decode images,
-    and what to do with an unreadable image (`fail`, or `skip`: record it and leave it out for every model)."""
+    and what to do with an unreadable image (`fail`, or `skip`: record it and leave it out for every model).
+
+    `precision`: the forward passes in fp32, or under torch.autocast in bf16 or fp16 (features are stored as
+    float32 either way; the store records the precision as part of the model, so features at another precision
+    are another model's). `decode`: images decoded by Pillow in the workers (`pil`), or JPEGs decoded on the
+    extraction's device and preprocessed there (`device`: nvJPEG on a GPU whose speed the CPU cores cannot feed;
+    recorded as part of the model too, since the pixels round differently)."""
 
     batch_size: int = 256
     chunk_rows: int = 4096
     workers: int = 0
     on_bad_image: str = "fail"
+    precision: str = "fp32"
+    decode: str = "pil"
 
     def __post_init__(self) -> None:
         check_text(self)
@@ -149,6 +162,8 @@ class ExtractionSettings:
         validate.integer("chunk_rows", self.chunk_rows, 1)
         check_workers("workers", self.workers)
         validate.choice("on_bad_image", self.on_bad_image, ON_BAD_IMAGE)
+        validate.choice("precision", self.precision, PRECISIONS)
+        validate.choice("decode", self.decode, DECODERS)
 
 
 @dataclass(frozen=True)
@@ -293,6 +308,8 @@ class RunConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "models", tuple(self.models))
+        if self.extraction.decode == "device" and self.engine.kind == "ray":
+            raise SpecError("--decode device decodes on this machine's device; with --engine ray use --decode pil.")
 
     # -- building ------------------------------------------------------------------------------------
     @classmethod

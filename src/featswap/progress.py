@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any
 
 from rich.console import Console
 from rich.progress import (
@@ -18,6 +20,10 @@ from rich.progress import (
 )
 
 console = Console(stderr=True, soft_wrap=True)
+
+#: Whether work deep in the library (a solver's iterations) shows a progress bar: off unless a run turns it on
+#: (`shown`), so that the Python API and tests print nothing of their own accord.
+_SHOWN: ContextVar[bool] = ContextVar("featswap_progress_shown", default=False)
 
 
 def bar(unit: str = "images", disable: bool = False) -> Progress:
@@ -41,15 +47,33 @@ def rate(done: int, seconds: float, unit: str = "images") -> str:
 
 
 @contextmanager
-def counting(description: str, total: int, disable: bool = False) -> Iterator[Callable[[int], None]]:
-    """A progress bar of `total` images; yields `advance(n)`, which counts `n` more done and shows the rate."""
+def counting(
+    description: str, total: int, disable: bool = False, unit: str = "images"
+) -> Iterator[Callable[[int], None]]:
+    """A progress bar of `total` items (`unit`); yields `advance(n)`, which counts `n` more done and shows the rate
+    and the time remaining."""
     began = time.perf_counter()
     done = [0]
-    with bar(disable=disable) as progress:
+    with bar(unit, disable=disable) as progress:
         task = progress.add_task(description, total=total, rate="")
 
         def advance(n: int) -> None:
             done[0] += n
-            progress.update(task, advance=n, rate=rate(done[0], time.perf_counter() - began))
+            progress.update(task, advance=n, rate=rate(done[0], time.perf_counter() - began, unit))
 
         yield advance
+
+
+@contextmanager
+def shown(enabled: bool = True) -> Iterator[None]:
+    """Within this block, `steps` bars are shown (`enabled`) or not."""
+    token = _SHOWN.set(enabled)
+    try:
+        yield
+    finally:
+        _SHOWN.reset(token)
+
+
+def steps(description: str, total: int) -> Any:
+    """A progress bar of `total` iterations with its ETA, shown only within `shown()`: yields `advance(n)`."""
+    return counting(description, total, disable=not _SHOWN.get(), unit="iterations")

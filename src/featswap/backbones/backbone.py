@@ -61,6 +61,10 @@ class Backbone:
     def transform(self) -> Callable[[Any], torch.Tensor]:
         return self.data_config.transform()
 
+    def tensor_transform(self) -> Callable[[torch.Tensor], torch.Tensor]:
+        """`transform` for RGB `(3, H, W)` uint8 tensors already decoded (on any device)."""
+        return self.data_config.tensor_transform()
+
     @torch.inference_mode()
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Penultimate pooled features `(N, D)` float32 for preprocessed images `x` `(N, C, H, W)`."""

@@ -115,3 +115,21 @@ class DataConfig:
             return pipeline(to_mode(image, mode))
 
         return apply
+
+    def tensor_transform(self) -> Callable[[torch.Tensor], torch.Tensor]:
+        """RGB `(3, H, W)` uint8 on any device -> float tensor (C, H, W) there, normalised: `transform`'s steps as
+        tensor operations (the resize rounds a little differently from Pillow's; grayscale by ITU-R 601-2 luma, as
+        Pillow's)."""
+        channels, height, width = self.input_size
+        scale = math.floor(min(height, width) / self.crop_pct)
+        resize: Any = (height, width) if self.crop_pct == 1.0 else scale
+        steps: list[Any] = [v2.Grayscale(1)] if channels == 1 else []
+        return v2.Compose(
+            [
+                *steps,
+                v2.Resize(resize, interpolation=INTERPOLATIONS[self.interpolation], antialias=True),
+                v2.CenterCrop((height, width)),
+                v2.ToDtype(torch.float32, scale=True),
+                v2.Normalize(self.mean, self.std),
+            ]
+        )

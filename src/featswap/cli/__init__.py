@@ -21,6 +21,7 @@ from featswap.cli.options import (
     CpusPerWorkerOpt,
     DataConfigOpt,
     DataOpt,
+    DecodeOpt,
     DeviceOpt,
     EngineOpt,
     EvalDataOpt,
@@ -36,6 +37,7 @@ from featswap.cli.options import (
     NxnRowsOpt,
     OutDirOpt,
     ParamOpt,
+    PrecisionOpt,
     PretrainedOpt,
     QuietOpt,
     RayWorkersOpt,
@@ -143,6 +145,8 @@ def extract(
     chunk_rows: ChunkRowsOpt = None,
     workers: WorkersOpt = None,
     on_bad_image: BadImageOpt = None,
+    precision: PrecisionOpt = None,
+    decode: DecodeOpt = None,
     engine: EngineOpt = None,
     device: DeviceOpt = None,
     address: AddressOpt = None,
@@ -171,9 +175,9 @@ def extract(
         head_offset=head_offset, data=data,
         val_fraction=val_fraction, fit_data=fit_data, eval_data=eval_data, train_limit=train_limit,
         class_names=class_names,
-        batch_size=batch_size, chunk_rows=chunk_rows, workers=workers, on_bad_image=on_bad_image, engine=engine,
-        device=device, address=address, ray_workers=ray_workers, gpus_per_worker=gpus_per_worker,
-        cpus_per_worker=cpus_per_worker, store=store,
+        batch_size=batch_size, chunk_rows=chunk_rows, workers=workers, on_bad_image=on_bad_image,
+        precision=precision, decode=decode, engine=engine, device=device, address=address, ray_workers=ray_workers,
+        gpus_per_worker=gpus_per_worker, cpus_per_worker=cpus_per_worker, store=store,
     )  # fmt: skip
     if (settings.store or "").startswith(MEMORY):
         raise SpecError(
@@ -318,6 +322,8 @@ def compare(
     chunk_rows: ChunkRowsOpt = None,
     workers: WorkersOpt = None,
     on_bad_image: BadImageOpt = None,
+    precision: PrecisionOpt = None,
+    decode: DecodeOpt = None,
     solver: SolversOpt = None,
     param: ParamOpt = None,
     n_boot: NBootOpt = None,
@@ -356,7 +362,8 @@ def compare(
         head_offset=head_offset, data=data,
         val_fraction=val_fraction, fit_data=fit_data, eval_data=eval_data, train_limit=train_limit,
         class_names=class_names,
-        batch_size=batch_size, chunk_rows=chunk_rows, workers=workers, on_bad_image=on_bad_image, solver=solver,
+        batch_size=batch_size, chunk_rows=chunk_rows, workers=workers, on_bad_image=on_bad_image,
+        precision=precision, decode=decode, solver=solver,
         param=param, n_boot=n_boot, seed=seed, similarity=similarity, knn_k=knn_k, svcca_k=svcca_k, engine=engine,
         measures=measures, rbf_sigma=rbf_sigma, rsa_distance=rsa_distance, rsa_compare=rsa_compare, nxn_rows=nxn_rows,
         device=device, address=address, ray_workers=ray_workers, gpus_per_worker=gpus_per_worker,
@@ -366,6 +373,88 @@ def compare(
     experiment.run()
     done = Path(experiment.config.out or ".")
     typer.echo(f"wrote {done / 'metrics.json'} and {done / 'report.md'}")
+
+
+@app.command()
+def paper(
+    imagenet: Annotated[
+        Path,
+        typer.Argument(help="ILSVRC2012: a folder with train/ (synset folders) and val/ (any layout imagenet: reads)."),
+    ],
+    out: Annotated[Path, typer.Option("--out", help="Output directory (its features.zarr is the feature store).")],
+    checkpoints: Annotated[
+        Path | None,
+        typer.Option(
+            help="Folder with Google's checkpoints as their tarballs unpack (inception_v4.ckpt, resnet_v2_152.ckpt) "
+            "or converted .safetensors files."
+        ),
+    ] = None,
+    inception: Annotated[
+        str, typer.Option(help="The Inception side's SPEC, e.g. timm:inception_v4.tf_in1k (timm's cache).")
+    ] = "tfslim:inception_v4",
+    inception_weights: Annotated[
+        Path | None, typer.Option(help="Its weight file (default: found in --checkpoints for a tfslim: SPEC).")
+    ] = None,
+    resnet: Annotated[str, typer.Option(help="The ResNet side's SPEC.")] = "tfslim:resnet_v2_152",
+    resnet_weights: Annotated[
+        Path | None, typer.Option(help="Its weight file (default: found in --checkpoints for a tfslim: SPEC).")
+    ] = None,
+    train_limit: TrainLimitOpt = None,
+    iterations: Annotated[
+        int | None,
+        typer.Option(help="Iterations of the paper's recipe (100,000).", callback=at_least("--iterations", 1)),
+    ] = None,
+    precision: PrecisionOpt = None,
+    decode: DecodeOpt = None,
+    device: DeviceOpt = None,
+    batch_size: BatchSizeOpt = None,
+    chunk_rows: ChunkRowsOpt = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            help="Image-decoding worker processes (default: one per CPU core on a GPU, up to 32; none on the CPU).",
+            callback=at_least("--workers", 0),
+        ),
+    ] = None,
+    n_boot: NBootOpt = None,
+    similarity: Annotated[bool, typer.Option(help="Also compute the similarity measures (off).")] = False,
+    store: StoreOpt = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """The paper's whole experiment: TF-slim's Inception-v4 and ResNet-v2-152 from Google's checkpoints, maps fitted
+    on ILSVRC2012 train/ with the paper's recipe (and featswap's refine and lstsq), the swap test on the val/
+    images; OUT/paper.md sets the paper's Table 1 and Venn counts beside featswap's, with each difference and its
+    95% interval. Started again with the same OUT, it resumes (finished feature chunks are kept).
+
+    Example: `featswap paper /data/imagenet --checkpoints /data/checkpoints --out runs/paper`
+
+    A smaller version: `--train-limit 50000 --iterations 10000`. Inception from timm's cache instead:
+    `--inception timm:inception_v4.tf_in1k`. On a GPU, faster: `--precision bf16`.
+    """
+    from featswap.paper import PaperSide, paper_config, run_paper
+
+    config = paper_config(
+        imagenet,
+        out,
+        checkpoints,
+        PaperSide(inception, inception_weights),
+        PaperSide(resnet, resnet_weights),
+        train_limit=train_limit,
+        iterations=iterations,
+        precision=precision or "fp32",
+        decode=decode or "pil",
+        device=device or "auto",
+        batch_size=batch_size or 256,
+        chunk_rows=chunk_rows or 4096,
+        workers=workers,
+        n_boot=n_boot or 1000,
+        similarity=similarity,
+        store=store,
+    )
+    run_paper(config, quiet=quiet)
+    typer.echo(f"wrote {out / 'paper.md'}, {out / 'metrics.json'} and {out / 'report.md'}")
+    if not quiet:
+        typer.echo((out / "paper.md").read_text())
 
 
 @app.command()

@@ -161,6 +161,23 @@ BadImageOpt = Annotated[
         callback=choice("--on-bad-image", ("fail", "skip")),
     ),
 ]
+PrecisionOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Arithmetic of the forward passes: fp32 (default), or bf16 / fp16 under torch.autocast (faster on "
+        "GPUs; features differ slightly, see docs/paper.md). The store keeps it as part of the model.",
+        callback=choice("--precision", ("fp32", "bf16", "fp16")),
+    ),
+]
+DecodeOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Where images are decoded: pil (default; Pillow, in the --workers processes) or device (JPEGs by "
+        "torchvision's decode_jpeg on --device, nvJPEG on a GPU, for GPUs faster than the CPU cores can feed). The "
+        "store keeps it as part of the model.",
+        callback=choice("--decode", ("pil", "device")),
+    ),
+]
 SolversOpt = Annotated[
     str | None, typer.Option("--solver", help="Comma-separated solvers: refine, paper, lstsq, procrustes, heads.")
 ]
@@ -275,6 +292,8 @@ TARGETS: dict[str, tuple[str | None, str]] = {
     "chunk_rows": ("extraction", "chunk_rows"),
     "workers": ("extraction", "workers"),
     "on_bad_image": ("extraction", "on_bad_image"),
+    "precision": ("extraction", "precision"),
+    "decode": ("extraction", "decode"),
     "n_boot": ("evaluation", "n_boot"),
     "seed": ("evaluation", "seed"),
     "similarity": ("evaluation", "similarity"),

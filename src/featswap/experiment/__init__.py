@@ -235,9 +235,11 @@ class Experiment:
     def fit(self, store: FeatureStore, collection: str, names: Sequence[str]) -> list[FittedMap]:
         """Maps for every ordered pair of `names` with every solver of the config, fitted on `collection`."""
         from featswap.experiment.fitting import fit_maps
+        from featswap.progress import shown
 
         settings = self.config.fit
-        return fit_maps(store, names, collection, settings.solvers, settings.params, self.engine, self.say)
+        with shown(not self.quiet):  # iterative solvers show their iterations, with the time remaining
+            return fit_maps(store, names, collection, settings.solvers, settings.params, self.engine, self.say)
 
     def fit_one(self, store: FeatureStore, source: str, target: str, solver: str, collection: str) -> FittedMap:
         """One map (`featswap fit`), computed exactly as `fit` computes it within a run."""
@@ -431,6 +433,11 @@ class Experiment:
             clear_previous_outputs(out)
             self._cleared.add(key)
         return out
+
+    def finish(self, out: Path) -> None:
+        """Record the files this run has written into `out` (for the next run there to clear): `write` does, and a
+        caller that writes more files after it (`featswap paper`'s paper.md) does again."""
+        self._finish(out)
 
     def _finish(self, out: Path) -> None:
         from featswap.outputs.paths import record_outputs

@@ -90,6 +90,7 @@ def evaluate_collection(
         native[name] = classify(features[name], *heads[name], labels, scored)
         attrs = store.model_attrs(name)
         models[name] = model_entry(attrs["spec"], int(attrs["feature_dim"]), labels, native[name])
+        models[name]["precision"] = str(attrs.get("precision", "fp32"))  # of its forward passes (fp32, bf16, fp16)
         if attrs.get("head_offset"):
             models[name].update(head_outputs=int(attrs["head_outputs"]), head_offset=int(attrs["head_offset"]))
         columns[native_column(name)] = native[name].top1

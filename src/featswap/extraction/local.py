@@ -7,12 +7,25 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from typing import Any
 
+import torch
 from torch.utils.data import DataLoader
+from torch.utils.data import Dataset as TorchDataset
 
 from featswap.backbones.backbone import Backbone
 from featswap.config import ExtractionSettings
 from featswap.data.collections import Collection
+from featswap.errors import DataError
+from featswap.extraction.device_decode import (
+    Encoded,
+    EncodedImages,
+    as_list,
+    check_preprocessing,
+    decode_batch,
+    pixels,
+    preprocess_batch,
+)
 from featswap.extraction.plan import (
     ChunkWriter,
     DecodedOnce,
@@ -26,6 +39,44 @@ from featswap.extraction.plan import (
 from featswap.extraction.workers import worker_batches
 from featswap.progress import bar, rate
 from featswap.store import FeatureStore
+
+
+def first_readable(collection: Collection) -> int:
+    """The index of the first image of `collection` that decodes."""
+    for i in range(len(collection)):
+        try:
+            collection.load(i)
+            return i
+        except DataError:
+            continue
+    raise DataError(f"No image of collection {collection.name!r} could be read; check the data folder.")
+
+
+def on_device_batch(
+    backbones: Sequence[Backbone],
+    collection: Collection,
+    rows: Sequence[int],
+    items: list[Encoded],
+    device: str,
+    skip: bool,
+) -> tuple[list[torch.Tensor], list[str]]:
+    """`--decode device`: a batch of encoded images decoded on `device` and preprocessed there by each network:
+    `([(B, C, H, W) per network], [problem per image])`."""
+    problems = [problem for _, _, problem in items]
+
+    def fallback(k: int) -> torch.Tensor:
+        try:
+            return pixels(collection, rows[k])
+        except DataError as err:
+            if not skip:
+                raise
+            problems[k] = str(err)
+            return torch.zeros(3, 1, 1, dtype=torch.uint8)
+
+    decoded = decode_batch(items, device, fallback)
+    decoded = [None if problems[k] else image for k, image in enumerate(decoded)]
+    tensors = [preprocess_batch(decoded, b.tensor_transform(), b.data_config.input_size) for b in backbones]
+    return tensors, problems
 
 
 def extract(
@@ -42,9 +93,10 @@ def extract(
     The collection's ids and labels are recorded (or checked against those stored); the model's head and
     metadata are recorded after its logits check passes on the first `LOGITS_CHECK_IMAGES` images. Row
     chunks already marked done are skipped, so an interrupted extraction resumes where it stopped.
-    `settings.workers` processes decode and preprocess images; the network runs channels-last, and on CUDA under
-    bf16 autocast (features are stored as float32). `settings.on_bad_image`: "fail" stops at an unreadable
-    image with its id; "skip" records it in the store, which then leaves it out for every model.
+    `settings.workers` processes decode and preprocess images (or, with `settings.decode` "device", read
+    JPEG files for the device to decode); the network runs channels-last, in `settings.precision` (fp32, or bf16 /
+    fp16 autocast; features are stored as float32). `settings.on_bad_image`: "fail" stops at an unreadable image
+    with its id; "skip" records it in the store, which then leaves it out for every model.
     """
     return extract_together([backbone], collection, store, settings, device, role, quiet)[0]
 
@@ -86,12 +138,20 @@ def one_pass(
     writers = [ChunkWriter(store, collection, b.name, plan) for b, plan in zip(backbones, plans, strict=True)]
     todo = [set(plan.todo) for plan in plans]
     batches = chunk_batches(sorted(set().union(*todo)), size, len(collection), settings.batch_size)
-    images = DecodedOnce(
-        collection,
-        [b.transform() for b in backbones],
-        settings.on_bad_image == "skip",
-        [b.data_config.input_size for b in backbones],
+    skip = settings.on_bad_image == "skip"
+    on_device = settings.decode == "device"
+    if on_device:
+        first = first_readable(collection)
+        for backbone in backbones:  # a network whose preprocessing has no tensor form here is refused now
+            check_preprocessing(backbone.name, backbone.transform(), backbone.tensor_transform(), collection, first)
+    images: TorchDataset[Any] = (
+        EncodedImages(collection, skip)
+        if on_device
+        else DecodedOnce(
+            collection, [b.transform() for b in backbones], skip, [b.data_config.input_size for b in backbones]
+        )
     )
+    cuda = device.startswith("cuda")
     start_time = time.perf_counter()
     computed = [0] * len(backbones)
     with bar(disable=quiet) as progress:
@@ -102,14 +162,22 @@ def one_pass(
             for b, p in zip(backbones, plans, strict=True)
         ]
         loader = DataLoader(
-            images, batch_sampler=batches, num_workers=settings.workers, pin_memory=device.startswith("cuda")
+            images,
+            batch_sampler=batches,
+            num_workers=settings.workers,
+            pin_memory=cuda and not on_device,  # page-locked batches copy to the GPU while the next is prepared
+            collate_fn=as_list if on_device else None,
+            persistent_workers=False,
         )
         with worker_batches(loader) as loaded:  # its workers stop however the pass ends
-            for rows, (tensors, problems) in zip(batches, loaded, strict=True):
+            for rows, batch in zip(batches, loaded, strict=True):
+                tensors, problems = (
+                    on_device_batch(backbones, collection, rows, batch, device, skip) if on_device else batch
+                )
                 for k, backbone in enumerate(backbones):
                     if rows[0] // size not in todo[k]:
                         continue
-                    writers[k].add(rows[0], batch_features(backbone, tensors[k], device), problems)
+                    writers[k].add(rows[0], batch_features(backbone, tensors[k], device, settings.precision), problems)
                     computed[k] += len(rows)
                     seconds = time.perf_counter() - start_time
                     progress.update(tasks[k], advance=len(rows), rate=rate(computed[k], seconds))

@@ -178,6 +178,8 @@ def prepare(
             "data_config": backbone.data_config.to_dict(),
             "weights_sha256": backbone.weights_sha256,
             "logits_max_abs_diff": diff,
+            "precision": settings.precision,
+            "decode": settings.decode,
         },
         weight,
         bias,
@@ -191,12 +193,18 @@ def prepare(
     return Plan(images, array, [c for c in range(len(done)) if not done[c]], diff, len(damaged))
 
 
-def batch_features(backbone: Backbone, images: torch.Tensor, device: str) -> np.ndarray:
-    """Features `(B, D)` float32 of preprocessed images `(B, C, H, W)`, channels-last (`to_device`); on CUDA under
-    bf16 autocast (the module must already be on `device`)."""
+#: torch's dtype of each reduced precision (`featswap.config.PRECISIONS`); fp32 runs without autocast.
+AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def batch_features(backbone: Backbone, images: torch.Tensor, device: str, precision: str = "fp32") -> np.ndarray:
+    """Features `(B, D)` float32 of preprocessed images `(B, C, H, W)`, channels-last (`to_device`), in `precision`:
+    fp32, or bf16 / fp16 under torch.autocast on the device's type, CPU included (the module must already be on
+    `device`)."""
     cuda = device.startswith("cuda")
     images = images.to(device, non_blocking=cuda, memory_format=torch.channels_last)
-    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
+    dtype = AUTOCAST_DTYPES.get(precision)
+    with torch.autocast("cuda" if cuda else "cpu", dtype=dtype, enabled=dtype is not None):
         return backbone.features(images).float().cpu().numpy()
 
 

@@ -162,7 +162,7 @@ DATASET = _record(
 )
 MODEL = _record(
     {"spec": _text, "feature_dim": _count, "val_correct": _count, "val_total": _count, "val_accuracy": _fraction},
-    {"val_top5_accuracy": _fraction, "head_outputs": _count, "head_offset": _count},
+    {"val_top5_accuracy": _fraction, "head_outputs": _count, "head_offset": _count, "precision": _text},
 )
 # fmt: off
 #: The fields of a pair that follow from per-image outcomes (every kind of run).

@@ -430,9 +430,12 @@ class FeatureStore:
         return _keys(_group(self.root, "models"), groups=True) if _has(self.root, "models") else []
 
     #: What makes a model record the same model: features of another would be paired wrongly.
-    MODEL_IDENTITY = ("spec", "feature_dim", "num_classes", "weights_sha256", "data_config", "head_offset")
-    #: What a record written before a key existed means by it (head_offset: featswap 0.2 kept every output).
-    IDENTITY_DEFAULTS: ClassVar[dict[str, Any]] = {"head_offset": 0}
+    MODEL_IDENTITY = (
+        "spec", "feature_dim", "num_classes", "weights_sha256", "data_config", "head_offset", "precision", "decode"
+    )  # fmt: skip
+    #: What a record written before a key existed means by it (head_offset: featswap 0.2 kept every output;
+    #: precision, decode: extraction ran in fp32 on Pillow's pixels before featswap had `--precision`, `--decode`).
+    IDENTITY_DEFAULTS: ClassVar[dict[str, Any]] = {"head_offset": 0, "precision": "fp32", "decode": "pil"}
 
     def write_model(self, name: str, attrs: dict[str, Any], head_weight: np.ndarray, head_bias: np.ndarray) -> None:
         """Record a model's head `(C, D)`, `(C,)` and metadata; refuse a different model under the same name
@@ -535,8 +538,9 @@ class FeatureStore:
         if name not in self.models():
             return None
         attrs = self.model_attrs(name)
-        # A key a record lacks (head_offset, before featswap 0.3) is left out, so that older stores still read.
-        return {key: attrs.get(key) for key in self.MODEL_IDENTITY if key in attrs or key != "head_offset"}
+        # A key a record lacks (head_offset before featswap 0.3, precision, decode) is left out, so that older stores
+        # still read.
+        return {key: attrs.get(key) for key in self.MODEL_IDENTITY if key in attrs or key not in self.IDENTITY_DEFAULTS}
 
     def _check_identity(self, collection: str, name: str) -> None:
         """Refuse features written by another model than the one recorded under their name (copied in from

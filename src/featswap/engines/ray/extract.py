@@ -82,8 +82,8 @@ class _Infer:
     A featswap error while building is raised at the first batch: Ray reports an actor that fails to start
     only as text, but keeps the type of an error raised by a call, so the user sees featswap's message."""
 
-    def __init__(self, recipe: BackboneRecipe, device: str, digest: str) -> None:
-        self.device = device
+    def __init__(self, recipe: BackboneRecipe, device: str, digest: str, precision: str = "fp32") -> None:
+        self.device, self.precision = device, precision
         self.error: FeatswapError | None = None
         try:
             self.backbone = self._build(recipe, device, digest)
@@ -114,7 +114,8 @@ class _Infer:
 
         features = np.empty(len(batch["start"]), dtype=object)
         features[:] = [
-            batch_features(self.backbone, torch.from_numpy(np.array(x)), self.device) for x in batch["images"]
+            batch_features(self.backbone, torch.from_numpy(np.array(x)), self.device, self.precision)
+            for x in batch["images"]
         ]
         return {"start": batch["start"], "features": features, "problems": batch["problems"]}
 
@@ -167,6 +168,7 @@ def extract_ray(
                         "recipe": recipe,
                         "device": "cuda" if gpus_per_worker else "cpu",
                         "digest": backbone.parameters_digest(),
+                        "precision": settings.precision,
                     },
                     batch_size=1,
                     compute=ray.data.ActorPoolStrategy(size=workers),

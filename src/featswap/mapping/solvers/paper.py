@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -12,9 +13,12 @@ from featswap import validate
 from featswap.mapping.losses import paper_loss
 from featswap.mapping.paired import PairedFeatures, check_fits_in_memory, split_rows
 from featswap.mapping.solvers.base import SOLVERS, FitResult, Heads, Solver
+from featswap.progress import steps
 from featswap.threads import SMALL_WORK, torch_threads_for
 
 INITS = ("glorot_uniform", "zeros_identity", "torch_default")
+#: Iterations between updates of the progress bar (an update costs far more than a step of a small map).
+PROGRESS_EVERY = 50
 
 #: The most iterations when `iterations` is left out (the paper's count); the held-out loss stops the fit sooner.
 MAX_ITERATIONS = 100_000
@@ -106,9 +110,11 @@ def adam_on_paper_loss(
     iterations: int,
     batch_size: int,
     generator: torch.Generator,
+    advance: Callable[[int], None] | None = None,
 ) -> torch.Tensor:
     """Run `iterations` steps on random batches (with replacement) of rows of `x` (n, Dx), `y` (n, Dy);
-    updates `weight`, `bias` in place and returns the per-batch losses `(iterations,)`."""
+    updates `weight`, `bias` in place and returns the per-batch losses `(iterations,)`. `advance(n)` is told of
+    every `PROGRESS_EVERY` steps done."""
     curve = torch.empty(iterations, device=x.device)
     # Small steps run on one CPU thread, so that a busy machine does not stall them (`featswap.threads`).
     work = batch_size * int(weight.shape[0]) * int(weight.shape[1]) if x.device.type == "cpu" else SMALL_WORK
@@ -123,6 +129,10 @@ def adam_on_paper_loss(
             if schedule is not None:
                 schedule.step()
             curve[step] = loss.detach()
+            if advance is not None and (step + 1) % PROGRESS_EVERY == 0:
+                advance(PROGRESS_EVERY)
+    if advance is not None and iterations % PROGRESS_EVERY:
+        advance(iterations % PROGRESS_EVERY)
     return curve
 
 
@@ -138,37 +148,41 @@ def fit_paper(pairs: PairedFeatures | None, settings: PaperSettings, device: str
     weight = weight0.to(device, x.dtype).requires_grad_(True)
     bias = bias0.to(device, x.dtype).requires_grad_(True)
     optimizer, schedule = paper_optimizer([weight, bias], settings)
-    if settings.iterations is not None:  # the recipe exactly: every row, every iteration asked for
-        curve = adam_on_paper_loss(
-            x, y, weight, bias, optimizer, schedule, settings.iterations, settings.batch_size, generator
-        )
-        return FitResult(
-            weight.detach().cpu().numpy(), bias.detach().cpu().numpy(), curve.cpu().numpy(), settings.iterations
-        )
-    fit_rows, held_rows = split_rows(pairs.n, settings.holdout, settings.seed)
-    fit_index, held_index = (torch.as_tensor(r, device=device) for r in (fit_rows, held_rows))
-    x_fit, y_fit, x_held, y_held = x[fit_index], y[fit_index], x[held_index], y[held_index]
+    total = settings.iterations if settings.iterations is not None else MAX_ITERATIONS
+    with steps(f"paper fit ({pairs.dx:,} -> {pairs.dy:,} features)", total) as advance:
+        if settings.iterations is not None:  # the recipe exactly: every row, every iteration asked for
+            curve = adam_on_paper_loss(
+                x, y, weight, bias, optimizer, schedule, settings.iterations, settings.batch_size, generator, advance
+            )
+            return FitResult(
+                weight.detach().cpu().numpy(), bias.detach().cpu().numpy(), curve.cpu().numpy(), settings.iterations
+            )
+        fit_rows, held_rows = split_rows(pairs.n, settings.holdout, settings.seed)
+        fit_index, held_index = (torch.as_tensor(r, device=device) for r in (fit_rows, held_rows))
+        x_fit, y_fit, x_held, y_held = x[fit_index], y[fit_index], x[held_index], y[held_index]
 
-    def held_out_loss() -> float:
-        with torch.no_grad():
-            return float(paper_loss(x_held @ weight.T + bias, y_held))
+        def held_out_loss() -> float:
+            with torch.no_grad():
+                return float(paper_loss(x_held @ weight.T + bias, y_held))
 
-    best = held_out_loss()
-    best_state = (weight.detach().clone(), bias.detach().clone())
-    trace, curves, bad, done = [(0, best)], [], 0, 0
-    while done < MAX_ITERATIONS and bad < settings.patience:
-        steps = min(settings.eval_every, MAX_ITERATIONS - done)
-        curves.append(
-            adam_on_paper_loss(x_fit, y_fit, weight, bias, optimizer, schedule, steps, settings.batch_size, generator)
-        )
-        done += steps
-        loss = held_out_loss()
-        trace.append((done, loss))
-        if loss < best * (1 - settings.min_delta):
-            best, bad = loss, 0
-            best_state = (weight.detach().clone(), bias.detach().clone())
-        else:
-            bad += 1
+        best = held_out_loss()
+        best_state = (weight.detach().clone(), bias.detach().clone())
+        trace, curves, bad, done = [(0, best)], [], 0, 0
+        while done < MAX_ITERATIONS and bad < settings.patience:
+            chunk = min(settings.eval_every, MAX_ITERATIONS - done)
+            curves.append(
+                adam_on_paper_loss(
+                    x_fit, y_fit, weight, bias, optimizer, schedule, chunk, settings.batch_size, generator, advance
+                )
+            )
+            done += chunk
+            loss = held_out_loss()
+            trace.append((done, loss))
+            if loss < best * (1 - settings.min_delta):
+                best, bad = loss, 0
+                best_state = (weight.detach().clone(), bias.detach().clone())
+            else:
+                bad += 1
     losses = torch.cat(curves).cpu().numpy()
     info = {"stopped_early": done < MAX_ITERATIONS, "best_heldout_loss": best, "heldout_trace": trace}
     return FitResult(best_state[0].cpu().numpy(), best_state[1].cpu().numpy(), losses, done, info)
