@@ -197,7 +197,7 @@ class Experiment:
                         "on the store it was fitted from, or fit it again on this one."
                     )
         settings = self.config.evaluation
-        return [evaluate_collection(store, c, maps, settings, names, self.say) for c in collections]
+        return [evaluate_collection(store, c, maps, settings, names, self.say, self.engine.device) for c in collections]
 
     def similarity(self, names: Sequence[str], collections: Sequence[str], out: Path) -> list[str]:
         """Every similarity measure for every pair of `names` (default: every model with features of the
@@ -241,7 +241,7 @@ class Experiment:
                     )
                     for m in maps
                 } or {(a, b): functools.partial(_undefined, no_maps) for a in names for b in names if a != b}
-                result = similarity_of(features, names, self.config.evaluation, r2)
+                result = similarity_of(features, names, self.config.evaluation, r2, device=self.engine.device)
                 entries.append({"collection": collection, **result.to_json()})
                 for measure in MEASURES:
                     m = MEASURES.get(measure)

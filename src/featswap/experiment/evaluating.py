@@ -33,7 +33,9 @@ from featswap.mapping.losses import paper_loss_numpy
 from featswap.mapping.solvers import SOLVERS
 from featswap.outputs.predictions import mapped_column, native_column
 from featswap.similarity.catalog import MEASURES
+from featswap.similarity.gram import GramStats
 from featswap.similarity.measures import PairStats, mutual_knn, r2_score
+from featswap.similarity.parts import CrossStats, SideCache, SideStats
 from featswap.store import FeatureStore
 
 
@@ -67,6 +69,7 @@ def evaluate_collection(
     settings: EvaluationSettings,
     names: Sequence[str] | None = None,
     say: Callable[[str], None] = lambda _: None,
+    device: str = "cpu",
 ) -> SetResult:
     """The swap test of every map, each model's own accuracy and (with `settings.similarity`) every similarity
     measure of every pair of `names` (default: the models the maps join), on one labelled collection."""
@@ -111,7 +114,7 @@ def evaluate_collection(
             r2[m.source, m.target] = value
     metrics: dict[str, Any] = {"models": models, "pairs": entries, "loss_matrix": loss_matrices(entries)}
     if settings.similarity:
-        metrics.update(similarity_of(features, names, settings, r2).to_json())
+        metrics.update(similarity_of(features, names, settings, r2, device=device).to_json())
     say(f"evaluated {len(maps)} maps of {len(names)} models on {collection} ({len(labels):,} images)")
     return SetResult(collection, metrics, store.kept_ids(collection), labels, columns)
 
@@ -168,13 +171,17 @@ def similarity_of(
     names: Sequence[str],
     settings: EvaluationSettings,
     r2: Mapping[tuple[str, str], Callable[[], float]],
+    sides: SideCache[tuple[str, str], SideStats] | None = None,
+    device: str = "cpu",
 ) -> Similarity:
     """Every measure of the registry for every pair of `names`, from features held in memory: each unordered
-    pair's `GramStats` (one pass) for the `gram` measures, the features for `mutual_knn`, and the given `map_r2`
-    of each direction. A measure undefined for a pair is None there, with the reason."""
+    pair's `GramStats` (each model's own sums computed once, in `sides`; on `device`) for the `gram` measures, the
+    features for `mutual_knn`, and the given `map_r2` of each direction. A measure undefined for a pair is None
+    there, with the reason."""
     result = Similarity({m: {n: {} for n in names} for m in MEASURES})
+    sides = SideCache() if sides is None else sides
     for a, b in itertools.combinations(names, 2):
-        stats = PairStats(features[a], features[b])
+        stats = PairStats(features[a], features[b], stats=functools.partial(pair_stats, features, a, b, sides, device))
         for measure in (m for m in MEASURES if MEASURES.get(m).source == "gram"):
             result.record(measure, a, b, functools.partial(stats.measure, measure, settings.svcca_k), both=True)
         knn = functools.partial(mutual_knn, features[a], features[b], k=settings.knn_k)
@@ -182,3 +189,21 @@ def similarity_of(
     for (source, target), compute in r2.items():
         result.record("map_r2", source, target, compute, both=False)
     return result
+
+
+def pair_stats(
+    features: Mapping[str, np.ndarray],
+    a: str,
+    b: str,
+    sides: SideCache[tuple[str, str], SideStats],
+    device: str,
+    precision: str,
+) -> GramStats:
+    """The `GramStats` of models `a` and `b` from their features `(N, D)` in memory: each model's own sums from
+    `sides` (computed there on first use, once per model and precision), the pair's cross sums now; on a torch
+    `device` (a GPU), in float64 there."""
+    for name in (a, b):
+        if (name, precision) not in sides:
+            sides.put((name, precision), SideStats.of(features[name], precision, device))
+    cross = CrossStats.of(features[a], features[b], precision, device)
+    return GramStats.join(sides[a, precision], sides[b, precision], cross)
