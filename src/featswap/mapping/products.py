@@ -7,6 +7,9 @@ deviations are multiplied in the features' own precision (float32 for stored fea
 `u.T @ u` a symmetric rank-k update, half the work of a general product). Every block of a chunk is centred on the
 same point, so the products simply add up in float64; chunks are merged with Chan, Golub and LeVeque's pairwise
 update. Centred float32 products carry a relative error of about 1e-7 of the spread; the float64 sums add none.
+Where only products are needed (linear CKA, Procrustes, `GramStats.of`), blocks are shifted by the rounded mean
+alone, one subtraction per element (`shifted_blocks`), and the products corrected exactly in float64 for the
+residual between that point and the mean.
 
 That keeps well-conditioned results (linear and debiased CKA, the Procrustes distance, SVCCA of well-separated
 directions) within 1e-6 of a float64 computation on centred data. Results that amplify the products' rounding by

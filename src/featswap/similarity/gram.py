@@ -75,8 +75,9 @@ class GramStats:
 
     @classmethod
     def of(cls, x: np.ndarray, y: np.ndarray, device: str = "cpu", precision: str = "float64") -> GramStats:
-        """Stats of one chunk of rows `x` (n, D1), `y` (n, D2), centred on the chunk's own means, in blocks of
-        rows whose products are added up in float64 (`featswap.mapping.products.paired_blocks`).
+        """Stats of one chunk of rows `x` (n, D1), `y` (n, D2), about the chunk's own means, in blocks of rows
+        whose products are added up in float64 (`featswap.mapping.products.shifted_blocks`: each block shifted by
+        the rounded means in one pass, the sums corrected exactly afterwards by `_shifted_to_means`).
         `precision="float32"` multiplies float32 features in float32 (the BLAS fast path; CCA, SVCCA and a
         Procrustes distance below about 0.5 may then raise `PrecisionError`); the default, float64.
         On another device than the CPU (a torch device: "cuda", or "cpu:0" for torch on the CPU), in float64
