@@ -1,27 +1,37 @@
-"""How often the evaluation step reads each model's held-out features, and how long it takes.
+"""How often the fitting and evaluation steps read each model's features and compute each model's own statistics,
+and how long they take, for N models.
 
-    python benchmarks/evaluate.py [--models 8] [--rows 50000] [--dim 2048] [--solvers lstsq] [--similarity]
+    python benchmarks/evaluate.py [--models 2,4,8] [--rows 50000] [--dim 2048] [--solvers lstsq]
+                                  [--compare-side-cache] [--repeats 1] [--evaluate [--similarity]]
 
 Writes a real feature store with N synthetic models (features of one shared latent through a different random
 map and ReLU per model, `dim` wide, with linear heads over 100 classes), `rows` held-out rows and 4,096 fitting
-rows, fits the maps of every ordered pair with the given solvers, then times the evaluation step alone
-(swap test of every map, statistics, per-image table, report; similarity measures with `--similarity`) and
-counts how many whole passes over held-out features it read. The last line reads
-`evaluation: <reads> full feature reads (<per model> per model), <seconds> s`.
+rows. It times the fitting step (maps of every ordered pair with the given solvers: one pass of paired
+statistics per unordered pair), the `GramStats` of every pair of held-out features in memory (what the
+evaluation's similarity measures read), and with `--evaluate` the whole evaluation step (swap test of every map,
+statistics, per-image table, report; similarity measures too with `--similarity`). It counts the whole passes
+over features each step read and the self-scatters (each model's own D x D sums, `featswap.similarity.parts`)
+each computed: N, where every pair computing its own made N (N - 1). `--compare-side-cache` also runs each N
+that old way (`featswap.similarity.parts.CACHE_SIDES = False`), interleaved with the cached runs.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import shutil
+import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from featswap.config import EvaluationSettings, FitSettings, RunConfig
 from featswap.experiment import Experiment
+from featswap.experiment.evaluating import pair_stats
+from featswap.similarity import parts
 from featswap.store import FeatureStore
 
 CLASSES = 100
@@ -54,36 +64,100 @@ def synthetic_store(path: Path, models: int, rows: int, dim: int) -> list[str]:
     return names
 
 
+def run_once(root: Path, names: list[str], solvers: str, similarity: bool, evaluate: bool) -> dict[str, float]:
+    """Fit every ordered pair on `train`; compute the `GramStats` of every pair of `val` features in memory (the
+    evaluation's similarity statistics); with `evaluate`, run the whole evaluation step on `val`. Seconds, full
+    feature reads and self-scatters (each model's own D x D sums) computed, of each."""
+    counted = [0]
+    put = parts.SideCache.put
+
+    def counting_put(cache: parts.SideCache[Any, Any], key: Any, value: Any) -> None:
+        counted[0] += 1
+        put(cache, key, value)
+
+    config = RunConfig(
+        store=str(root / "s.zarr"),
+        fit=FitSettings(tuple(solvers.split(","))),
+        evaluation=EvaluationSettings(n_boot=200, similarity=similarity),
+    )
+    experiment = Experiment(config, quiet=True)
+    parts.SideCache.put = counting_put  # type: ignore[method-assign]
+    try:
+        store = FeatureStore.open(root / "s.zarr")
+        started = time.perf_counter()
+        maps = experiment.fit(store, "train", names)
+        result = {"fit_s": time.perf_counter() - started, "fit_reads": store.full_reads(), "fit_sides": counted[0]}
+        features = {name: store.features("val", name) for name in names}
+        counted[0] = 0
+        sides: parts.SideCache[tuple[str, str], parts.SideStats] = parts.SideCache()
+        started = time.perf_counter()
+        for a, b in itertools.combinations(names, 2):
+            pair_stats(features, a, b, sides, "cpu", "float32")
+        result |= {"stats_s": time.perf_counter() - started, "stats_sides": counted[0]}
+        if evaluate:
+            store = FeatureStore.open(root / "s.zarr")  # count the evaluation's reads alone
+            started = time.perf_counter()
+            out = root / f"out-{time.monotonic_ns()}"
+            experiment.write(store, out, maps, experiment.evaluate(store, maps, ["val"], names))
+            shutil.rmtree(out, ignore_errors=True)
+            result |= {"eval_s": time.perf_counter() - started, "eval_reads": store.full_reads()}
+        return result
+    finally:
+        parts.SideCache.put = put  # type: ignore[method-assign]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", type=int, default=8)
+    parser.add_argument("--models", default="8", help="numbers of models, comma-separated (e.g. 2,4,8)")
     parser.add_argument("--rows", type=int, default=50_000)
     parser.add_argument("--dim", type=int, default=2048)
     parser.add_argument("--solvers", default="lstsq")
-    parser.add_argument("--similarity", action="store_true")
+    parser.add_argument("--evaluate", action="store_true", help="also time the whole evaluation step")
+    parser.add_argument("--similarity", action="store_true", help="with --evaluate: similarity measures too")
+    parser.add_argument(
+        "--compare-side-cache",
+        action="store_true",
+        help="also run each N with each model's own statistics computed again for every pair (the behaviour "
+        "before they were cached), interleaved with the cached runs",
+    )
+    parser.add_argument("--repeats", type=int, default=1)
     args = parser.parse_args()
-    root = Path(tempfile.mkdtemp(prefix="featswap-eval-"))
-    try:
-        started = time.perf_counter()
-        names = synthetic_store(root / "s.zarr", args.models, args.rows, args.dim)
-        print(f"store: {args.models} models, {args.rows:,} held-out rows x {args.dim} in "
-              f"{time.perf_counter() - started:.0f} s")  # fmt: skip
-        config = RunConfig(
-            store=str(root / "s.zarr"),
-            fit=FitSettings(tuple(args.solvers.split(","))),
-            evaluation=EvaluationSettings(n_boot=200, similarity=args.similarity),
-        )
-        experiment = Experiment(config, quiet=True)
-        with FeatureStore.open(root / "s.zarr") as store:
-            maps = experiment.fit(store, "train", names)
-        store = FeatureStore.open(root / "s.zarr")  # count the evaluation's reads alone
-        started = time.perf_counter()
-        experiment.write(store, root / "out", maps, experiment.evaluate(store, maps, ["val"], names))
-        seconds = time.perf_counter() - started
-        reads = store.full_reads()
-        print(f"evaluation: {reads:.0f} full feature reads ({reads / args.models:.1f} per model), {seconds:.0f} s")
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
+    counts = [int(n) for n in args.models.split(",")]
+    modes = [True, False] if args.compare_side_cache else [True]
+    print(f"{args.rows:,} held-out rows x {args.dim}, {FIT_ROWS:,} fitting rows, solvers {args.solvers}; "
+          f"times in s: min / median of {args.repeats}")  # fmt: skip
+    header = (
+        f"{'N':>3s} {'self-scatters':>14s} {'fit':>13s} {'reads':>6s} {'sides':>6s} {'pair stats':>13s} {'sides':>6s}"
+    )
+    print(header + (f" {'evaluation':>13s} {'reads':>6s}" if args.evaluate else ""))
+    for count in counts:
+        root = Path(tempfile.mkdtemp(prefix="featswap-eval-"))
+        try:
+            names = synthetic_store(root / "s.zarr", count, args.rows, args.dim)
+            results: dict[bool, list[dict[str, float]]] = {mode: [] for mode in modes}
+            for repeat in range(args.repeats):
+                for cached in modes if repeat % 2 == 0 else modes[::-1]:
+                    parts.CACHE_SIDES = cached
+                    try:
+                        results[cached].append(run_once(root, names, args.solvers, args.similarity, args.evaluate))
+                    finally:
+                        parts.CACHE_SIDES = True
+            for cached in modes:
+                runs = results[cached]
+
+                def times(key: str, runs: list[dict[str, float]] = runs) -> str:
+                    values = [r[key] for r in runs]
+                    return f"{min(values):5.1f} / {statistics.median(values):5.1f}"
+
+                last = runs[-1]
+                label = "once per model" if cached else "per pair"
+                line = f"{count:3d} {label:>14s} {times('fit_s'):>13s} {last['fit_reads']:6.0f} "
+                line += f"{last['fit_sides']:6.0f} {times('stats_s'):>13s} {last['stats_sides']:6.0f}"
+                if args.evaluate:
+                    line += f" {times('eval_s'):>13s} {last['eval_reads']:6.0f}"
+                print(line, flush=True)
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -277,7 +277,10 @@ class Experiment:
                     )
         settings = self.config.evaluation
         ridge = self.ridge_maps(store, maps[0].collection, names) if maps else []
-        return [evaluate_collection(store, c, maps, settings, names, self.say, ridge) for c in collections]
+        return [
+            evaluate_collection(store, c, maps, settings, names, self.say, ridge_maps=ridge, device=self.engine.device)
+            for c in collections
+        ]
 
     def ridge_maps(self, store: FeatureStore, collection: str, names: Sequence[str]) -> list[FittedMap]:
         """The maps `ridge_r2` scores (when the measures include it): lstsq for every ordered pair of `names`, its
@@ -346,7 +349,9 @@ class Experiment:
                     for m in ridge_maps
                 }
                 heads, scored = _heads(store, collection, names)
-                result = similarity_of(features, names, self.config.evaluation, r2, heads, scored, ridge)
+                result = similarity_of(
+                    features, names, self.config.evaluation, r2, heads, scored, ridge, device=self.engine.device
+                )
                 entries.append({"collection": collection, **result.to_json()})
                 for measure in result.values:
                     m = MEASURES.get(measure)

@@ -33,9 +33,11 @@ from featswap.mapping.losses import paper_loss_numpy
 from featswap.mapping.solvers import SOLVERS
 from featswap.outputs.predictions import mapped_column, native_column
 from featswap.similarity.catalog import MAX_ROWS, MEASURES
+from featswap.similarity.gram import GramStats
 from featswap.similarity.kernels import cknna, nxn_bytes, rbf_cka
 from featswap.similarity.measures import PairStats, mutual_knn, r2_score
 from featswap.similarity.outputs import head_outputs
+from featswap.similarity.parts import CrossStats, SideCache, SideStats
 from featswap.similarity.rdm import rsa
 from featswap.store import FeatureStore
 
@@ -71,6 +73,7 @@ def evaluate_collection(
     names: Sequence[str] | None = None,
     say: Callable[[str], None] = lambda _: None,
     ridge_maps: Sequence[FittedMap] = (),
+    device: str = "cpu",
 ) -> SetResult:
     """The swap test of every map, each model's own accuracy and (with `settings.similarity`) the similarity
     measures of every pair of `names` (default: the models the maps join), on one labelled collection;
@@ -125,7 +128,7 @@ def evaluate_collection(
     if settings.similarity:
         ridge = {(m.source, m.target): _r2_or_error(features[m.target], m.amap.transform(features[m.source]))
                  for m in ridge_maps}  # fmt: skip
-        metrics.update(similarity_of(features, names, settings, r2, heads, scored, ridge).to_json())
+        metrics.update(similarity_of(features, names, settings, r2, heads, scored, ridge, device=device).to_json())
     say(f"evaluated {len(maps)} maps of {len(names)} models on {collection} ({len(labels):,} images)")
     return SetResult(collection, metrics, store.kept_ids(collection), labels, columns)
 
@@ -190,15 +193,18 @@ def similarity_of(
     heads: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None,
     scored: np.ndarray | None = None,
     ridge: Mapping[tuple[str, str], Callable[[], float]] | None = None,
+    sides: SideCache[tuple[str, str], SideStats] | None = None,
+    device: str = "cpu",
 ) -> Similarity:
     """The measures of `settings.measures` for every pair of `names`, from features held in memory: each unordered
-    pair's `GramStats` (one pass) for the `gram` measures, the features for `mutual_knn` and `cknna`, N x N
-    kernels of the images (or of a seeded subsample of `settings.nxn_rows`) for `rbf_cka` and `rsa`, the heads'
-    logits for `disagreement` and `jsd`, and the given `map_r2` and `ridge_r2` of each direction. A measure
-    undefined for a pair is None there, with the reason. Raises `SpecError` when an N x N measure is asked of
-    more images than it takes."""
+    pair's `GramStats` (each model's own sums computed once, in `sides`; on `device`) for the `gram` measures, the
+    features for `mutual_knn` and `cknna`, N x N kernels of the images (or of a seeded subsample of
+    `settings.nxn_rows`) for `rbf_cka` and `rsa`, the heads' logits for `disagreement` and `jsd`, and the given
+    `map_r2` and `ridge_r2` of each direction. A measure undefined for a pair is None there, with the reason.
+    Raises `SpecError` when an N x N measure is asked of more images than it takes."""
     measures = settings.measures
     result = Similarity({m: {n: {} for n in names} for m in measures})
+    sides = SideCache() if sides is None else sides
     kind = {m: MEASURES.get(m).source for m in measures}
     rows = kernel_rows(len(next(iter(features.values()))), settings) if "kernel" in kind.values() else None
     if rows is not None:
@@ -206,7 +212,8 @@ def similarity_of(
                             "measures": [m for m in measures if kind[m] == "kernel"]}  # fmt: skip
     for a, b in itertools.combinations(names, 2):
         x, y = features[a], features[b]
-        stats = PairStats(x, y) if "gram" in kind.values() else None
+        gram = functools.partial(pair_stats, features, a, b, sides, device)
+        stats = PairStats(x, y, stats=gram) if "gram" in kind.values() else None
         outputs = functools.cache(functools.partial(_outputs, x, y, heads, a, b, scored))
         kernel_x, kernel_y = (x, y) if rows is None else (x[rows], y[rows])
         for measure in measures:
@@ -240,6 +247,24 @@ def similarity_of(
                     reason = functools.partial(_no_map, measure)
                     result.record(measure, source, target, reason, both=False)
     return result
+
+
+def pair_stats(
+    features: Mapping[str, np.ndarray],
+    a: str,
+    b: str,
+    sides: SideCache[tuple[str, str], SideStats],
+    device: str,
+    precision: str,
+) -> GramStats:
+    """The `GramStats` of models `a` and `b` from their features `(N, D)` in memory: each model's own sums from
+    `sides` (computed there on first use, once per model and precision), the pair's cross sums now; on a torch
+    `device` (a GPU), in float64 there."""
+    for name in (a, b):
+        if (name, precision) not in sides:
+            sides.put((name, precision), SideStats.of(features[name], precision, device))
+    cross = CrossStats.of(features[a], features[b], precision, device)
+    return GramStats.join(sides[a, precision], sides[b, precision], cross)
 
 
 def _pick(compute: Callable[[], tuple[float, float]], index: int) -> float:

@@ -25,7 +25,8 @@ from featswap.mapping.paired import Direction, PairedFeatures
 from featswap.mapping.solvers import SOLVERS, Heads
 from featswap.mapping.solvers.lstsq import underdetermined
 from featswap.outputs.report import memorised_advice
-from featswap.similarity.gram import chunk_split_gram
+from featswap.similarity.gram import GramStats, chunk_split_parts
+from featswap.similarity.parts import SideCache, SideStats, merge_parts
 from featswap.store import FeatureStore
 
 
@@ -115,26 +116,47 @@ def small_fit_note(fitted: FittedMap) -> str | None:
 
 class SharedPair:
     """The fitting statistics of one unordered pair, computed once (per holdout setting) and read by both
-    directions: `pairs` has the first model as x and the second as y."""
+    directions: `pairs` has the first model (`names[0]`) as x and the second as y. Each model's own sums come
+    from `sides` when an earlier pair of the run computed them (on the same collection and split), and go
+    there otherwise: a run with N models computes N self-scatters, not N (N - 1)."""
 
-    def __init__(self, pairs: PairedFeatures, device: str) -> None:
-        self.pairs, self.device = pairs, device
-        self._split: dict[tuple[float, int], tuple[Any, Any]] = {}
+    def __init__(
+        self,
+        pairs: PairedFeatures,
+        device: str,
+        names: tuple[str, str] = ("x", "y"),
+        sides: SideCache[tuple[str, float, int], tuple[SideStats, SideStats]] | None = None,
+    ) -> None:
+        self.pairs, self.device, self.names = pairs, device, names
+        self.sides: SideCache[tuple[str, float, int], tuple[SideStats, SideStats]] = (
+            SideCache() if sides is None else sides
+        )
+        self._split: dict[tuple[float, int], tuple[GramStats, GramStats]] = {}
 
     def moments(self, holdout: float, seed: int, swapped: bool) -> tuple[Moments, Moments]:
         """`(fitting rows, held-out rows)` moments of the map x -> y, or y -> x when `swapped`."""
         key = (holdout, seed)
         if key not in self._split:
-            fn = functools.partial(chunk_split_gram, n=self.pairs.n, holdout=holdout, seed=seed)
-            fit = held = None
-            for fit_part, held_part in self.pairs.map_chunks(fn, self.device):  # merged as they come: O(D^2)
-                fit = fit_part if fit is None else fit.merge(fit_part)
-                held = held_part if held is None else held.merge(held_part)
-            if fit is None or held is None:
-                raise FeatswapError("No fitting images to fit on.")
-            self._split[key] = (fit, held)
+            self._split[key] = self._compute(holdout, seed)
         fit, held = self._split[key]
         return fit.moments(swapped), held.moments(swapped)
+
+    def _compute(self, holdout: float, seed: int) -> tuple[GramStats, GramStats]:
+        keys = [(name, holdout, seed) for name in self.names]
+        needed = (keys[0] not in self.sides, keys[1] not in self.sides)
+        fn = functools.partial(chunk_split_parts, n=self.pairs.n, holdout=holdout, seed=seed, sides=needed)
+        fit: list[Any] = [None, None, None]
+        held: list[Any] = [None, None, None]
+        for fit_parts, held_parts in self.pairs.map_chunks(fn, self.device):  # merged as they come: O(D^2)
+            fit = [merge_parts([a, b]) for a, b in zip(fit, fit_parts, strict=True)]
+            held = [merge_parts([a, b]) for a, b in zip(held, held_parts, strict=True)]
+        if fit[2] is None or held[2] is None:
+            raise FeatswapError("No fitting images to fit on.")
+        for side, (key, need) in enumerate(zip(keys, needed, strict=True)):
+            if need:
+                self.sides.put(key, (fit[side], held[side]))
+        (fx, hx), (fy, hy) = self.sides[keys[0]], self.sides[keys[1]]
+        return GramStats.join(fx, fy, fit[2]), GramStats.join(hx, hy, held[2])
 
     def direction(self, forward: bool) -> Direction:
         return Direction(self.pairs, forward, self.moments)
@@ -159,8 +181,9 @@ def fit_maps(
     if len(set(names)) != len(names) or len(names) < 2:
         raise FeatswapError(f"Fitting needs two or more different models; got {list(names)}.")
     fitted: dict[tuple[str, str, str], FittedMap] = {}
+    sides: SideCache[tuple[str, float, int], tuple[SideStats, SideStats]] = SideCache()
     for a, b in itertools.combinations(sorted(names), 2):
-        fitted.update(fit_pair_maps(store, a, b, collection, solvers, params, engine, say))
+        fitted.update(fit_pair_maps(store, a, b, collection, solvers, params, engine, say, sides=sides))
     return [fitted[s, t, solver] for s, t in itertools.permutations(names, 2) for solver in solvers]
 
 
@@ -174,14 +197,16 @@ def fit_pair_maps(
     engine: Engine,
     say: Callable[[str], None] = lambda _: None,
     both: bool = True,
+    sides: SideCache[tuple[str, float, int], tuple[SideStats, SideStats]] | None = None,
 ) -> dict[tuple[str, str, str], FittedMap]:
     """The maps `source -> target` (and `target -> source`, with `both`) with every solver, from the pair's
-    shared statistics; keyed by `(source, target, solver)`."""
+    shared statistics; keyed by `(source, target, solver)`. `sides`: each model's own statistics on `collection`,
+    shared with the other pairs of a run."""
     if source == target:
         raise FeatswapError(f"Source and target are both {source!r}; a map needs two different models.")
     a, b = canonical(source, target)
     base = engine.pairs(store.pairs(collection, a, b))
-    shared = SharedPair(base, engine.device)
+    shared = SharedPair(base, engine.device, (a, b), sides)
     directions = [(source, target)] + ([(target, source)] if both else [])
     maps: dict[tuple[str, str, str], AffineMap] = {}
     for s, t in directions:

@@ -55,8 +55,12 @@ class AffineMap:
         """Fit on paired features that may be streamed (e.g. `FeatureStore.pairs(...)`)."""
         solver = SOLVERS.get(self.solver)
         settings = solver.make_settings(**self.params)
+        from featswap.mapping.device import check_device, exact_products
+
+        device = check_device(self.device)
         started = time.perf_counter()
-        result = solver.fit(pairs, settings, self.device, heads)
+        with exact_products():  # no TF32: float32 solvers keep full precision on a GPU
+            result = solver.fit(pairs, settings, device, heads)
         self.fit_seconds_ = time.perf_counter() - started
         if not (np.isfinite(result.weight).all() and np.isfinite(result.bias).all()):
             raise FitError(

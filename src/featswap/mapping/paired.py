@@ -51,9 +51,15 @@ class PairedFeatures(Protocol):
 
 
 def map_chunks_here(pairs: PairedFeatures, fn: ChunkFn[R], device: str = "cpu") -> Iterator[R]:
-    """`PairedFeatures.map_chunks` in this process, chunk after chunk."""
+    """`PairedFeatures.map_chunks` in this process, chunk after chunk; on a torch device (a GPU), the next chunks
+    are read from the store while the device computes (`featswap.mapping.device.prefetched`)."""
+    chunks = pairs.chunks()
+    if device != "cpu":
+        from featswap.mapping.device import prefetched
+
+        chunks = prefetched(chunks)
     start = 0
-    for x, y in pairs.chunks():
+    for x, y in chunks:
         yield fn(x, y, start, device)
         start += len(x)
 

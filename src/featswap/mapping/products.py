@@ -7,6 +7,9 @@ deviations are multiplied in the features' own precision (float32 for stored fea
 `u.T @ u` a symmetric rank-k update, half the work of a general product). Every block of a chunk is centred on the
 same point, so the products simply add up in float64; chunks are merged with Chan, Golub and LeVeque's pairwise
 update. Centred float32 products carry a relative error of about 1e-7 of the spread; the float64 sums add none.
+Where only products are needed (linear CKA, Procrustes, `GramStats.of`), blocks are shifted by the rounded mean
+alone, one subtraction per element (`shifted_blocks`), and the products corrected exactly in float64 for the
+residual between that point and the mean.
 
 That keeps well-conditioned results (linear and debiased CKA, the Procrustes distance, SVCCA of well-separated
 directions) within 1e-6 of a float64 computation on centred data. Results that amplify the products' rounding by
@@ -111,13 +114,25 @@ class Centring:
         point = mean.astype(dtype)
         return cls(mean, point, (mean - point).astype(dtype))
 
+    @property
+    def residual(self) -> np.ndarray:
+        """`mean - point` `(D,)` float64: the mean of the rows `shifted` leaves (below a unit roundoff of `dtype`
+        of the mean; 0 in float64)."""
+        return self.mean - self.point.astype(np.float64)
+
+    def shifted(self, rows: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """`rows - point` `(m, D)` in `dtype`, one pass (into the first `m` rows of `out` when given): deviations
+        from a point within a unit roundoff of the mean, whose products `shift_to_mean` corrects exactly."""
+        target = None if out is None else out[: len(rows)]
+        return np.subtract(rows, self.point, out=target, dtype=self.point.dtype)
+
     def deviations(self, rows: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """`rows - mean` `(m, D)` in `dtype` for rows `(m, D)` of the chunk, written into the first `m` rows of `out`
         when given (a buffer reused from block to block: fresh pages would cost the kernel more than the
         subtraction)."""
-        target = None if out is None else out[: len(rows)]
-        deviations = np.subtract(rows, self.point, out=target, dtype=self.point.dtype)
-        deviations -= self.rest
+        deviations = self.shifted(rows, out)
+        if self.rest.any():  # in float64 the point is the mean: nothing left to subtract
+            deviations -= self.rest
         return deviations
 
 
@@ -147,13 +162,31 @@ def scatter_matrices(x: np.ndarray, y: np.ndarray, dtype: np.dtype) -> tuple[np.
     cxx, cyy, cxy = np.zeros((x.shape[1],) * 2), np.zeros((y.shape[1],) * 2), np.zeros((x.shape[1], y.shape[1]))
     if len(x):
         with np.errstate(over="ignore", invalid="ignore"):  # an overflow is caught below, with its own message
-            for u, v in paired_blocks(x, y, dtype)[2]:
+            cx, cy, blocks = shifted_blocks(x, y, dtype)
+            for u, v in blocks:  # deviations from a point `residual` away from the mean: corrected below
                 cxx += u.T @ u  # numpy calls BLAS syrk for an array times its own transpose: half the work
                 cyy += v.T @ v
                 cxy += u.T @ v
+            n, rx, ry = len(x), cx.residual, cy.residual
+            add_outer(cxx, -n, rx, rx)  # sum (u + r)(u + r)^T = C + n r r^T, the deviations u summing to 0
+            add_outer(cyy, -n, ry, ry)
+            add_outer(cxy, -n, rx, ry)
     if not all(np.isfinite(m).all() for m in (cxx, cyy, cxy)):
         return scatter_matrices(x, y, wider(dtype))
     return cxx, cyy, cxy
+
+
+def shifted_blocks(
+    x: np.ndarray, y: np.ndarray, dtype: np.dtype
+) -> tuple[Centring, Centring, Iterator[tuple[np.ndarray, np.ndarray]]]:
+    """As `paired_blocks`, but each block is shifted by the rounded mean in one pass (`Centring.shifted`): the
+    blocks' rows are deviations from a point `Centring.residual` away from the mean, which a consumer corrects
+    for exactly in float64 (one subtraction per element instead of two)."""
+    cx, cy = Centring.of(x, dtype), Centring.of(y, dtype)
+    rows = min(len(x), block_rows(x.shape[1] + y.shape[1], dtype))
+    ux, uy = np.empty((rows, x.shape[1]), dtype), np.empty((rows, y.shape[1]), dtype)
+    blocks = ((cx.shifted(x[r], ux), cy.shifted(y[r], uy)) for r in row_blocks(len(x), rows))
+    return cx, cy, blocks
 
 
 def wider(dtype: np.dtype) -> np.dtype:

@@ -12,23 +12,44 @@ from dataclasses import dataclass
 from typing import Any, NoReturn
 
 import numpy as np
-import torch
 
 from featswap.errors import DataError
-from featswap.mapping.moments import Moments, as_float64, centred_in_place, merge_nonempty, symmetric
+from featswap.mapping.moments import Moments, merge_nonempty
 from featswap.mapping.paired import check_paired
 from featswap.mapping.products import (
     add_outer,
     check_conditioning,
     check_precision,
     compute_dtype,
-    paired_blocks,
     roundoff,
+    shifted_blocks,
     wider,
 )
+from featswap.similarity.parts import CrossStats, SideStats
+
+#: A chunk's parts: each model's own sums (None where not asked for) and the pair's cross sums.
+Parts = tuple[SideStats | None, SideStats | None, CrossStats]
 
 RCOND = 1e-10
 _NO_ROWS = DataError("No samples to compare.")
+
+
+@dataclass(frozen=True)
+class _Shifted:
+    """Sums of deviations `w` `(D1,)`, `z` `(D2,)` from points `r`, `q` away from the means (`GramStats.of`):
+    `s = sum w w^T`, `t = sum z z^T`, `p = sum w z^T`; `sums` = (sum alpha, sum beta, sum alpha^2, sum beta^2,
+    sum alpha beta) with `alpha = ||w||^2`, `beta = ||z||^2`; `w_ab = sum w [alpha, beta]` `(D1, 2)`, `z_ab` the
+    same for `z` `(D2, 2)`."""
+
+    n: int
+    r: np.ndarray
+    q: np.ndarray
+    s: np.ndarray
+    t: np.ndarray
+    p: np.ndarray
+    sums: np.ndarray
+    w_ab: np.ndarray
+    z_ab: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -62,39 +83,66 @@ class GramStats:
 
     @classmethod
     def of(cls, x: np.ndarray, y: np.ndarray, device: str = "cpu", precision: str = "float64") -> GramStats:
-        """Stats of one chunk of rows `x` (n, D1), `y` (n, D2), centred on the chunk's own means, in blocks of
-        rows whose products are added up in float64 (`featswap.mapping.products.paired_blocks`).
+        """Stats of one chunk of rows `x` (n, D1), `y` (n, D2), about the chunk's own means, in blocks of rows
+        whose products are added up in float64 (`featswap.mapping.products.shifted_blocks`: each block shifted by
+        the rounded means in one pass, the sums corrected exactly afterwards by `_shifted_to_means`).
         `precision="float32"` multiplies float32 features in float32 (the BLAS fast path; CCA, SVCCA and a
         Procrustes distance below about 0.5 may then raise `PrecisionError`); the default, float64.
-        On another device than the CPU, in float64 there."""
+        On another device than the CPU (a torch device: "cuda", or "cpu:0" for torch on the CPU), in float64
+        there (`featswap.mapping.device`)."""
         x, y = check_paired(x, y)
         if len(x) == 0:
             return cls.zeros(x.shape[1], y.shape[1])
         if device != "cpu":
             return cls._of_on(x, y, device)
         dtype = compute_dtype(x, y, precision=precision)
-        mx, my, blocks = paired_blocks(x, y, dtype)
+        centring_x, centring_y, blocks = shifted_blocks(x, y, dtype)
         d1, d2 = x.shape[1], y.shape[1]
-        cxx, cyy, cxy = np.zeros((d1, d1)), np.zeros((d2, d2)), np.zeros((d1, d2))
-        xa, xb, ya, yb = np.zeros(d1), np.zeros(d1), np.zeros(d2), np.zeros(d2)
-        saa = sbb = sab = 0.0
+        s, t, p = np.zeros((d1, d1)), np.zeros((d2, d2)), np.zeros((d1, d2))
+        w_ab, z_ab = np.zeros((d1, 2)), np.zeros((d2, 2))
+        sums = np.zeros(5)  # sum a, sum b, sum a^2, sum b^2, sum a b
         with np.errstate(over="ignore", invalid="ignore"):  # an overflow is caught below, with its own message
-            for u, v in blocks:  # all centred on the same means: their sums simply add up
-                cxx += u.T @ u  # numpy calls BLAS syrk for an array times its own transpose: half the work
-                cyy += v.T @ v
-                cxy += u.T @ v
-                a = np.einsum("ij,ij->i", u, u, dtype=np.float64)  # squared row norms, (m,)
-                b = np.einsum("ij,ij->i", v, v, dtype=np.float64)
-                saa, sbb, sab = saa + float(a @ a), sbb + float(b @ b), sab + float(a @ b)
-                a_, b_ = a.astype(dtype), b.astype(dtype)
-                xa += u.T @ a_
-                xb += u.T @ b_
-                ya += v.T @ a_
-                yb += v.T @ b_
-        stats = cls(len(x), mx, my, cxx, cyy, cxy, saa, sbb, sab, xa, xb, ya, yb, roundoff(dtype))
+            for w, z in blocks:  # deviations from points `residual` away from the means: `_shifted_to_means`
+                s += w.T @ w  # numpy calls BLAS syrk for an array times its own transpose: half the work
+                t += z.T @ z
+                p += w.T @ z
+                a = np.einsum("ij,ij->i", w, w, dtype=np.float64)  # squared row norms, (m,)
+                b = np.einsum("ij,ij->i", z, z, dtype=np.float64)
+                sums += (a.sum(), b.sum(), a @ a, b @ b, a @ b)
+                ab = np.stack((a, b), axis=1).astype(dtype)  # one product for both vectors: one read of w, of z
+                w_ab += w.T @ ab
+                z_ab += z.T @ ab
+        shifted = _Shifted(len(x), centring_x.residual, centring_y.residual, s, t, p, sums, w_ab, z_ab)
+        stats = cls._shifted_to_means(shifted, centring_x.mean, centring_y.mean, roundoff(dtype))
         if not stats.finite():
             return cls.of(x, y, device, wider(dtype).name)
         return stats
+
+    @classmethod
+    def _shifted_to_means(cls, h: _Shifted, mx: np.ndarray, my: np.ndarray, unit_roundoff: float) -> GramStats:
+        """The stats about the means from sums of deviations `w = u + r`, `z = v + q` from points `r`, `q` away
+        from them (`u`, `v` the deviations from the means, summing to 0; `alpha = ||w||^2`, `beta = ||z||^2`).
+        With `rho = r.r`, `sigma = q.q`: `a = alpha - 2 w.r + rho`, so that `C = S - n r r^T`,
+        `sum u a = sum w alpha - 2 S r - r sum alpha + 2 n rho r`, `sum a^2 = sum alpha^2 + 4 r^T S r -
+        4 r.sum w alpha + 2 rho sum alpha - 3 n rho^2`, and for the cross terms `sum a b = sum alpha beta -
+        2 q.sum z alpha - 2 r.sum w beta + 4 r^T P q + sigma sum alpha + rho sum beta - 3 n rho sigma`
+        (`P = sum w z^T`). Exact algebra in float64: `r` and `q` are below a unit roundoff of the features'
+        dtype of the means, so the corrections are small and add no error of their own."""
+        n, r, q = h.n, h.r, h.q
+        rho, sigma = float(r @ r), float(q @ q)
+        s_alpha, s_beta, s_aa, s_bb, s_ab = (float(v) for v in h.sums)
+        w_alpha, w_beta, z_alpha, z_beta = h.w_ab[:, 0], h.w_ab[:, 1], h.z_ab[:, 0], h.z_ab[:, 1]
+        s_r, t_q, p_q, pt_r = h.s @ r, h.t @ q, h.p @ q, h.p.T @ r
+        cxx, cyy, cxy = add_outer(h.s, -n, r, r), add_outer(h.t, -n, q, q), add_outer(h.p, -n, r, q)
+        saa = s_aa + 4 * float(r @ s_r) - 4 * float(r @ w_alpha) + 2 * rho * s_alpha - 3 * n * rho**2
+        sbb = s_bb + 4 * float(q @ t_q) - 4 * float(q @ z_beta) + 2 * sigma * s_beta - 3 * n * sigma**2
+        sab = (s_ab - 2 * float(q @ z_alpha) - 2 * float(r @ w_beta) + 4 * float(r @ p_q) + sigma * s_alpha
+               + rho * s_beta - 3 * n * rho * sigma)  # fmt: skip
+        xa = w_alpha - 2 * s_r - r * s_alpha + 2 * n * rho * r
+        xb = w_beta - 2 * p_q - r * s_beta + 2 * n * sigma * r
+        ya = z_alpha - 2 * pt_r - q * s_alpha + 2 * n * rho * q
+        yb = z_beta - 2 * t_q - q * s_beta + 2 * n * sigma * q
+        return cls(n, mx, my, cxx, cyy, cxy, saa, sbb, sab, xa, xb, ya, yb, unit_roundoff)
 
     def finite(self) -> bool:
         """Whether every sum is finite (products in a narrow dtype can overflow where the features do not)."""
@@ -103,17 +151,21 @@ class GramStats:
 
     @classmethod
     def _of_on(cls, x: np.ndarray, y: np.ndarray, device: str) -> GramStats:
-        """Stats of a chunk computed in float64 on `device` (a GPU)."""
-        (mx, u), (my, v) = centred_in_place(as_float64(x, device)), centred_in_place(as_float64(y, device))
-        a, b = (u * u).sum(1), (v * v).sum(1)
+        """Stats of a chunk computed in float64 with torch on `device` (`featswap.mapping.device`)."""
+        sides = SideStats.of(x, device=device), SideStats.of(y, device=device)
+        return cls.join(*sides, CrossStats.of(x, y, device=device))
 
-        def np_(t: torch.Tensor) -> np.ndarray:
-            return t.cpu().numpy()
-
-        return cls(
-            len(x), np_(mx), np_(my), np_(symmetric(u.T @ u)), np_(symmetric(v.T @ v)), np_(u.T @ v),
-            float(a @ a), float(b @ b), float(a @ b), np_(u.T @ a), np_(u.T @ b), np_(v.T @ a), np_(v.T @ b),
-        )  # fmt: skip
+    @classmethod
+    def join(cls, x: SideStats, y: SideStats, cross: CrossStats) -> GramStats:
+        """The stats of a pair from each model's own sums `x`, `y` and the pair's `cross` sums, all of the same
+        rows (`featswap.similarity.parts`)."""
+        if not x.n == y.n == cross.n or not (_same(x.mean, cross.mx) and _same(y.mean, cross.my)):
+            raise DataError(
+                f"Cannot join statistics of different rows ({x.n}, {y.n} and {cross.n} rows, or other means)."
+            )
+        roundoff = max(x.roundoff, y.roundoff, cross.roundoff)
+        return cls(cross.n, cross.mx, cross.my, x.scatter, y.scatter, cross.cxy, x.saa, y.saa, cross.sab,
+                   x.xa, cross.xb, cross.ya, y.xa, roundoff)  # fmt: skip
 
     @classmethod
     def zeros(cls, d1: int, d2: int) -> GramStats:
@@ -259,6 +311,39 @@ def chunk_split_gram(
     return GramStats.of(x[~mask], y[~mask], device, precision), GramStats.of(x[mask], y[mask], device, precision)
 
 
+def chunk_split_parts(
+    x: np.ndarray,
+    y: np.ndarray,
+    start: int,
+    device: str,
+    n: int,
+    holdout: float,
+    seed: int,
+    sides: tuple[bool, bool] = (True, True),
+    precision: str = "float64",
+) -> tuple[Parts, Parts]:
+    """The parts (`featswap.similarity.parts`) of one chunk's fitting rows and of its held-out rows, as
+    `chunk_split_gram`: `(x's own sums or None, y's own sums or None, cross sums)` each, a model's own sums only
+    where `sides` asks for them (a `ChunkFn`)."""
+    from featswap.mapping.solvers.lstsq import held_out_mask
+
+    x, y = check_paired(x, y)
+    try:
+        mask = held_out_mask(n, holdout, seed)[start : start + len(x)]
+    except DataError:  # too few rows to hold any out: all fit (a solver that needs held-out rows says so)
+        mask = np.zeros(len(x), dtype=bool)
+
+    def parts(rows: np.ndarray) -> Parts:
+        xs, ys = x[rows], y[rows]
+        return (
+            SideStats.of(xs, precision, device) if sides[0] else None,
+            SideStats.of(ys, precision, device) if sides[1] else None,
+            CrossStats.of(xs, ys, precision, device),
+        )
+
+    return parts(~mask), parts(mask)
+
+
 def chunk_gram_stats(x: np.ndarray, y: np.ndarray, start: int, device: str) -> GramStats:
     """`GramStats` of one chunk (a `featswap.mapping.paired.ChunkFn`)."""
     return GramStats.of(x, y, device)
@@ -301,6 +386,11 @@ def _whitener(cov: np.ndarray, k: int | None, unit_roundoff: float = 2.0**-53) -
     if keep.any():
         check_conditioning(float(values[0] / values[keep][-1]), unit_roundoff, "canonical correlations")
     return vectors[:, keep] / np.sqrt(values[keep])
+
+
+def _same(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether two means of the same rows agree (to rounding: computed by the same code, they are equal)."""
+    return bool(np.allclose(a, b, rtol=1e-12, atol=1e-12 * float(np.abs(b).max(initial=1.0))))
 
 
 def _constant(measure: str) -> NoReturn:

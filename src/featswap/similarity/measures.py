@@ -50,12 +50,22 @@ class PairStats:
     and from float64 products only when a measure needs them (`PrecisionError`: CCA's whitening is
     ill-conditioned), computed then, once."""
 
-    def __init__(self, x: np.ndarray, y: np.ndarray, block_rows: int | None = None) -> None:
-        self.x, self.y, self.block_rows = x, y, block_rows
+    def __init__(
+        self,
+        x: np.ndarray,
+        y: np.ndarray,
+        block_rows: int | None = None,
+        stats: Callable[[str], GramStats] | None = None,
+    ) -> None:
+        """`stats(precision)`, when given, computes the pair's `GramStats` instead (from each model's own sums
+        computed once: `featswap.similarity.parts`)."""
+        self.x, self.y, self.block_rows, self._compute = x, y, block_rows, stats
         self.fast = self._stats("float32")
         self._precise: GramStats | None = None
 
     def _stats(self, precision: str) -> GramStats:
+        if self._compute is not None:
+            return self._compute(precision)
         if self.block_rows is None:
             return GramStats.of(self.x, self.y, precision=precision)
         return GramStats.accumulate(InMemoryPairs(self.x, self.y, self.block_rows).chunks(), precision=precision)
