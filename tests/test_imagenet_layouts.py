@@ -307,8 +307,13 @@ def test_label_files_beside_the_images_come_before_a_csv_further_up(tmp_path: Pa
 def test_contradicting_or_unreadable_label_files_are_refused(tmp_path: Path) -> None:
     flat_val(tmp_path / "in" / "val", [1, 2])
     solution = kaggle_csv(tmp_path / "in" / "LOC_val_solution.csv", {1: A, 2: B})
+    assert open_spec(f"imagenet:{tmp_path / 'in'}").parts["all"].notes == ()
     solution.write_text(solution.read_text() + f"ILSVRC2012_val_00000001,{A} 1 2 3 4\n")  # the same label again
     assert labels_of(f"imagenet:{tmp_path / 'in'}") == [0, 1]
+    # Accepted, but said, with the count of repeated rows (an edited or concatenated file would pass unseen).
+    solution.write_text(solution.read_text() + f"ILSVRC2012_val_00000001,{A} 1 2 3 4\nILSVRC2012_val_00000002,{B}\n")
+    (note,) = open_spec(f"imagenet:{tmp_path / 'in'}").parts["all"].notes
+    assert "has 3 repeated row(s), giving 2 (ILSVRC2012_val_00000001, ILSVRC2012_val_00000002) image(s)" in note
     solution.write_text(solution.read_text() + f"ILSVRC2012_val_00000001,{Z} 1 2 3 4\n")
     with pytest.raises(DataError, match=rf"labels ILSVRC2012_val_00000001 twice, as {A} and as {Z}; the file is"):
         open_spec(f"imagenet:{tmp_path / 'in'}")

@@ -4,6 +4,7 @@ stage outputs (timm's feature_info, else top-level feature maps)."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from typer.testing import CliRunner
 
@@ -48,10 +49,19 @@ def test_layers_command_lists_timms_stages_with_their_shapes(runner: CliRunner) 
     assert everything.exit_code == 0 and "layer1.0.conv1" in everything.output and "fc " in everything.output
 
 
-def test_layers_takes_one_model(runner: CliRunner) -> None:
-    result = runner.invoke(app, ["layers", "--model", "tiny-resnet", "--model", "tiny-inception"])
-    assert result.exit_code == 2 and result.output.startswith("error: layers lists one network")
+def test_layers_lists_every_model_given(runner: CliRunner, tmp_path: Path) -> None:
+    """`--model` says "repeat for several": each network's table, in order, with its own weights where given."""
+    result = runner.invoke(app, ["layers", "--model", "tiny-resnet", "--model", "tiny-inception", "--stages"])
+    assert result.exit_code == 0, result.output
+    blocks = result.output.strip().split("\n\n")
+    assert [b.splitlines()[0] for b in blocks] == ["tiny-resnet: input 3 x 8 x 8", "tiny-inception: input 3 x 8 x 8"]
+    assert "blocks.0" in blocks[0] and "blocks.0" not in blocks[1]
+    alone = runner.invoke(app, ["layers", "--model", "tiny-inception", "--stages"])
+    assert alone.output.strip() == blocks[1]
     result = runner.invoke(app, ["layers"])
-    assert result.exit_code == 2 and result.output.startswith("error: layers lists one network")
+    assert result.exit_code == 2 and result.output.startswith("error: layers lists networks: give --model")
     result = runner.invoke(app, ["layers", "--model", "tiny-resnet", "--weights", "a", "--weights", "b"])
-    assert result.exit_code == 2 and result.output.startswith("error: Give at most one --weights")
+    assert result.exit_code == 2 and result.output.startswith("error: Got 2 --weights for 1 --model")
+    two = ["layers", "--model", "tiny-resnet", "--model", "tiny-inception", "--weights", str(tmp_path / "a")]
+    result = runner.invoke(app, two)
+    assert result.exit_code == 2 and result.output.startswith("error: Got 1 --weights for 2 --model")

@@ -215,3 +215,41 @@ def test_class_changes_name_the_classes_or_say_that_none_moved() -> None:
     assert class_changes(pair).startswith("- a → b: no class loses accuracy; largest gains class dog (+5.0)")
     pair["per_class"] = {"largest_losses": [], "largest_gains": []}
     assert class_changes(pair) == "- a → b: no class loses accuracy; no class gains accuracy."
+
+
+def per_image_bootstrap(native: np.ndarray, mapped: np.ndarray, n_boot: int, seed: int) -> np.ndarray:
+    """The textbook paired bootstrap, image by image: `(n_boot, 2)` resampled accuracies (native, mapped)."""
+    rng = np.random.default_rng(seed)
+    rows = rng.integers(len(native), size=(n_boot, len(native)))
+    return np.stack([native[rows].mean(1), mapped[rows].mean(1)], axis=1)
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_bootstrap_over_outcome_categories_equals_resampling_images(seed: int) -> None:
+    """Counts over the four outcome categories are the per-image bootstrap's distribution: the intervals agree
+    within Monte Carlo noise, for any N, and their cost does not grow with N."""
+    rng = np.random.default_rng(100 + seed)
+    n = 3000
+    native = rng.random(n) < 0.7
+    mapped = np.where(rng.random(n) < 0.85, native, ~native)
+    ci = bootstrap_ci(native, mapped, n_boot=20_000, seed=seed)
+    reference = per_image_bootstrap(native, mapped, 4000, seed + 7)
+    loss = reference[:, 0] - reference[:, 1]
+    spread = float(np.std(loss))
+    for (low, high), ref in ((ci["loss"], loss), (ci["native_accuracy"], reference[:, 0])):
+        ref_low, ref_high = np.percentile(ref, [2.5, 97.5])
+        assert abs(low - ref_low) < 0.15 * spread and abs(high - ref_high) < 0.15 * spread
+    # The interval width is the normal approximation's (1.96 standard deviations of the paired difference).
+    d = native.astype(float) - mapped.astype(float)
+    expected = 2 * 1.96 * d.std() / np.sqrt(n)
+    assert ci["loss"][1] - ci["loss"][0] == pytest.approx(expected, rel=0.05)
+    # A million images cost what a thousand cost: only the four counts are drawn.
+    big = np.tile(native, 400)
+    assert bootstrap_ci(big, np.tile(mapped, 400), n_boot=1000)["loss"][0] < d.mean()
+
+
+def test_bootstrap_of_identical_or_opposite_outcomes_is_exact() -> None:
+    ones, zeros = np.ones(30, dtype=bool), np.zeros(30, dtype=bool)
+    ci = bootstrap_ci(ones, zeros, n_boot=50)
+    assert ci == {"native_accuracy": (1.0, 1.0), "mapped_accuracy": (0.0, 0.0), "loss": (1.0, 1.0)}
+    assert bootstrap_ci(zeros, zeros, n_boot=50)["loss"] == (0.0, 0.0)

@@ -12,7 +12,7 @@ models = [
     { spec = "tiny-resnet", weights = "/abs/w/tiny-resnet.safetensors", name = "tiny-resnet" },
 ]
 
-[data]               # `data` with `val_fraction`, or `fit_data` and `eval_data`
+[data]               # `data` with `val_fraction`, or `fit_data` and `eval_data`; class_names = "FILE"
 data = "digits"
 val_fraction = 0.3
 
@@ -37,6 +37,7 @@ from typing import Any
 
 from featswap import validate
 from featswap.errors import SpecError, closest
+from featswap.threads import check_workers
 
 ENGINES = ("local", "ray")
 DEVICES = ("cpu", "cuda", "auto")
@@ -91,7 +92,8 @@ class DataSettings:
     """Where images come from: `data`, one labelled collection split into fitting (`train`) and evaluation
     (`val`) images by `val_fraction`; or `fit_data`, a collection to fit maps on (labels optional), and
     `eval_data`, one or more labelled collections to evaluate on. `train_limit` keeps a seeded subset of the
-    fitting images (stratified by class when labelled); `seed` seeds the split and the subset."""
+    fitting images (stratified by class when labelled); `seed` seeds the split and the subset; `class_names` names
+    the heads' outputs in order (`--class-names FILE`)."""
 
     data: str | None = None
     val_fraction: float | None = None
@@ -99,6 +101,9 @@ class DataSettings:
     eval_data: tuple[str, ...] = ()
     train_limit: int | None = None
     seed: int = 0
+    #: A text file of the heads' classes in order, one per line: labels are the index of each image's class name
+    #: in it (a folder of some of the classes is then scored over those present).
+    class_names: str | None = None
 
     def __post_init__(self) -> None:
         check_text(self)
@@ -134,7 +139,7 @@ class ExtractionSettings:
         check_text(self)
         validate.integer("batch_size", self.batch_size, 1)
         validate.integer("chunk_rows", self.chunk_rows, 1)
-        validate.integer("workers", self.workers, 0)
+        check_workers("workers", self.workers)
         validate.choice("on_bad_image", self.on_bad_image, ON_BAD_IMAGE)
 
 
@@ -349,6 +354,8 @@ def anchored(values: dict[str, Any], folder: Path) -> dict[str, Any]:
                 data[key] = absolute_data_spec(data[key], folder)
         if isinstance(data.get("eval_data"), list):
             data["eval_data"] = [absolute_data_spec(e, folder) if isinstance(e, str) else e for e in data["eval_data"]]
+        if isinstance(data.get("class_names"), str):
+            data["class_names"] = absolute(data["class_names"], folder)
         values["data"] = data
     for key in ("store", "out"):
         if isinstance(values.get(key), str):
@@ -486,6 +493,8 @@ def resolved(config: RunConfig) -> RunConfig:
             fit_data=absolute_data_spec(data.fit_data) if data.fit_data else None,
             eval_data=tuple(absolute_data_spec(e) for e in data.eval_data),
         )
+    if data.class_names is not None:
+        data = dataclasses.replace(data, class_names=absolute(data.class_names))
     out = absolute(config.out) if config.out else None
     store = absolute(config.store) if config.store else (str(Path(out) / "features.zarr") if out else None)
     return dataclasses.replace(config, models=models, data=data, store=store, out=out, fit=all_settings(config.fit))

@@ -18,6 +18,54 @@ from contextlib import contextmanager
 SMALL_WORK = 100_000_000
 
 
+#: Decoding worker processes per usable CPU at most: beyond two, workers only wait for the CPUs (and each holds its
+#: own copy of the decoding libraries and a batch in flight).
+WORKERS_PER_CPU = 2
+
+#: Open files a decoding worker holds at most: its queues' pipes and the shared-memory batches in flight (torch
+#: passes each tensor through a file descriptor); `RESERVED_FILES` stay for the store, images and libraries.
+FILES_PER_WORKER = 16
+RESERVED_FILES = 256
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity mask, as taskset and containers set it)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def max_workers() -> tuple[int, str]:
+    """The most decoding workers this machine allows, and why: `WORKERS_PER_CPU` per usable CPU, and as many as the
+    open-file limit leaves room for."""
+    import resource
+
+    cpus = usable_cpus()
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    by_cpus = WORKERS_PER_CPU * cpus
+    if soft == resource.RLIM_INFINITY:
+        return by_cpus, f"{WORKERS_PER_CPU} per CPU of its {cpus} usable CPUs"
+    by_files = max(0, (soft - RESERVED_FILES) // FILES_PER_WORKER)
+    if by_files < by_cpus:
+        return by_files, f"its open-file limit of {soft:,} (ulimit -n) leaves room for {by_files:,}"
+    return by_cpus, f"{WORKERS_PER_CPU} per CPU of its {cpus} usable CPUs"
+
+
+def check_workers(name: str, value: object) -> int:
+    """`value` as a number of decoding workers: a whole number from 0 to `max_workers()` (SpecError otherwise)."""
+    from featswap import validate
+    from featswap.errors import SpecError
+
+    count = validate.integer(name, value, 0)
+    most, why = max_workers()
+    if count > most:
+        raise SpecError(
+            f"{name} {count:,} is more worker processes than this machine allows ({why}); use at most {most:,}."
+        )
+    return count
+
+
 #: The numpy BLAS limit `set_threads` applies, kept so that it lasts as long as the process.
 _blas_limit: object = None
 

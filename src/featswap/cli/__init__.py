@@ -16,6 +16,7 @@ from featswap.cli.options import (
     BadImageOpt,
     BatchSizeOpt,
     ChunkRowsOpt,
+    ClassNamesOpt,
     ConfigOpt,
     CpusPerWorkerOpt,
     DataConfigOpt,
@@ -131,6 +132,7 @@ def extract(
     fit_data: FitDataOpt = None,
     eval_data: EvalDataOpt = None,
     train_limit: TrainLimitOpt = None,
+    class_names: ClassNamesOpt = None,
     part: PartOpt = None,
     batch_size: BatchSizeOpt = None,
     chunk_rows: ChunkRowsOpt = None,
@@ -153,7 +155,7 @@ def extract(
 
     On a Ray cluster: `featswap extract ... --engine ray --address auto --gpus-per-worker 1`
     """
-    from featswap.experiment import Experiment
+    from featswap.experiment import MEMORY, Experiment
 
     roles = tuple(part or ("fit", "eval"))
     for role in roles:
@@ -163,10 +165,16 @@ def extract(
         config, model=model, weights=weights, name=name, pretrained=pretrained, data_config=data_config,
         head_offset=head_offset, data=data,
         val_fraction=val_fraction, fit_data=fit_data, eval_data=eval_data, train_limit=train_limit,
+        class_names=class_names,
         batch_size=batch_size, chunk_rows=chunk_rows, workers=workers, on_bad_image=on_bad_image, engine=engine,
         device=device, address=address, ray_workers=ray_workers, gpus_per_worker=gpus_per_worker,
         cpus_per_worker=cpus_per_worker, store=store,
     )  # fmt: skip
+    if (settings.store or "").startswith(MEMORY):
+        raise SpecError(
+            f"--store {settings.store} lives in this command's memory and would vanish when it ends, with every "
+            "feature extracted; give extract a directory or a URL that lasts (or run everything at once with compare)."
+        )
     for result in Experiment(settings, quiet=quiet).extract(roles):
         repaired = f", {result.repaired_chunks} damaged chunk(s) recomputed" if result.repaired_chunks else ""
         typer.echo(
@@ -182,7 +190,12 @@ def fit(
     out: Annotated[Path, typer.Option(help="Where to write the map (.safetensors).")],
     config: ConfigOpt = None,
     store: StoreOpt = None,
-    solver: Annotated[str, typer.Option(help="refine, paper, lstsq, procrustes or heads.")] = "refine",
+    solver: Annotated[
+        str | None,
+        typer.Option(
+            help="refine, paper, lstsq, procrustes or heads; default the --config file's one solver, else refine."
+        ),
+    ] = None,
     param: ParamOpt = None,
     collection: FitCollectionOpt = None,
     engine: EngineOpt = None,
@@ -203,15 +216,22 @@ def fit(
     settings = run_config(
         config, store=store, solver=solver, param=param, engine=engine, device=device, address=address
     )
+    solvers = settings.fit.solvers
+    if solver is None and len(solvers) > 1:
+        raise SpecError(
+            f"{config} names {len(solvers)} solvers ({', '.join(solvers)}); fit writes one map: choose one with "
+            f"--solver, e.g. --solver {solvers[0]}."
+        )
+    chosen = solvers[0]
     check_output_file(out, is_featswap_map, "featswap map")
     experiment = Experiment(settings, quiet=True)
     with FeatureStore.open(experiment.store_path()) as feature_store:
         fitted = experiment.fit_one(
-            feature_store, source, target, solver, fitting_collection(feature_store, collection)
+            feature_store, source, target, chosen, fitting_collection(feature_store, collection)
         )
     save_map(fitted, out)
     typer.echo(
-        f"{source} -> {target} ({solver}): train loss {fitted.train_loss:.4f}, {fitted.amap.fit_seconds_:.2f} s; "
+        f"{source} -> {target} ({chosen}): train loss {fitted.train_loss:.4f}, {fitted.amap.fit_seconds_:.2f} s; "
         f"wrote {out}"
     )
     note = small_fit_note(fitted)
@@ -271,6 +291,7 @@ def compare(
     fit_data: FitDataOpt = None,
     eval_data: EvalDataOpt = None,
     train_limit: TrainLimitOpt = None,
+    class_names: ClassNamesOpt = None,
     batch_size: BatchSizeOpt = None,
     chunk_rows: ChunkRowsOpt = None,
     workers: WorkersOpt = None,
@@ -307,6 +328,7 @@ def compare(
         config, model=model, weights=weights, name=name, pretrained=pretrained, data_config=data_config,
         head_offset=head_offset, data=data,
         val_fraction=val_fraction, fit_data=fit_data, eval_data=eval_data, train_limit=train_limit,
+        class_names=class_names,
         batch_size=batch_size, chunk_rows=chunk_rows, workers=workers, on_bad_image=on_bad_image, solver=solver,
         param=param, n_boot=n_boot, seed=seed, similarity=similarity, knn_k=knn_k, svcca_k=svcca_k, engine=engine,
         device=device, address=address, ray_workers=ray_workers, gpus_per_worker=gpus_per_worker,
@@ -333,6 +355,7 @@ def stitch(
     fit_data: FitDataOpt = None,
     eval_data: EvalDataOpt = None,
     train_limit: TrainLimitOpt = None,
+    class_names: ClassNamesOpt = None,
     batch_size: BatchSizeOpt = None,
     workers: WorkersOpt = None,
     on_bad_image: BadImageOpt = None,
@@ -367,6 +390,7 @@ def stitch(
         config, model=model, weights=weights, name=name, pretrained=pretrained, data_config=data_config,
         head_offset=head_offset, layers=layers, data=data,
         val_fraction=val_fraction, fit_data=fit_data, eval_data=eval_data, train_limit=train_limit,
+        class_names=class_names,
         batch_size=batch_size, workers=workers, on_bad_image=on_bad_image, solver=solver,
         param=param, n_boot=n_boot, seed=seed, device=device, out=out,
     )  # fmt: skip
@@ -422,17 +446,22 @@ def layers(
     from featswap.backbones.layers import layers_table, list_layers
     from featswap.backbones.sources import load_backbone
 
-    if not model or len(model) != 1:
-        raise SpecError("layers lists one network: give one --model SPEC.")
-    if weights and len(weights) != 1:
-        raise SpecError("Give at most one --weights FILE, for the one --model.")
-    # The layers and their shapes do not depend on the weights: without --weights, random ones (no download).
-    classes = 1000 if model[0].startswith(("timm:", "torchvision:")) else 10  # ImageNet's, or the built-ins' digits
+    if not model:
+        raise SpecError("layers lists networks: give --model SPEC (repeat for several).")
+    if weights and len(weights) != len(model):
+        raise SpecError(
+            f"Got {len(weights)} --weights for {len(model)} --model options; give one per model, in order, or none."
+        )
     config: Any = data_config  # the option's check has turned the JSON into a mapping
-    backbone = load_backbone(model[0], weights[0] if weights else None, classes, data_config=config)
-    found = list_layers(backbone.module, backbone.data_config.input_size)
-    typer.echo(f"{backbone.name}: input {' x '.join(map(str, backbone.data_config.input_size))}")
-    typer.echo(layers_table(found, stages_only=stages))
+    for i, spec in enumerate(model):
+        # The layers and their shapes do not depend on the weights: without --weights, random ones (no download).
+        classes = 1000 if spec.startswith(("timm:", "torchvision:")) else 10  # ImageNet's, or the built-ins' digits
+        backbone = load_backbone(spec, weights[i] if weights else None, classes, data_config=config)
+        found = list_layers(backbone.module, backbone.data_config.input_size)
+        if i:
+            typer.echo("")
+        typer.echo(f"{backbone.name}: input {' x '.join(map(str, backbone.data_config.input_size))}")
+        typer.echo(layers_table(found, stages_only=stages))
 
 
 @app.command()

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
 from typing import Any, NoReturn
 
 from typer.core import TyperGroup
@@ -13,6 +16,44 @@ from featswap.errors import FeatswapError, os_error_advice
 
 #: Exit status of every user-facing failure.
 USER_ERROR = 2
+#: Exit status after Ctrl-C (SIGINT) and after SIGTERM: 128 + the signal's number, as shells report them.
+INTERRUPTED = 128 + signal.SIGINT
+TERMINATED = 128 + signal.SIGTERM
+#: What an interrupted command leaves.
+KEPT = "finished chunks of features are kept, so running the same command again resumes."
+
+
+#: The signal (SIGINT or SIGTERM) this process has received, if any: then whatever error follows (a decoding
+#: worker that the same signal ended, found before the signal reached the main thread) is reported as that signal.
+_received: int | None = None
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised in the main thread so that the command ends as after Ctrl-C: its `finally` blocks stop
+    decoding workers and close the store. A BaseException, as KeyboardInterrupt is: no `except Exception` takes it."""
+
+
+@contextlib.contextmanager
+def signals_as_exceptions() -> Iterator[None]:
+    """In the block, SIGTERM raises `Terminated` and SIGINT `KeyboardInterrupt`, once each (the same signal again
+    ends the process at once), and both are remembered; the handlers before are restored afterwards. Outside the
+    main thread, where signals cannot be handled, nothing changes."""
+
+    def handler(signum: int, frame: object) -> None:
+        global _received
+        _received = signum
+        signal.signal(signum, signal.SIG_DFL)
+        raise Terminated if signum == signal.SIGTERM else KeyboardInterrupt
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for s, previous in before.items():
+            signal.signal(s, previous)
 
 
 def one_line(text: str) -> str:
@@ -43,7 +84,17 @@ class OneLineErrors(TyperGroup):
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode, **extra)
         try:
-            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+            try:
+                with signals_as_exceptions():
+                    code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+            except Terminated:
+                fail(f"terminated (SIGTERM); {KEPT}", TERMINATED)
+            except Exception:
+                if _received == signal.SIGTERM:  # an error the signal caused first elsewhere (a worker it ended)
+                    fail(f"terminated (SIGTERM); {KEPT}", TERMINATED)
+                if _received == signal.SIGINT:
+                    fail(f"interrupted; {KEPT}", INTERRUPTED)
+                raise
         except FeatswapError as err:
             fail(str(err))
         except OSError as err:
@@ -52,15 +103,15 @@ class OneLineErrors(TyperGroup):
             if is_usage_error(err):  # a bad or missing option, found by the command-line parser
                 fail(usage_message(err, sys.argv[1:] if args is None else list(args)))
             if type(err).__name__ == "Abort":  # the parser's Ctrl-C
-                fail("interrupted.", 130)
+                fail("interrupted.", INTERRUPTED)
             if os.environ.get("FEATSWAP_TRACEBACK"):
                 raise
             fail(
                 f"featswap failed unexpectedly ({type(err).__name__}: {err}). This is a bug in featswap: run again "
                 "with FEATSWAP_TRACEBACK=1 to see where, and report it."
             )
-        if code == 130:
-            fail("interrupted; finished chunks of features are kept, so running the same command again resumes.", 130)
+        if code == INTERRUPTED:
+            fail(f"interrupted; {KEPT}", INTERRUPTED)
         sys.exit(code if isinstance(code, int) else 0)
 
 

@@ -18,6 +18,7 @@ import typer
 from featswap import validate
 from featswap.config import MAX_BOOT, MIN_BOOT
 from featswap.errors import SpecError
+from featswap.threads import check_workers
 
 if TYPE_CHECKING:
     from featswap.config import RunConfig
@@ -126,6 +127,14 @@ EvalDataOpt = Annotated[
     list[str] | None,
     typer.Option(help="Labelled images to evaluate on (repeat for several sets; NAME=SPEC names one)."),
 ]
+ClassNamesOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--class-names",
+        help="Text file of the heads' classes in order, one per line: each class folder is labelled as the head "
+        "output of its name, so a folder of some of the classes is scored over those present.",
+    ),
+]
 TrainLimitOpt = Annotated[
     int | None,
     typer.Option(help="Fit on a seeded subset of this many fitting images.", callback=at_least("--train-limit", 1)),
@@ -139,7 +148,10 @@ ChunkRowsOpt = Annotated[
 ]
 WorkersOpt = Annotated[
     int | None,
-    typer.Option(help="Worker processes that decode and preprocess images (0).", callback=at_least("--workers", 0)),
+    typer.Option(
+        help="Worker processes that decode and preprocess images (0; at most 2 per CPU).",
+        callback=checked(functools.partial(check_workers, "--workers")),
+    ),
 ]
 BadImageOpt = Annotated[
     str | None,
@@ -221,6 +233,7 @@ TARGETS: dict[str, tuple[str | None, str]] = {
     "fit_data": ("data", "fit_data"),
     "eval_data": ("data", "eval_data"),
     "train_limit": ("data", "train_limit"),
+    "class_names": ("data", "class_names"),
     "batch_size": ("extraction", "batch_size"),
     "chunk_rows": ("extraction", "chunk_rows"),
     "workers": ("extraction", "workers"),

@@ -25,6 +25,7 @@ import numpy as np
 from PIL import Image
 
 from featswap.config import DataSettings
+from featswap.data.class_names import read_class_names, with_class_names
 from featswap.data.decode import IMAGE_EXTENSIONS
 from featswap.data.folders import _base_name, _class_files, _files, _folder, _visible_images, _where
 from featswap.data.imagenet import imagenet_parts, imagenet_synsets
@@ -49,6 +50,8 @@ class Collection:
     stamps: np.ndarray | None = None
     #: The file the labels were read from, where they do not come from folder names (ImageNet's flat val/).
     labels_from: str | None = None
+    #: Warnings about how the collection was read (a label file's repeated rows), said when a run starts.
+    notes: tuple[str, ...] = ()
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -203,7 +206,7 @@ def imagenet(spec: str, arg: str) -> Source:
     collections = {}
     for key, part in imagenet_parts(root).items():
         collection = _collection(part.name, spec, root, part.files, part.labels, classes)
-        collections[key] = replace(collection, labels_from=part.labels_from)
+        collections[key] = replace(collection, labels_from=part.labels_from, notes=part.notes)
     return Source(spec, collections)
 
 
@@ -294,10 +297,21 @@ def fit_and_eval(settings: DataSettings) -> tuple[Collection, list[Collection]]:
     own `train/` and `val/` parts where it has them (`NAME=SPEC`: `NAME-train` and `NAME-val`). `fit_data` with
     `eval_data`: a collection to fit on (labels optional; its `train/` part where it has one) and labelled
     collections to evaluate on (their `val/` parts). `train_limit` keeps a seeded subset of the fitting images.
+    `class_names` (a file of the head's classes in order) labels every labelled collection by those names
+    (`featswap.data.class_names`).
     Evaluation collections share one label space."""
+    names = None if settings.class_names is None else read_class_names(settings.class_names)
+
+    def opened(spec: str) -> Source:
+        source = open_spec(spec)
+        if names is None:
+            return source
+        parts = {k: with_class_names(c, names, settings.class_names or "") for k, c in source.parts.items()}
+        return Source(source.spec, parts)
+
     if settings.data is not None:
         named, _ = explicit_name(settings.data)
-        source = open_spec(settings.data)
+        source = opened(settings.data)
         if "train" in source.parts:
             if settings.val_fraction is not None:
                 raise DataError(
@@ -314,8 +328,8 @@ def fit_and_eval(settings: DataSettings) -> tuple[Collection, list[Collection]]:
                 fit, val = fit.renamed(f"{named}-train"), val.renamed(f"{named}-val")
             evals = [val]
     elif settings.fit_data is not None:
-        fit = open_spec(settings.fit_data).part("fit")
-        evals = [open_spec(spec).part("eval") for spec in settings.eval_data]
+        fit = opened(settings.fit_data).part("fit")
+        evals = [opened(spec).part("eval") for spec in settings.eval_data]
     else:
         raise SpecError("No images given: use --data SPEC, or --fit-data SPEC with --eval-data SPEC.")
     for collection in evals:

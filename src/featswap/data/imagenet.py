@@ -57,6 +57,8 @@ class Part:
     labels: np.ndarray
     #: The label file the labels were read from (a flat `val/`), or None (synset folders).
     labels_from: str | None = None
+    #: Warnings about how the labels were read (repeated rows of a label file), said when a run starts.
+    notes: tuple[str, ...] = ()
 
 
 def imagenet_synsets() -> tuple[str, ...]:
@@ -108,24 +110,27 @@ def _has_parts(folder: Path) -> bool:
     return (folder / "train").is_dir() or (folder / "val").is_dir()
 
 
-def _val_files(root: Path, data: Path, synsets: tuple[str, ...]) -> tuple[list[Path], np.ndarray, str | None]:
-    """Files and labels of `data/val`, and the label file read: its synset folders (None), or its flat images
-    labelled by Kaggle's CSV or by the devkit."""
+def _val_files(
+    root: Path, data: Path, synsets: tuple[str, ...]
+) -> tuple[list[Path], np.ndarray, str | None, tuple[str, ...]]:
+    """Files and labels of `data/val`, the label file read (None for synset folders; else its flat images labelled
+    by Kaggle's CSV or by the devkit), and warnings about that file."""
     val = data / "val"
     files = [] if _subfolders(val) else _visible_images(val)  # without subfolders: the images in val/ itself
     if not files:
         _, files, labels = _class_files(val, synsets)
-        return files, labels, None
+        return files, labels, None, ()
     # Label files beside the images come first; a Kaggle CSV further up only where there are none (so that a
     # subset with its own devkit files is never labelled by another download's CSV).
     own = list(dict.fromkeys([root, data]))
     solution = _first(KAGGLE_CSV, own)
     if solution is not None:
-        return files, _kaggle_labels(solution, val, files, synsets), str(solution)
+        labels, notes = _kaggle_labels(solution, val, files, synsets)
+        return files, labels, str(solution), notes
     devkit = [p for folder in own for p in (folder, folder / DEVKIT_DATA)]
     truth, meta = _first(GROUND_TRUTH, devkit), _first(META, devkit)
     if truth is not None and meta is not None:
-        return files, _devkit_labels(truth, meta, files, synsets), f"{truth} with {meta}"
+        return files, _devkit_labels(truth, meta, files, synsets), f"{truth} with {meta}", ()
     if truth is not None or meta is not None:
         found, lacking = (truth, META) if truth is not None else (meta, GROUND_TRUTH)
         raise DataError(
@@ -134,7 +139,8 @@ def _val_files(root: Path, data: Path, synsets: tuple[str, ...]) -> tuple[list[P
         )
     solution = _first(KAGGLE_CSV, list(data.resolve().parents)[:3])
     if solution is not None:
-        return files, _kaggle_labels(solution, val, files, synsets), str(solution)
+        labels, notes = _kaggle_labels(solution, val, files, synsets)
+        return files, labels, str(solution), notes
     raise unknown_layout(root)
 
 
@@ -158,9 +164,13 @@ def _few(names: list[str]) -> str:
     return f"{len(names)} ({', '.join(names[:3])}{', ...' if len(names) > 3 else ''})"
 
 
-def _kaggle_labels(solution: Path, val: Path, files: list[Path], synsets: tuple[str, ...]) -> np.ndarray:
-    """(N,) labels of `files` from Kaggle's LOC_val_solution.csv: the first synset of each file's row."""
+def _kaggle_labels(
+    solution: Path, val: Path, files: list[Path], synsets: tuple[str, ...]
+) -> tuple[np.ndarray, tuple[str, ...]]:
+    """(N,) labels of `files` from Kaggle's LOC_val_solution.csv: the first synset of each file's row; and a
+    warning when rows repeat an image with the same label (rows that disagree are refused)."""
     first: dict[str, str] = {}
+    repeated: list[str] = []
     reader = csv.DictReader(_text_lines(solution, "utf-8-sig"))
     if not {"ImageId", "PredictionString"} <= set(reader.fieldnames or ()):
         raise DataError(
@@ -175,6 +185,8 @@ def _kaggle_labels(solution: Path, val: Path, files: list[Path], synsets: tuple[
                 f"{solution} labels {row['ImageId']} twice, as {first[row['ImageId']]} and as {label}; the file is "
                 "damaged or edited. Replace it with the file from Kaggle's download."
             )
+        if row["ImageId"] in first:
+            repeated.append(row["ImageId"])
         first[row["ImageId"]] = label
     missing = [f.name for f in files if f.stem not in first]
     if missing:
@@ -182,7 +194,14 @@ def _kaggle_labels(solution: Path, val: Path, files: list[Path], synsets: tuple[
             f"Images in {val} have no row in {solution}: {_few(missing)}; remove them, or use the {KAGGLE_CSV} "
             "that came with these images."
         )
-    return _indices([(f.name, first[f.stem]) for f in files], synsets, str(solution))
+    notes: tuple[str, ...] = ()
+    if repeated:
+        notes = (
+            f"{solution} has {len(repeated):,} repeated row(s), giving {_few(sorted(set(repeated)))} image(s) the "
+            "same label again; each image counts once. An edited or concatenated file? Compare it with Kaggle's "
+            "download.",
+        )
+    return _indices([(f.name, first[f.stem]) for f in files], synsets, str(solution)), notes
 
 
 def _devkit_labels(truth: Path, meta: Path, files: list[Path], synsets: tuple[str, ...]) -> np.ndarray:

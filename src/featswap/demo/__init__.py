@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from featswap.config import RunConfig, deep_merge, from_mapping, read_toml
+from featswap.errors import SpecError
 
 DEMO_MODELS = ("tiny-inception", "tiny-resnet")
 #: The paper ran 100,000 iterations on 1.1 M images; 3,000 reach a plateau on the 1,257 digits.
@@ -69,17 +70,9 @@ def run_demo(
     from featswap.store import FeatureStore
 
     started = time.perf_counter()
-    claim_run_dir(out)
-    torch.manual_seed(0)
     say = (lambda *_: None) if quiet else console.print
-    fit, val = split_for_fit_and_eval(open_spec("digits").parts["all"], 0.3, 0)
-    say(f"digits: {len(fit)} train / {len(val)} val images, 10 classes")
-    weights = {}
-    trained = train_or_load_all(DEMO_MODELS, fit, 10, out / "weights", train or TrainConfig())
-    for spec, (path, reused, seconds) in zip(DEMO_MODELS, trained, strict=True):
-        say(f"{spec}: {f'reusing cached weights {path}' if reused else f'trained in {seconds:.1f} s'}")
-        weights[spec] = path
-    values = demo_config(out, weights, paper_iterations or DEMO_PAPER_ITERATIONS)
+    placeholder = {spec: out / "weights" / f"{spec}.safetensors" for spec in DEMO_MODELS}
+    values = demo_config(out, placeholder, paper_iterations or DEMO_PAPER_ITERATIONS)
     if config is not None:
         values = deep_merge(values, read_toml(config))
     overrides: dict[str, Any] = {"out": str(out), "store": str(out / "features.zarr")}
@@ -87,7 +80,26 @@ def run_demo(
         overrides["fit"] = {"params": {"paper": {"iterations": paper_iterations}}}
     if n_boot is not None:
         overrides["evaluation"] = {"n_boot": n_boot}
-    run: RunConfig = from_mapping(deep_merge(values, overrides), str(config) if config else "the demo")
+    source = str(config) if config else "the demo"
+    run: RunConfig = from_mapping(deep_merge(values, overrides), source)
+    data = run.data
+    if data.data != "digits" or data.class_names is not None:
+        raise SpecError(
+            f"The demo trains its networks on the digits' fitting images and evaluates on the others; {source} "
+            f'gives other data ({data.data or data.fit_data}). Keep [data] data = "digits" (val_fraction and '
+            "seed may change), or run `featswap compare` on networks of your own."
+        )
+    # The networks train on the run's own fitting split: a --config that changes val_fraction or seed would
+    # otherwise score images the networks were trained on.
+    fit, val = split_for_fit_and_eval(open_spec("digits").parts["all"], data.val_fraction or 0.3, data.seed)
+    claim_run_dir(out)
+    torch.manual_seed(0)
+    say(f"digits: {len(fit)} train / {len(val)} val images, 10 classes")
+    weights = {}
+    trained = train_or_load_all(DEMO_MODELS, fit, 10, out / "weights", train or TrainConfig())
+    for spec, (path, reused, seconds) in zip(DEMO_MODELS, trained, strict=True):
+        say(f"{spec}: {f'reusing cached weights {path}' if reused else f'trained in {seconds:.1f} s'}")
+        weights[spec] = path
     check_demo_store(out / "features.zarr", weights, FeatureStore)
     iterations = run.fit.params.get("paper", {}).get("iterations", DEMO_PAPER_ITERATIONS)
     say(f"paper solver: {iterations:,} iterations (the paper used 100,000 on 1.1 M images)")

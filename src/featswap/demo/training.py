@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import threading
@@ -72,7 +73,12 @@ def train_or_load(
     """
     from featswap.backbones.preprocessing import DataConfig
 
-    key = json.dumps({"spec": spec, "num_classes": num_classes, "n": len(images), **asdict(config)}, sort_keys=True)
+    # The images themselves (their ids), not only how many: another split of the same size trains other networks.
+    ids = hashlib.sha256("\n".join(images.ids).encode()).hexdigest()
+    key = json.dumps(
+        {"spec": spec, "num_classes": num_classes, "n": len(images), "ids_sha256": ids, **asdict(config)},
+        sort_keys=True,
+    )
     path = cache / f"{spec}.safetensors"
     meta_path = cache / f"{spec}.json"
     if path.is_file() and meta_path.is_file() and json.loads(meta_path.read_text()).get("key") == key:

@@ -32,6 +32,9 @@ if TYPE_CHECKING:
     from featswap.extraction.plan import ExtractResult
     from featswap.store import FeatureStore
 
+#: The scheme of fsspec's in-memory filesystem: a store there lasts as long as the process.
+MEMORY = "memory://"
+
 #: Networks extracted in one pass over the images (each image decoded once for all of them) hold at most about this
 #: many bytes of weights together; more networks are extracted in several passes.
 TOGETHER_BYTES = 4 * 2**30
@@ -56,8 +59,18 @@ class Experiment:
         if self._engine is None:
             from featswap.engines import make_engine
 
-            self._engine = make_engine(self.config.engine, extracts=True)
+            self._engine = make_engine(self.config.engine)  # fit and statistics: Ray Client serves them too
         return self._engine
+
+    def _extracting_engine(self) -> Engine:
+        """The engine, refused where it cannot extract (a Ray Client address: Ray Data does not run through it)."""
+        if self.config.engine.kind == "ray":
+            from featswap.engines.ray.connect import CLIENT_EXTRACTION, is_client_address
+            from featswap.errors import ClusterError
+
+            if is_client_address(self.config.engine.address):
+                raise ClusterError(CLIENT_EXTRACTION)
+        return self.engine
 
     def say(self, message: str) -> None:
         """Print a progress line; a warning (a line that starts `warning:`) is printed even when quiet."""
@@ -88,7 +101,7 @@ class Experiment:
         The data and the first model are checked before anything is written; finished chunks are kept (and
         checked). `claim_out`: then make OUT the run's directory, before the store (by default inside it)."""
         from featswap.backbones.sources import BackboneRecipe
-        from featswap.evaluation.swap import check_classes
+        from featswap.outputs.created import removed_if_refused
         from featswap.store import FeatureStore
 
         if not self.config.models:
@@ -102,39 +115,105 @@ class Experiment:
         for collection in {c.name: c for c in [fit, *evals]}.values():
             if collection.labels_from:
                 self.say(f"{collection.name}: labels of {len(collection):,} images from {collection.labels_from}")
+            for note in collection.notes:
+                self.say(f"warning: {collection.name}: {note}")
         todo = ([(fit, "fit")] if "fit" in roles else []) + ([(c, "eval") for c in evals] if "eval" in roles else [])
         num_classes = len(evals[0].classes or ())
         recipes = [
             BackboneRecipe(m.spec, m.weights, num_classes, m.name, m.pretrained, m.data_config, m.head_offset)
             for m in self.config.models
         ]
-        engine = self.engine
+        engine = self._extracting_engine()
+        if self.store_path().startswith(MEMORY):
+            self.say(
+                f"warning: the feature store {self.store_path()} lives in this process's memory and vanishes when it "
+                "ends: later commands cannot read its features, and a new run extracts them again. Give --store a "
+                "directory to keep them."
+            )
         results = []
-        first = recipes[0].build()  # a wrong model, weight file or preprocessing is refused before any writing
-        check_classes(len(evals[0].classes or ()), first.num_classes, first.name, evals[0].name, first.head_offset)
+        built = self._checked_backbones(recipes, [c for c, _ in todo], evals)
         FeatureStore.check_location(self.store_path())
-        if claim_out or self._store_inside_out():
-            self._out()
-        with FeatureStore.create(self.store_path()) as store:
-            group: list[tuple[BackboneRecipe, Backbone]] = []  # networks that share one pass over the images
-            for i, recipe in enumerate(recipes):
-                backbone = first if i == 0 else recipe.build()
-                if backbone.head_offset:
-                    from featswap.outputs.report import head_offset_note
+        self._check_stored_collections([c for c, _ in todo])
+        with removed_if_refused([self.store_path(), self.config.out], self._store_has_features):
+            if claim_out or self._store_inside_out():
+                self._out()
+            with FeatureStore.create(self.store_path()) as store:
+                group: list[tuple[BackboneRecipe, Backbone]] = []  # networks that share one pass over the images
+                for i, recipe in enumerate(recipes):
+                    backbone = built[i] or recipe.build()
+                    built[i] = None  # the group holds it while it is used, and lets it go after
+                    if backbone.head_offset:
+                        from featswap.outputs.report import head_offset_note
 
-                    self.say(head_offset_note(backbone.name, backbone.head_outputs, backbone.head_offset))
-                group.append((recipe, backbone))
-                if i < len(recipes) - 1 and sum(b.state_bytes() for _, b in group) < TOGETHER_BYTES:
-                    continue
-                for collection, role in todo:
-                    results += engine.extract(
-                        [r for r, _ in group], [b for _, b in group], collection, store, self.config.extraction, role,
-                        self.quiet,
-                    )  # fmt: skip
-                group = []
-            if "eval" in roles:
-                self._record_overlaps(store, fit, evals)
+                        self.say(head_offset_note(backbone.name, backbone.head_outputs, backbone.head_offset))
+                    group.append((recipe, backbone))
+                    if i < len(recipes) - 1 and sum(b.state_bytes() for _, b in group) < TOGETHER_BYTES:
+                        continue
+                    for collection, role in todo:
+                        results += engine.extract(
+                            [r for r, _ in group], [b for _, b in group], collection, store, self.config.extraction,
+                            role, self.quiet,
+                        )  # fmt: skip
+                    group = []
+                if "eval" in roles:
+                    self._record_overlaps(store, fit, evals)
         return results
+
+    def _checked_backbones(
+        self, recipes: Sequence[Any], collections: Sequence[Collection], evals: Sequence[Collection]
+    ) -> list[Backbone | None]:
+        """Every check that can refuse the run, made before anything is written: each network is built, predicts
+        the evaluation sets' classes and passes the logits check on the first readable images of the first
+        collection to extract; each collection has a readable image. Returns the networks built, each kept (for
+        the extraction to use) while all kept hold less than `TOGETHER_BYTES` of weights, else None (built again
+        when its turn comes)."""
+        from featswap.evaluation.swap import check_classes
+        from featswap.extraction.plan import CollectionImages, first_readable
+
+        skip = self.config.extraction.on_bad_image == "skip"
+        built: list[Backbone | None] = []
+        held = 0
+        for k, recipe in enumerate(recipes):
+            backbone = recipe.build()  # a wrong model, weight file or preprocessing is refused here
+            for collection in evals[:1]:  # every evaluation set has the same label space
+                check_classes(len(collection.classes or ()), backbone.num_classes, backbone.name, collection.name,
+                              backbone.head_offset)  # fmt: skip
+            shape = backbone.data_config.input_size
+            for collection in collections if k == 0 else collections[:1]:
+                images = first_readable(CollectionImages(collection, backbone.transform(), skip, shape), collection)
+                if collection is collections[0]:
+                    backbone.check_logits(images)
+            held += backbone.state_bytes()
+            built.append(backbone if held < TOGETHER_BYTES else None)
+        return built
+
+    def _check_stored_collections(self, collections: Sequence[Collection]) -> None:
+        """Refuse, before anything is written, collections that the store already holds with other images, ids or
+        labels under the same name."""
+        from featswap.store import FeatureStore
+        from featswap.store.location import ZARR_JSON, store_filesystem
+
+        fs, on_fs = store_filesystem(self.store_path())
+        if not fs.isfile(f"{on_fs}/{ZARR_JSON}"):
+            return
+        with FeatureStore.open(self.store_path()) as store:
+            for c in collections:
+                store.check_collection(c.name, list(c.ids), c.labels, c.classes, c.content_sha256())
+
+    def _store_has_features(self) -> bool:
+        """Whether the store holds a finished chunk of features (then a failed run keeps it, to resume)."""
+        from featswap.store import FeatureStore
+
+        try:
+            with FeatureStore.open(self.store_path()) as store:
+                return any(
+                    bool(store.done_chunks(c, m).any())
+                    for c in store.collections()
+                    for m in store.models()
+                    if store.has_features(c, m)
+                )
+        except Exception:  # not a store yet, or half-created by this very run: nothing to keep
+            return False
 
     def _record_overlaps(self, store: FeatureStore, fit: Collection, evals: list[Collection]) -> None:
         """Record, and say, how many evaluation images are also fitting images: their numbers are not held out."""
@@ -203,6 +282,12 @@ class Experiment:
         """Every similarity measure for every pair of `names` (default: every model with features of the
         collections) on each evaluation collection of the store, with `map_r2` from `lstsq` maps fitted on its
         fitting collection; writes OUT/similarity.json and OUT/config.toml and returns lines to print."""
+        from featswap.outputs.created import removed_if_refused
+
+        with removed_if_refused([str(out)], lambda: False):  # a refused command leaves no new OUT behind
+            return self._similarity(names, collections, out)
+
+    def _similarity(self, names: Sequence[str], collections: Sequence[str], out: Path) -> list[str]:
         from featswap.experiment.evaluating import similarity_of
         from featswap.experiment.fitting import fit_maps
         from featswap.outputs.paths import write_json, write_text
@@ -263,9 +348,11 @@ class Experiment:
     def stitch(self) -> dict[str, Any]:
         """Stitch the config's two models at the layer pairs of `config.stitch` (`featswap stitch`): maps fitted on
         the fitting images, evaluated on each evaluation set; writes OUT and returns metrics.json's content."""
+        from featswap.outputs.created import removed_if_refused
         from featswap.stitching.run import run_stitch
 
-        return run_stitch(self)
+        with removed_if_refused([self.config.out], lambda: False):  # a refused stitch leaves no new OUT behind
+            return run_stitch(self)
 
     # -- the whole run ---------------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:

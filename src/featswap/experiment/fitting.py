@@ -69,6 +69,9 @@ def fit_facts(fitted: FittedMap) -> dict[str, Any]:
     facts: dict[str, Any] = {"fit_size": fitted.fit_size, "source_dim": dx}
     if isinstance(amap.info_.get("alpha"), int | float):
         facts["alpha"] = float(amap.info_["alpha"])
+        # chosen on held-out fitting images, or given (a map saved before this was recorded: unknown, left out)
+        if isinstance(amap.info_.get("alpha_chosen"), bool):
+            facts["alpha_chosen"] = amap.info_["alpha_chosen"]
     rank = amap.info_.get("rank")
     if isinstance(rank, int) and rank < min(amap.weight_.shape):
         facts["rank"] = rank
@@ -100,7 +103,8 @@ def small_fit_note(fitted: FittedMap) -> str | None:
             f"measures memorised images, not shared information. {advice[0].upper()}{advice[1:]}."
         )
     if "alpha" in facts and facts["alpha"] > 0:
-        return f"{what}: ridge strength {facts['alpha']:.3g} chosen on held-out fitting images"
+        how = "chosen on held-out fitting images" if facts.get("alpha_chosen", True) else "given"
+        return f"{what}: ridge strength {facts['alpha']:.3g} {how}"
     if "rank" in facts:
         return (
             f"{what}: they determine {facts['rank']:,} of its directions, and the others are mapped to zero "

@@ -23,6 +23,7 @@ from featswap.extraction.plan import (
     prepare,
     to_device,
 )
+from featswap.extraction.workers import worker_batches
 from featswap.progress import bar, rate
 from featswap.store import FeatureStore
 
@@ -103,14 +104,15 @@ def one_pass(
         loader = DataLoader(
             images, batch_sampler=batches, num_workers=settings.workers, pin_memory=device.startswith("cuda")
         )
-        for rows, (tensors, problems) in zip(batches, loader, strict=True):
-            for k, backbone in enumerate(backbones):
-                if rows[0] // size not in todo[k]:
-                    continue
-                writers[k].add(rows[0], batch_features(backbone, tensors[k], device), problems)
-                computed[k] += len(rows)
-                seconds = time.perf_counter() - start_time
-                progress.update(tasks[k], advance=len(rows), rate=rate(computed[k], seconds))
+        with worker_batches(loader) as loaded:  # its workers stop however the pass ends
+            for rows, (tensors, problems) in zip(batches, loaded, strict=True):
+                for k, backbone in enumerate(backbones):
+                    if rows[0] // size not in todo[k]:
+                        continue
+                    writers[k].add(rows[0], batch_features(backbone, tensors[k], device), problems)
+                    computed[k] += len(rows)
+                    seconds = time.perf_counter() - start_time
+                    progress.update(tasks[k], advance=len(rows), rate=rate(computed[k], seconds))
     seconds = time.perf_counter() - start_time
     return [
         ExtractResult(

@@ -124,6 +124,19 @@ class Plan:
         return chunk_batches(self.todo, self.rows_per_chunk, self.array.shape[0], batch_size)
 
 
+def first_readable(images: CollectionImages, collection: Collection) -> torch.Tensor:
+    """The first `LOGITS_CHECK_IMAGES` readable images of `collection`, preprocessed `(B, C, H, W)`; a DataError
+    when none can be read."""
+    readable = (images[i] for i in range(len(collection)))
+    first = [image for image, _ in itertools.islice((r for r in readable if not r[1]), LOGITS_CHECK_IMAGES)]
+    if not first:
+        raise DataError(
+            f"No image of collection {collection.name!r} ({len(collection)} images) could be read, so there is nothing "
+            "to extract. Check the data folder and the image files."
+        )
+    return torch.stack(first)
+
+
 def prepare(
     backbone: Backbone,
     collection: Collection,
@@ -152,15 +165,7 @@ def prepare(
         collection.content_sha256(),
     )
     # The logits check runs the network twice; a few images show whether the head is the final affine map.
-    readable = (images[i] for i in range(len(collection)))
-    first = [image for image, _ in itertools.islice((r for r in readable if not r[1]), LOGITS_CHECK_IMAGES)]
-    if not first:
-        raise DataError(
-            f"No image of collection {collection.name!r} ({len(collection)} images) could be read, so there is nothing "
-            "to extract. "
-            "Check the data folder and the image files."
-        )
-    diff = backbone.check_logits(torch.stack(first).to(device))
+    diff = backbone.check_logits(first_readable(images, collection).to(device))
     weight, bias = backbone.head_numpy()
     store.write_model(
         backbone.name,

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from featswap.errors import FeatswapError, FitError
-from featswap.mapping.products import add_outer, compute_dtype, paired_blocks, roundoff, wider
+from featswap.mapping.products import add_outer, check_precision, compute_dtype, paired_blocks, roundoff, wider
 
 
 class Mergeable(Protocol):
@@ -134,6 +134,7 @@ class Moments:
         cls, chunks: Iterable[tuple[np.ndarray, np.ndarray]], device: str = "cpu", precision: str = "float64"
     ) -> Moments:
         """Moments of a stream of `(x chunk, y chunk)` pairs."""
+        check_precision(precision)  # before the first chunk: a stream of none would not reach `of`
         parts = (cls.of(x, y, device, precision) for x, y in chunks)
         return merge_nonempty(parts, FitError("No samples to fit on."))
 

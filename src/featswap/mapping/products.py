@@ -50,8 +50,17 @@ class PrecisionError(ArithmeticError):
     of `featswap.similarity` recompute."""
 
 
+def check_precision(precision: object) -> str:
+    """`precision` if it is one of `PRECISIONS`, else a SpecError naming them."""
+    from featswap.validate import choice
+
+    return choice("precision", precision, PRECISIONS)
+
+
 def compute_dtype(*arrays: np.ndarray, precision: str = "float32") -> np.dtype:
-    """float64 when `precision` is "float64" or any array is float64 (its user asked for it), else float32."""
+    """float64 when `precision` is "float64" or any array is float64 (its user asked for it), else float32. Any
+    other `precision` than those of `PRECISIONS` is refused (a misspelt "float46" would otherwise mean float32)."""
+    check_precision(precision)
     if precision == "float64" or any(a.dtype == np.float64 for a in arrays):
         return np.dtype(np.float64)
     return np.dtype(np.float32)

@@ -141,9 +141,8 @@ def details(pairs: list[dict[str, Any]]) -> str:
 def memorised_advice(facts: Mapping[str, Any]) -> str:
     """What to do about a map that reproduces its fitting images: a ridge strength only where none was chosen."""
     if facts.get("alpha", 0) > 0:
-        return (
-            f"even with the ridge strength {facts['alpha']:.3g} chosen on held-out fitting images: fit on more images"
-        )
+        how = "chosen on held-out fitting images" if facts.get("alpha_chosen", True) else "given"
+        return f"even with the ridge strength {facts['alpha']:.3g} {how}: fit on more images"
     return "fit on more images, or let a ridge strength be chosen on held-out fitting images (--param alpha=auto)"
 
 
@@ -168,7 +167,8 @@ def small_fit_lines(pairs: list[dict[str, Any]]) -> list[str]:
                 f"measures the images it memorised, not information the networks share; {memorised_advice(fit)}."
             )
         elif fit.get("alpha", 0) > 0:
-            lines.append(f"- {what}; ridge strength {fit['alpha']:.3g}, chosen on held-out fitting images.")
+            how = "chosen on held-out fitting images" if fit.get("alpha_chosen", True) else "given (--param alpha)"
+            lines.append(f"- {what}; ridge strength {fit['alpha']:.3g}, {how}.")
         else:
             lines.append(f"- {what} (train loss {fit['train_loss']:.4f}, val loss {fit['val_loss']:.4f}).{rank}")
     return [*lines, ""] if lines else []

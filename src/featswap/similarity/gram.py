@@ -17,7 +17,15 @@ import torch
 from featswap.errors import DataError
 from featswap.mapping.moments import Moments, as_float64, centred_in_place, merge_nonempty, symmetric
 from featswap.mapping.paired import check_paired
-from featswap.mapping.products import add_outer, check_conditioning, compute_dtype, paired_blocks, roundoff, wider
+from featswap.mapping.products import (
+    add_outer,
+    check_conditioning,
+    check_precision,
+    compute_dtype,
+    paired_blocks,
+    roundoff,
+    wider,
+)
 
 RCOND = 1e-10
 _NO_ROWS = DataError("No samples to compare.")
@@ -118,6 +126,7 @@ class GramStats:
     def accumulate(
         cls, chunks: Iterable[tuple[np.ndarray, np.ndarray]], device: str = "cpu", precision: str = "float64"
     ) -> GramStats:
+        check_precision(precision)  # before the first chunk: a stream of none would not reach `of`
         return merge_nonempty((cls.of(x, y, device, precision) for x, y in chunks), _NO_ROWS)
 
     def _about(self, mx: np.ndarray, my: np.ndarray) -> tuple[Any, ...]:

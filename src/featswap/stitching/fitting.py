@@ -182,6 +182,7 @@ def solve(route: Route, moments: RouteMoments, solver: str, params: dict[str, An
     if solver == "lstsq":
         settings = LstsqSettings(**params)
         alpha = resolve_alpha(settings.alpha, total.n, dx)
+        facts["alpha_chosen"] = alpha is None
         if alpha is None:
             if moments.fit.n == 0 or moments.held.n == 0:
                 raise DataError(

@@ -13,6 +13,7 @@ from torch.utils.data import Dataset as TorchDataset
 from featswap.backbones.backbone import Backbone
 from featswap.data.collections import Collection
 from featswap.errors import DataError
+from featswap.extraction.workers import worker_batches
 
 
 class PairedImages(TorchDataset[tuple[torch.Tensor, torch.Tensor, str]]):
@@ -54,5 +55,6 @@ def paired_batches(
         skip,
     )
     loader = DataLoader(images, batch_size=batch_size, shuffle=False, num_workers=workers)
-    for x_first, x_second, problems in loader:
-        yield x_first, x_second, list(problems)
+    with worker_batches(loader) as loaded:  # its workers stop when this generator ends or is closed
+        for x_first, x_second, problems in loaded:
+            yield x_first, x_second, list(problems)

@@ -13,6 +13,7 @@ metrics = featswap.stitch(config)                       # = `featswap stitch ...
 
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -71,7 +72,8 @@ def run_stitch(experiment: Experiment) -> dict[str, Any]:
     began = time.perf_counter()
     with counting(f"fitting pass / {fit.name}", len(fit), experiment.quiet) as advance:
         batches = paired_batches(fit, backbones, extraction.batch_size, extraction.workers, skip)
-        moments = accumulate(backbones, batches, routes, held_out_mask(len(fit), holdout, seed), device, advance)
+        with contextlib.closing(batches):  # its decoding workers stop here, also when the pass fails
+            moments = accumulate(backbones, batches, routes, held_out_mask(len(fit), holdout, seed), device, advance)
     maps = [
         solve(route, m, solver, {**config.fit.params.get(solver, {})}, len(fit))
         for route, m in zip(routes, moments, strict=True)
@@ -79,8 +81,28 @@ def run_stitch(experiment: Experiment) -> dict[str, Any]:
     ]
     fit_seconds = time.perf_counter() - began
     experiment.say(f"fitted {len(maps)} maps on {len(fit):,} images of {fit.name} in {fit_seconds:.1f} s")
+    note = few_rows_note(maps, [b.name for b in backbones])
+    if note:
+        experiment.say(note)
     entries = [evaluate_set(experiment, backbones, networks, maps, c, fit, device) for c in evals]
     return write_stitch(experiment, out, entries)
+
+
+def few_rows_note(maps: list[StitchMap], names: list[str]) -> str | None:
+    """One terminal line naming the maps fitted on fewer rows (images x positions) than their source layer's
+    channels + 1, as the report does (None when there are none)."""
+    few = [m for m in maps if m.facts.get("underdetermined")]
+    if not few:
+        return None
+    said = [
+        f"{names[m.route.source]}:{m.route.source_layer} -> {names[m.route.target]}:{m.route.target_layer} ({m.solver})"
+        for m in few
+    ]
+    listed = ", ".join(said[:4]) + (f" and {len(said) - 4} more" if len(said) > 4 else "")
+    return (
+        f"{len(few)} of {len(maps)} maps were fitted on fewer rows (images x positions) than their source layer's "
+        f"channels + 1: {listed}; part of their loss may be the small fitting set. Fit on more images to tell."
+    )
 
 
 def build_backbones(experiment: Experiment, fit: Collection, evals: list[Collection], device: str) -> list[Backbone]:
@@ -152,7 +174,8 @@ def evaluate_set(
     with counting(f"evaluation pass / {collection.name}", len(collection), experiment.quiet) as advance:
         skip = config.extraction.on_bad_image == "skip"
         batches = paired_batches(collection, backbones, config.extraction.batch_size, config.extraction.workers, skip)
-        outcomes = run_outcomes(backbones, batches, maps, collection.labels, scored, device, advance)
+        with contextlib.closing(batches):  # its decoding workers stop here, also when the pass fails
+            outcomes = run_outcomes(backbones, batches, maps, collection.labels, scored, device, advance)
     labels = collection.labels[outcomes.kept]
     if len(labels) == 0:
         raise no_images_error(collection)

@@ -294,14 +294,8 @@ class FeatureStore:
                 self.root.__delitem__(collection)
             exists = False
         if exists:
+            self.check_collection(collection, ids, labels, classes, content)
             self._check_collection(collection, ids, labels, classes)
-            stored = self._attrs(collection).get("content_sha256")
-            if content is not None and stored is not None and stored != content:
-                raise StoreError(
-                    f"Collection {collection!r} in {self.path} holds features of other images under the same "
-                    f"{len(ids)} ids (the files differ from those extracted: another copy, or changed since). "
-                    "Name the collection otherwise (NAME=SPEC) or use a new store."
-                )
         else:
             with writing(self.path):
                 group = self.root.create_group(collection)
@@ -319,11 +313,21 @@ class FeatureStore:
             with writing(self.path):
                 self._collection(collection).attrs["roles"] = sorted({*self.roles(collection), role})
 
-    def _check_collection(
-        self, collection: str, ids: np.ndarray, labels: np.ndarray | None, classes: tuple[str, ...] | None
+    def check_collection(
+        self,
+        collection: str,
+        ids: list[str] | np.ndarray,
+        labels: np.ndarray | None,
+        classes: tuple[str, ...] | None = None,
+        content: str | None = None,
     ) -> None:
-        """Refuse other ids, labels or classes than the stored ones; rewrite stored ids or labels that no longer
-        match their checksum when the ones given do (the data are the same, the copy in the store was damaged)."""
+        """Refuse, without writing anything, a collection that `write_collection` would refuse: other ids, id
+        order, labels, label space or image contents than those stored under its name (nothing to check when the
+        store has no such collection)."""
+        if not _has(self.root, collection) or "ids_crc32" not in self._attrs(collection):
+            return
+        ids = np.asarray(ids, dtype=str)
+        labels = None if labels is None else np.asarray(labels, dtype=np.int64)
         attrs = self._attrs(collection)
         if attrs["ids_crc32"] != crc32_of_ids(ids):
             raise StoreError(
@@ -337,6 +341,19 @@ class FeatureStore:
             raise StoreError(f"Collection {collection!r} in {self.path} holds other labels for the same ids.")
         if classes is not None and self.classes(collection) != tuple(classes):
             raise StoreError(f"Collection {collection!r} in {self.path} has another label space (classes).")
+        stored = attrs.get("content_sha256")
+        if content is not None and stored is not None and stored != content:
+            raise StoreError(
+                f"Collection {collection!r} in {self.path} holds features of other images under the same "
+                f"{len(ids)} ids (the files differ from those extracted: another copy, or changed since). "
+                "Name the collection otherwise (NAME=SPEC) or use a new store."
+            )
+
+    def _check_collection(
+        self, collection: str, ids: np.ndarray, labels: np.ndarray | None, classes: tuple[str, ...] | None
+    ) -> None:
+        """Rewrite stored ids or labels that no longer match their checksum when the ones given do (the data are
+        the same, the copy in the store was damaged); `check_collection` has refused other ones."""
         group = self._collection(collection)
         for key, values, read in (("ids", ids, self.ids), ("labels", labels, self._all_labels)):
             if values is None:

@@ -240,7 +240,7 @@ def fit_lstsq(pairs: PairedFeatures | None, settings: LstsqSettings, device: str
     check_conditioning`), which real features never have: trying them first would only add a pass."""
     assert pairs is not None
     alpha = resolve_alpha(settings.alpha, pairs.n, pairs.dx)
-    info: dict[str, object] = {}
+    info: dict[str, object] = {"alpha_chosen": alpha is None}
     if alpha is None:
         fit, out = streamed_split_moments(pairs, settings.holdout, settings.seed, settings.normalize_target, device)
         if fit.n == 0 or out.n == 0:

@@ -75,11 +75,12 @@ def fit_refine(pairs: PairedFeatures | None, settings: RefineSettings, device: s
     # The start is fitted on the rows outside the held-out ones: those decide whether it could reproduce them.
     alpha = resolve_alpha(settings.alpha, len(fit_rows), pairs.dx)
     fit_m, held_m = streamed_split_moments(pairs, settings.holdout, settings.seed, settings.normalize_target, device)
+    chosen = alpha is None
     if alpha is None:
         alpha, _ = choose_alpha(fit_m, held_m, LstsqSettings().rcond)
     w0, b0 = lstsq_from_moments(fit_m, alpha)
     if settings.max_iterations == 0:
-        return FitResult(w0, b0, info={"alpha": alpha})
+        return FitResult(w0, b0, info={"alpha": alpha, "alpha_chosen": chosen})
 
     check_fits_in_memory(min(len(fit_rows), settings.max_rows) + min(len(held_rows), settings.max_eval_rows),
                          pairs.dx, pairs.dy, "refine")  # fmt: skip
@@ -114,7 +115,13 @@ def fit_refine(pairs: PairedFeatures | None, settings: RefineSettings, device: s
         else:
             bad += 1
     curve = torch.cat(curves).numpy() if curves else np.zeros(0, dtype=np.float32)
-    info = {"alpha": alpha, "start_heldout_loss": start, "best_heldout_loss": best, "heldout_trace": trace}
+    info = {
+        "alpha": alpha,
+        "alpha_chosen": chosen,
+        "start_heldout_loss": start,
+        "best_heldout_loss": best,
+        "heldout_trace": trace,
+    }
     return FitResult(best_state[0].cpu().numpy(), best_state[1].cpu().numpy(), curve, done, info)
 
 

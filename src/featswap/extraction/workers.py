@@ -1,0 +1,33 @@
+"""Decoding worker processes that never outlive their work: a DataLoader's batches, its workers stopped on the way
+out however the loop ends (its last batch, an error, Ctrl-C, SIGTERM turned into an exception by the command line).
+
+torch stops a loader's workers when its iterator is garbage-collected; an exception keeps the iterator alive in
+its traceback until the process exits, and a process killed by a signal never collects it. Stopping them here, in
+`finally`, does not depend on either.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from torch.utils.data import DataLoader
+
+
+@contextmanager
+def worker_batches(loader: DataLoader[Any]) -> Iterator[Iterator[Any]]:
+    """The batches of `loader` as an iterator, its worker processes stopped when the block ends, however it ends
+    (a loop left by an exception keeps its iterator alive in the traceback; a `with` block does not wait for that)."""
+    iterator = iter(loader)
+    try:
+        yield iterator
+    finally:
+        stop_workers(iterator)
+
+
+def stop_workers(iterator: Any) -> None:
+    """Stop the worker processes of a DataLoader iterator now (a single-process iterator has none)."""
+    shutdown = getattr(iterator, "_shutdown_workers", None)  # torch's own, as its iterator's __del__ calls it
+    if callable(shutdown):
+        shutdown()
