@@ -32,6 +32,9 @@ class DataConfig:
     std: tuple[float, ...]
     interpolation: str = "bilinear"
     crop_pct: float = 1.0
+    #: At `crop_pct` 1: "squash" resizes to H x W exactly; "shortest" resizes the shorter side to min(H, W) and
+    #: centre-crops (CLIP's preprocessing). Left out of `to_dict` when "squash", so earlier identities still match.
+    resize_mode: str = "squash"
 
     @classmethod
     def from_mapping(cls, config: Mapping[str, Any]) -> DataConfig:
@@ -67,10 +70,16 @@ class DataConfig:
             )
         if interpolation not in INTERPOLATIONS:
             raise ModelError(f"Unknown interpolation {interpolation!r}; use one of {sorted(INTERPOLATIONS)}.")
-        return cls((size[0], size[1], size[2]), mean, std, interpolation, crop_pct)
+        resize_mode = str(config.get("resize_mode", "squash"))
+        if resize_mode not in ("squash", "shortest"):
+            raise ModelError(f"Unknown resize_mode {resize_mode!r}; use squash or shortest.")
+        return cls((size[0], size[1], size[2]), mean, std, interpolation, crop_pct, resize_mode)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        record = asdict(self)
+        if self.resize_mode == "squash":
+            del record["resize_mode"]
+        return record
 
     def transform(self) -> Callable[[Image.Image], torch.Tensor]:
         """PIL image -> float tensor (C, H, W), normalised; grayscale/CMYK/alpha/16-bit converted first (see
@@ -78,7 +87,8 @@ class DataConfig:
         channels, height, width = self.input_size
         mode = "L" if channels == 1 else "RGB"
         scale = math.floor(min(height, width) / self.crop_pct)
-        resize: Any = (height, width) if self.crop_pct == 1.0 else scale
+        squash = self.crop_pct == 1.0 and self.resize_mode == "squash"
+        resize: Any = (height, width) if squash else scale
         pipeline = v2.Compose(
             [
                 v2.ToImage(),

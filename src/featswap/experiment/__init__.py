@@ -118,11 +118,7 @@ class Experiment:
             for note in collection.notes:
                 self.say(f"warning: {collection.name}: {note}")
         todo = ([(fit, "fit")] if "fit" in roles else []) + ([(c, "eval") for c in evals] if "eval" in roles else [])
-        num_classes = len(evals[0].classes or ())
-        recipes = [
-            BackboneRecipe(m.spec, m.weights, num_classes, m.name, m.pretrained, m.data_config, m.head_offset)
-            for m in self.config.models
-        ]
+        recipes = self.recipes(evals[0])
         engine = self._extracting_engine()
         if self.store_path().startswith(MEMORY):
             self.say(
@@ -131,7 +127,7 @@ class Experiment:
                 "directory to keep them."
             )
         results = []
-        built = self._checked_backbones(recipes, [c for c, _ in todo], evals)
+        built = self._checked_backbones(recipes, [c for c, _ in todo], evals, fit if "fit" in roles else None)
         FeatureStore.check_location(self.store_path())
         self._check_stored_collections([c for c, _ in todo])
         with removed_if_refused([self.store_path(), self.config.out], self._store_has_features):
@@ -157,10 +153,33 @@ class Experiment:
                     group = []
                 if "eval" in roles:
                     self._record_overlaps(store, fit, evals)
+                if "fit" in roles:
+                    from featswap.experiment.probing import train_probes
+
+                    train_probes(store, fit.name, [r.name for r in recipes if r.name], self.say)
         return results
 
+    def recipes(self, classes_of: Collection) -> list[Any]:
+        """Each model's `BackboneRecipe`, with the classes of `classes_of` (the evaluation sets' label space: a
+        probe head's outputs, a zero-shot head's class names) and the templates of `--templates`."""
+        from featswap.backbones.sources import BackboneRecipe
+        from featswap.heads.zero_shot import read_templates
+
+        classes = tuple(classes_of.classes or ())
+        return [
+            BackboneRecipe(
+                m.spec, m.weights, len(classes), m.name, m.pretrained, m.data_config, m.head_offset, m.head, m.features,
+                classes, read_templates(m.templates) if m.templates else None,
+            )  # fmt: skip
+            for m in self.config.models
+        ]
+
     def _checked_backbones(
-        self, recipes: Sequence[Any], collections: Sequence[Collection], evals: Sequence[Collection]
+        self,
+        recipes: Sequence[Any],
+        collections: Sequence[Collection],
+        evals: Sequence[Collection],
+        fit: Collection | None = None,
     ) -> list[Backbone | None]:
         """Every check that can refuse the run, made before anything is written: each network is built, predicts
         the evaluation sets' classes and passes the logits check on the first readable images of the first
@@ -175,6 +194,10 @@ class Experiment:
         held = 0
         for k, recipe in enumerate(recipes):
             backbone = recipe.build()  # a wrong model, weight file or preprocessing is refused here
+            if backbone.head_kind.kind == "probe" and fit is not None:
+                from featswap.experiment.probing import check_probe_data
+
+                check_probe_data(backbone.name, fit, evals[0])
             for collection in evals[:1]:  # every evaluation set has the same label space
                 check_classes(len(collection.classes or ()), backbone.num_classes, backbone.name, collection.name,
                               backbone.head_offset)  # fmt: skip
