@@ -496,7 +496,10 @@ def resolved(config: RunConfig) -> RunConfig:
     names = unique_names([m.spec for m in config.models], [m.name for m in config.models])
     models = tuple(
         dataclasses.replace(
-            m, spec=absolute_model_spec(m.spec), weights=absolute(m.weights) if m.weights else None, name=name,
+            m,
+            spec=absolute_model_spec(m.spec),
+            weights=absolute(m.weights) if m.weights else None,
+            name=name,
             templates=absolute(m.templates) if m.templates else None,
         )
         for m, name in zip(config.models, names, strict=True)

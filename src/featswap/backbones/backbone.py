@@ -110,8 +110,8 @@ class Backbone:
             feats = self.features(x)
             if not bool(torch.isfinite(feats).all()):
                 raise ModelError(
-                    f"{self.name}: the network's features are NaN or inf on the first images. Check its weights and its "
-                    "preprocessing (--data-config)."
+                    f"{self.name}: the network's features are NaN or inf on the first images. Check its weights and "
+                    "its preprocessing (--data-config)."
                 )
             return None
         logits = self.forward(x).float()

@@ -24,12 +24,11 @@ from featswap.cli.options import (
     DeviceOpt,
     EngineOpt,
     EvalDataOpt,
+    FeaturesOpt,
     FitDataOpt,
     GpusPerWorkerOpt,
-    FeaturesOpt,
     HeadOffsetOpt,
     HeadOpt,
-    TemplatesOpt,
     KnnKOpt,
     LayersOpt,
     ModelsOpt,
@@ -45,6 +44,7 @@ from featswap.cli.options import (
     SolversOpt,
     StoreOpt,
     SvccaKOpt,
+    TemplatesOpt,
     TrainLimitOpt,
     ValFractionOpt,
     WeightsOpt,
@@ -191,8 +191,10 @@ def extract(
 
 def logits_text(diff: float | None) -> str:
     """The logits check's outcome for the terminal: its max |diff|, or that a probe head has none to check."""
-    return "no logits to check (probe head, trained on the fitting features)" if diff is None else (
-        f"logits check max |diff| {diff:.2e}"
+    return (
+        "no logits to check (probe head, trained on the fitting features)"
+        if diff is None
+        else (f"logits check max |diff| {diff:.2e}")
     )
 
 

@@ -138,6 +138,10 @@ class Experiment:
                 for i, recipe in enumerate(recipes):
                     backbone = built[i] or recipe.build()
                     built[i] = None  # the group holds it while it is used, and lets it go after
+                    if backbone.head_kind.kind != "own":
+                        from featswap.heads.kinds import describe
+
+                        self.say(f"{backbone.name}: its head is {describe(backbone.head_kind.to_json())}")
                     if backbone.head_offset:
                         from featswap.outputs.report import head_offset_note
 
@@ -168,9 +172,18 @@ class Experiment:
         classes = tuple(classes_of.classes or ())
         return [
             BackboneRecipe(
-                m.spec, m.weights, len(classes), m.name, m.pretrained, m.data_config, m.head_offset, m.head, m.features,
-                classes, read_templates(m.templates) if m.templates else None,
-            )  # fmt: skip
+                m.spec,
+                m.weights,
+                len(classes),
+                m.name,
+                m.pretrained,
+                m.data_config,
+                m.head_offset,
+                m.head,
+                m.features,
+                classes,
+                read_templates(m.templates) if m.templates else None,
+            )
             for m in self.config.models
         ]
 

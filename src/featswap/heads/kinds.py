@@ -21,7 +21,7 @@ HEAD_MODES = ("auto", "own", "probe")
 #: The kinds, and how the report names them.
 KINDS = {
     "own": "the network's own head (untouched)",
-    "zero-shot": "a zero-shot text head (class names under prompt templates)",
+    "zero-shot": "a zero-shot text head",
     "probe": "a linear probe trained by featswap on the fitting images' features",
 }
 
@@ -69,11 +69,10 @@ def describe(record: Mapping[str, Any] | None) -> str:
     kind = HeadKind.from_json(record)
     text = KINDS[kind.kind]
     if kind.kind == "zero-shot":
-        text += f" ({len(kind.names)} names, {len(kind.templates)} templates)"
+        text += f" ({len(kind.names)} class names under {len(kind.templates)} prompt template(s))"
     if record is not None and kind.kind == "probe" and "heldout_accuracy" in record:
         text += (
             f"; held-out accuracy {record['heldout_accuracy']:.2%} in {record.get('cv_folds')}-fold cross-validation "
             f"on {record.get('cv_images'):,} fitting images, L2 {record.get('l2'):.3g}"
         )
     return text
-

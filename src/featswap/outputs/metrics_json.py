@@ -160,6 +160,8 @@ DATASET = _record(
         "scored_classes": _count,
     },
 )
+
+
 def _head_kind(value: Any, where: str, problems: list[str]) -> None:
     from featswap.heads.kinds import KINDS
 

@@ -110,11 +110,10 @@ def build_backbones(experiment: Experiment, fit: Collection, evals: list[Collect
     first fitting images) and it predicts the evaluation sets' classes."""
     import torch
 
+    from featswap.errors import SpecError
     from featswap.evaluation.swap import check_classes
     from featswap.extraction.plan import to_device
     from featswap.outputs.report import head_offset_note
-
-    from featswap.errors import SpecError
 
     backbones = []
     for recipe in experiment.recipes(evals[0]):

@@ -520,7 +520,7 @@ class FeatureStore:
         """Replace a probe-headed model's head by the probe featswap trained `(W (C, D), b (C,))`, with its record
         (`featswap.heads.probe.Probe.record`). Only a probe's head is ever replaced."""
         group = self._model(name)
-        if dict(group.attrs.get("head") or {}).get("kind") != "probe":
+        if self.model_attrs(name).get("head", {}).get("kind") != "probe":
             raise StoreError(f"Model {name!r} in {self.path} has its own head, not a probe; it is never replaced.")
         weight = np.asarray(weight, dtype=np.float32)
         bias = np.asarray(bias, dtype=np.float32)

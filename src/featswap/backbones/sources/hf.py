@@ -45,9 +45,7 @@ def transformers_module() -> Any:
     try:
         import transformers
     except ImportError:
-        raise ModelError(
-            "hf: models need the transformers library: pip install 'featswap[hf]'."
-        ) from None
+        raise ModelError("hf: models need the transformers library: pip install 'featswap[hf]'.") from None
     transformers.logging.set_verbosity_error()  # load reports (unused weights) would drown the progress lines
     transformers.logging.disable_progress_bar()
     return transformers
@@ -132,7 +130,12 @@ def processor_config(processor: Any, name: str) -> dict[str, Any]:
         )
     assert crop is not None  # center implies it
     height, width = int(crop.get("height", edge)), int(crop.get("width", edge))
-    return {**config, "input_size": (3, height, width), "crop_pct": min(height, width) / edge, "resize_mode": "shortest"}
+    return {
+        **config,
+        "input_size": (3, height, width),
+        "crop_pct": min(height, width) / edge,
+        "resize_mode": "shortest",
+    }
 
 
 class HFFamily(Family):

@@ -83,7 +83,6 @@ class OpenCLIPFamily(Family):
     def build(self, arg: str, *, num_classes: int, pretrained: bool) -> Built:
         open_clip = open_clip_module()
         arch, _, tag = arg.partition(":")
-        spec = f"openclip:{arg}"
         known = open_clip.list_models()
         if arch not in known:
             raise SpecError(f"open_clip has no architecture {arch!r}.{closest(arch, known)}")
