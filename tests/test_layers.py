@@ -54,8 +54,8 @@ def test_layers_lists_every_model_given(runner: CliRunner, tmp_path: Path) -> No
     result = runner.invoke(app, ["layers", "--model", "tiny-resnet", "--model", "tiny-inception", "--stages"])
     assert result.exit_code == 0, result.output
     blocks = result.output.strip().split("\n\n")
-    assert [b.splitlines()[0] for b in blocks] == ["tiny-resnet: input 3 x 8 x 8", "tiny-inception: input 3 x 8 x 8"]
-    assert "blocks.0" in blocks[0] and "blocks.0" not in blocks[1]
+    assert [b.splitlines()[0] for b in blocks] == ["tiny-resnet: input 1 x 8 x 8", "tiny-inception: input 1 x 16 x 16"]
+    assert "blocks.0" in blocks[0] and "blocks.0" not in blocks[1] and "mixed1" in blocks[1]
     alone = runner.invoke(app, ["layers", "--model", "tiny-inception", "--stages"])
     assert alone.output.strip() == blocks[1]
     result = runner.invoke(app, ["layers"])

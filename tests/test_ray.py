@@ -294,3 +294,86 @@ def test_not_connected_and_unreachable_cluster(tmp_path: Path, digits_store: Pat
     with pytest.raises(ClusterError, match="Cannot reach a Ray cluster"):
         connect("auto")
     assert not ray.is_initialized()
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def ray_client_address() -> Iterator[str]:
+    """A Ray cluster of its own (`ray start --head`, one CPU) with a Ray Client server; its whole process group is
+    stopped afterwards (no `ray stop`, which would stop every Ray instance of the machine)."""
+    import shutil
+    import signal
+    import subprocess
+    import sys
+    import tempfile
+    import time
+
+    gcs, client = free_port(), free_port()
+    temp = tempfile.mkdtemp(prefix="/tmp/rc")  # short: Ray's socket paths must stay under 108 characters
+    ray = Path(sys.executable).parent / "ray"
+    args = [str(ray), "start", "--head", "--port", str(gcs), "--ray-client-server-port", str(client), "--num-cpus",
+            "1", "--include-dashboard", "false", "--temp-dir", temp, "--disable-usage-stats"]  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    process = subprocess.Popen(args, start_new_session=True, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        output, _ = process.communicate(timeout=300)
+        assert process.returncode == 0, output.decode()[-2000:]
+        yield f"ray://127.0.0.1:{client}"
+    finally:
+        for sig, wait in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
+            try:
+                os.killpg(process.pid, sig)
+            except ProcessLookupError:
+                break
+            deadline = time.monotonic() + wait
+            while time.monotonic() < deadline:
+                try:
+                    os.killpg(process.pid, 0)
+                except ProcessLookupError:
+                    break
+                time.sleep(0.1)
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def test_fit_and_similarity_through_ray_client(
+    tmp_path: Path, ray_client_address: str, digits_store: Path, runner: CliRunner
+) -> None:
+    """`--address ray://HOST:PORT` (Ray Client) serves fit and similarity, as its help says, with the local engine's
+    numbers; extraction is refused through it, before anything is created. Run as real processes: a Ray Client
+    session is the process's one connection to Ray."""
+    import subprocess
+    import sys
+
+    from featswap.mapping.affine_map import AffineMap
+
+    def featswap(*args: str) -> subprocess.CompletedProcess[str]:
+        env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+        return subprocess.run([sys.executable, "-m", "featswap.cli", *args], capture_output=True, text=True, env=env)
+
+    client = ("--engine", "ray", "--address", ray_client_address)
+    pair = ("--store", str(digits_store), "--source", "tiny-inception", "--target", "tiny-resnet", "--solver", "lstsq")
+    done = featswap("fit", *pair, "--out", str(tmp_path / "client.safetensors"), *client)
+    assert done.returncode == 0, done.stderr
+    local = runner.invoke(app, ["fit", *pair, "--out", str(tmp_path / "local.safetensors")])
+    assert local.exit_code == 0, local.output
+    a, b = AffineMap.load(tmp_path / "client.safetensors"), AffineMap.load(tmp_path / "local.safetensors")
+    assert np.array_equal(a.weight_, b.weight_) and np.array_equal(a.bias_, b.bias_)
+
+    done = featswap("similarity", "--store", str(digits_store), "--out", str(tmp_path / "sim-client"), *client)
+    assert done.returncode == 0, done.stderr
+    local = runner.invoke(app, ["similarity", "--store", str(digits_store), "--out", str(tmp_path / "sim-local")])
+    assert local.exit_code == 0, local.output
+    ours, theirs = (json.loads((tmp_path / d / "similarity.json").read_text()) for d in ("sim-client", "sim-local"))
+    assert ours == theirs
+
+    args = ["extract", "--model", "tiny-resnet", "--data", "digits", "--store", str(tmp_path / "new" / "s.zarr")]
+    done = featswap(*args, *client)
+    assert done.returncode == 2 and done.stderr.startswith("error: Extraction runs on Ray Data"), done.stderr
+    assert not (tmp_path / "new").exists()

@@ -242,12 +242,8 @@ class Experiment:
 
         try:
             with FeatureStore.open(self.store_path()) as store:
-                return any(
-                    bool(store.done_chunks(c, m).any())
-                    for c in store.collections()
-                    for m in store.models()
-                    if store.has_features(c, m)
-                )
+                pairs = [(c, m) for c in store.collections() for m in store.models()]
+                return any(_done_any(store, c, m) for c, m in pairs)
         except Exception:  # not a store yet, or half-created by this very run: nothing to keep
             return False
 
@@ -471,6 +467,14 @@ class Experiment:
         metrics = write_results(store, out, maps, results, config)
         self._finish(out)
         return metrics
+
+
+def _done_any(store: FeatureStore, collection: str, model: str) -> bool:
+    """Whether `model` has a finished chunk of features of `collection` (False where it has no features at all)."""
+    try:
+        return bool(store.done_chunks(collection, model).any())
+    except Exception:  # no features of this pair
+        return False
 
 
 def _undefined(reason: str) -> float:

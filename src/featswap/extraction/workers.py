@@ -14,6 +14,8 @@ from typing import Any
 
 from torch.utils.data import DataLoader
 
+from featswap.errors import FeatswapError
+
 
 @contextmanager
 def worker_batches(loader: DataLoader[Any]) -> Iterator[Iterator[Any]]:
@@ -22,8 +24,22 @@ def worker_batches(loader: DataLoader[Any]) -> Iterator[Iterator[Any]]:
     iterator = iter(loader)
     try:
         yield iterator
+    except FeatswapError as err:
+        raise without_worker_traceback(err) from None
     finally:
         stop_workers(iterator)
+
+
+def without_worker_traceback(err: FeatswapError) -> FeatswapError:
+    """A featswap error raised in a worker process, as torch passes it on (its message prefixed with "Caught ... in
+    DataLoader worker process N. Original Traceback ..." and the whole traceback), with its own message again: the
+    user sees one line saying what to fix, not a traceback."""
+    text = str(err)
+    if "Original Traceback" not in text:
+        return err
+    last = text.rstrip().splitlines()[-1]  # "featswap.errors.DataError: Cannot read image ..."
+    prefix = f"{type(err).__module__}.{type(err).__qualname__}: "
+    return type(err)(last[len(prefix) :] if last.startswith(prefix) else last)
 
 
 def stop_workers(iterator: Any) -> None:
