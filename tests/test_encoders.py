@@ -100,8 +100,11 @@ def test_head_and_features_refusals(vit: Path, encoder: Path) -> None:
         load_backbone("tiny-resnet", num_classes=10, features="cls")
     with pytest.raises(SpecError, match="--head 'best' is not one of"):
         load_backbone("tiny-resnet", num_classes=10, head="best")
-    with pytest.raises(ModelError, match="Cannot load hf:"):
+    with pytest.raises(SpecError, match="no directory"):
         load_backbone(f"hf:{encoder.parent / 'absent'}", num_classes=3)
+    (encoder.parent / "empty").mkdir(exist_ok=True)
+    with pytest.raises(ModelError, match="Cannot load hf:"):
+        load_backbone(f"hf:{encoder.parent / 'empty'}", num_classes=3)
 
 
 def test_probe_head_replaces_an_own_head_on_the_same_features(vit: Path) -> None:

@@ -102,7 +102,8 @@ def processor_config(processor: Any, name: str) -> dict[str, Any]:
     if not record.get("do_normalize", True):
         mean, std = (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)
     rescale = float(record.get("rescale_factor") or 1 / 255) if record.get("do_rescale", True) else 1.0
-    resample = int(record.get("resample") if record.get("resample") is not None else 2)
+    given: Any = record.get("resample")
+    resample = 2 if given is None else int(given)
     if abs(rescale - 1 / 255) > 1e-9 or resample not in RESAMPLE:
         raise ModelError(
             f"{name}: its image processor rescales by {rescale:g} with resample {resample}, which featswap's "
@@ -111,7 +112,7 @@ def processor_config(processor: Any, name: str) -> dict[str, Any]:
     config: dict[str, Any] = {"mean": tuple(mean), "std": tuple(std), "interpolation": RESAMPLE[resample]}
     if "height" in size and "width" in size:
         h, w = int(size["height"]), int(size["width"])
-        if center and (int(crop["height"]), int(crop["width"])) != (h, w):
+        if center and crop is not None and (int(crop.get("height", h)), int(crop.get("width", w))) != (h, w):
             raise ModelError(f"{name}: its processor resizes to {h}x{w} then crops; give --data-config instead.")
         return {**config, "input_size": (3, h, w), "crop_pct": 1.0}
     edge = size.get("shortest_edge")
@@ -148,6 +149,11 @@ class HFFamily(Family):
         spec = f"hf:{arg}"
         if not arg:
             raise SpecError("hf: needs a model: hf:DIR (written by save_pretrained) or hf:ORG/NAME from the hub cache.")
+        if arg.startswith(("/", ".", "~")) and not Path(arg).expanduser().is_dir():
+            raise SpecError(
+                f"{spec}: no directory {arg}; give a folder written by save_pretrained (model and image processor), "
+                "or a hub name ORG/NAME already in your Hugging Face cache."
+            )
         try:
             config = transformers.AutoConfig.from_pretrained(arg)
             processor = transformers.AutoImageProcessor.from_pretrained(arg)
