@@ -101,9 +101,10 @@ def test_paper_stops_on_held_out_loss_unless_given_its_iterations() -> None:
 
 
 def test_the_iterations_run_are_recorded(tmp_path: Path, digits_store: Path) -> None:
-    metrics = compare_on_store(digits_store, tmp_path / "run", ("paper",), paper={"batch_size": 256})
+    settings = {"batch_size": 64, "eval_every": 40, "patience": 2}
+    metrics = compare_on_store(digits_store, tmp_path / "run", ("paper",), paper=settings)
     used = {p["fit"]["iterations"] for p in metrics["pairs"]}
-    assert all(0 < n < MAX_ITERATIONS and n % 500 == 0 for n in used)
+    assert all(0 < n < MAX_ITERATIONS and n % 40 == 0 for n in used)
     report = (tmp_path / "run" / "report.md").read_text()
     low, high = min(used), max(used)
     assert (f"{low:,} iterations" if low == high else f"{low:,} to {high:,} iterations") in report
@@ -151,7 +152,10 @@ def test_the_demo_trains_on_the_runs_own_fitting_images(tmp_path: Path) -> None:
     assert metrics["dataset"]["val_size"] == len(val) and metrics["dataset"].get("fit_overlap", 0) == 0
     other = tmp_path / "other.toml"
     other.write_text('[data]\nfit_data = "digits"\neval_data = ["digits"]\n')
-    with pytest.raises(SpecError, match="The demo trains its networks on the digits' fitting images"):
+    with pytest.raises(SpecError, match=r"The demo trains its networks on the digits' fitting images.*fit_data"):
+        run_demo(tmp_path / "e", quiet=True, config=other)
+    other.write_text('[data]\ndata = "imagefolder:/elsewhere"\n')
+    with pytest.raises(SpecError, match="gives other data"):
         run_demo(tmp_path / "e", quiet=True, config=other)
     assert not (tmp_path / "e").exists()
 

@@ -14,6 +14,8 @@ from featswap.config import RunConfig, deep_merge, from_mapping, read_toml
 from featswap.errors import SpecError
 
 DEMO_MODELS = ("tiny-inception", "tiny-resnet")
+#: What a --config may set in the demo's [data]: its networks train on the digits' fitting split, whichever it is.
+DEMO_DATA_KEYS = ("data", "val_fraction", "seed", "train_limit")
 #: The paper ran 100,000 iterations on 1.1 M images; 3,000 reach a plateau on the 1,257 digits.
 DEMO_PAPER_ITERATIONS = 3000
 
@@ -73,22 +75,24 @@ def run_demo(
     say = (lambda *_: None) if quiet else console.print
     placeholder = {spec: out / "weights" / f"{spec}.safetensors" for spec in DEMO_MODELS}
     values = demo_config(out, placeholder, paper_iterations or DEMO_PAPER_ITERATIONS)
+    source = str(config) if config else "the demo"
     if config is not None:
-        values = deep_merge(values, read_toml(config))
+        given = read_toml(config)
+        data = given.get("data", {})
+        if isinstance(data, dict) and (set(data) - set(DEMO_DATA_KEYS) or data.get("data", "digits") != "digits"):
+            raise SpecError(
+                f"The demo trains its networks on the digits' fitting images and evaluates on the others; {source} "
+                f"gives other data ({', '.join(f'{k} = {v!r}' for k, v in data.items())}). Keep to the digits "
+                f"([data] may set {', '.join(DEMO_DATA_KEYS[1:])}), or run `featswap compare` on networks of your own."
+            )
+        values = deep_merge(values, given)
     overrides: dict[str, Any] = {"out": str(out), "store": str(out / "features.zarr")}
     if paper_iterations is not None:
         overrides["fit"] = {"params": {"paper": {"iterations": paper_iterations}}}
     if n_boot is not None:
         overrides["evaluation"] = {"n_boot": n_boot}
-    source = str(config) if config else "the demo"
     run: RunConfig = from_mapping(deep_merge(values, overrides), source)
     data = run.data
-    if data.data != "digits" or data.class_names is not None:
-        raise SpecError(
-            f"The demo trains its networks on the digits' fitting images and evaluates on the others; {source} "
-            f'gives other data ({data.data or data.fit_data}). Keep [data] data = "digits" (val_fraction and '
-            "seed may change), or run `featswap compare` on networks of your own."
-        )
     # The networks train on the run's own fitting split: a --config that changes val_fraction or seed would
     # otherwise score images the networks were trained on.
     fit, val = split_for_fit_and_eval(open_spec("digits").parts["all"], data.val_fraction or 0.3, data.seed)

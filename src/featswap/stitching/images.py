@@ -3,7 +3,7 @@ transformed by each network's own preprocessing."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from typing import Any
 
 import torch
@@ -44,7 +44,7 @@ class PairedImages(TorchDataset[tuple[torch.Tensor, torch.Tensor, str]]):
 
 def paired_batches(
     collection: Collection, backbones: Sequence[Backbone], batch_size: int, workers: int, skip: bool
-) -> Iterator[tuple[torch.Tensor, torch.Tensor, list[str]]]:
+) -> Generator[tuple[torch.Tensor, torch.Tensor, list[str]], None, None]:
     """`(x_first (B, ...), x_second (B, ...), problems)` batches of the collection in order, decoded by `workers`
     worker processes (0: here)."""
     first, second = backbones

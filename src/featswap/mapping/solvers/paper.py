@@ -169,9 +169,9 @@ def fit_paper(pairs: PairedFeatures | None, settings: PaperSettings, device: str
             best_state = (weight.detach().clone(), bias.detach().clone())
         else:
             bad += 1
-    curve = torch.cat(curves).cpu().numpy()
+    losses = torch.cat(curves).cpu().numpy()
     info = {"stopped_early": done < MAX_ITERATIONS, "best_heldout_loss": best, "heldout_trace": trace}
-    return FitResult(best_state[0].cpu().numpy(), best_state[1].cpu().numpy(), curve, done, info)
+    return FitResult(best_state[0].cpu().numpy(), best_state[1].cpu().numpy(), losses, done, info)
 
 
 SOLVERS.register("paper")(
