@@ -73,7 +73,8 @@ def test_help_and_report_load_no_heavy_library(tmp_path: Path, digits_store: Pat
         "    app(sys.argv[1:])\n"
         "except SystemExit as done:\n"
         "    print('exit', done.code)\n"
-        "print(sorted(m for m in ('torch', 'ray', 'zarr', 'timm', 'sklearn') if m in sys.modules))\n"
+        "heavy = ('torch', 'ray', 'zarr', 'timm', 'sklearn', 'transformers', 'open_clip')\n"
+        "print(sorted(m for m in heavy if m in sys.modules))\n"
     )
     for args in (["--help"], ["compare", "--help"], ["report", str(tmp_path / "run")]):
         done = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, check=True)

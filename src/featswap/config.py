@@ -88,11 +88,23 @@ class ModelConfig:
     pretrained: bool = True
     #: Leading outputs of the head that are not classes (None: 1 for a 1001-output head, TF-slim's background).
     head_offset: int | None = None
+    #: "auto" (its own or zero-shot head, a probe when it has none), "own" (required), "probe" (replaces its head).
+    head: str = "auto"
+    #: Which features, when not what the head consumes: pooled, cls, mean-tokens (hf:) or a layer's name.
+    features: str | None = None
+    #: A zero-shot head's prompt templates: a text file with one prompt per line, `{}` for the class name.
+    templates: str | None = None
 
     def __post_init__(self) -> None:
+        from featswap.heads.kinds import HEAD_MODES
+
         if not isinstance(self.spec, str) or not self.spec:
             raise SpecError(f"A model needs a SPEC (e.g. tiny-resnet, timm:resnet50); got {self.spec!r}.")
         check_text(self)
+        if self.head not in HEAD_MODES:
+            raise SpecError(f"A model's head must be one of {', '.join(HEAD_MODES)}; got {self.head!r}.")
+        if self.features is not None and not self.features.strip():
+            raise SpecError("--features needs a choice: pooled, cls, mean-tokens or a layer's name.")
         validate.flag("pretrained", self.pretrained)
         if self.head_offset is not None:
             validate.integer("head_offset", self.head_offset, 0)
@@ -384,7 +396,8 @@ def anchored(values: dict[str, Any], folder: Path) -> dict[str, Any]:
         values["models"] = [
             {**m,
              **({"spec": absolute_model_spec(m["spec"], folder)} if isinstance(m.get("spec"), str) else {}),
-             **({"weights": absolute(m["weights"], folder)} if isinstance(m.get("weights"), str) else {})}
+             **({"weights": absolute(m["weights"], folder)} if isinstance(m.get("weights"), str) else {}),
+             **({"templates": absolute(m["templates"], folder)} if isinstance(m.get("templates"), str) else {})}
             if isinstance(m, dict) else m
             for m in models
         ]  # fmt: skip
@@ -490,6 +503,12 @@ def absolute_model_spec(spec: str, folder: Path | None = None) -> str:
     if ".py:" in spec:
         path, _, function = spec.rpartition(":")
         return f"{absolute(path, folder)}:{function}"
+    prefix, _, rest = spec.partition(":")
+    if prefix == "hf" and rest and "://" not in rest:  # a save_pretrained directory (not a hub name)
+        local = Path(rest).expanduser()
+        local = local if folder is None or local.is_absolute() else folder / local
+        if local.is_dir():
+            return f"hf:{local.resolve()}"
     return spec
 
 
@@ -519,7 +538,11 @@ def resolved(config: RunConfig) -> RunConfig:
     names = unique_names([m.spec for m in config.models], [m.name for m in config.models])
     models = tuple(
         dataclasses.replace(
-            m, spec=absolute_model_spec(m.spec), weights=absolute(m.weights) if m.weights else None, name=name
+            m,
+            spec=absolute_model_spec(m.spec),
+            weights=absolute(m.weights) if m.weights else None,
+            name=name,
+            templates=absolute(m.templates) if m.templates else None,
         )
         for m, name in zip(config.models, names, strict=True)
     )

@@ -18,6 +18,7 @@ from torch import nn
 
 from featswap.backbones.preprocessing import DataConfig
 from featswap.errors import ModelError
+from featswap.heads.kinds import HeadKind
 
 #: Head logits may differ from the network's own by this much, relative to the logits' scale, before the
 #: split is refused: float32 summation order differs between one fused forward and two separate calls.
@@ -43,6 +44,11 @@ class Backbone:
     logits_max_abs_diff: float | None = field(default=None)
     #: Leading head outputs that are not classes (TF-slim's "background" logit: 1); `head_numpy` leaves them out.
     head_offset: int = 0
+    #: Which kind of head: the network's own, a zero-shot text head, or a probe (then `head_weight` is zeros of the
+    #: classes' shape until featswap trains it on the stored fitting features).
+    head_kind: HeadKind = field(default_factory=HeadKind)
+    #: Which features, when not what the head consumes (`--features`: pooled, cls, mean-tokens or a layer's name).
+    features_choice: str | None = None
 
     @property
     def feature_dim(self) -> int:
@@ -97,12 +103,21 @@ class Backbone:
         )
 
     @torch.inference_mode()
-    def check_logits(self, x: torch.Tensor) -> float:
+    def check_logits(self, x: torch.Tensor) -> float | None:
         """Check on a batch that `head(features(x))` equals the network's logits; returns the max |diff|.
 
         Raises `ModelError` when the difference exceeds `LOGITS_RTOL` of the logits' scale, i.e. when
-        the head is not the network's final affine map.
+        the head is not the network's final affine map. A probe head (trained later, on the stored features) has
+        no logits to check: the features are checked for shape and finiteness, and None returned.
         """
+        if self.head_kind.kind == "probe":
+            feats = self.features(x)
+            if not bool(torch.isfinite(feats).all()):
+                raise ModelError(
+                    f"{self.name}: the network's features are NaN or inf on the first images. Check its weights and "
+                    "its preprocessing (--data-config)."
+                )
+            return None
         logits = self.forward(x).float()
         feats = self.features(x)
         if logits.shape != (x.shape[0], self.head_outputs):

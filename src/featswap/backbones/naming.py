@@ -25,12 +25,17 @@ def check_name(name: str, option: str = "--name", what: str = "model name", exam
 
 def model_name(spec: str) -> str:
     """The name of the model a SPEC describes: the function of `path/file.py:function`, the model of
-    `prefix:NAME` of a family (`timm:`, `torchvision:`, `tfslim:`...), the SPEC itself for built-in models."""
+    `prefix:NAME` of a family (`timm:`, `torchvision:`, `tfslim:`...), the last part of `hf:DIR_OR_NAME`,
+    `ARCH[.TAG]` of `openclip:ARCH[:TAG]`, the SPEC itself for built-in models."""
     kind, _, rest = spec.partition(":")
     if ".py:" in spec:
         base = spec.rpartition(":")[2]
     elif rest and kind.isidentifier():
         base = rest
+    elif kind == "hf":  # a directory's or hub model's last part: hf:google/vit-base-patch16-224 -> vit-base-patch16-224
+        base = rest.rstrip("/").rpartition("/")[2]
+    elif kind == "openclip":  # openclip:ViT-B-32:openai -> ViT-B-32.openai
+        base = rest.replace(":", ".")
     else:
         base = spec
     if not NAME.fullmatch(base):

@@ -40,6 +40,9 @@ class DataConfig:
     interpolation: str = "bilinear"
     crop_pct: float = 1.0
     pipeline: str = "timm"
+    #: At `crop_pct` 1: "squash" resizes to H x W exactly; "shortest" resizes the shorter side to min(H, W) and
+    #: centre-crops (CLIP's preprocessing). Left out of `to_dict` when "squash", so earlier identities still match.
+    resize_mode: str = "squash"
 
     @classmethod
     def from_mapping(cls, config: Mapping[str, Any]) -> DataConfig:
@@ -80,13 +83,19 @@ class DataConfig:
             raise ModelError(f"Unknown preprocessing pipeline {pipeline!r}; use one of {', '.join(PIPELINES)}.")
         if pipeline == "tf-inception" and (size[0] != 3 or interpolation != "bilinear"):
             raise ModelError("The tf-inception pipeline takes RGB images (3 channels) and resizes bilinearly only.")
-        return cls((size[0], size[1], size[2]), mean, std, interpolation, crop_pct, pipeline)
+        resize_mode = str(config.get("resize_mode", "squash"))
+        if resize_mode not in ("squash", "shortest"):
+            raise ModelError(f"Unknown resize_mode {resize_mode!r}; use squash or shortest.")
+        return cls((size[0], size[1], size[2]), mean, std, interpolation, crop_pct, pipeline, resize_mode)
 
     def to_dict(self) -> dict[str, Any]:
-        """timm's keys, plus `pipeline` when it is not timm's (so stores written before it existed still match)."""
+        """timm's keys, plus `pipeline` and `resize_mode` when they are not the defaults (so stores written before
+        they existed still match)."""
         data = asdict(self)
         if self.pipeline == "timm":
             del data["pipeline"]
+        if self.resize_mode == "squash":
+            del data["resize_mode"]
         return data
 
     def transform(self) -> Callable[[Image.Image], torch.Tensor]:
@@ -100,7 +109,8 @@ class DataConfig:
             crop, mean, std = self.crop_pct, self.mean, self.std
             return lambda image: preprocess_for_eval(to_mode(image, "RGB"), height, width, crop, mean, std)
         scale = math.floor(min(height, width) / self.crop_pct)
-        resize: Any = (height, width) if self.crop_pct == 1.0 else scale
+        squash = self.crop_pct == 1.0 and self.resize_mode == "squash"
+        resize: Any = (height, width) if squash else scale
         pipeline = v2.Compose(
             [
                 v2.ToImage(),
@@ -120,9 +130,15 @@ class DataConfig:
         """RGB `(3, H, W)` uint8 on any device -> float tensor (C, H, W) there, normalised: `transform`'s steps as
         tensor operations (the resize rounds a little differently from Pillow's; grayscale by ITU-R 601-2 luma, as
         Pillow's)."""
+        if self.pipeline != "timm":
+            raise ModelError(
+                f"Decoding on the device follows timm's preprocessing only, not the {self.pipeline} pipeline these "
+                "networks need; use --decode pil."
+            )
         channels, height, width = self.input_size
         scale = math.floor(min(height, width) / self.crop_pct)
-        resize: Any = (height, width) if self.crop_pct == 1.0 else scale
+        squash = self.crop_pct == 1.0 and self.resize_mode == "squash"
+        resize: Any = (height, width) if squash else scale
         steps: list[Any] = [v2.Grayscale(1)] if channels == 1 else []
         return v2.Compose(
             [

@@ -25,9 +25,11 @@ from featswap.cli.options import (
     DeviceOpt,
     EngineOpt,
     EvalDataOpt,
+    FeaturesOpt,
     FitDataOpt,
     GpusPerWorkerOpt,
     HeadOffsetOpt,
+    HeadOpt,
     KnnKOpt,
     LayersOpt,
     MeasuresOpt,
@@ -49,6 +51,7 @@ from featswap.cli.options import (
     SolversOpt,
     StoreOpt,
     SvccaKOpt,
+    TemplatesOpt,
     TrainLimitOpt,
     ValFractionOpt,
     WeightsOpt,
@@ -134,6 +137,9 @@ def extract(
     pretrained: PretrainedOpt = None,
     data_config: DataConfigOpt = None,
     head_offset: HeadOffsetOpt = None,
+    head: HeadOpt = None,
+    features: FeaturesOpt = None,
+    templates: TemplatesOpt = None,
     data: DataOpt = None,
     val_fraction: ValFractionOpt = None,
     fit_data: FitDataOpt = None,
@@ -172,7 +178,7 @@ def extract(
             raise SpecError(f"--part must be fit or eval; got {role!r}.")
     settings = run_config(
         config, model=model, weights=weights, name=name, pretrained=pretrained, data_config=data_config,
-        head_offset=head_offset, data=data,
+        head_offset=head_offset, head=head, features=features, templates=templates, data=data,
         val_fraction=val_fraction, fit_data=fit_data, eval_data=eval_data, train_limit=train_limit,
         class_names=class_names,
         batch_size=batch_size, chunk_rows=chunk_rows, workers=workers, on_bad_image=on_bad_image,
@@ -188,8 +194,17 @@ def extract(
         repaired = f", {result.repaired_chunks} damaged chunk(s) recomputed" if result.repaired_chunks else ""
         typer.echo(
             f"{result.model} / {result.collection}: {result.rows} rows ({result.computed_rows} computed{repaired}) "
-            f"in {result.seconds:.1f} s; logits check max |diff| {result.logits_max_abs_diff:.2e}"
+            f"in {result.seconds:.1f} s; " + logits_text(result.logits_max_abs_diff)
         )
+
+
+def logits_text(diff: float | None) -> str:
+    """The logits check's outcome for the terminal: its max |diff|, or that a probe head has none to check."""
+    return (
+        "no logits to check (probe head, trained on the fitting features)"
+        if diff is None
+        else (f"logits check max |diff| {diff:.2e}")
+    )
 
 
 @app.command()
@@ -312,6 +327,9 @@ def compare(
     pretrained: PretrainedOpt = None,
     data_config: DataConfigOpt = None,
     head_offset: HeadOffsetOpt = None,
+    head: HeadOpt = None,
+    features: FeaturesOpt = None,
+    templates: TemplatesOpt = None,
     data: DataOpt = None,
     val_fraction: ValFractionOpt = None,
     fit_data: FitDataOpt = None,
@@ -359,7 +377,7 @@ def compare(
 
     settings = run_config(
         config, model=model, weights=weights, name=name, pretrained=pretrained, data_config=data_config,
-        head_offset=head_offset, data=data,
+        head_offset=head_offset, head=head, features=features, templates=templates, data=data,
         val_fraction=val_fraction, fit_data=fit_data, eval_data=eval_data, train_limit=train_limit,
         class_names=class_names,
         batch_size=batch_size, chunk_rows=chunk_rows, workers=workers, on_bad_image=on_bad_image,
@@ -466,6 +484,9 @@ def stitch(
     pretrained: PretrainedOpt = None,
     data_config: DataConfigOpt = None,
     head_offset: HeadOffsetOpt = None,
+    head: HeadOpt = None,
+    features: FeaturesOpt = None,
+    templates: TemplatesOpt = None,
     layers: LayersOpt = None,
     data: DataOpt = None,
     val_fraction: ValFractionOpt = None,
@@ -505,7 +526,7 @@ def stitch(
         solver = "lstsq"  # compare's default (refine) holds rows in memory; stitching fits closed forms
     settings = run_config(
         config, model=model, weights=weights, name=name, pretrained=pretrained, data_config=data_config,
-        head_offset=head_offset, layers=layers, data=data,
+        head_offset=head_offset, head=head, features=features, templates=templates, layers=layers, data=data,
         val_fraction=val_fraction, fit_data=fit_data, eval_data=eval_data, train_limit=train_limit,
         class_names=class_names,
         batch_size=batch_size, workers=workers, on_bad_image=on_bad_image, solver=solver,

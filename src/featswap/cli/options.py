@@ -111,6 +111,30 @@ HeadOffsetOpt = Annotated[
         callback=checked(head_offsets),
     ),
 ]
+HeadOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--head",
+        help="auto (the network's own or zero-shot head, a linear probe when it has none), own, or probe (a "
+        "logistic-regression head trained on the labelled fitting images, replacing its own); once for every model "
+        "or once per --model.",
+    ),
+]
+FeaturesOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--features",
+        help="Which features (then a probe head): pooled, cls, mean-tokens (hf: token models) or a layer's name "
+        "(featswap layers); default what the head consumes (CLS for headless ViTs). Once, or once per --model.",
+    ),
+]
+TemplatesOpt = Annotated[
+    Path | None,
+    typer.Option(
+        help="Zero-shot heads (openclip:): prompt templates, one per line with {} for the class name (default "
+        "OpenAI's 80 for ImageNet, 'a photo of a {}.' otherwise).",
+    ),
+]
 DataOpt = Annotated[
     str | None,
     typer.Option(help="Labelled images split into fitting and evaluation images: digits, imagefolder:DIR, ..."),
@@ -391,6 +415,22 @@ def run_config(config: Path | None, **given: Any) -> RunConfig:
     for key in ("pretrained", "data_config"):
         if given.get(key) is not None:
             built = built.with_(models=tuple(dataclasses.replace(m, **{key: given[key]}) for m in built.models))
+    if given.get("templates") is not None:
+        path = str(given["templates"])
+        built = built.with_(models=tuple(dataclasses.replace(m, templates=path) for m in built.models))
+    for key, option in (("head", "--head"), ("features", "--features")):
+        values = given.get(key)
+        if not values:
+            continue
+        if len(values) not in (1, len(built.models)):
+            raise SpecError(
+                f"Got {len(values)} {option} for {len(built.models)} models; give one for every model, or one per "
+                "--model, in order."
+            )
+        each = values * len(built.models) if len(values) == 1 else values
+        built = built.with_(
+            models=tuple(dataclasses.replace(m, **{key: v}) for m, v in zip(built.models, each, strict=True))
+        )
     offsets = given.get("head_offset")
     if offsets:
         if len(offsets) not in (1, len(built.models)):

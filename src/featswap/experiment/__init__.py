@@ -120,11 +120,7 @@ class Experiment:
             for note in collection.notes:
                 self.say(f"warning: {collection.name}: {note}")
         todo = ([(fit, "fit")] if "fit" in roles else []) + ([(c, "eval") for c in evals] if "eval" in roles else [])
-        num_classes = len(evals[0].classes or ())
-        recipes = [
-            BackboneRecipe(m.spec, m.weights, num_classes, m.name, m.pretrained, m.data_config, m.head_offset)
-            for m in self.config.models
-        ]
+        recipes = self.recipes(evals[0])
         engine = self._extracting_engine()
         if self.store_path().startswith(MEMORY):
             self.say(
@@ -133,7 +129,7 @@ class Experiment:
                 "directory to keep them."
             )
         results = []
-        built = self._checked_backbones(recipes, [c for c, _ in todo], evals)
+        built = self._checked_backbones(recipes, [c for c, _ in todo], evals, fit if "fit" in roles else None)
         FeatureStore.check_location(self.store_path())
         self._check_stored_collections([c for c, _ in todo])
         with removed_if_refused([self.store_path(), self.config.out], self._store_has_features):
@@ -144,6 +140,10 @@ class Experiment:
                 for i, recipe in enumerate(recipes):
                     backbone = built[i] or recipe.build()
                     built[i] = None  # the group holds it while it is used, and lets it go after
+                    if backbone.head_kind.kind != "own":
+                        from featswap.heads.kinds import describe
+
+                        self.say(f"{backbone.name}: its head is {describe(backbone.head_kind.to_json())}")
                     if backbone.head_offset:
                         from featswap.outputs.report import head_offset_note
 
@@ -159,10 +159,42 @@ class Experiment:
                     group = []
                 if "eval" in roles:
                     self._record_overlaps(store, fit, evals)
+                if "fit" in roles:
+                    from featswap.experiment.probing import train_probes
+
+                    train_probes(store, fit.name, [r.name for r in recipes if r.name], self.say)
         return results
 
+    def recipes(self, classes_of: Collection) -> list[Any]:
+        """Each model's `BackboneRecipe`, with the classes of `classes_of` (the evaluation sets' label space: a
+        probe head's outputs, a zero-shot head's class names) and the templates of `--templates`."""
+        from featswap.backbones.sources import BackboneRecipe
+        from featswap.heads.zero_shot import read_templates
+
+        classes = tuple(classes_of.classes or ())
+        return [
+            BackboneRecipe(
+                m.spec,
+                m.weights,
+                len(classes),
+                m.name,
+                m.pretrained,
+                m.data_config,
+                m.head_offset,
+                m.head,
+                m.features,
+                classes,
+                read_templates(m.templates) if m.templates else None,
+            )
+            for m in self.config.models
+        ]
+
     def _checked_backbones(
-        self, recipes: Sequence[Any], collections: Sequence[Collection], evals: Sequence[Collection]
+        self,
+        recipes: Sequence[Any],
+        collections: Sequence[Collection],
+        evals: Sequence[Collection],
+        fit: Collection | None = None,
     ) -> list[Backbone | None]:
         """Every check that can refuse the run, made before anything is written: each network is built, predicts
         the evaluation sets' classes and passes the logits check on the first readable images of the first
@@ -177,6 +209,10 @@ class Experiment:
         held = 0
         for k, recipe in enumerate(recipes):
             backbone = recipe.build()  # a wrong model, weight file or preprocessing is refused here
+            if backbone.head_kind.kind == "probe" and fit is not None:
+                from featswap.experiment.probing import check_probe_data
+
+                check_probe_data(backbone.name, fit, evals[0])
             for collection in evals[:1]:  # every evaluation set has the same label space
                 check_classes(len(collection.classes or ()), backbone.num_classes, backbone.name, collection.name,
                               backbone.head_offset)  # fmt: skip

@@ -96,6 +96,9 @@ def evaluate_collection(
         models[name]["precision"] = str(attrs.get("precision", "fp32"))  # of its forward passes (fp32, bf16, fp16)
         if attrs.get("head_offset"):
             models[name].update(head_outputs=int(attrs["head_outputs"]), head_offset=int(attrs["head_offset"]))
+        models[name]["head"] = store.head_record(name)
+        if attrs.get("features"):
+            models[name]["features"] = attrs["features"]
         columns[native_column(name)] = native[name].top1
     r2_maps = {id(m) for m in preferred_maps(maps).values()}
     r2: dict[tuple[str, str], Callable[[], float]] = {}

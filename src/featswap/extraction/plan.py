@@ -97,7 +97,7 @@ class ExtractResult:
     rows: int
     computed_rows: int
     seconds: float
-    logits_max_abs_diff: float
+    logits_max_abs_diff: float | None
     repaired_chunks: int = 0
 
 
@@ -108,7 +108,7 @@ class Plan:
     images: CollectionImages
     array: zarr.Array
     todo: list[int]
-    logits_max_abs_diff: float
+    logits_max_abs_diff: float | None
     repaired_chunks: int = 0
 
     @property
@@ -180,6 +180,9 @@ def prepare(
             "logits_max_abs_diff": diff,
             "precision": settings.precision,
             "decode": settings.decode,
+            "head": backbone.head_kind.identity(),
+            "head_record": backbone.head_kind.to_json(),
+            "features": backbone.features_choice,
         },
         weight,
         bias,

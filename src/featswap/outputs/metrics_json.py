@@ -160,9 +160,33 @@ DATASET = _record(
         "scored_classes": _count,
     },
 )
+
+
+def _head_kind(value: Any, where: str, problems: list[str]) -> None:
+    from featswap.heads.kinds import KINDS
+
+    if value not in KINDS:
+        problems.append(f"{where} should be one of {', '.join(KINDS)}, not {json.dumps(value)[:40]}")
+
+
+#: `models.NAME.head`: which kind of head (featswap.heads.kinds), a zero-shot head's names and templates, a probe's
+#: held-out accuracy and regularisation.
+HEAD = _record(
+    {"kind": _head_kind},
+    {"names": _items(_text), "templates": _items(_text), "text_sha256": _text, "fit_images": _count,
+     "heldout_accuracy": _fraction, "cv_folds": _count, "cv_images": _count, "l2": _number(0.0),
+     "cv_accuracy": _mapping(_fraction), "iterations": _count, "fit_collection": _text},
+)  # fmt: skip
 MODEL = _record(
     {"spec": _text, "feature_dim": _count, "val_correct": _count, "val_total": _count, "val_accuracy": _fraction},
-    {"val_top5_accuracy": _fraction, "head_outputs": _count, "head_offset": _count, "precision": _text},
+    {
+        "val_top5_accuracy": _fraction,
+        "head_outputs": _count,
+        "head_offset": _count,
+        "precision": _text,
+        "head": HEAD,
+        "features": _text,
+    },
 )
 # fmt: off
 #: The fields of a pair that follow from per-image outcomes (every kind of run).

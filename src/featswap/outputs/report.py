@@ -280,6 +280,7 @@ def set_section(
     for name, model in metrics["models"].items():
         if model.get("head_offset"):
             lines += [head_offset_note(name, model["head_outputs"], model["head_offset"]) + ".", ""]
+    lines += head_lines(metrics["models"])
     if ds.get("scored_classes"):
         lines += [
             f"**Scored over the {ds['scored_classes']:,} classes present** of the {ds['num_classes']:,}: every "
@@ -537,3 +538,25 @@ def head_offset_note(name: str, outputs: int, offset: int) -> str:
     dropped += " (TF-slim's background)" if (outputs, offset) == (1001, 1) else ""
     return (f"{name}: its head has {outputs} outputs; {dropped} left out, outputs {offset}..{outputs - 1} are its "
             f"{outputs - offset} classes (--head-offset sets this)")  # fmt: skip
+
+
+def head_lines(models: Mapping[str, Any]) -> list[str]:
+    """Which heads are not the networks' own (zero-shot text heads, trained probes), one line each, with a
+    zero-shot head's names and templates and a probe's held-out accuracy: swapping into them tests those heads."""
+    from featswap.heads.kinds import describe
+
+    lines = []
+    for name, model in models.items():
+        head = model.get("head") or {"kind": "own"}
+        if head.get("kind", "own") == "own":
+            continue
+        features = f" on its {model['features']} features" if model.get("features") else ""
+        lines.append(f"**{name}'s head is {describe(head)}**{features}.")
+        if head.get("kind") == "zero-shot":
+            names = ", ".join(head.get("names", [])[:10]) + (" ..." if len(head.get("names", [])) > 10 else "")
+            templates = " | ".join(head.get("templates", [])[:3]) + (
+                " ..." if len(head.get("templates", [])) > 3 else ""
+            )
+            lines.append(f"Class names: {names}. Templates: {templates}.")
+        lines.append("")
+    return lines

@@ -110,16 +110,19 @@ def build_backbones(experiment: Experiment, fit: Collection, evals: list[Collect
     first fitting images) and it predicts the evaluation sets' classes."""
     import torch
 
-    from featswap.backbones.sources import BackboneRecipe
+    from featswap.errors import SpecError
     from featswap.evaluation.swap import check_classes
     from featswap.extraction.plan import to_device
     from featswap.outputs.report import head_offset_note
 
-    num_classes = len(evals[0].classes or ())
     backbones = []
-    for m in experiment.config.models:
-        recipe = BackboneRecipe(m.spec, m.weights, num_classes, m.name, m.pretrained, m.data_config, m.head_offset)
+    for recipe in experiment.recipes(evals[0]):
         backbone = recipe.build()
+        if backbone.head_kind.kind == "probe":
+            raise SpecError(
+                f"{backbone.name} has no head of its own to stitch into (it would get a probe head): stitch networks "
+                "with their own or a zero-shot head, or compare their final features with `featswap compare`."
+            )
         for collection in evals:
             check_classes(len(collection.classes or ()), backbone.num_classes, backbone.name, collection.name,
                           backbone.head_offset)  # fmt: skip

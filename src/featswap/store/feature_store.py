@@ -431,11 +431,15 @@ class FeatureStore:
 
     #: What makes a model record the same model: features of another would be paired wrongly.
     MODEL_IDENTITY = (
-        "spec", "feature_dim", "num_classes", "weights_sha256", "data_config", "head_offset", "precision", "decode"
+        "spec", "feature_dim", "num_classes", "weights_sha256", "data_config", "head_offset", "precision", "decode",
+        "head", "features",
     )  # fmt: skip
     #: What a record written before a key existed means by it (head_offset: featswap 0.2 kept every output;
-    #: precision, decode: extraction ran in fp32 on Pillow's pixels before featswap had `--precision`, `--decode`).
-    IDENTITY_DEFAULTS: ClassVar[dict[str, Any]] = {"head_offset": 0, "precision": "fp32", "decode": "pil"}
+    #: precision, decode: extraction ran in fp32 on Pillow's pixels before featswap had `--precision`, `--decode`;
+    #: head and features: before featswap 0.3 every head was the network's own, on what it consumes).
+    IDENTITY_DEFAULTS: ClassVar[dict[str, Any]] = {
+        "head_offset": 0, "precision": "fp32", "decode": "pil", "head": {"kind": "own"}, "features": None
+    }  # fmt: skip
 
     def write_model(self, name: str, attrs: dict[str, Any], head_weight: np.ndarray, head_bias: np.ndarray) -> None:
         """Record a model's head `(C, D)`, `(C,)` and metadata; refuse a different model under the same name
@@ -457,7 +461,7 @@ class FeatureStore:
                             "this model another name (--name) or use another store."
                         )
                 try:
-                    self.head(name)
+                    self.head(name, pending_ok=True)
                     return
                 except StoreError:
                     if old["head_crc32"] != crc:
@@ -485,9 +489,16 @@ class FeatureStore:
     def model_attrs(self, name: str) -> dict[str, Any]:
         return self._model(name).attrs.asdict()
 
-    def head(self, name: str) -> tuple[np.ndarray, np.ndarray]:
-        """A model's head `(W (C, D), b (C,))` float32 (checked against its checksum)."""
+    def head(self, name: str, pending_ok: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """A model's head `(W (C, D), b (C,))` float32 (checked against its checksum). A probe head not trained yet
+        is refused, unless `pending_ok` (its zeros are then returned)."""
         group = self._model(name)
+        if not pending_ok and self.probe_pending(name):
+            raise StoreError(
+                f"Model {name!r} in {self.path} has a probe head that is not trained yet: it is trained on the "
+                "labelled fitting images' features when they are extracted (run `featswap extract` with --data or "
+                "--fit-data labelled images, or `featswap compare`)."
+            )
         weight = _read(_array(group, "head_weight"), f"the head of {name!r}").astype(np.float32)
         bias = _read(_array(group, "head_bias"), f"the head of {name!r}").astype(np.float32)
         if [crc32(weight), crc32(bias)] != group.attrs.get("head_crc32"):
@@ -496,6 +507,35 @@ class FeatureStore:
                 "Extract the model again into a new --store."
             )
         return weight, bias
+
+    def head_record(self, name: str) -> dict[str, Any]:
+        """Which kind of head a model has (`featswap.heads.kinds.HeadKind.to_json`), and a trained probe's record
+        (held-out accuracy, regularisation); `{"kind": "own"}` for stores written before heads had kinds."""
+        attrs = self.model_attrs(name)
+        record = dict(attrs.get("head_record") or attrs.get("head") or {"kind": "own"})
+        return {**record, **dict(attrs.get("probe") or {})}
+
+    def probe_pending(self, name: str) -> bool:
+        """Whether a model's head is a probe not trained yet (its head is zeros until `write_probe`)."""
+        attrs = self.model_attrs(name)
+        return dict(attrs.get("head") or {}).get("kind") == "probe" and not attrs.get("probe")
+
+    def write_probe(self, name: str, weight: np.ndarray, bias: np.ndarray, record: dict[str, Any]) -> None:
+        """Replace a probe-headed model's head by the probe featswap trained `(W (C, D), b (C,))`, with its record
+        (`featswap.heads.probe.Probe.record`). Only a probe's head is ever replaced."""
+        group = self._model(name)
+        if self.model_attrs(name).get("head", {}).get("kind") != "probe":
+            raise StoreError(f"Model {name!r} in {self.path} has its own head, not a probe; it is never replaced.")
+        weight = np.asarray(weight, dtype=np.float32)
+        bias = np.asarray(bias, dtype=np.float32)
+        old_weight, _ = self.head(name, pending_ok=True)
+        if weight.shape != old_weight.shape or bias.shape != (weight.shape[0],):
+            raise StoreError(f"A probe of shape {weight.shape} does not fit model {name!r}'s head {old_weight.shape}.")
+        with writing(self.path):
+            group.attrs.update({"head_crc32": None})  # a crash from here on leaves a record `head` refuses
+            _array(group, "head_weight")[:] = weight
+            _array(group, "head_bias")[:] = bias
+            group.attrs.update({"probe": json.loads(json.dumps(record)), "head_crc32": [crc32(weight), crc32(bias)]})
 
     def head_offset(self, name: str) -> int:
         """How many leading outputs of a model's head are not classes (and are not in `head`)."""
@@ -538,8 +578,8 @@ class FeatureStore:
         if name not in self.models():
             return None
         attrs = self.model_attrs(name)
-        # A key a record lacks (head_offset before featswap 0.3, precision, decode) is left out, so that older stores
-        # still read.
+        # A key a record lacks (head_offset, head, features before featswap 0.3; precision, decode) is left out, so
+        # that older stores still read.
         return {key: attrs.get(key) for key in self.MODEL_IDENTITY if key in attrs or key not in self.IDENTITY_DEFAULTS}
 
     def _check_identity(self, collection: str, name: str) -> None:

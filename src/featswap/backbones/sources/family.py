@@ -7,7 +7,7 @@ are imported only inside their family's module.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +17,7 @@ from torch import nn
 
 from featswap.backbones.checkpoints import load_into
 from featswap.errors import ModelError
+from featswap.heads.kinds import HeadKind
 from featswap.registry import Registry
 
 #: `x (N, C, H, W) -> features (N, D)`.
@@ -35,6 +36,13 @@ class Built:
     #: Leading head outputs that are not classes, when the family knows (None: decided from the head's size).
     head_offset: int | None = None
     notes: dict[str, Any] = field(default_factory=dict)
+    #: A family whose head is built from the evaluation collection's classes (CLIP's zero-shot head): called after
+    #: the weights are loaded with `(classes, templates or None)`; returns the head and its `HeadKind`.
+    zero_shot: Callable[[Sequence[str], Sequence[str] | None], tuple[nn.Module, HeadKind]] | None = None
+    #: A token model's own `--features` choices (`pooled`, `cls`, `mean-tokens`): choice -> feature function.
+    choose_features: Callable[[str], FeatureFn] | None = None
+    #: Whether the network has no classifier at all (then it gets a probe head): `features` must be set.
+    headless: bool = False
 
 
 class Family:

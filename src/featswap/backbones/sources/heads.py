@@ -11,6 +11,10 @@ from featswap.backbones.sources.family import FeatureFn
 from featswap.errors import ModelError
 
 
+class NoHeadError(ModelError):
+    """The network has no linear classifier: it is a headless encoder (it gets a probe head)."""
+
+
 def generic_split(module: nn.Module, name: str) -> tuple[FeatureFn, nn.Module]:
     """timm's `forward_features` + `head` when the module has them, else the last linear layer and its input."""
     dynamic: Any = module  # timm-style attributes are not visible to the type checker
@@ -24,7 +28,10 @@ def last_linear(module: nn.Module, name: str) -> nn.Module:
     """The classifier: the module's last `nn.Linear` (or 1x1 `nn.Conv2d`) in registration order."""
     heads = [m for m in module.modules() if isinstance(m, nn.Linear | nn.Conv2d) and is_affine_head(m)]
     if not heads:
-        raise ModelError(f"{name}: no nn.Linear classifier found; featswap needs a final linear layer.")
+        raise NoHeadError(
+            f"{name}: no nn.Linear classifier found; featswap needs a final linear layer, or --head probe (or auto) "
+            "to train a linear probe on its features."
+        )
     return heads[-1]
 
 
