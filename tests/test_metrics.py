@@ -215,3 +215,22 @@ def test_class_changes_name_the_classes_or_say_that_none_moved() -> None:
     assert class_changes(pair).startswith("- a → b: no class loses accuracy; largest gains class dog (+5.0)")
     pair["per_class"] = {"largest_losses": [], "largest_gains": []}
     assert class_changes(pair) == "- a → b: no class loses accuracy; no class gains accuracy."
+
+
+def test_venn_figure_shows_every_region_legibly_when_almost_all_images_are_in_all_three() -> None:
+    import matplotlib.pyplot as plt
+
+    from featswap.evaluation.venn import REGIONS
+    from featswap.outputs.report import MEMBERSHIP, REGION_LABELS, venn_figure
+
+    assert set(MEMBERSHIP) == set(REGIONS) | {"none"} == set(REGION_LABELS)
+    venn = dict(zip([*REGIONS, "none"], [2, 3, 4, 1, 2, 1, 12_345, 7], strict=True))
+    fig = venn_figure({"source": "a", "target": "b", "solver": "lstsq", "venn": venn, "total": sum(venn.values())})
+    diagram, dots, bars = fig.axes
+    plt.close(fig)
+    # each count is drawn in the diagram (seven regions, all with room) and beside its bar (eight), with separators
+    drawn = sorted(t.get_text() for t in diagram.texts if t.get_text() and t.get_text()[0].isdigit())
+    assert drawn == sorted(f"{venn[r]:,}" for r in REGIONS)
+    assert [t.get_text() for t in bars.texts] == [f"{c:,}" for c in sorted(venn.values(), reverse=True)]
+    labels = [t.get_text() for t in dots.get_yticklabels()]
+    assert labels[0] == "all three" and set(labels) == set(REGION_LABELS.values())  # largest region first
