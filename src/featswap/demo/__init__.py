@@ -73,9 +73,9 @@ def run_demo(
     torch.manual_seed(0)
     say = (lambda *_: None) if quiet else console.print
     fit, val = split_for_fit_and_eval(open_spec("digits").parts["all"], 0.3, 0)
-    say(f"digits: {len(fit)} train / {len(val)} val images, 10 classes")
+    say(f"digits: {len(fit):,} train / {len(val):,} val images, 10 classes")
     weights = {}
-    trained = train_or_load_all(DEMO_MODELS, fit, 10, out / "weights", train or TrainConfig())
+    trained = train_or_load_all(DEMO_MODELS, fit, 10, out / "weights", train or TrainConfig(), show_progress=not quiet)
     for spec, (path, reused, seconds) in zip(DEMO_MODELS, trained, strict=True):
         say(f"{spec}: {f'reusing cached weights {path}' if reused else f'trained in {seconds:.1f} s'}")
         weights[spec] = path

@@ -160,14 +160,16 @@ class Experiment:
         from featswap.experiment.fitting import fit_maps
 
         settings = self.config.fit
-        return fit_maps(store, names, collection, settings.solvers, settings.params, self.engine, self.say)
+        return fit_maps(store, names, collection, settings.solvers, settings.params, self.engine, self.say,
+                        show_progress=not self.quiet)  # fmt: skip
 
     def fit_one(self, store: FeatureStore, source: str, target: str, solver: str, collection: str) -> FittedMap:
         """One map (`featswap fit`), computed exactly as `fit` computes it within a run."""
         from featswap.experiment.fitting import fit_pair_maps
 
         params = self.config.fit.params
-        maps = fit_pair_maps(store, source, target, collection, [solver], params, self.engine, both=False)
+        maps = fit_pair_maps(store, source, target, collection, [solver], params, self.engine, both=False,
+                             show_progress=not self.quiet)  # fmt: skip
         return maps[source, target, solver]
 
     def evaluate(
@@ -243,18 +245,15 @@ class Experiment:
                 } or {(a, b): functools.partial(_undefined, no_maps) for a in names for b in names if a != b}
                 result = similarity_of(features, names, self.config.evaluation, r2)
                 entries.append({"collection": collection, **result.to_json()})
+                why = {(u["measure"], u["source"], u["target"]): u["reason"] for u in result.undefined}
                 for measure in MEASURES:
                     m = MEASURES.get(measure)
                     cells = ", ".join(
-                        f"{a}->{b} {'undefined' if v is None else f'{v:.3f}'}"
+                        f"{a}->{b} {f'{v:.3f}' if v is not None else undefined(why, measure, a, b)}"
                         for a, row in result.values[measure].items()
                         for b, v in row.items()
                     )
                     lines.append(f"{collection}: {measure} ({m.span}, {m.better} = more similar): {cells}")
-                lines += [
-                    f"{collection}: {u['measure']} undefined for {u['source']} / {u['target']}: {u['reason']}"
-                    for u in result.undefined
-                ]
             write_json(out / "similarity.json", entries[0] if len(entries) == 1 else {"evaluations": entries})
             write_text(out / "config.toml", self.config.with_(out=str(Path(out).resolve())).to_toml())
             self._finish(out)
@@ -468,6 +467,12 @@ def write_results(
     write_text(out / "config.toml", config.to_toml())
     render_report(out)
     return json.loads(json.dumps(metrics))
+
+
+def undefined(why: dict[tuple[str, str, str], str], measure: str, a: str, b: str) -> str:
+    """`undefined (REASON)` for a measure without a value for `a`, `b` (a symmetric measure's reason is recorded
+    for one order)."""
+    return f"undefined ({why.get((measure, a, b)) or why.get((measure, b, a), 'no value')})"
 
 
 def run(config: RunConfig | str | Path, quiet: bool = False) -> dict[str, Any]:

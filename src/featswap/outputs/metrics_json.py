@@ -185,7 +185,7 @@ PAIR = _record(
         "fit": _record({"seconds": _number(0.0), "iterations": _count, "train_loss": _number(0.0),
                         "val_loss": _number(0.0)},
                        {"fit_size": _count, "source_dim": _count, "alpha": _number(0.0), "underdetermined": _flag,
-                        "interpolates": _flag, "rank": _count}),
+                        "interpolates": _flag, "rank": _count, "converged": _flag}),
     },
     OUTCOME_OPTIONAL,
 )

@@ -241,7 +241,7 @@ def chunk_split_gram(
     `ChunkFn`, so that a worker of a cluster rebuilds the mask from these few numbers). The fitting step's
     statistics default to float64 products: every closed-form solver of both directions reads them, and
     least-squares weights amplify rounding by the condition number of the source's scatter."""
-    from featswap.mapping.solvers.lstsq import held_out_mask
+    from featswap.rows import held_out_mask
 
     try:
         mask = held_out_mask(n, holdout, seed)[start : start + len(x)]
@@ -277,7 +277,7 @@ def procrustes_of(cxx: np.ndarray, cyy: np.ndarray, cxy: np.ndarray, unit_roundo
 
 
 def _ratio(numerator: float, denominator: float, measure: str) -> float:
-    return numerator / denominator if denominator > 0 else _constant(measure)
+    return numerator / denominator if denominator > 0 else constant_refusal(measure)
 
 
 def _whitener(cov: np.ndarray, k: int | None, unit_roundoff: float = 2.0**-53) -> np.ndarray:
@@ -294,5 +294,5 @@ def _whitener(cov: np.ndarray, k: int | None, unit_roundoff: float = 2.0**-53) -
     return vectors[:, keep] / np.sqrt(values[keep])
 
 
-def _constant(measure: str) -> NoReturn:
+def constant_refusal(measure: str) -> NoReturn:
     raise DataError(f"{measure} is undefined: one feature set is constant (zero variance).")

@@ -33,9 +33,9 @@ def run_stitch(experiment: Experiment) -> dict[str, Any]:
     """Fit and evaluate a map at every layer pair of the config's two models, both directions; write the outputs
     into OUT and return metrics.json's content."""
     from featswap.engines import resolve_device
-    from featswap.mapping.solvers.lstsq import held_out_mask
     from featswap.outputs.paths import check_run_dir
     from featswap.progress import counting
+    from featswap.rows import held_out_mask
     from featswap.stitching.fitting import Route, accumulate, check_settings, holdout_of, solve
     from featswap.stitching.images import paired_batches
     from featswap.stitching.layers import NetworkLayers, layer_pairs
