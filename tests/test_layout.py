@@ -104,8 +104,6 @@ KNOWN_UPWARD = {
     ("featswap.config", "featswap.mapping.solvers"),
     ("featswap.config", "featswap.data.imagenet"),
     ("featswap.config", "featswap.backbones.naming"),
-    # a run directory's lifecycle is still the experiment's: stitching borrows it (issue 20, after the merge)
-    ("featswap.stitching.run", "featswap.experiment"),
 }
 
 

@@ -206,13 +206,14 @@ def test_top5_excludes_the_label_ranked_sixth() -> None:
 def test_class_changes_name_the_classes_or_say_that_none_moved() -> None:
     from featswap.outputs.report import class_changes
 
-    moved = {"class": "cat", "loss": 0.125}
+    moved = {"class": "cat", "loss": 0.125, "images": 40}
     pair = {"source": "a", "target": "b", "per_class": {"largest_losses": [moved], "largest_gains": []}}
     assert class_changes(pair) == (
-        "- a → b: largest drops class cat (-12.5); no class gains accuracy (points of per-class accuracy)."
+        "- a → b: largest drops class cat (-12.5, n = 40); no class gains accuracy (points of per-class accuracy; "
+        "n: the class's held-out images)."
     )
-    pair["per_class"] = {"largest_losses": [], "largest_gains": [{"class": "dog", "loss": -0.05}]}
-    assert class_changes(pair).startswith("- a → b: no class loses accuracy; largest gains class dog (+5.0)")
+    pair["per_class"] = {"largest_losses": [], "largest_gains": [{"class": "dog", "loss": -0.05, "images": 20}]}
+    assert class_changes(pair).startswith("- a → b: no class loses accuracy; largest gains class dog (+5.0, n = 20)")
     pair["per_class"] = {"largest_losses": [], "largest_gains": []}
     assert class_changes(pair) == "- a → b: no class loses accuracy; no class gains accuracy."
 
