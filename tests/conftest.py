@@ -104,3 +104,59 @@ def image_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from images import write_folder
 
     return write_folder(tmp_path_factory.mktemp("images") / "imgs")
+
+
+# -- every metrics.json featswap writes during the tests follows the published JSON Schema ---------------------
+class SchemaWitness:
+    """Wraps featswap's one metrics.json writer: each file it writes is read back from disk and validated against
+    `featswap/outputs/metrics.schema.json` (the schema the docs publish). Files that tests write themselves (the
+    deliberately broken ones of the error tests) do not pass through it."""
+
+    def __init__(self) -> None:
+        import json
+        from importlib.resources import files
+
+        import jsonschema
+
+        schema = json.loads(files("featswap.outputs").joinpath("metrics.schema.json").read_text())
+        jsonschema.Draft202012Validator.check_schema(schema)
+        self.validator = jsonschema.Draft202012Validator(schema)
+        self.checked: list[Path] = []
+        self.failures: list[str] = []
+
+    def check(self, path: Path) -> None:
+        import json
+
+        errors = sorted(self.validator.iter_errors(json.loads(Path(path).read_text())), key=lambda e: e.path)
+        self.checked.append(Path(path))
+        for error in errors[:3]:
+            where = "/".join(str(p) for p in error.absolute_path) or "(top)"
+            self.failures.append(f"{path}: at {where}: {error.message[:300]}")
+
+
+@pytest.fixture(scope="session")
+def schema_witness() -> Iterator[SchemaWitness]:
+    import featswap.outputs.metrics_json as metrics_json
+
+    witness = SchemaWitness()
+    real_write = metrics_json.write_metrics
+
+    def write_and_check(metrics: dict, out: Path) -> Path:  # type: ignore[type-arg]
+        path = real_write(metrics, out)
+        witness.check(path)
+        return path
+
+    metrics_json.write_metrics = write_and_check  # type: ignore[assignment]
+    try:
+        yield witness
+    finally:
+        metrics_json.write_metrics = real_write  # type: ignore[assignment]
+
+
+@pytest.fixture(autouse=True)
+def metrics_follow_schema(schema_witness: SchemaWitness) -> Iterator[None]:
+    """Fails the test during which featswap wrote a metrics.json that breaks the schema."""
+    before = len(schema_witness.failures)
+    yield
+    new = schema_witness.failures[before:]
+    assert not new, "metrics.json written by featswap breaks metrics.schema.json:\n" + "\n".join(new)

@@ -10,9 +10,10 @@ import pytest
 from featswap.errors import DataError, FitError, SpecError, StoreError
 from featswap.mapping.affine_map import AffineMap
 from featswap.mapping.moments import Moments
-from featswap.mapping.paired import InMemoryPairs, split_rows
+from featswap.mapping.paired import InMemoryPairs
 from featswap.mapping.solvers import DEFAULT_SOLVER, Heads
 from featswap.mapping.solvers.procrustes import procrustes_from_moments
+from featswap.rows import split_rows
 from featswap.store import FeatureStore
 
 

@@ -206,13 +206,14 @@ def test_top5_excludes_the_label_ranked_sixth() -> None:
 def test_class_changes_name_the_classes_or_say_that_none_moved() -> None:
     from featswap.outputs.report import class_changes
 
-    moved = {"class": "cat", "loss": 0.125}
+    moved = {"class": "cat", "loss": 0.125, "images": 40}
     pair = {"source": "a", "target": "b", "per_class": {"largest_losses": [moved], "largest_gains": []}}
     assert class_changes(pair) == (
-        "- a → b: largest drops class cat (-12.5); no class gains accuracy (points of per-class accuracy)."
+        "- a → b: largest drops class cat (-12.5, n = 40); no class gains accuracy (points of per-class accuracy; "
+        "n: the class's held-out images)."
     )
-    pair["per_class"] = {"largest_losses": [], "largest_gains": [{"class": "dog", "loss": -0.05}]}
-    assert class_changes(pair).startswith("- a → b: no class loses accuracy; largest gains class dog (+5.0)")
+    pair["per_class"] = {"largest_losses": [], "largest_gains": [{"class": "dog", "loss": -0.05, "images": 20}]}
+    assert class_changes(pair).startswith("- a → b: no class loses accuracy; largest gains class dog (+5.0, n = 20)")
     pair["per_class"] = {"largest_losses": [], "largest_gains": []}
     assert class_changes(pair) == "- a → b: no class loses accuracy; no class gains accuracy."
 
@@ -253,3 +254,22 @@ def test_bootstrap_of_identical_or_opposite_outcomes_is_exact() -> None:
     ci = bootstrap_ci(ones, zeros, n_boot=50)
     assert ci == {"native_accuracy": (1.0, 1.0), "mapped_accuracy": (0.0, 0.0), "loss": (1.0, 1.0)}
     assert bootstrap_ci(zeros, zeros, n_boot=50)["loss"] == (0.0, 0.0)
+
+
+def test_venn_figure_shows_every_region_legibly_when_almost_all_images_are_in_all_three() -> None:
+    import matplotlib.pyplot as plt
+
+    from featswap.evaluation.venn import REGIONS
+    from featswap.outputs.report import MEMBERSHIP, REGION_LABELS, venn_figure
+
+    assert set(MEMBERSHIP) == set(REGIONS) | {"none"} == set(REGION_LABELS)
+    venn = dict(zip([*REGIONS, "none"], [2, 3, 4, 1, 2, 1, 12_345, 7], strict=True))
+    fig = venn_figure({"source": "a", "target": "b", "solver": "lstsq", "venn": venn, "total": sum(venn.values())})
+    diagram, dots, bars = fig.axes
+    plt.close(fig)
+    # each count is drawn in the diagram (seven regions, all with room) and beside its bar (eight), with separators
+    drawn = sorted(t.get_text() for t in diagram.texts if t.get_text() and t.get_text()[0].isdigit())
+    assert drawn == sorted(f"{venn[r]:,}" for r in REGIONS)
+    assert [t.get_text() for t in bars.texts] == [f"{c:,}" for c in sorted(venn.values(), reverse=True)]
+    labels = [t.get_text() for t in dots.get_yticklabels()]
+    assert labels[0] == "all three" and set(labels) == set(REGION_LABELS.values())  # largest region first

@@ -17,7 +17,7 @@ __version__ = "0.2.0"
 
 _WHERE = {
     "run": "featswap.experiment",
-    "stitch": "featswap.stitching.run",
+    "stitch": "featswap.experiment",
     "Experiment": "featswap.experiment",
     "RunConfig": "featswap.config",
     "ModelConfig": "featswap.config",

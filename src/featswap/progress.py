@@ -6,7 +6,6 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Any
 
 from rich.console import Console
 from rich.progress import (
@@ -42,6 +41,30 @@ def bar(unit: str = "images", disable: bool = False) -> Progress:
     )
 
 
+#: The label of the computation whose long loops may show a bar (`steps`), or None: no bar. Set by whoever knows
+#: what is being computed and whether the user wants progress (`labelled`); read by the loops, which know neither.
+_LABEL: ContextVar[str | None] = ContextVar("featswap_progress_label", default=None)
+
+
+@contextmanager
+def labelled(label: str | None) -> Iterator[None]:
+    """Within this block, `steps` shows a bar described by `label` (None: shows nothing)."""
+    token = _LABEL.set(label)
+    try:
+        yield
+    finally:
+        _LABEL.reset(token)
+
+
+@contextmanager
+def steps(total: int, unit: str = "it") -> Iterator[Callable[[int], None]]:
+    """A bar of `total` steps (a solver's iterations) with their rate and the time left, shown only inside
+    `labelled(label)`; yields `advance(n)`. A loop that stops early (early stopping) simply leaves it short."""
+    label = _LABEL.get()
+    with counting(label or "", total, disable=label is None, unit=unit) as advance:
+        yield advance
+
+
 def rate(done: int, seconds: float, unit: str = "images") -> str:
     return f"{done / seconds:,.0f} {unit}/s" if seconds > 0 else ""
 
@@ -50,8 +73,8 @@ def rate(done: int, seconds: float, unit: str = "images") -> str:
 def counting(
     description: str, total: int, disable: bool = False, unit: str = "images"
 ) -> Iterator[Callable[[int], None]]:
-    """A progress bar of `total` items (`unit`); yields `advance(n)`, which counts `n` more done and shows the rate
-    and the time remaining."""
+    """A progress bar of `total` images (or other `unit`s); yields `advance(n)`, which counts `n` more done and
+    shows the rate."""
     began = time.perf_counter()
     done = [0]
     with bar(unit, disable=disable) as progress:
@@ -62,18 +85,3 @@ def counting(
             progress.update(task, advance=n, rate=rate(done[0], time.perf_counter() - began, unit))
 
         yield advance
-
-
-@contextmanager
-def shown(enabled: bool = True) -> Iterator[None]:
-    """Within this block, `steps` bars are shown (`enabled`) or not."""
-    token = _SHOWN.set(enabled)
-    try:
-        yield
-    finally:
-        _SHOWN.reset(token)
-
-
-def steps(description: str, total: int) -> Any:
-    """A progress bar of `total` iterations with its ETA, shown only within `shown()`: yields `advance(n)`."""
-    return counting(description, total, disable=not _SHOWN.get(), unit="iterations")

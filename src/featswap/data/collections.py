@@ -27,7 +27,7 @@ from PIL import Image
 from featswap.config import DataSettings
 from featswap.data.class_names import read_class_names, with_class_names
 from featswap.data.decode import IMAGE_EXTENSIONS
-from featswap.data.folders import _base_name, _class_files, _files, _folder, _visible_images, _where
+from featswap.data.folders import base_name, class_files, existing_folder, file_stamps, image_loader, visible_images
 from featswap.data.imagenet import imagenet_parts, imagenet_synsets
 from featswap.errors import DataError, SpecError
 from featswap.registry import Registry
@@ -168,8 +168,8 @@ def digits(spec: str = "digits", arg: str = "") -> Source:
 
 def _collection(name: str, spec: str, root: Path, files: list[Path], labels: np.ndarray | None,
                 classes: Sequence[str] | None) -> Collection:  # fmt: skip
-    ids, load = _files(root, files)
-    keys, stamps = _where(files)
+    ids, load = image_loader(root, files)
+    keys, stamps = file_stamps(files)
     return Collection(name, spec, ids, labels, None if classes is None else tuple(classes), load, keys, stamps)
 
 
@@ -177,11 +177,11 @@ def _collection(name: str, spec: str, root: Path, files: list[Path], labels: np.
 def images(spec: str, arg: str) -> Source:
     """Every image under a folder, searched recursively, in sorted path order, unlabelled. Ids are paths relative
     to the folder."""
-    root = _folder(Path(arg))
-    files = _visible_images(root)
+    root = existing_folder(Path(arg))
+    files = visible_images(root)
     if not files:
         raise DataError(f"{root} holds no images ({', '.join(sorted(IMAGE_EXTENSIONS))}), searched recursively.")
-    return Source(spec, {"all": _collection(_base_name(root), spec, root, files, None, None)})
+    return Source(spec, {"all": _collection(base_name(root), spec, root, files, None, None)})
 
 
 @SPECS.register("imagefolder")
@@ -191,8 +191,8 @@ def image_folder(spec: str, arg: str) -> Source:
     root = Path(arg)
     if (root / "train").is_dir() and (root / "val").is_dir():
         return _train_val(spec, root)
-    classes, files, labels = _class_files(root)
-    return Source(spec, {"all": _collection(_base_name(root), spec, root, files, labels, classes)})
+    classes, files, labels = class_files(root)
+    return Source(spec, {"all": _collection(base_name(root), spec, root, files, labels, classes)})
 
 
 @SPECS.register("imagenet")
@@ -212,15 +212,15 @@ def imagenet(spec: str, arg: str) -> Source:
 
 def _train_val(spec: str, root: Path) -> Source:
     """`imagefolder:DIR`'s `train` and `val` parts, both with the classes of `train/`."""
-    classes, train_files, train_labels = _class_files(root / "train")
-    _, val_files, _ = _class_files(root / "val")
+    classes, train_files, train_labels = class_files(root / "train")
+    _, val_files, _ = class_files(root / "val")
     folders = {f.relative_to(root / "val").parts[0] for f in val_files}
     unknown = sorted(folders - {f.relative_to(root / "train").parts[0] for f in train_files})
     if unknown:
         raise DataError(f"val/ has classes that train/ lacks: {unknown[:5]}; both need the same class folders.")
     index = {c: i for i, c in enumerate(classes)}
     val_labels = np.asarray([index[f.relative_to(root / "val").parts[0]] for f in val_files], dtype=np.int64)
-    base = _base_name(root)
+    base = base_name(root)
     parts = {}
     for part, files, labels in (("train", train_files, train_labels), ("val", val_files, val_labels)):
         parts[part] = _collection(f"{base}-{part}", spec, root, files, labels, classes)

@@ -15,9 +15,9 @@ from featswap.data.decode import IMAGE_EXTENSIONS, is_image_file, open_image
 from featswap.errors import DataError
 
 
-def _files(root: Path, files: list[Path]) -> tuple[list[str], Callable[[int], Image.Image]]:
+def image_loader(root: Path, files: list[Path]) -> tuple[list[str], Callable[[int], Image.Image]]:
     """Ids (paths relative to `root`) of image files, and a loader; a name that is not valid UTF-8 is refused
-    (ids are stored as text, and such a name could not be told apart from another). `_where` gives the files'
+    (ids are stored as text, and such a name could not be told apart from another). `file_stamps` gives the files'
     keys and stamps."""
     ids = [f.relative_to(root).as_posix() for f in files]
     for i, path in zip(ids, files, strict=True):
@@ -34,12 +34,12 @@ def _files(root: Path, files: list[Path]) -> tuple[list[str], Callable[[int], Im
     return ids, load
 
 
-def _where(files: list[Path]) -> tuple[list[str], np.ndarray]:
+def file_stamps(files: list[Path]) -> tuple[list[str], np.ndarray]:
     """Each file's key (its absolute, resolved path) and stamp (its size in bytes)."""
     return [str(f.resolve()) for f in files], np.asarray([f.stat().st_size for f in files], dtype=np.int64)
 
 
-def _visible_images(folder: Path) -> list[Path]:
+def visible_images(folder: Path) -> list[Path]:
     """Image files under `folder`, recursively (following links to folders, each real folder once), sorted,
     outside hidden files and folders."""
     found, seen = [], set()
@@ -54,7 +54,7 @@ def _visible_images(folder: Path) -> list[Path]:
     return sorted(found)
 
 
-def _folder(root: Path) -> Path:
+def existing_folder(root: Path) -> Path:
     """`root`, checked to be an existing folder."""
     if not root.exists():
         raise DataError(f"Image folder {str(root)!r} does not exist.")
@@ -63,18 +63,18 @@ def _folder(root: Path) -> Path:
     return root
 
 
-def _subfolders(root: Path) -> list[str]:
+def subfolders(root: Path) -> list[str]:
     """Names of the visible folders in `root` (links to folders included), sorted."""
     return sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
 
 
-def _class_files(root: Path, classes: Sequence[str] | None = None) -> tuple[list[str], list[Path], np.ndarray]:
+def class_files(root: Path, classes: Sequence[str] | None = None) -> tuple[list[str], list[Path], np.ndarray]:
     """Classes (sorted folder names), image files (sorted within each class) and labels under `root`. With
     `classes` (a fixed label space, e.g. ImageNet's synsets), each folder is labelled by its place there.
 
     A class folder without images is refused, as torchvision's `ImageFolder` refuses it: counted as a class, it
     would shift the label of every class after it (a `__MACOSX` folder of `._` files, say)."""
-    folders = _subfolders(_folder(root))
+    folders = subfolders(existing_folder(root))
     if not folders:
         raise DataError(f"{root} has no class folders; expected one folder of images per class.")
     index = {c: i for i, c in enumerate(classes if classes is not None else folders)}
@@ -85,7 +85,7 @@ def _class_files(root: Path, classes: Sequence[str] | None = None) -> tuple[list
         )
     files, labels = [], []
     for name in folders:
-        found = _visible_images(root / name)
+        found = visible_images(root / name)
         if not found:
             raise DataError(
                 f"The class folder {str(root / name)!r} holds no images ({', '.join(sorted(IMAGE_EXTENSIONS))}). "
@@ -96,7 +96,7 @@ def _class_files(root: Path, classes: Sequence[str] | None = None) -> tuple[list
     return list(classes if classes is not None else folders), files, np.asarray(labels, dtype=np.int64)
 
 
-def _base_name(root: Path) -> str:
+def base_name(root: Path) -> str:
     """A collection name from a folder's name (letters, digits and `. _ + -`)."""
     name = re.sub(r"[^A-Za-z0-9._+-]+", "-", root.resolve().name).strip("-.") or "images"
     name = re.sub(r"__+", "_", name if name[0].isalnum() else f"c{name}")[:60]

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from featswap.data.folders import _base_name, _class_files, _folder, _subfolders, _visible_images
+from featswap.data.folders import base_name, class_files, existing_folder, subfolders, visible_images
 from featswap.errors import DataError
 
 SYNSET = re.compile(r"n\d{8}")
@@ -83,17 +83,17 @@ def data_folder(root: Path) -> Path:
 def imagenet_parts(root: Path) -> dict[str, Part]:
     """The parts of the ImageNet folder `root` (see the table above): `{"train": ..., "val": ...}` where it has
     both, else `{"all": ...}`. Raises a DataError naming the layouts it reads where `root` has none of them."""
-    base = _base_name(_folder(root))
+    base = base_name(existing_folder(root))
     synsets = imagenet_synsets()
-    if any(SYNSET.fullmatch(name) for name in _subfolders(root)):
-        _, files, labels = _class_files(root, synsets)
+    if any(SYNSET.fullmatch(name) for name in subfolders(root)):
+        _, files, labels = class_files(root, synsets)
         return {"all": Part(base, files, labels)}
     data = data_folder(root)
     if not _has_parts(data):
         raise unknown_layout(root)
     parts = {}
     if (data / "train").is_dir():
-        _, files, labels = _class_files(data / "train", synsets)
+        _, files, labels = class_files(data / "train", synsets)
         parts["train"] = Part(f"{base}-train", files, labels)
     if (data / "val").is_dir():
         parts["val"] = Part(f"{base}-val", *_val_files(root, data, synsets))
@@ -116,9 +116,9 @@ def _val_files(
     """Files and labels of `data/val`, the label file read (None for synset folders; else its flat images labelled
     by Kaggle's CSV or by the devkit), and warnings about that file."""
     val = data / "val"
-    files = [] if _subfolders(val) else _visible_images(val)  # without subfolders: the images in val/ itself
+    files = [] if subfolders(val) else visible_images(val)  # without subfolders: the images in val/ itself
     if not files:
-        _, files, labels = _class_files(val, synsets)
+        _, files, labels = class_files(val, synsets)
         return files, labels, None, ()
     # Label files beside the images come first; a Kaggle CSV further up only where there are none (so that a
     # subset with its own devkit files is never labelled by another download's CSV).

@@ -98,9 +98,9 @@ def run_demo(
     fit, val = split_for_fit_and_eval(open_spec("digits").parts["all"], data.val_fraction or 0.3, data.seed)
     claim_run_dir(out)
     torch.manual_seed(0)
-    say(f"digits: {len(fit)} train / {len(val)} val images, 10 classes")
+    say(f"digits: {len(fit):,} train / {len(val):,} val images, 10 classes")
     weights = {}
-    trained = train_or_load_all(DEMO_MODELS, fit, 10, out / "weights", train or TrainConfig())
+    trained = train_or_load_all(DEMO_MODELS, fit, 10, out / "weights", train or TrainConfig(), show_progress=not quiet)
     for spec, (path, reused, seconds) in zip(DEMO_MODELS, trained, strict=True):
         say(f"{spec}: {f'reusing cached weights {path}' if reused else f'trained in {seconds:.1f} s'}")
         weights[spec] = path

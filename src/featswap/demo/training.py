@@ -7,7 +7,7 @@ import json
 import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -37,11 +37,23 @@ def stack_images(collection: Collection, transform: object) -> torch.Tensor:
     return torch.stack([transform(collection.load(i)) for i in range(len(collection))])  # type: ignore[operator]
 
 
-def train_module(module: nn.Module, images: torch.Tensor, labels: torch.Tensor, config: TrainConfig) -> float:
-    """Train `module` in place on `images` `(N, C, H, W)` / `labels` `(N,)`; returns train accuracy."""
+def train_steps(n: int, config: TrainConfig) -> int:
+    """Optimizer steps of training on `n` images: batches per epoch times epochs."""
+    return config.epochs * -(-n // config.batch_size)
+
+
+def train_module(
+    module: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    config: TrainConfig,
+    advance: Callable[[int], None] | None = None,
+) -> float:
+    """Train `module` in place on `images` `(N, C, H, W)` / `labels` `(N,)`; returns train accuracy. `advance(n)`
+    is told of each epoch's steps (a progress bar)."""
     generator = torch.Generator().manual_seed(config.seed)
     optimizer = torch.optim.AdamW(module.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    steps = config.epochs * -(-len(images) // config.batch_size)
+    steps = train_steps(len(images), config)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=steps)
     loss_fn = nn.CrossEntropyLoss()
     module.train()
@@ -54,6 +66,8 @@ def train_module(module: nn.Module, images: torch.Tensor, labels: torch.Tensor, 
                 loss_fn(module(images[batch]), labels[batch]).backward()
                 optimizer.step()
                 schedule.step()
+            if advance is not None:
+                advance(-(-len(images) // config.batch_size))
         module.eval()
         with torch.inference_mode():
             return float((module(images).argmax(1) == labels).float().mean())
@@ -65,7 +79,12 @@ _BUILDING = threading.Lock()
 
 
 def train_or_load(
-    spec: str, images: Collection, num_classes: int, cache: Path, config: TrainConfig
+    spec: str,
+    images: Collection,
+    num_classes: int,
+    cache: Path,
+    config: TrainConfig,
+    advance: Callable[[int], None] | None = None,
 ) -> tuple[Path, bool]:
     """Path of trained weights for built-in `spec`, training them on `images` (labelled) unless cached.
 
@@ -89,7 +108,7 @@ def train_or_load(
     if images.labels is None:
         raise ValueError("training needs labelled images")
     batch = stack_images(images, transform)
-    accuracy = train_module(module, batch, torch.as_tensor(images.labels), config)
+    accuracy = train_module(module, batch, torch.as_tensor(images.labels), config, advance)
     cache.mkdir(parents=True, exist_ok=True)
     save_file({k: v.contiguous() for k, v in module.state_dict().items()}, str(path))
     meta_path.write_text(json.dumps({"key": key, "train_accuracy": accuracy}, indent=2))
@@ -97,16 +116,32 @@ def train_or_load(
 
 
 def train_or_load_all(
-    specs: Sequence[str], images: Collection, num_classes: int, cache: Path, config: TrainConfig
+    specs: Sequence[str],
+    images: Collection,
+    num_classes: int,
+    cache: Path,
+    config: TrainConfig,
+    *,
+    show_progress: bool = False,
 ) -> list[tuple[Path, bool, float]]:
     """`train_or_load` of every spec, at once: one thread per network (up to the CPU's cores), each on one torch
     thread, as each would train alone, so the weights are the same bit for bit. Returns `(path, reused, seconds)`
-    per spec, in order."""
+    per spec, in order. `show_progress`: a bar per network being trained, with the time left."""
+    from featswap.progress import bar
 
-    def one(spec: str) -> tuple[Path, bool, float]:
-        started = time.perf_counter()
-        path, reused = train_or_load(spec, images, num_classes, cache, config)
-        return path, reused, time.perf_counter() - started
+    with bar(unit="steps", disable=not show_progress) as progress:
 
-    with torch_threads_for(0), ThreadPoolExecutor(max_workers=max(1, min(len(specs), os.cpu_count() or 1))) as pool:
-        return list(pool.map(one, specs))
+        def one(spec: str) -> tuple[Path, bool, float]:
+            started = time.perf_counter()
+            task = progress.add_task(f"training {spec}", total=train_steps(len(images), config), rate="",
+                                     visible=False)  # fmt: skip
+
+            def advance(n: int) -> None:
+                progress.update(task, advance=n, visible=True)
+
+            path, reused = train_or_load(spec, images, num_classes, cache, config, advance)
+            return path, reused, time.perf_counter() - started
+
+        workers = max(1, min(len(specs), os.cpu_count() or 1))
+        with torch_threads_for(0), ThreadPoolExecutor(max_workers=workers) as pool:
+            return list(pool.map(one, specs))

@@ -52,8 +52,9 @@ class Experiment:
         self.config = resolved(config)
         self._engine = engine
         self.quiet = quiet
-        self._started: dict[str, float] = {}  # run directories claimed by this experiment, and when
-        self._cleared: set[str] = set()  # those whose earlier outputs this run has cleared
+        from featswap.outputs.lifecycle import RunLifecycle
+
+        self.lifecycle = RunLifecycle()  # the run directories this experiment claims, begins and finishes
 
     # -- parts -----------------------------------------------------------------------------------------
     @property
@@ -271,18 +272,18 @@ class Experiment:
     def fit(self, store: FeatureStore, collection: str, names: Sequence[str]) -> list[FittedMap]:
         """Maps for every ordered pair of `names` with every solver of the config, fitted on `collection`."""
         from featswap.experiment.fitting import fit_maps
-        from featswap.progress import shown
 
         settings = self.config.fit
-        with shown(not self.quiet):  # iterative solvers show their iterations, with the time remaining
-            return fit_maps(store, names, collection, settings.solvers, settings.params, self.engine, self.say)
+        return fit_maps(store, names, collection, settings.solvers, settings.params, self.engine, self.say,
+                        show_progress=not self.quiet)  # fmt: skip
 
     def fit_one(self, store: FeatureStore, source: str, target: str, solver: str, collection: str) -> FittedMap:
         """One map (`featswap fit`), computed exactly as `fit` computes it within a run."""
         from featswap.experiment.fitting import fit_pair_maps
 
         params = self.config.fit.params
-        maps = fit_pair_maps(store, source, target, collection, [solver], params, self.engine, both=False)
+        maps = fit_pair_maps(store, source, target, collection, [solver], params, self.engine, both=False,
+                             show_progress=not self.quiet)  # fmt: skip
         return maps[source, target, solver]
 
     def evaluate(
@@ -359,7 +360,7 @@ class Experiment:
             for collection in collections:
                 for name in names:
                     store.require_features(collection, name)
-            self._begin(out)
+            self.lifecycle.begin(out)
             fits = [c for c in store.collections("fit") if all(store.has_features(c, n) for n in names)]
             maps = fit_maps(store, names, fits[0], ["lstsq"], {}, self.engine) if len(fits) == 1 else []
             ridge_maps = self.ridge_maps(store, fits[0], names) if len(fits) == 1 else []
@@ -389,21 +390,18 @@ class Experiment:
                     features, names, self.config.evaluation, r2, heads, scored, ridge, device=self.engine.device
                 )
                 entries.append({"collection": collection, **result.to_json()})
+                why = {(u["measure"], u["source"], u["target"]): u["reason"] for u in result.undefined}
                 for measure in result.values:
                     m = MEASURES.get(measure)
                     cells = ", ".join(
-                        f"{a}->{b} {'undefined' if v is None else f'{v:.3f}'}"
+                        f"{a}->{b} {f'{v:.3f}' if v is not None else undefined(why, measure, a, b)}"
                         for a, row in result.values[measure].items()
                         for b, v in row.items()
                     )
                     lines.append(f"{collection}: {measure} ({m.span}, {m.better} = more similar): {cells}")
-                lines += [
-                    f"{collection}: {u['measure']} undefined for {u['source']} / {u['target']}: {u['reason']}"
-                    for u in result.undefined
-                ]
             write_json(out / "similarity.json", entries[0] if len(entries) == 1 else {"evaluations": entries})
             write_text(out / "config.toml", self.config.with_(out=str(Path(out).resolve())).to_toml())
-            self._finish(out)
+            self.lifecycle.finish(out)
         return [*lines, f"wrote {out / 'similarity.json'}"]
 
     def stitch(self) -> dict[str, Any]:
@@ -449,7 +447,7 @@ class Experiment:
             used = [fit_collection, *evals]
             names = list(names) or [m for m in store.models() if all(store.has_features(c, m) for c in used)]
             maps = self.fit(store, fit_collection, names)
-            self._begin(out)  # the first output of this run: the earlier run's go now, not before
+            self.lifecycle.begin(out)  # the first output of this run: the earlier run's go now, not before
             for m in maps:
                 save_map(m, out / "maps" / f"{m.stem}.safetensors")
             results = self.evaluate(store, maps, evals, names)
@@ -458,32 +456,12 @@ class Experiment:
     def _out(self) -> Path:
         if self.config.out is None:
             raise SpecError("A run needs an output directory: use --out DIR.")
-        return self._begin(Path(self.config.out), writing=False)
-
-    def _begin(self, out: Path, writing: bool = True) -> Path:
-        """Claim `out` for this run. When the run is about to write its results (`writing`), clear the outputs
-        an earlier run recorded there, once: a run that fails before then leaves the earlier results whole."""
-        import time
-
-        from featswap.outputs.paths import claim_run_dir, clear_previous_outputs
-
-        claim_run_dir(out)
-        key = str(Path(out).resolve())
-        self._started.setdefault(key, time.time())
-        if writing and key not in self._cleared:
-            clear_previous_outputs(out)
-            self._cleared.add(key)
-        return out
+        return self.lifecycle.claim(Path(self.config.out))
 
     def finish(self, out: Path) -> None:
         """Record the files this run has written into `out` (for the next run there to clear): `write` does, and a
         caller that writes more files after it (`featswap paper`'s paper.md) does again."""
-        self._finish(out)
-
-    def _finish(self, out: Path) -> None:
-        from featswap.outputs.paths import record_outputs
-
-        record_outputs(out, self._started[str(Path(out).resolve())])
+        self.lifecycle.finish(out)
 
     def write(self, store: FeatureStore, out: Path, maps: Sequence[FittedMap], results: list[SetResult]) -> dict:
         """metrics.json, predictions, fit curves, config.toml, report.md and figures of a run into `out`."""
@@ -491,7 +469,7 @@ class Experiment:
 
         from featswap.config import FitSettings
 
-        self._begin(out)
+        self.lifecycle.begin(out)
         # The config records the maps as they were fitted (for `evaluate`, the maps given, not the defaults).
         solvers = tuple(dict.fromkeys(m.amap.solver for m in maps))
         params = {m.amap.solver: asdict(m.amap.settings) for m in reversed(maps)}
@@ -499,7 +477,7 @@ class Experiment:
         if maps:
             config = config.with_(fit=FitSettings(solvers, params))
         metrics = write_results(store, out, maps, results, config)
-        self._finish(out)
+        self.lifecycle.finish(out)
         return metrics
 
 
@@ -644,6 +622,20 @@ def write_results(
     write_text(out / "config.toml", config.to_toml())
     render_report(out)
     return json.loads(json.dumps(metrics))
+
+
+def stitch(config: RunConfig | str | Path, quiet: bool = False) -> dict[str, Any]:
+    """Run the stitching a config (or a TOML file) describes, as `featswap stitch` does; returns metrics.json's
+    content."""
+    if not isinstance(config, RunConfig):
+        config = RunConfig.build(config)
+    return Experiment(config, quiet=quiet).stitch()
+
+
+def undefined(why: dict[tuple[str, str, str], str], measure: str, a: str, b: str) -> str:
+    """`undefined (REASON)` for a measure without a value for `a`, `b` (a symmetric measure's reason is recorded
+    for one order)."""
+    return f"undefined ({why.get((measure, a, b)) or why.get((measure, b, a), 'no value')})"
 
 
 def run(config: RunConfig | str | Path, quiet: bool = False) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from featswap.mapping.paired import Direction, PairedFeatures
 from featswap.mapping.solvers import SOLVERS, Heads
 from featswap.mapping.solvers.lstsq import underdetermined
 from featswap.outputs.report import memorised_advice
+from featswap.progress import labelled
 from featswap.similarity.gram import GramStats, chunk_split_parts
 from featswap.similarity.parts import SideCache, SideStats, merge_parts
 from featswap.store import FeatureStore
@@ -73,6 +74,8 @@ def fit_facts(fitted: FittedMap) -> dict[str, Any]:
         # chosen on held-out fitting images, or given (a map saved before this was recorded: unknown, left out)
         if isinstance(amap.info_.get("alpha_chosen"), bool):
             facts["alpha_chosen"] = amap.info_["alpha_chosen"]
+    if isinstance(amap.info_.get("converged"), bool):  # iterative solvers: stopped before the loss settled?
+        facts["converged"] = amap.info_["converged"]
     rank = amap.info_.get("rank")
     if isinstance(rank, int) and rank < min(amap.weight_.shape):
         facts["rank"] = rank
@@ -175,6 +178,8 @@ def fit_maps(
     params: Mapping[str, Mapping[str, Any]],
     engine: Engine,
     say: Callable[[str], None] = lambda _: None,
+    *,
+    show_progress: bool = False,
 ) -> list[FittedMap]:
     """Maps for every ordered pair of `names` with every solver, fitted on `collection`; in the order of
     `itertools.permutations(names, 2)`, solvers in the order given."""
@@ -183,7 +188,11 @@ def fit_maps(
     fitted: dict[tuple[str, str, str], FittedMap] = {}
     sides: SideCache[tuple[str, float, int], tuple[SideStats, SideStats]] = SideCache()
     for a, b in itertools.combinations(sorted(names), 2):
-        fitted.update(fit_pair_maps(store, a, b, collection, solvers, params, engine, say, sides=sides))
+        fitted.update(
+            fit_pair_maps(
+                store, a, b, collection, solvers, params, engine, say, sides=sides, show_progress=show_progress
+            )
+        )
     return [fitted[s, t, solver] for s, t in itertools.permutations(names, 2) for solver in solvers]
 
 
@@ -198,10 +207,13 @@ def fit_pair_maps(
     say: Callable[[str], None] = lambda _: None,
     both: bool = True,
     sides: SideCache[tuple[str, float, int], tuple[SideStats, SideStats]] | None = None,
+    *,
+    show_progress: bool = False,
 ) -> dict[tuple[str, str, str], FittedMap]:
     """The maps `source -> target` (and `target -> source`, with `both`) with every solver, from the pair's
     shared statistics; keyed by `(source, target, solver)`. `sides`: each model's own statistics on `collection`,
-    shared with the other pairs of a run."""
+    shared with the other pairs of a run. `show_progress`: a bar with the time left while an iterative solver
+    runs."""
     if source == target:
         raise FeatswapError(f"Source and target are both {source!r}; a map needs two different models.")
     a, b = canonical(source, target)
@@ -214,9 +226,11 @@ def fit_pair_maps(
         for solver in solvers:
             amap = AffineMap(solver, device=engine.device, **dict(params.get(solver, {})))
             needs_data = SOLVERS.get(solver).needs_data
-            amap.fit_pairs(shared.direction(s == a) if needs_data else None, heads)
+            with labelled(f"{s} -> {t} ({solver})" if show_progress else None):
+                amap.fit_pairs(shared.direction(s == a) if needs_data else None, heads)
             maps[s, t, solver] = amap
-            say(f"fitted {s} -> {t} with {solver} in {amap.fit_seconds_:.1f} s ({amap.n_iter_} iterations)")
+            iterations = f" ({amap.n_iter_:,} iterations)" if amap.n_iter_ else ""  # none for closed forms
+            say(f"fitted {s} -> {t} with {solver} in {amap.fit_seconds_:.1f} s{iterations}")
             if "message" in amap.info_:
                 say(f"  {solver}: {amap.info_['message']}")
     losses = train_losses(base, {key: (m, key[0] == a) for key, m in maps.items()})

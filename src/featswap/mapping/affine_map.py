@@ -11,10 +11,10 @@ from typing import Any
 import numpy as np
 
 from featswap.errors import DataError, FitError
+from featswap.files import atomic_write, check_output_file
 from featswap.mapping.losses import paper_loss_numpy, streamed_paper_loss
 from featswap.mapping.paired import InMemoryPairs, PairedFeatures, check_paired, feature_dtype
 from featswap.mapping.solvers import DEFAULT_SOLVER, SOLVERS, Heads
-from featswap.outputs.paths import atomic_write, check_output_file
 
 __all__ = ["AffineMap", "check_paired"]
 

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 import numpy as np
-import torch
 
 from featswap.errors import FeatswapError, FitError
 from featswap.mapping.products import add_outer, check_precision, compute_dtype, paired_blocks, roundoff, wider
+
+if TYPE_CHECKING:  # torch is imported by the functions that use it, so that the numpy paths load none
+    import torch
 
 
 class Mergeable(Protocol):
@@ -46,6 +48,8 @@ def merge_nonempty(parts: Iterable[M], empty: FeatswapError) -> M:
 def as_float64(array: np.ndarray, device: str) -> torch.Tensor:
     """A float64 copy on `device` of an array of any float dtype, layout or memory order: never the array's own
     memory, so that it can be centred in place."""
+    import torch
+
     return torch.as_tensor(np.ascontiguousarray(array), device=device).to(torch.float64, copy=True)
 
 
@@ -119,6 +123,8 @@ class Moments:
     @classmethod
     def _of_on(cls, x: np.ndarray, y: np.ndarray, device: str) -> Moments:
         """Moments of a chunk computed in float64 on `device` (a GPU)."""
+        import torch
+
         (mx, u), (my, v) = centred_in_place(as_float64(x, device)), centred_in_place(as_float64(y, device))
         return cls(
             len(x),

@@ -176,24 +176,3 @@ def check_fits_in_memory(rows: int, dx: int, dy: int, solver: str, total: int | 
             f"machine's {total / 2**30:.1f} GiB. Use the refine or lstsq solver (they stream from the store), "
             "or fit on fewer rows."
         )
-
-
-def sample_rows(n: int, max_rows: int | None, seed: int) -> np.ndarray:
-    """Sorted row indices: all `n` rows, or a seeded uniform subset of `max_rows` of them."""
-    if max_rows is None or max_rows >= n:
-        return np.arange(n)
-    return np.sort(np.random.default_rng(seed).choice(n, size=max_rows, replace=False))
-
-
-def split_rows(n: int, holdout: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Seeded split of `n` rows into sorted `(fit, held_out)` indices, `holdout` the held-out fraction."""
-    if not 0.0 < holdout < 1.0:
-        raise DataError(f"holdout must be between 0 and 1 (exclusive); got {holdout}.")
-    if n < 2:
-        raise DataError(f"{n} sample(s) are too few to hold any out; use at least 2.")
-    rng = np.random.default_rng(seed)
-    held = rng.random(n) < holdout
-    if held.all() or not held.any():  # few rows: hold out exactly one, seeded
-        held = np.zeros(n, dtype=bool)
-        held[rng.integers(n)] = True
-    return np.flatnonzero(~held), np.flatnonzero(held)

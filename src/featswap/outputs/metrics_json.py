@@ -210,8 +210,7 @@ PAIR = _record(
         "fit": _record({"seconds": _number(0.0), "iterations": _count, "train_loss": _number(0.0),
                         "val_loss": _number(0.0)},
                        {"fit_size": _count, "source_dim": _count, "alpha": _number(0.0), "alpha_chosen": _flag,
-                        "underdetermined": _flag,
-                        "interpolates": _flag, "rank": _count}),
+                        "underdetermined": _flag, "interpolates": _flag, "rank": _count, "converged": _flag}),
     },
     OUTCOME_OPTIONAL,
 )

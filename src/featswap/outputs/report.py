@@ -146,6 +146,17 @@ def memorised_advice(facts: Mapping[str, Any]) -> str:
     return "fit on more images, or let a ridge strength be chosen on held-out fitting images (--param alpha=auto)"
 
 
+def convergence_lines(pairs: list[dict[str, Any]]) -> list[str]:
+    """What the report says of maps whose iterative solver stopped while its loss was still improving."""
+    lines = [
+        f"- **Not converged:** {p['source']} → {p['target']} ({p['solver']}) was still improving at its last "
+        f"iteration ({p['fit']['iterations']:,}); more iterations may fit a better map and change its loss."
+        for p in pairs
+        if p["fit"].get("converged") is False
+    ]
+    return [*lines, ""] if lines else []
+
+
 def small_fit_lines(pairs: list[dict[str, Any]]) -> list[str]:
     """What the report says of maps fitted on fewer images N than their source's width D plus one (an affine map
     has D + 1 parameters per output, so without a ridge penalty it can reproduce every fitting image), and of
@@ -178,13 +189,24 @@ def class_changes(p: dict[str, Any]) -> str:
     """One line naming the classes that lose and gain most under the map (or saying that none does)."""
 
     def show(rows: list[dict[str, Any]]) -> str:
-        return ", ".join(f"class {r['class']} ({_signed_pct(-r['loss'])})" for r in rows)
+        return ", ".join(f"class {r['class']} ({_signed_pct(-r['loss'])}, n = {r['images']:,})" for r in rows)
 
     losses, gains = p["per_class"]["largest_losses"], p["per_class"]["largest_gains"]
     drops = f"largest drops {show(losses)}" if losses else "no class loses accuracy"
     rises = f"largest gains {show(gains)}" if gains else "no class gains accuracy"
-    unit = " (points of per-class accuracy)" if losses or gains else ""
-    return f"- {p['source']} → {p['target']}: {drops}; {rises}{unit}."
+    unit = " (points of per-class accuracy; n: the class's held-out images)" if losses or gains else ""
+    few = sorted({r["images"] for r in losses + gains if r["images"] < FEW_IMAGES})
+    caution = (
+        f" Classes with {' or '.join(f'{n:,}' for n in few)} image(s) change by whole images (±{100 / few[0]:.0f} "
+        "points for one): not a finding on their own."
+        if few
+        else ""
+    )
+    return f"- {p['source']} → {p['target']}: {drops}; {rises}{unit}.{caution}"
+
+
+#: Classes with fewer held-out images than this are flagged where the report names their changes.
+FEW_IMAGES = 5
 
 
 def _solvers(metrics: dict[str, Any]) -> list[str]:
@@ -267,7 +289,7 @@ def set_section(
     fit = f" of {ds['fit_collection']}" if ds.get("fit_collection") else ""
     spec = f" ({ds['spec']})" if ds.get("spec") else ""
     lines = [
-        f"Evaluation set **{ds['name']}**{spec}: {ds['val_size']:,} held-out images, {ds['num_classes']} classes"
+        f"Evaluation set **{ds['name']}**{spec}: {ds['val_size']:,} held-out images, {ds['num_classes']:,} classes"
         + (f" (scored over the {ds['scored_classes']:,} present)" if ds.get("scored_classes") else "")
         + "; "
         f"maps fitted on {ds['train_size']:,} images{fit}." + (f" featswap {version}." if version else ""),
@@ -300,6 +322,7 @@ def set_section(
         note = iterations_note([p["fit"]["iterations"] for p in pairs])
         lines += [f"{heading}Table 1 — solver `{solver}`{note}", "", table1(metrics, solver), ""]
         lines += small_fit_lines(pairs)
+        lines += convergence_lines(pairs)
         lines += ["Reading:", ""]
         lines += [reading(p) for p in pairs]
         lines += ["", details(pairs), "", "Classes that change most:", "", *[class_changes(p) for p in pairs], ""]
@@ -345,12 +368,13 @@ def plot_fit_curves(curves: dict[str, list[float]], path: Path, solver: str) -> 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=120)
+    fig, ax = plt.subplots(figsize=(6.5, 3.8), dpi=120)
     for label, values in curves.items():
         ax.plot(range(1, len(values) + 1), values, lw=0.8, label=label.replace("->", " → "))
-    ax.set_xlabel("iteration")
-    ax.set_ylabel("batch loss  ||t/|t| − y/|y|||²")
-    ax.set_title(f"Fitting the affine maps ({solver})")
+    ax.set_xscale("log")
+    ax.set_xlabel("iteration (log scale)")
+    ax.set_ylabel("batch loss ‖t/‖t‖ − y/‖y‖‖²\n(0 = same directions)")
+    ax.set_title(f"Fitting the affine maps: the paper's loss per batch ({solver})", fontsize=10)
     ax.set_ylim(bottom=0)
     ax.grid(alpha=0.3)
     ax.legend(frameon=False)
@@ -419,10 +443,11 @@ def similarity_section(metrics: dict[str, Any], figures: Path, prefix: str = "",
         lines += [f"Agreement with the swap test (`{solver}` losses): the Spearman rank correlation across model "
                   "pairs between each measure and the loss (for symmetric measures, the mean loss of the two "
                   "directions):", ""]  # fmt: skip
+        unranked = []
         for m in measures:
             rho = rank_agreement(similarity.get(m.name, {}), losses, m.symmetric)
             if rho != rho:  # nan: too few pairs
-                lines.append(f"- `{m.name}`: too few model pairs (three or more models needed) to rank.")
+                unranked.append(f"`{m.name}`")
             elif abs(rho) < 0.3:
                 lines.append(f"- `{m.name}`: Spearman {rho:+.2f}, no clear relation to the swap test.")
             else:
@@ -430,6 +455,11 @@ def similarity_section(metrics: dict[str, Any], figures: Path, prefix: str = "",
                 verdict = "agrees with the swap test" if agrees else "disagrees with the swap test"
                 lines.append(f"- `{m.name}`: Spearman {rho:+.2f}, {verdict} (pairs it calls more similar lose "
                              f"{'less' if agrees else 'more'} accuracy when swapped).")  # fmt: skip
+        if unranked and len(unranked) == len(measures):
+            lines.append("- Too few model pairs to rank any measure against the swap test (three or more models "
+                         "needed, with the measure defined).")  # fmt: skip
+        elif unranked:
+            lines.append(f"- {', '.join(unranked)}: too few model pairs where defined to rank against the swap test.")
         lines.append("")
     return lines
 
@@ -448,7 +478,14 @@ def _cell(values: dict[str, dict[str, float | None]], a: str, b: str) -> str:
 
 def plot_loss_matrix(matrix: dict[str, dict[str, float]], models: list[str], path: Path, solver: str) -> None:
     """Directional losses in points: rows target head, columns source features, diverging around 0."""
-    plot_matrix(matrix, models, path, f"Directional loss, points ({solver})", "loss (points); negative = gain", True)
+    plot_matrix(
+        matrix,
+        models,
+        path,
+        f"Directional loss, points ({solver})",
+        "loss: native − mapped accuracy (points); < 0 = gain",
+        True,
+    )
 
 
 def plot_matrix(
@@ -502,34 +539,106 @@ def plot_matrix(
     plt.close(fig)
 
 
+#: Which of the three classifiers (source natively, target natively, target head on mapped source features) is
+#: right on the images of each Venn region, for the UpSet-style bars; "none" is the eighth region.
+MEMBERSHIP = {
+    "all": (1, 1, 1),
+    "source_target": (1, 1, 0),
+    "source_mapped": (1, 0, 1),
+    "target_mapped": (0, 1, 1),
+    "source_only": (1, 0, 0),
+    "target_only": (0, 1, 0),
+    "mapped_only": (0, 0, 1),
+    "none": (0, 0, 0),
+}
+REGION_LABELS = {
+    "all": "all three",
+    "source_target": "source & target",
+    "source_mapped": "source & mapped",
+    "target_mapped": "target & mapped",
+    "source_only": "source only",
+    "target_only": "target only",
+    "mapped_only": "mapped only",
+    "none": "none",
+}
+
+
 def plot_venn(pair: dict[str, Any], path: Path, on_set: str = "") -> None:
-    """Three-set Venn diagram of correctly labelled images (the paper's Fig. 5), areas to scale; `on_set`
-    (`, NAME`) names the evaluation set in the title."""
+    """Write `venn_figure(pair, on_set)` to `path`."""
+    import matplotlib.pyplot as plt
+
+    fig = venn_figure(pair, on_set)
+    with writing_to(path):
+        fig.savefig(path)
+    plt.close(fig)
+
+
+def venn_figure(pair: dict[str, Any], on_set: str = "") -> Any:
+    """The paper's Fig. 5, legible however nested the sets are: a three-set Venn diagram with circles of equal
+    size (areas not to scale, so that every region has room for its count even when almost every image is in
+    the triple intersection), and beside it the same eight counts as UpSet-style bars (a dot under each
+    classifier that is right on the region's images), largest first. `on_set` (`, NAME`) names the evaluation
+    set in the title."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib_venn import venn3
+    from matplotlib_venn.layout.venn3 import DefaultLayoutAlgorithm
 
     source, target = pair["source"], pair["target"]
-    subsets = tuple(pair["venn"][r] for r in REGIONS)
-    fig, ax = plt.subplots(figsize=(5, 4.5), dpi=120)
-    labels = (f"{source}", f"{target}", f"{target} head on\n{source} → {target}")
-    if sum(subsets) > 0:
-        with warnings.catch_warnings():
-            # Nearly nested sets (the usual case: most images are right for all three) make
-            # matplotlib-venn warn about its circle layout; the drawing is still to scale.
-            warnings.simplefilter("ignore", UserWarning)
-            venn3(subsets=subsets, set_labels=labels, ax=ax)
-    ax.set_title(
-        f"Correct labels, {source} → {target} ({pair['solver']}{on_set})\n"
-        f"none correct: {pair['venn']['none']:,} of {pair['total']:,}",
+    venn = pair["venn"]
+    subsets = tuple(venn[r] for r in REGIONS)
+    names = (source, target, f"{target}'s head on {source}'s mapped features")
+    fig = plt.figure(figsize=(11, 4.6), dpi=120)
+    grid = fig.add_gridspec(1, 3, width_ratios=(4.2, 1.5, 3.3), wspace=0.05)
+    ax_venn, ax_dots, ax_bars = fig.add_subplot(grid[0]), fig.add_subplot(grid[1]), fig.add_subplot(grid[2])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        venn3(  # every region the same area: the layout no longer depends on the counts
+            subsets=subsets,
+            layout_algorithm=DefaultLayoutAlgorithm(fixed_subset_sizes=(1,) * 7),
+            set_labels=(source, target, f"{target} head on\n{source} features"),
+            ax=ax_venn,
+            subset_label_formatter=lambda count: f"{count:,}",
+        )
+    ax_venn.set_title("regions (areas not to scale)", fontsize=9)
+
+    order = sorted(MEMBERSHIP, key=lambda region: -venn[region])
+    rows = range(len(order))
+    for row, region in zip(rows, order, strict=True):
+        member = MEMBERSHIP[region]
+        ax_dots.scatter(range(3), [row] * 3, s=40, c=["#333333" if m else "#dddddd" for m in member], zorder=2)
+        filled = [i for i, m in enumerate(member) if m]
+        if len(filled) > 1:
+            ax_dots.plot([filled[0], filled[-1]], [row, row], color="#333333", lw=1.5, zorder=1)
+    ax_dots.set_xticks(range(3), ["source", "target", "mapped"], rotation=40, ha="right", fontsize=8)
+    ax_dots.set_yticks(list(rows), [REGION_LABELS[region] for region in order], fontsize=8)
+    ax_dots.set_xlim(-0.5, 2.5)
+    ax_dots.set_ylim(len(order) - 0.5, -0.5)
+    ax_dots.tick_params(length=0)
+    for side in ax_dots.spines.values():
+        side.set_visible(False)
+    ax_dots.set_title("right on the images", fontsize=9)
+
+    counts = [venn[region] for region in order]
+    ax_bars.barh(list(rows), counts, color=["#8c6bb1" if region == "all" else "#6baed6" for region in order])
+    top = max(counts) if max(counts) > 0 else 1
+    for row, count in zip(rows, counts, strict=True):
+        ax_bars.text(count + top * 0.01, row, f"{count:,}", va="center", fontsize=8)
+    ax_bars.set_ylim(len(order) - 0.5, -0.5)
+    ax_bars.set_yticks([])
+    ax_bars.set_xlim(0, top * 1.18)
+    ax_bars.set_xlabel(f"images (of {pair['total']:,} held out)")
+    ax_bars.set_title("images per region", fontsize=9)
+    ax_bars.grid(axis="x", alpha=0.3)
+    fig.suptitle(
+        f"Which classifiers label each image correctly: {names[0]} → {names[1]} ({pair['solver']}{on_set})\n"
+        f"source = {source} natively, target = {target} natively, mapped = {names[2]}",
         fontsize=10,
     )
-    fig.tight_layout()
-    with writing_to(path):
-        fig.savefig(path)
-    plt.close(fig)
+    fig.subplots_adjust(left=0.02, right=0.98, bottom=0.17, top=0.83)
+    return fig
 
 
 def head_offset_note(name: str, outputs: int, offset: int) -> str:

@@ -109,7 +109,7 @@ def plot_layer_heatmap(pairs: list[dict[str, Any]], path: Path, title: str) -> N
     ax.set_xlabel(f"{pairs[0]['target']} layer (stitched into)")
     ax.set_ylabel(f"{pairs[0]['source']} layer (mapped from)")
     ax.set_title(title, fontsize=10)
-    fig.colorbar(image, ax=ax, shrink=0.8, label="loss (points); negative = gain")
+    fig.colorbar(image, ax=ax, shrink=0.8, label="loss: own − stitched accuracy (points); < 0 = gain")
     fig.tight_layout()
     with writing_to(path):
         fig.savefig(path)
@@ -174,7 +174,7 @@ def stitch_section(entry: dict[str, Any], figures: Path, prefix: str, heading: s
     ds = entry["dataset"]
     lines = [
         f"Evaluation set **{ds['name']}** ({ds.get('spec', '')}): {ds['val_size']:,} held-out images, "
-        f"{ds['num_classes']} classes"
+        f"{ds['num_classes']:,} classes"
         + (f" (scored over the {ds['scored_classes']:,} present)" if ds.get("scored_classes") else "")
         + f"; maps fitted on {ds['train_size']:,} images of {ds.get('fit_collection', '?')}."
         + (f" featswap {version}." if version else ""),

@@ -302,7 +302,7 @@ def chunk_split_gram(
     `ChunkFn`, so that a worker of a cluster rebuilds the mask from these few numbers). The fitting step's
     statistics default to float64 products: every closed-form solver of both directions reads them, and
     least-squares weights amplify rounding by the condition number of the source's scatter."""
-    from featswap.mapping.solvers.lstsq import held_out_mask
+    from featswap.rows import held_out_mask
 
     try:
         mask = held_out_mask(n, holdout, seed)[start : start + len(x)]
@@ -371,7 +371,7 @@ def procrustes_of(cxx: np.ndarray, cyy: np.ndarray, cxy: np.ndarray, unit_roundo
 
 
 def _ratio(numerator: float, denominator: float, measure: str) -> float:
-    return numerator / denominator if denominator > 0 else _constant(measure)
+    return numerator / denominator if denominator > 0 else constant_refusal(measure)
 
 
 def _whitener(cov: np.ndarray, k: int | None, unit_roundoff: float = 2.0**-53) -> np.ndarray:
@@ -393,5 +393,5 @@ def _same(a: np.ndarray, b: np.ndarray) -> bool:
     return bool(np.allclose(a, b, rtol=1e-12, atol=1e-12 * float(np.abs(b).max(initial=1.0))))
 
 
-def _constant(measure: str) -> NoReturn:
+def constant_refusal(measure: str) -> NoReturn:
     raise DataError(f"{measure} is undefined: one feature set is constant (zero variance).")

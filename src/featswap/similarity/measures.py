@@ -26,7 +26,7 @@ import numpy as np
 from featswap.errors import DataError
 from featswap.mapping.paired import InMemoryPairs, check_paired
 from featswap.mapping.products import PrecisionError, compute_dtype, roundoff, scatter_matrices
-from featswap.similarity.gram import GramStats, _constant, linear_cka_of, procrustes_of
+from featswap.similarity.gram import GramStats, constant_refusal, linear_cka_of, procrustes_of
 from featswap.similarity.kernels import neighbours, unit_rows
 from featswap.similarity.svcca_google import VARIANCE, pwcca_of, svcca_raghu_of
 
@@ -164,7 +164,7 @@ def map_r2(x: np.ndarray, y: np.ndarray, holdout: float = 0.2, seed: int = 0) ->
     """R^2 on a held-out fraction of rows of the least-squares affine map X -> Y fitted on the rest:
     `1 - sum ||y - y_hat||^2 / sum ||y - mean(y)||^2`."""
     from featswap.mapping.affine_map import AffineMap
-    from featswap.mapping.paired import split_rows
+    from featswap.rows import split_rows
 
     x, y = check_paired(x, y)
     fit, held = split_rows(len(x), holdout, seed)
@@ -177,7 +177,7 @@ def ridge_r2(x: np.ndarray, y: np.ndarray, holdout: float = 0.2, seed: int = 0) 
     (among `RELATIVE_ALPHAS` times the mean eigenvalue of the scatter) on a further held-out tenth of those fitting
     rows, never on the rows it is scored on; R^2 on the held-out rows."""
     from featswap.mapping.affine_map import AffineMap
-    from featswap.mapping.paired import split_rows
+    from featswap.rows import split_rows
 
     x, y = check_paired(x, y)
     fit, held = split_rows(len(x), holdout, seed)
@@ -190,5 +190,5 @@ def r2_score(true: np.ndarray, predicted: np.ndarray) -> float:
     t, p = true.astype(np.float64), predicted.astype(np.float64)
     total = float(((t - t.mean(0)) ** 2).sum())
     if total <= 0:
-        _constant("map_r2")
+        constant_refusal("map_r2")
     return 1.0 - float(((t - p) ** 2).sum()) / total

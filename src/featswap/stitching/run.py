@@ -34,9 +34,9 @@ def run_stitch(experiment: Experiment) -> dict[str, Any]:
     """Fit and evaluate a map at every layer pair of the config's two models, both directions; write the outputs
     into OUT and return metrics.json's content."""
     from featswap.engines import resolve_device
-    from featswap.mapping.solvers.lstsq import held_out_mask
     from featswap.outputs.paths import check_run_dir
     from featswap.progress import counting
+    from featswap.rows import held_out_mask
     from featswap.stitching.fitting import Route, accumulate, check_settings, holdout_of, solve
     from featswap.stitching.images import paired_batches
     from featswap.stitching.layers import NetworkLayers, layer_pairs
@@ -65,7 +65,7 @@ def run_stitch(experiment: Experiment) -> dict[str, Any]:
         f"stitching {backbones[0].name} and {backbones[1].name} at {len(pairs)} layer pair(s), both directions: "
         f"{len(routes) * len(config.fit.solvers)} maps"
     )
-    experiment._begin(out, writing=False)
+    experiment.lifecycle.claim(out)
     extraction = config.extraction
     skip = extraction.on_bad_image == "skip"
     holdout, seed = holdout_of(config.fit.solvers, {k: {**v} for k, v in config.fit.params.items()})
@@ -250,7 +250,7 @@ def write_stitch(experiment: Experiment, out: Path, entries: list[dict[str, Any]
     from featswap.outputs.paths import write_text
     from featswap.outputs.report import render_report
 
-    experiment._begin(out)
+    experiment.lifecycle.begin(out)
     metrics: dict[str, Any] = {"featswap_version": __version__, "kind": "stitch"}
     if len(entries) == 1:
         metrics.update(entries[0])
@@ -259,16 +259,6 @@ def write_stitch(experiment: Experiment, out: Path, entries: list[dict[str, Any]
     write_metrics(metrics, out)
     write_text(out / "config.toml", experiment.config.with_(out=str(out.resolve())).to_toml())
     render_report(out)
-    experiment._finish(out)
+    experiment.lifecycle.finish(out)
     result: dict[str, Any] = json.loads(json.dumps(metrics))
     return result
-
-
-def stitch(config: Any, quiet: bool = False) -> dict[str, Any]:
-    """Run the stitching a config (or a TOML file) describes; returns metrics.json's content."""
-    from featswap.config import RunConfig
-    from featswap.experiment import Experiment
-
-    if not isinstance(config, RunConfig):
-        config = RunConfig.build(config)
-    return run_stitch(Experiment(config, quiet=quiet))

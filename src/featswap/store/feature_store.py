@@ -26,17 +26,21 @@ import json
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import numpy as np
 import zarr
 
 from featswap.errors import StoreError, closest, os_error_advice
-from featswap.mapping.moments import Moments
-from featswap.mapping.paired import ChunkFn, R, map_chunks_here
 from featswap.store.integrity import ChunkRecord, Damage, VerifyReport, crc32, crc32_of_ids
 from featswap.store.location import ZARR_JSON, check_new_store_location, store_filesystem, zarr_location
 from featswap.store.lock import StoreLock
+
+if TYPE_CHECKING:  # types only: the store sits below mapping and imports none of it
+    from featswap.mapping.moments import Moments
+    from featswap.mapping.paired import ChunkFn
+
+R = TypeVar("R")
 
 STORE_VERSION = 2
 DEFAULT_CHUNK_ROWS = 4096
@@ -902,7 +906,12 @@ class StorePairs:
             yield self.block(index, kept[index * self.rows : (index + 1) * self.rows])
 
     def map_chunks(self, fn: ChunkFn[R], device: str = "cpu") -> Iterator[R]:
-        return map_chunks_here(self, fn, device)
+        """`fn(x, y, start, device)` of every chunk, in this process (the `PairedFeatures` protocol of
+        `featswap.mapping.paired`, which this class follows without importing it: the store sits below mapping)."""
+        start = 0
+        for x, y in self.chunks():
+            yield fn(x, y, start, device)
+            start += len(x)
 
     def split_moments(self, holdout: float, seed: int, normalize: bool) -> tuple[Moments, Moments] | None:
         return None

@@ -10,9 +10,10 @@ import numpy as np
 from featswap import validate
 from featswap.errors import FitError, SpecError
 from featswap.mapping.moments import Moments, merge_nonempty
-from featswap.mapping.paired import PairedFeatures, split_rows
+from featswap.mapping.paired import PairedFeatures
 from featswap.mapping.products import check_conditioning
 from featswap.mapping.solvers.base import SOLVERS, FitResult, Heads, Solver
+from featswap.rows import held_out_mask, split_rows
 
 #: The held-out share of the split whose two parts, merged, give all rows' moments from shared statistics (the
 #: default `holdout` of `lstsq` and `refine`, so that one pass serves every closed-form fit).
@@ -183,15 +184,6 @@ def choose_alpha(fit: Moments, held_out: Moments, rcond: float = 1e-10) -> tuple
         errors[f"{alpha:.6g}"] = held_out.squared_error(weight, bias) / max(held_out.n, 1)
     best = min(errors, key=lambda k: errors[k])
     return float(best), errors
-
-
-@functools.lru_cache(maxsize=4)
-def held_out_mask(n: int, holdout: float, seed: int) -> np.ndarray:
-    """`(n,)` bool, read-only: True on the held-out rows of `split_rows(n, holdout, seed)`."""
-    mask = np.zeros(n, dtype=bool)
-    mask[split_rows(n, holdout, seed)[1]] = True
-    mask.flags.writeable = False
-    return mask
 
 
 def chunk_split_moments(

@@ -5,20 +5,20 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 
 from featswap import validate
 from featswap.mapping.losses import paper_loss
-from featswap.mapping.paired import PairedFeatures, check_fits_in_memory, split_rows
+from featswap.mapping.paired import PairedFeatures, check_fits_in_memory
 from featswap.mapping.solvers.base import SOLVERS, FitResult, Heads, Solver
 from featswap.progress import steps
+from featswap.rows import split_rows
 from featswap.threads import SMALL_WORK, torch_threads_for
 
 INITS = ("glorot_uniform", "zeros_identity", "torch_default")
-#: Iterations between updates of the progress bar (an update costs far more than a step of a small map).
-PROGRESS_EVERY = 50
 
 #: The most iterations when `iterations` is left out (the paper's count); the held-out loss stops the fit sooner.
 MAX_ITERATIONS = 100_000
@@ -114,11 +114,12 @@ def adam_on_paper_loss(
 ) -> torch.Tensor:
     """Run `iterations` steps on random batches (with replacement) of rows of `x` (n, Dx), `y` (n, Dy);
     updates `weight`, `bias` in place and returns the per-batch losses `(iterations,)`. `advance(n)` is told of
-    every `PROGRESS_EVERY` steps done."""
+    the steps done, about 200 times in all (a progress bar)."""
     curve = torch.empty(iterations, device=x.device)
     # Small steps run on one CPU thread, so that a busy machine does not stall them (`featswap.threads`).
     work = batch_size * int(weight.shape[0]) * int(weight.shape[1]) if x.device.type == "cpu" else SMALL_WORK
     with torch_threads_for(work):
+        every = max(1, iterations // 200)
         # Batch indices come from a CPU generator so that a seed gives the same batches on every device.
         for step in range(iterations):
             rows = torch.randint(len(x), (batch_size,), generator=generator).to(x.device)
@@ -129,10 +130,10 @@ def adam_on_paper_loss(
             if schedule is not None:
                 schedule.step()
             curve[step] = loss.detach()
-            if advance is not None and (step + 1) % PROGRESS_EVERY == 0:
-                advance(PROGRESS_EVERY)
-    if advance is not None and iterations % PROGRESS_EVERY:
-        advance(iterations % PROGRESS_EVERY)
+            if advance is not None and (step + 1) % every == 0:
+                advance(every)
+    if advance is not None and iterations % every:
+        advance(iterations % every)
     return curve
 
 
@@ -149,13 +150,18 @@ def fit_paper(pairs: PairedFeatures | None, settings: PaperSettings, device: str
     bias = bias0.to(device, x.dtype).requires_grad_(True)
     optimizer, schedule = paper_optimizer([weight, bias], settings)
     total = settings.iterations if settings.iterations is not None else MAX_ITERATIONS
-    with steps(f"paper fit ({pairs.dx:,} -> {pairs.dy:,} features)", total) as advance:
+    with steps(total) as advance:  # early stopping leaves the bar short
         if settings.iterations is not None:  # the recipe exactly: every row, every iteration asked for
             curve = adam_on_paper_loss(
                 x, y, weight, bias, optimizer, schedule, settings.iterations, settings.batch_size, generator, advance
             )
+            losses = curve.cpu().numpy()
             return FitResult(
-                weight.detach().cpu().numpy(), bias.detach().cpu().numpy(), curve.cpu().numpy(), settings.iterations
+                weight.detach().cpu().numpy(),
+                bias.detach().cpu().numpy(),
+                losses,
+                settings.iterations,
+                still_falling(losses),
             )
         fit_rows, held_rows = split_rows(pairs.n, settings.holdout, settings.seed)
         fit_index, held_index = (torch.as_tensor(r, device=device) for r in (fit_rows, held_rows))
@@ -184,8 +190,37 @@ def fit_paper(pairs: PairedFeatures | None, settings: PaperSettings, device: str
             else:
                 bad += 1
     losses = torch.cat(curves).cpu().numpy()
-    info = {"stopped_early": done < MAX_ITERATIONS, "best_heldout_loss": best, "heldout_trace": trace}
+    info: dict[str, Any] = {"stopped_early": done < MAX_ITERATIONS, "best_heldout_loss": best,
+                            "heldout_trace": trace, "converged": bad >= settings.patience}  # fmt: skip
+    if bad < settings.patience:
+        info["message"] = (
+            f"not converged: the held-out loss was still improving at the last of {done:,} iterations; "
+            "more iterations (--param paper.iterations=N) may fit better"
+        )
     return FitResult(best_state[0].cpu().numpy(), best_state[1].cpu().numpy(), losses, done, info)
+
+
+#: The paper's recipe has a fixed number of iterations; it is said to be still improving at its end when the mean
+#: batch loss of its last tenth is more than this fraction below that of the tenth before.
+STILL_FALLING = 0.01
+
+
+def still_falling(curve: np.ndarray) -> dict[str, Any]:
+    """`converged` False, with a message saying by how much, when the per-batch losses `(iterations,)` were still
+    falling at the last iteration (the last tenth's mean more than 1% below the tenth before); else True."""
+    tenth = len(curve) // 10
+    if tenth < 10:
+        return {}
+    last, before = float(curve[-tenth:].mean()), float(curve[-2 * tenth : -tenth].mean())
+    drop = (before - last) / before if before > 0 else 0.0
+    if drop <= STILL_FALLING:
+        return {"converged": True}
+    return {
+        "converged": False,
+        "message": f"not converged: the batch loss was still falling at the last of {len(curve):,} iterations (the "
+        f"last tenth's mean {drop:.1%} below the tenth before); more iterations (--param paper.iterations=N) may "
+        "fit better",
+    }
 
 
 SOLVERS.register("paper")(

@@ -4,13 +4,14 @@ held-out loss stops improving."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 
 from featswap import validate
 from featswap.mapping.losses import paper_loss
-from featswap.mapping.paired import PairedFeatures, check_fits_in_memory, sample_rows, split_rows
+from featswap.mapping.paired import PairedFeatures, check_fits_in_memory
 from featswap.mapping.solvers.base import SOLVERS, FitResult, Heads, Solver
 from featswap.mapping.solvers.lstsq import (
     AUTO_IF_FEW,
@@ -23,6 +24,8 @@ from featswap.mapping.solvers.lstsq import (
     validate_ridge,
 )
 from featswap.mapping.solvers.paper import adam_on_paper_loss
+from featswap.progress import steps
+from featswap.rows import sample_rows, split_rows
 
 
 @dataclass(frozen=True)
@@ -101,27 +104,30 @@ def fit_refine(pairs: PairedFeatures | None, settings: RefineSettings, device: s
     best = start = held_out_loss()
     best_state = (weight.detach().clone(), bias.detach().clone())
     trace, curves, bad, done = [(0, start)], [], 0, 0
-    while done < settings.max_iterations and bad < settings.patience:
-        steps = min(settings.eval_every, settings.max_iterations - done)
-        curves.append(
-            adam_on_paper_loss(x, y, weight, bias, optimizer, None, steps, settings.batch_size, generator).cpu()
-        )
-        done += steps
-        loss = held_out_loss()
-        trace.append((done, loss))
-        if loss < best * (1 - settings.min_delta):
-            best, bad = loss, 0
-            best_state = (weight.detach().clone(), bias.detach().clone())
-        else:
-            bad += 1
+    with steps(settings.max_iterations) as advance:  # a bar to the cap; early stopping leaves it short
+        while done < settings.max_iterations and bad < settings.patience:
+            chunk = min(settings.eval_every, settings.max_iterations - done)
+            curves.append(
+                adam_on_paper_loss(x, y, weight, bias, optimizer, None, chunk, settings.batch_size, generator).cpu()
+            )
+            done += chunk
+            advance(chunk)
+            loss = held_out_loss()
+            trace.append((done, loss))
+            if loss < best * (1 - settings.min_delta):
+                best, bad = loss, 0
+                best_state = (weight.detach().clone(), bias.detach().clone())
+            else:
+                bad += 1
     curve = torch.cat(curves).numpy() if curves else np.zeros(0, dtype=np.float32)
-    info = {
-        "alpha": alpha,
-        "alpha_chosen": chosen,
-        "start_heldout_loss": start,
-        "best_heldout_loss": best,
-        "heldout_trace": trace,
-    }
+    info: dict[str, Any] = {"alpha": alpha, "alpha_chosen": chosen, "start_heldout_loss": start,
+                            "best_heldout_loss": best, "heldout_trace": trace,
+                            "converged": bad >= settings.patience}  # fmt: skip
+    if bad < settings.patience:
+        info["message"] = (
+            f"not converged: the held-out loss was still improving at the last of {done:,} iterations "
+            f"(max_iterations); a higher cap (--param refine.max_iterations=N) may fit better"
+        )
     return FitResult(best_state[0].cpu().numpy(), best_state[1].cpu().numpy(), curve, done, info)
 
 
