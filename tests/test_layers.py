@@ -58,6 +58,8 @@ def test_layers_lists_every_model_given(runner: CliRunner, tmp_path: Path) -> No
     assert "blocks.0" in blocks[0] and "blocks.0" not in blocks[1] and "mixed1" in blocks[1]
     alone = runner.invoke(app, ["layers", "--model", "tiny-inception", "--stages"])
     assert alone.output.strip() == blocks[1]
+    result = runner.invoke(app, ["layers", "--model", "tiny-resnet", "--model", "no-such-net"])
+    assert result.exit_code == 2 and result.output.startswith("error: Unknown model 'no-such-net'"), result.output
     result = runner.invoke(app, ["layers"])
     assert result.exit_code == 2 and result.output.startswith("error: layers lists networks: give --model")
     result = runner.invoke(app, ["layers", "--model", "tiny-resnet", "--weights", "a", "--weights", "b"])

@@ -612,15 +612,15 @@ def layers(
             f"Got {len(weights)} --weights for {len(model)} --model options; give one per model, in order, or none."
         )
     config: Any = data_config  # the option's check has turned the JSON into a mapping
+    tables = []  # every network is loaded before anything is printed: a bad second SPEC is one error line
     for i, spec in enumerate(model):
         # The layers and their shapes do not depend on the weights: without --weights, random ones (no download).
         classes = 1000 if spec.startswith(("timm:", "torchvision:")) else 10  # ImageNet's, or the built-ins' digits
         backbone = load_backbone(spec, weights[i] if weights else None, classes, data_config=config)
         found = list_layers(backbone.module, backbone.data_config.input_size)
-        if i:
-            typer.echo("")
-        typer.echo(f"{backbone.name}: input {' x '.join(map(str, backbone.data_config.input_size))}")
-        typer.echo(layers_table(found, stages_only=stages))
+        size = " x ".join(map(str, backbone.data_config.input_size))
+        tables.append(f"{backbone.name}: input {size}\n{layers_table(found, stages_only=stages)}")
+    typer.echo("\n\n".join(tables))
 
 
 @app.command()
