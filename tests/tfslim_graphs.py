@@ -1,0 +1,134 @@
+"""TF-slim's own graphs, built with TensorFlow for the tests: random weights and random batch-norm statistics,
+saved as V1 and V2 checkpoints, run on preprocessed images.
+
+tf-slim 1.1's `tf_slim.layers` imports `tf_keras.legacy_tf_layers`, which tf-keras 2.21 keeps under
+`tf_keras/src/`: `import_slim` aliases those modules before importing tf_slim (a test-side shim only).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import pkgutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+def import_slim() -> tuple[Any, Any]:
+    """(tensorflow, tf_slim) with the `legacy_tf_layers` alias in place."""
+    import tensorflow as tf
+    import tf_keras.src.legacy_tf_layers as legacy
+
+    sys.modules.setdefault("tf_keras.legacy_tf_layers", legacy)
+    for info in pkgutil.iter_modules(legacy.__path__):
+        name = f"tf_keras.legacy_tf_layers.{info.name}"
+        sys.modules.setdefault(name, importlib.import_module(f"tf_keras.src.legacy_tf_layers.{info.name}"))
+    import tf_slim
+
+    return tf, tf_slim
+
+
+def randomize(tf: Any, session: Any, seed: int) -> None:
+    """Every variable random: kernels from TF-slim's initialiser scaled by 0.5 to 1.5 per output (so deep nets stay
+    finite), biases and betas N(0, 0.1), gammas U(0.5, 1.5), moving means N(0, 0.2), variances U(0.3, 2)."""
+    rng = np.random.default_rng(seed)
+    for variable in tf.compat.v1.global_variables():
+        name = variable.op.name
+        shape = tuple(variable.shape)
+        if name.endswith("/weights"):
+            value = session.run(variable) * rng.uniform(0.5, 1.5, size=shape[-1]).astype(np.float32)
+        elif name.endswith(("/biases", "/beta")):
+            value = rng.normal(0, 0.1, shape)
+        elif name.endswith("/gamma"):
+            value = rng.uniform(0.5, 1.5, shape)
+        elif name.endswith("/moving_mean"):
+            value = rng.normal(0, 0.2, shape)
+        elif name.endswith("/moving_variance"):
+            value = rng.uniform(0.3, 2.0, shape)
+        else:
+            continue
+        variable.load(np.asarray(value, dtype=np.float32), session)
+
+
+@dataclass
+class SlimGraph:
+    """A TF-slim network in its own graph and session, with its checkpoints."""
+
+    graph: Any
+    session: Any
+    images: Any
+    features: Any
+    logits: Any
+    v1: Path
+    v2: Path
+
+    def run(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Images `(N, H, W, 3)` float32 -> (pooled features `(N, D)`, logits `(N, 1001)`)."""
+        features, logits = self.session.run([self.features, self.logits], {self.images: batch})
+        return features.reshape(len(batch), -1), logits.reshape(len(batch), -1)
+
+
+def resnet_v2(depth: int, folder: Path, seed: int = 0) -> SlimGraph:
+    """`tf_slim.nets.resnet_v2.resnet_v2_{depth}` (1001 classes, inference), random, saved as `folder/v1.ckpt`
+    (V1, with `global_step` and exponential moving averages beside the weights, as training leaves them) and
+    `folder/v2.ckpt` (V2: `.index` + `.data-*`)."""
+    tf, slim = import_slim()
+    from tf_slim.nets import resnet_v2 as nets
+
+    graph = tf.Graph()
+    with graph.as_default():
+        images = tf.compat.v1.placeholder(tf.float32, [None, None, None, 3])  # any size
+        with slim.arg_scope(nets.resnet_arg_scope()):
+            logits, _ = getattr(nets, f"resnet_v2_{depth}")(images, num_classes=1001, is_training=False)
+        features = graph.get_tensor_by_name(f"resnet_v2_{depth}/pool5:0")
+        model_variables = tf.compat.v1.global_variables()
+        tf.compat.v1.train.get_or_create_global_step()
+        tf.compat.v1.train.ExponentialMovingAverage(0.999).apply(model_variables[:4])
+        session = tf.compat.v1.Session(graph=graph)
+        session.run(tf.compat.v1.global_variables_initializer())
+        randomize(tf, session, seed)
+        v1, v2 = folder / "v1.ckpt", folder / "v2.ckpt"
+        tf.compat.v1.train.Saver(write_version=tf.compat.v1.train.SaverDef.V1).save(
+            session, str(v1), write_meta_graph=False
+        )
+        tf.compat.v1.train.Saver(model_variables).save(session, str(v2), write_meta_graph=False)
+    return SlimGraph(graph, session, images, features, logits, v1, v2)
+
+
+def write_checkpoint(path: Path, arrays: dict[str, np.ndarray], version: int = 2) -> Path:
+    """A TF checkpoint at prefix `path` holding `arrays` under their names."""
+    tf, _ = import_slim()
+    graph = tf.Graph()
+    with graph.as_default():
+        variables = {name: tf.compat.v1.Variable(value, name=name) for name, value in arrays.items()}
+        saver_def = tf.compat.v1.train.SaverDef.V1 if version == 1 else tf.compat.v1.train.SaverDef.V2
+        with tf.compat.v1.Session(graph=graph) as session:
+            session.run(tf.compat.v1.global_variables_initializer())
+            tf.compat.v1.train.Saver(variables, write_version=saver_def).save(
+                session, str(path), write_meta_graph=False
+            )
+    return path
+
+
+def read_checkpoint(path: Path) -> dict[str, np.ndarray]:
+    """Every variable of a TF checkpoint, by name."""
+    tf, _ = import_slim()
+    reader = tf.train.load_checkpoint(str(path))
+    return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()}
+
+
+def tf_preprocess(image: np.ndarray, size: int) -> np.ndarray:
+    """`inception_preprocessing.preprocess_for_eval(image, size, size)` (central fraction 0.875), its TF ops
+    line for line: uint8 `(H, W, 3)` -> float32 `(size, size, 3)`."""
+    tf, _ = import_slim()
+    x = tf.image.convert_image_dtype(tf.constant(image), dtype=tf.float32)
+    x = tf.image.central_crop(x, central_fraction=0.875)
+    x = tf.compat.v1.image.resize_bilinear(tf.expand_dims(x, 0), [size, size], align_corners=False)
+    x = tf.squeeze(x, [0])
+    return np.asarray(tf.multiply(tf.subtract(x, 0.5), 2.0))
