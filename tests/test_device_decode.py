@@ -115,3 +115,19 @@ def test_the_store_keeps_device_decoded_features_apart_and_ray_refuses_the_optio
     assert result.exit_code == 2 and "--decode must be one of pil, device" in result.output
     with pytest.raises(SpecError, match="with --engine ray use --decode pil"):
         RunConfig.build(overrides={"extraction": {"decode": "device"}, "engine": {"kind": "ray"}})
+
+
+def test_tf_slims_preprocessing_on_the_device_is_the_same_float32_arithmetic(tmp_path: Path) -> None:
+    from featswap.backbones.preprocessing import DataConfig
+    from featswap.data.decode import open_image
+    from featswap.extraction.device_decode import jpeg_decoder
+
+    root = photos(tmp_path / "photos", 3)
+    config = DataConfig.from_mapping({"input_size": (3, 29, 31), "mean": (0.5,) * 3, "std": (0.5,) * 3,
+                                      "crop_pct": 0.875, "pipeline": "tf-inception"})  # fmt: skip
+    for path in sorted((root / "things").glob("*.jpg")):
+        theirs = config.transform()(open_image(path, path.name))
+        ours = config.tensor_transform()(
+            jpeg_decoder()(torch.frombuffer(bytearray(path.read_bytes()), dtype=torch.uint8))
+        )
+        assert torch.equal(ours, theirs), path.name

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
@@ -129,13 +130,10 @@ class DataConfig:
     def tensor_transform(self) -> Callable[[torch.Tensor], torch.Tensor]:
         """RGB `(3, H, W)` uint8 on any device -> float tensor (C, H, W) there, normalised: `transform`'s steps as
         tensor operations (the resize rounds a little differently from Pillow's; grayscale by ITU-R 601-2 luma, as
-        Pillow's)."""
-        if self.pipeline != "timm":
-            raise ModelError(
-                f"Decoding on the device follows timm's preprocessing only, not the {self.pipeline} pipeline these "
-                "networks need; use --decode pil."
-            )
+        Pillow's). The tf-inception pipeline's steps are tensor operations already: the same here, on the device."""
         channels, height, width = self.input_size
+        if self.pipeline == "tf-inception":
+            return functools.partial(tf_inception_on_device, size=(height, width), config=self)
         scale = math.floor(min(height, width) / self.crop_pct)
         squash = self.crop_pct == 1.0 and self.resize_mode == "squash"
         resize: Any = (height, width) if squash else scale
@@ -149,3 +147,24 @@ class DataConfig:
                 v2.Normalize(self.mean, self.std),
             ]
         )
+
+
+def tf_inception_on_device(image: torch.Tensor, size: tuple[int, int], config: DataConfig) -> torch.Tensor:
+    """TF-slim's `preprocess_for_eval` (`featswap.backbones.sources.tfslim.preprocessing`) of RGB `(3, H, W)` uint8 on
+    its own device: the same float32 operations in the same order, so on the CPU the same numbers."""
+    from featswap.backbones.sources.tfslim.preprocessing import central_crop_box, legacy_neighbours
+
+    device = image.device
+    x = image.to(torch.float32) * torch.tensor(1 / 255, dtype=torch.float32)
+    if config.crop_pct < 1.0:
+        top, left, crop_h, crop_w = central_crop_box(x.shape[1], x.shape[2], config.crop_pct)
+        x = x[:, top : top + crop_h, left : left + crop_w]
+    y0, y1, dy = (t.to(device) for t in legacy_neighbours(x.shape[1], size[0]))
+    x0, x1, dx = (t.to(device) for t in legacy_neighbours(x.shape[2], size[1]))
+    top_rows, bottom_rows = x[:, y0], x[:, y1]
+    upper = top_rows[:, :, x0] + (top_rows[:, :, x1] - top_rows[:, :, x0]) * dx
+    lower = bottom_rows[:, :, x0] + (bottom_rows[:, :, x1] - bottom_rows[:, :, x0]) * dx
+    x = upper + (lower - upper) * dy[:, None]
+    shift = torch.tensor(config.mean, dtype=torch.float32, device=device)[:, None, None]
+    scale = torch.tensor(config.std, dtype=torch.float32, device=device)[:, None, None]
+    return ((x - shift) / scale).contiguous()
