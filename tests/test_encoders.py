@@ -221,3 +221,10 @@ def test_a_probe_head_needs_labelled_fitting_images(encoder: Path, tmp_path: Pat
     ])  # fmt: skip
     assert result.exit_code == 2 and "has no labels" in result.output, result.output
     assert not out.exists()
+
+
+def test_layers_of_encoders_need_no_head(clip: str, encoder: Path, runner: CliRunner) -> None:
+    for spec in (f"openclip:{clip}", f"hf:{encoder}"):
+        result = runner.invoke(app, ["layers", "--model", spec])
+        assert result.exit_code == 0, result.output
+        assert "input 3 x 32 x 32" in result.output

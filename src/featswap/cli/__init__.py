@@ -616,7 +616,8 @@ def layers(
     for i, spec in enumerate(model):
         # The layers and their shapes do not depend on the weights: without --weights, random ones (no download).
         classes = 1000 if spec.startswith(("timm:", "torchvision:")) else 10  # ImageNet's, or the built-ins' digits
-        backbone = load_backbone(spec, weights[i] if weights else None, classes, data_config=config)
+        # Layers need no classifier: head="probe" skips building one (a zero-shot head's text embeddings).
+        backbone = load_backbone(spec, weights[i] if weights else None, classes, data_config=config, head="probe")
         found = list_layers(backbone.module, backbone.data_config.input_size)
         size = " x ".join(map(str, backbone.data_config.input_size))
         tables.append(f"{backbone.name}: input {size}\n{layers_table(found, stages_only=stages)}")

@@ -5,8 +5,11 @@ Layout (a directory, or any location zarr/fsspec reaches)::
 
     zarr.json                      attrs: featswap_store version
     models/<name>/                 attrs: spec, feature_dim, num_classes, head_outputs, head_offset, data_config,
-                                          weights_sha256, logits_max_abs_diff, head_crc32; arrays head_weight
-                                          (C, D), head_bias (C,): the head's class rows (outputs head_offset..)
+                                          weights_sha256, logits_max_abs_diff, head_crc32, head (its kind, in the
+                                          identity), head_record (a zero-shot head's names and templates),
+                                          features (--features), probe (a trained probe's record); arrays
+                                          head_weight (C, D), head_bias (C,): the head's class rows (outputs
+                                          head_offset..; a probe's zeros until it is trained)
     <collection>/                  attrs: spec, classes (label names, or null), roles (fit, eval),
                                           ids_crc32, labels_crc32, skipped {id: reason}
     <collection>/ids (N,) str      one id order shared by every model

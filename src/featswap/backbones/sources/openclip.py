@@ -48,7 +48,10 @@ class CLIPImageClassifier(nn.Module):
         return out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits `(N, C)`; the embeddings `(N, D)` while no zero-shot head is built (`featswap layers`)."""
         model: Any = self.model
+        if self.classifier.numel() == 0:
+            return self.embed(x)
         result: torch.Tensor = model.logit_scale.exp() * self.embed(x) @ self.classifier
         return result
 
