@@ -195,6 +195,7 @@ def main() -> None:
     parser.add_argument("--dy", type=int, default=2048)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--offset", type=float, default=1e4, help="common offset of the similarity rows' features")
+    parser.add_argument("--only", default="", help="comma-separated names of the rows to run (default: all)")
     parser.add_argument("--images", type=int, default=256, help="JPEG files for the extraction rows")
     parser.add_argument("--batch-size", type=int, default=32, help="images per forward pass (extraction rows)")
     parser.add_argument("--workers", type=int, default=1, help="decoding processes (extraction rows)")
@@ -363,6 +364,9 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
             exact_map(ix, iy),
         ),
     ]
+    if args.only:
+        wanted = args.only.split(",")
+        rows = [row for row in rows if row.name in wanted]
     if args.only_extraction or args.only_references:
         rows = []
     if not args.no_extraction and not args.only_references:
@@ -391,6 +395,7 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
                 row.error = max(row.error, relative(results["featswap"], row.reference))
                 if row.compare_peer:
                     row.peer_error = relative(results["peer"], row.reference)
+        print(f"repetition {repeat + 1} of {args.repeats} done", flush=True)
     tracemalloc.stop()
 
     print(f"{args.repeats} repetitions; ratio = featswap time / peer time; difference: relative, from float64 on "
