@@ -36,6 +36,8 @@ class CLIPImageClassifier(nn.Module):
     """CLIP as a classifier: `logit_scale * normalize(encode_image(x)) @ classifier`, as open_clip scores zero-shot
     ImageNet; `classifier` `(D, C)` is open_clip's, set by `zero_shot`."""
 
+    classifier: torch.Tensor
+
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.model = model
