@@ -30,12 +30,12 @@ def model_name(spec: str) -> str:
     kind, _, rest = spec.partition(":")
     if ".py:" in spec:
         base = spec.rpartition(":")[2]
-    elif rest and kind.isidentifier():
-        base = rest
     elif kind == "hf":  # a directory's or hub model's last part: hf:google/vit-base-patch16-224 -> vit-base-patch16-224
         base = rest.rstrip("/").rpartition("/")[2]
     elif kind == "openclip":  # openclip:ViT-B-32:openai -> ViT-B-32.openai
         base = rest.replace(":", ".")
+    elif rest and kind.isidentifier():
+        base = rest
     else:
         base = spec
     if not NAME.fullmatch(base):
