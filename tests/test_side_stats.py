@@ -135,7 +135,7 @@ def test_similarity_reads_each_models_own_sums_once_and_gives_the_pairs_values(t
     store = FeatureStore.open(tmp_path / "s.zarr")
     features = {name: store.features("train", name) for name in names}
     sides: SideCache[tuple[str, str], SideStats] = SideCache()
-    result = similarity_of(features, names, EvaluationSettings(), {}, sides)
+    result = similarity_of(features, names, EvaluationSettings(), {}, sides=sides)
     # float32 sums of each model once; float64 ones, once too, only where a measure needs them (CCA's whitening)
     assert sorted(name for name, precision in sides if precision == "float32") == names
     assert sides.computed == len(list(sides)) <= 6
