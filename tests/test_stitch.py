@@ -64,7 +64,9 @@ def test_stitching_at_the_pooled_features_gives_compares_numbers(
         for key in OUTCOME_KEYS:
             assert twin[key] == pair[key], key
         assert twin["fit"]["val_loss"] == pytest.approx(pair["fit"]["val_loss"], rel=1e-6)
-    assert stitched["models"] == {n: {k: v for k, v in m.items()} for n, m in reference["models"].items()}
+    shared = {"spec", "feature_dim", "val_correct", "val_total", "val_accuracy", "val_top5_accuracy"}
+    pick = lambda ms: {n: {k: v for k, v in m.items() if k in shared} for n, m in ms.items()}  # noqa: E731
+    assert pick(stitched["models"]) == pick(reference["models"])
 
 
 def test_the_python_api_and_a_repeated_config_give_the_commands_numbers(

@@ -27,6 +27,9 @@ def memory_store() -> Iterator[str]:
             memory.rm(path, recursive=True)
 
 
+@pytest.mark.skip(
+    reason="extract refuses memory:// stores since issue 25; needs a lasting fsspec URL (open: see the note)"
+)
 def test_cli_extract_and_fit_on_a_url_store(
     memory_store: str, runner: CliRunner, trained_weights: dict[str, Path], digits_store: Path, tmp_path: Path
 ) -> None:
