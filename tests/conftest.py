@@ -160,3 +160,20 @@ def metrics_follow_schema(schema_witness: SchemaWitness) -> Iterator[None]:
     yield
     new = schema_witness.failures[before:]
     assert not new, "metrics.json written by featswap breaks metrics.schema.json:\n" + "\n".join(new)
+
+
+@pytest.fixture(autouse=True)
+def threads_restored() -> Iterator[None]:
+    """Undoes what an in-process `featswap --threads N` left behind (`featswap.threads.set_threads` lasts as long as
+    the process, as it should for a command): a later test's numbers would otherwise come from another thread
+    count than a fresh process's, and float32 products' rounding follows the thread count."""
+    import torch
+
+    from featswap import threads
+
+    before = torch.get_num_threads()
+    yield
+    if threads._blas_limit is not None:
+        threads._blas_limit.restore_original_limits()  # type: ignore[attr-defined]
+        threads._blas_limit = None
+    torch.set_num_threads(before)
