@@ -246,6 +246,23 @@ def test_cli_extract_and_fit_on_ray_match_local(
     assert np.array_equal(ray_map.weight_, local_map.weight_) and np.array_equal(ray_map.bias_, local_map.bias_)
 
 
+def test_probe_head_trained_after_ray_extraction_equals_local(
+    tmp_path: Path, ray_cluster: None, one_thread: None, runner: CliRunner, trained_weights: dict[str, Path]
+) -> None:
+    """`--head probe` on Ray's engine: the driver trains the probe on the features the actors wrote, the same
+    probe, bit for bit, as a local extraction's (one thread both: the same features)."""
+    stores = {"ray": f"file://{tmp_path}/ray.zarr", "local": str(tmp_path / "local.zarr")}
+    for engine, store in stores.items():
+        args = ["extract", "--model", "tiny-inception", "--weights", str(trained_weights["tiny-inception"]),
+                "--head", "probe", "--data", "digits", "--store", store, "--engine", engine, "--quiet"]  # fmt: skip
+        result = runner.invoke(app, [*args, "--ray-workers", "1"] if engine == "ray" else args)
+        assert result.exit_code == 0, result.output
+    ray_store, local_store = FeatureStore.open(stores["ray"]), FeatureStore.open(stores["local"])
+    assert not ray_store.probe_pending("tiny-inception")
+    for ours, theirs in zip(ray_store.head("tiny-inception"), local_store.head("tiny-inception"), strict=True):
+        assert np.array_equal(ours, theirs) and np.any(ours != 0)
+
+
 def test_ray_resource_errors(
     tmp_path: Path, ray_cluster: None, digits_parts: Digits, trained_weights: dict[str, Path]
 ) -> None:
