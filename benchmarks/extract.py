@@ -1,11 +1,14 @@
 """Extraction throughput against the bare forward pass, for a timm ResNet-50 on this CPU; and the Ray engine.
 
-    python benchmarks/extract.py [--images 320] [--batch-size 32] [--workers 1] [--no-ray]
+    python benchmarks/extract.py [--images 320] [--batch-size 32] [--workers 1] [--repeats 3] [--no-ray]
 
 Writes real JPEG files (256 x 256, so that resizing and cropping happen) into an image folder, then
 measures side by side in one run: featswap's extraction (JPEG files on disk -> decoded, preprocessed,
 forward, features in a zarr store) and the model's forward pass alone, in the same (channels-last) layout, on
-tensors preloaded in memory, both in images/s. The line `extract/forward: <ratio>` compares them.
+tensors preloaded in memory, both in images/s, repeated `--repeats` times in turn (bare, extract, bare, ...: load
+from other processes falls on both alike). The line `extract/forward: <median ratio>` compares them; each
+repeat's ratio, and the extraction's CPU seconds split into user and system time (this process and its decoding
+workers: system time as large as user time is the mark of threads competing for cores), are printed above it.
 `benchmarks/peers.py` repeats this against a DataLoader + hook loop, interleaved.
 
 With Ray installed, the same extraction runs on a local Ray instance of this machine's CPUs with 1 and 2
@@ -18,6 +21,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -37,6 +42,7 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=320, help="JPEG files written and extracted")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=3, help="bare and extract runs, in turn")
     parser.add_argument("--no-ray", action="store_true", help="skip the Ray engine's columns")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -53,21 +59,36 @@ def main() -> None:
 
         preloaded = torch.stack([transform(collection.load(i)) for i in range(len(collection))])
         bare_forward(backbone, preloaded[: args.batch_size], args.batch_size)  # warm-up
-        started = time.perf_counter()
-        bare_forward(backbone, preloaded, args.batch_size)
-        forward = len(preloaded) / (time.perf_counter() - started)
-
-        started = time.perf_counter()
-        featswap_extract(backbone, collection, Path(tmp) / "s.zarr", args.batch_size, args.workers)
-        extracted = len(collection) / (time.perf_counter() - started)
+        forwards, extracts, cpu = [], [], (0.0, 0.0)
+        for k in range(args.repeats):
+            started = time.perf_counter()
+            bare_forward(backbone, preloaded, args.batch_size)
+            forwards.append(len(preloaded) / (time.perf_counter() - started))
+            before = cpu_seconds()
+            started = time.perf_counter()
+            featswap_extract(backbone, collection, Path(tmp) / f"s{k}.zarr", args.batch_size, args.workers)
+            extracts.append(len(collection) / (time.perf_counter() - started))
+            after = cpu_seconds()
+            cpu = (cpu[0] + after[0] - before[0], cpu[1] + after[1] - before[1])
+            print(f"repeat {k + 1}: bare {forwards[-1]:.1f} images/s, extract {extracts[-1]:.1f} images/s, "
+                  f"ratio {extracts[-1] / forwards[-1]:.3f}")  # fmt: skip
+        forward, extracted = statistics.median(forwards), statistics.median(extracts)
+        ratios = sorted(e / f for e, f in zip(extracts, forwards, strict=True))
         ray_rates = {} if args.no_ray else ray_columns(recipe, collection, Path(tmp), args.batch_size)
     print(f"bare forward on preloaded tensors: {forward:.1f} images/s")
     print(f"featswap extract from JPEG files:  {extracted:.1f} images/s")
-    print(f"extract/forward: {extracted / forward:.2f}")
+    print(f"extraction CPU time: user {cpu[0]:.1f} s, system {cpu[1]:.1f} s (system/user {cpu[1] / cpu[0]:.2f})")
+    print(f"extract/forward: {statistics.median(ratios):.2f} (min {ratios[0]:.2f}, max {ratios[-1]:.2f})")
     for workers, ray_rate in ray_rates.items():
         print(f"featswap extract, Ray, {workers} CPU worker(s): {ray_rate:.1f} images/s")
     for workers, ray_rate in ray_rates.items():
         print(f"ray {workers} workers/local: {ray_rate / extracted:.2f}")
+
+
+def cpu_seconds() -> tuple[float, float]:
+    """User and system CPU seconds of this process and its ended children (decoding workers) so far."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + children.ru_utime, own.ru_stime + children.ru_stime
 
 
 def ray_columns(recipe: BackboneRecipe, collection: Collection, tmp: Path, batch_size: int) -> dict[int, float]:

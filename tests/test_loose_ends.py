@@ -172,3 +172,50 @@ def test_repeated_label_rows_are_said_when_a_run_starts(runner: CliRunner, tmp_p
             "--store", str(tmp_path / "s.zarr"), "--quiet"]  # fmt: skip
     result = runner.invoke(app, args)
     assert "warning: inet-val: " in result.output and "has 1 repeated row(s)" in result.output, result.output
+
+
+# -- a network that cannot run ------------------------------------------------------------------------------
+MISFIT = """
+import torch.nn as nn
+
+DATA = {"input_size": (3, 8, 8), "mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5)}
+
+
+class Misfit(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv, self.fc, self.data_config = nn.Conv2d(3, 8, 3), nn.Linear(16, 10), DATA
+
+    def forward(self, x):
+        return self.fc(self.conv(x).mean((2, 3)))
+
+
+def {name}(num_classes=10):
+    model = Misfit()
+    {change}
+    return model
+"""
+
+
+@pytest.mark.parametrize(
+    ("command", "change"),
+    [
+        (["layers"], "pass"),  # its own classifier does not fit its features
+        (["extract", "--data", "digits", "--store", "STORE"], "pass"),
+        (["extract", "--data", "digits", "--store", "STORE", "--head", "probe"], "model.conv = nn.Conv2d(3, 8, 9)"),
+    ],
+)
+def test_a_network_that_fails_in_its_own_forward_pass_is_named(
+    runner: CliRunner, tmp_path: Path, command: list[str], change: str
+) -> None:
+    """A user's network that cannot run (a classifier that does not fit its features, a kernel larger than the
+    image) is one error line naming it and what torch said, not a bug report; nothing is created."""
+    factory = tmp_path / "misfit.py"
+    factory.write_text(MISFIT.replace("{name}", "misfit").replace("{change}", change))
+    store = tmp_path / "s.zarr"
+    args = [str(store) if a == "STORE" else a for a in command]
+    result = runner.invoke(app, [*args, "--model", f"{factory}:misfit"])
+    assert result.exit_code == 2
+    assert result.output.startswith("error: misfit fails in its own forward pass on 3 x 8 x 8 inputs (RuntimeError: ")
+    assert "bug in featswap" not in result.output and len(result.output.strip().splitlines()) == 1
+    assert not store.exists()

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from featswap.backbones.forward_errors import network_runs
 from featswap.backbones.preprocessing import DataConfig
 from featswap.errors import ModelError
 from featswap.heads.kinds import HeadKind
@@ -74,7 +75,8 @@ class Backbone:
     @torch.inference_mode()
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Penultimate pooled features `(N, D)` float32 for preprocessed images `x` `(N, C, H, W)`."""
-        out = self.features_fn(x)
+        with network_runs(self.name, tuple(x.shape)):
+            out = self.features_fn(x)
         if out.ndim != 2 or out.shape[1] != self.feature_dim:
             raise ModelError(
                 f"{self.name}: features have shape {tuple(out.shape)}, expected (N, {self.feature_dim}). "
@@ -118,7 +120,8 @@ class Backbone:
                     "its preprocessing (--data-config)."
                 )
             return None
-        logits = self.forward(x).float()
+        with network_runs(self.name, tuple(x.shape)):
+            logits = self.forward(x).float()
         feats = self.features(x)
         if logits.shape != (x.shape[0], self.head_outputs):
             raise ModelError(

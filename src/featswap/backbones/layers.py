@@ -18,6 +18,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from featswap.backbones.forward_errors import network_runs
+
 
 @dataclass(frozen=True)
 class Layer:
@@ -111,9 +113,10 @@ def probe_layers(
     return [Layer(n, kind, shape, n in stages, calls[n], leaves_done[n] / total) for n, (kind, shape) in shapes.items()]
 
 
-def list_layers(module: nn.Module, input_size: tuple[int, int, int]) -> list[Layer]:
-    """`probe_layers` of the module's whole forward pass."""
-    return probe_layers(module, module, input_size)
+def list_layers(module: nn.Module, input_size: tuple[int, int, int], name: str = "the network") -> list[Layer]:
+    """`probe_layers` of the module's whole forward pass (a failure of network `name` in it: `ModelError`)."""
+    with network_runs(name, (1, *input_size)):
+        return probe_layers(module, module, input_size)
 
 
 def layers_table(layers: list[Layer], stages_only: bool = False) -> str:

@@ -618,7 +618,7 @@ def layers(
         classes = 1000 if spec.startswith(("timm:", "torchvision:")) else 10  # ImageNet's, or the built-ins' digits
         # Layers need no classifier: head="probe" skips building one (a zero-shot head's text embeddings).
         backbone = load_backbone(spec, weights[i] if weights else None, classes, data_config=config, head="probe")
-        found = list_layers(backbone.module, backbone.data_config.input_size)
+        found = list_layers(backbone.module, backbone.data_config.input_size, backbone.name)
         size = " x ".join(map(str, backbone.data_config.input_size))
         tables.append(f"{backbone.name}: input {size}\n{layers_table(found, stages_only=stages)}")
     typer.echo("\n\n".join(tables))

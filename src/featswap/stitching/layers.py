@@ -10,6 +10,7 @@ from collections.abc import Sequence
 import torch
 
 from featswap.backbones.backbone import Backbone
+from featswap.backbones.forward_errors import network_runs
 from featswap.backbones.layers import Layer, module_device, probe_layers
 from featswap.errors import ModelError, SpecError
 from featswap.stitching.activations import check_pair
@@ -37,7 +38,8 @@ class NetworkLayers:
     def __init__(self, backbone: Backbone) -> None:
         self.backbone = backbone
         input_size = backbone.data_config.input_size
-        found = probe_layers(backbone.module, backbone.features_fn, input_size)
+        with network_runs(backbone.name, (1, *input_size)):
+            found = probe_layers(backbone.module, backbone.features_fn, input_size)
         self.layers: dict[str, Layer] = {layer.name: layer for layer in found}
         self.layers[POOLED] = Layer(POOLED, "pooled features", (backbone.feature_dim,), True, 1, 1.0)
         self._checked: set[str] = set()

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from featswap.backbones.backbone import Backbone, split_module
+from featswap.backbones.forward_errors import network_runs
 from featswap.backbones.naming import check_name, model_name
 from featswap.backbones.preprocessing import DataConfig
 from featswap.backbones.sources import hf, openclip, timm_models, torchvision_models  # noqa: F401  (registers)
@@ -143,8 +144,9 @@ def probe_backbone(
                     raise ModelError(f"{name} outputs {type(out).__name__}, not a tensor of features.")
                 return pooled(out, name)
 
-    with torch.inference_mode():
-        width = feature_fn(torch.zeros(2, *preprocessing.input_size)).shape
+    blank = torch.zeros(2, *preprocessing.input_size)
+    with torch.inference_mode(), network_runs(name, tuple(blank.shape)):
+        width = feature_fn(blank).shape
     if len(width) != 2:
         raise ModelError(f"{name}: its features have shape {tuple(width)}, not (N, D).")
     backbone = Backbone(

@@ -19,6 +19,7 @@ from torch import nn
 
 from featswap.backbones.checkpoints import load_into
 from featswap.backbones.feature_choice import FeatureFn
+from featswap.backbones.forward_errors import network_runs
 from featswap.backbones.sources.family import Built, Family, register, summary
 from featswap.backbones.sources.heads import hooked_features
 from featswap.errors import ModelError, SpecError
@@ -183,7 +184,7 @@ class HFFamily(Family):
             features = hooked_features(module, head[-1], spec)
             return Built(module, data_config, features=features, head=head[-1], choose_features=choose)
         probe = torch.zeros(1, *data_config["input_size"])
-        with torch.inference_mode():
+        with torch.inference_mode(), network_runs(spec, tuple(probe.shape)):
             tokens = model(pixel_values=probe).last_hidden_state.ndim == 3
         return Built(module, data_config, features=cls if tokens else pooled, choose_features=choose, headless=True)
 
