@@ -14,6 +14,7 @@ from featswap import validate
 from featswap.mapping.losses import paper_loss
 from featswap.mapping.paired import PairedFeatures, check_fits_in_memory
 from featswap.mapping.solvers.base import SOLVERS, FitResult, Heads, Solver
+from featswap.mapping.solvers.early_stopping import until_flat
 from featswap.progress import steps
 from featswap.rows import split_rows
 from featswap.threads import SMALL_WORK, torch_threads_for
@@ -171,33 +172,23 @@ def fit_paper(pairs: PairedFeatures | None, settings: PaperSettings, device: str
             with torch.no_grad():
                 return float(paper_loss(x_held @ weight.T + bias, y_held))
 
-        best = held_out_loss()
-        best_state = (weight.detach().clone(), bias.detach().clone())
-        trace, curves, bad, done = [(0, best)], [], 0, 0
-        while done < MAX_ITERATIONS and bad < settings.patience:
-            chunk = min(settings.eval_every, MAX_ITERATIONS - done)
-            curves.append(
-                adam_on_paper_loss(
-                    x_fit, y_fit, weight, bias, optimizer, schedule, chunk, settings.batch_size, generator, advance
-                )
+        def run(chunk: int) -> torch.Tensor:
+            return adam_on_paper_loss(
+                x_fit, y_fit, weight, bias, optimizer, schedule, chunk, settings.batch_size, generator, advance
             )
-            done += chunk
-            loss = held_out_loss()
-            trace.append((done, loss))
-            if loss < best * (1 - settings.min_delta):
-                best, bad = loss, 0
-                best_state = (weight.detach().clone(), bias.detach().clone())
-            else:
-                bad += 1
-    losses = torch.cat(curves).cpu().numpy()
-    info: dict[str, Any] = {"stopped_early": done < MAX_ITERATIONS, "best_heldout_loss": best,
-                            "heldout_trace": trace, "converged": bad >= settings.patience}  # fmt: skip
-    if bad < settings.patience:
+
+        stopped = until_flat(run, held_out_loss, weight, bias, cap=MAX_ITERATIONS, every=settings.eval_every,
+                             patience=settings.patience, min_delta=settings.min_delta)  # fmt: skip
+    losses = torch.cat(stopped.curves).cpu().numpy()
+    info: dict[str, Any] = {"stopped_early": stopped.done < MAX_ITERATIONS, "best_heldout_loss": stopped.best,
+                            "heldout_trace": stopped.trace, "converged": stopped.converged}  # fmt: skip
+    if not stopped.converged:
         info["message"] = (
-            f"not converged: the held-out loss was still improving at the last of {done:,} iterations; "
+            f"not converged: the held-out loss was still improving at the last of {stopped.done:,} iterations; "
             "more iterations (--param paper.iterations=N) may fit better"
         )
-    return FitResult(best_state[0].cpu().numpy(), best_state[1].cpu().numpy(), losses, done, info)
+    weight_, bias_ = stopped.state
+    return FitResult(weight_.cpu().numpy(), bias_.cpu().numpy(), losses, stopped.done, info)
 
 
 #: The paper's recipe has a fixed number of iterations; it is said to be still improving at its end when the mean

@@ -13,6 +13,7 @@ from featswap import validate
 from featswap.mapping.losses import paper_loss
 from featswap.mapping.paired import PairedFeatures, check_fits_in_memory
 from featswap.mapping.solvers.base import SOLVERS, FitResult, Heads, Solver
+from featswap.mapping.solvers.early_stopping import until_flat
 from featswap.mapping.solvers.lstsq import (
     AUTO_IF_FEW,
     LstsqSettings,
@@ -101,34 +102,27 @@ def fit_refine(pairs: PairedFeatures | None, settings: RefineSettings, device: s
         with torch.no_grad():
             return float(paper_loss(x_eval @ weight.T + bias, y_eval))
 
-    best = start = held_out_loss()
-    best_state = (weight.detach().clone(), bias.detach().clone())
-    trace, curves, bad, done = [(0, start)], [], 0, 0
+    def run(chunk: int) -> torch.Tensor:
+        curve = adam_on_paper_loss(x, y, weight, bias, optimizer, None, chunk, settings.batch_size, generator).cpu()
+        advance(chunk)
+        return curve
+
     with steps(settings.max_iterations) as advance:  # a bar to the cap; early stopping leaves it short
-        while done < settings.max_iterations and bad < settings.patience:
-            chunk = min(settings.eval_every, settings.max_iterations - done)
-            curves.append(
-                adam_on_paper_loss(x, y, weight, bias, optimizer, None, chunk, settings.batch_size, generator).cpu()
-            )
-            done += chunk
-            advance(chunk)
-            loss = held_out_loss()
-            trace.append((done, loss))
-            if loss < best * (1 - settings.min_delta):
-                best, bad = loss, 0
-                best_state = (weight.detach().clone(), bias.detach().clone())
-            else:
-                bad += 1
-    curve = torch.cat(curves).numpy() if curves else np.zeros(0, dtype=np.float32)
-    info: dict[str, Any] = {"alpha": alpha, "alpha_chosen": chosen, "start_heldout_loss": start,
-                            "best_heldout_loss": best, "heldout_trace": trace,
-                            "converged": bad >= settings.patience}  # fmt: skip
-    if bad < settings.patience:
+        stopped = until_flat(
+            run, held_out_loss, weight, bias, cap=settings.max_iterations, every=settings.eval_every,
+            patience=settings.patience, min_delta=settings.min_delta,
+        )  # fmt: skip
+    curve = torch.cat(stopped.curves).numpy() if stopped.curves else np.zeros(0, dtype=np.float32)
+    info: dict[str, Any] = {"alpha": alpha, "alpha_chosen": chosen, "start_heldout_loss": stopped.trace[0][1],
+                            "best_heldout_loss": stopped.best, "heldout_trace": stopped.trace,
+                            "converged": stopped.converged}  # fmt: skip
+    if not stopped.converged:
         info["message"] = (
-            f"not converged: the held-out loss was still improving at the last of {done:,} iterations "
+            f"not converged: the held-out loss was still improving at the last of {stopped.done:,} iterations "
             f"(max_iterations); a higher cap (--param refine.max_iterations=N) may fit better"
         )
-    return FitResult(best_state[0].cpu().numpy(), best_state[1].cpu().numpy(), curve, done, info)
+    weight_, bias_ = stopped.state
+    return FitResult(weight_.cpu().numpy(), bias_.cpu().numpy(), curve, stopped.done, info)
 
 
 SOLVERS.register("refine")(
