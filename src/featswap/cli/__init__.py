@@ -57,6 +57,7 @@ from featswap.cli.options import (
     WeightsOpt,
     WorkersOpt,
     at_least,
+    options_given,
     run_config,
 )
 from featswap.errors import SpecError
@@ -176,15 +177,7 @@ def extract(
     for role in roles:
         if role not in ("fit", "eval"):
             raise SpecError(f"--part must be fit or eval; got {role!r}.")
-    settings = run_config(
-        config, model=model, weights=weights, name=name, pretrained=pretrained, data_config=data_config,
-        head_offset=head_offset, head=head, features=features, templates=templates, data=data,
-        val_fraction=val_fraction, fit_data=fit_data, eval_data=eval_data, train_limit=train_limit,
-        class_names=class_names,
-        batch_size=batch_size, chunk_rows=chunk_rows, workers=workers, on_bad_image=on_bad_image,
-        precision=precision, decode=decode, engine=engine, device=device, address=address, ray_workers=ray_workers,
-        gpus_per_worker=gpus_per_worker, cpus_per_worker=cpus_per_worker, store=store,
-    )  # fmt: skip
+    settings = run_config(config, **options_given(locals()))
     if (settings.store or "").startswith(MEMORY):
         raise SpecError(
             f"--store {settings.store} lives in this command's memory and would vanish when it ends, with every "
@@ -237,9 +230,7 @@ def fit(
     from featswap.outputs.paths import check_output_file
     from featswap.store import FeatureStore
 
-    settings = run_config(
-        config, store=store, solver=solver, param=param, engine=engine, device=device, address=address
-    )
+    settings = run_config(config, **options_given(locals(), ignore=("out",)))  # OUT: the map file, not a run
     solvers = settings.fit.solvers
     if solver is None and len(solvers) > 1:
         raise SpecError(
@@ -291,21 +282,7 @@ def evaluate(
     from featswap.outputs.paths import check_run_dir
     from featswap.store import FeatureStore
 
-    settings = run_config(
-        config,
-        store=store,
-        out=out,
-        n_boot=n_boot,
-        seed=seed,
-        similarity=similarity,
-        knn_k=knn_k,
-        svcca_k=svcca_k,
-        measures=measures,
-        rbf_sigma=rbf_sigma,
-        rsa_distance=rsa_distance,
-        rsa_compare=rsa_compare,
-        nxn_rows=nxn_rows,
-    )
+    settings = run_config(config, **options_given(locals()))
     experiment = Experiment(settings, quiet=quiet)
     check_run_dir(out)
     fitted = [load_map(path) for path in maps]
@@ -375,18 +352,7 @@ def compare(
     """
     from featswap.experiment import Experiment
 
-    settings = run_config(
-        config, model=model, weights=weights, name=name, pretrained=pretrained, data_config=data_config,
-        head_offset=head_offset, head=head, features=features, templates=templates, data=data,
-        val_fraction=val_fraction, fit_data=fit_data, eval_data=eval_data, train_limit=train_limit,
-        class_names=class_names,
-        batch_size=batch_size, chunk_rows=chunk_rows, workers=workers, on_bad_image=on_bad_image,
-        precision=precision, decode=decode, solver=solver,
-        param=param, n_boot=n_boot, seed=seed, similarity=similarity, knn_k=knn_k, svcca_k=svcca_k, engine=engine,
-        measures=measures, rbf_sigma=rbf_sigma, rsa_distance=rsa_distance, rsa_compare=rsa_compare, nxn_rows=nxn_rows,
-        device=device, address=address, ray_workers=ray_workers, gpus_per_worker=gpus_per_worker,
-        cpus_per_worker=cpus_per_worker, store=store, out=out,
-    )  # fmt: skip
+    settings = run_config(config, **options_given(locals()))
     experiment = Experiment(settings, quiet=quiet)
     experiment.run()
     done = Path(experiment.config.out or ".")
@@ -524,14 +490,7 @@ def stitch(
 
     if solver is None and not (config is not None and read_toml(config).get("fit", {}).get("solvers")):
         solver = "lstsq"  # compare's default (refine) holds rows in memory; stitching fits closed forms
-    settings = run_config(
-        config, model=model, weights=weights, name=name, pretrained=pretrained, data_config=data_config,
-        head_offset=head_offset, head=head, features=features, templates=templates, layers=layers, data=data,
-        val_fraction=val_fraction, fit_data=fit_data, eval_data=eval_data, train_limit=train_limit,
-        class_names=class_names,
-        batch_size=batch_size, workers=workers, on_bad_image=on_bad_image, solver=solver,
-        param=param, n_boot=n_boot, seed=seed, device=device, out=out,
-    )  # fmt: skip
+    settings = run_config(config, **options_given(locals()))
     experiment = Experiment(settings, quiet=quiet)
     experiment.stitch()
     done = Path(experiment.config.out or ".")
@@ -569,21 +528,7 @@ def similarity_command(
     """
     from featswap.experiment import Experiment
 
-    settings = run_config(
-        config,
-        store=store,
-        out=out,
-        knn_k=knn_k,
-        svcca_k=svcca_k,
-        engine=engine,
-        device=device,
-        address=address,
-        measures=measures,
-        rbf_sigma=rbf_sigma,
-        rsa_distance=rsa_distance,
-        rsa_compare=rsa_compare,
-        nxn_rows=nxn_rows,
-    )
+    settings = run_config(config, **options_given(locals(), ignore=("model",)))  # names in the store, not SPECs
     experiment = Experiment(settings, quiet=True)
     for line in experiment.similarity(list(model or []), list(collection or []), out):
         typer.echo(line)

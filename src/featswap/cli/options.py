@@ -373,6 +373,19 @@ def split_solvers(text: str) -> list[str]:
     return names
 
 
+#: The options `run_config` reads besides those of `TARGETS`: the models' and the fit's.
+MODEL_AND_FIT_OPTIONS = ("model", "weights", "name", "pretrained", "data_config", "head_offset", "head", "features",
+                         "templates", "solver", "param")  # fmt: skip
+
+
+def options_given(scope: dict[str, Any], ignore: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A command's options for `run_config`, taken from its parameters (`locals()` at its start): each option is then
+    declared once, as a parameter, and reaches the config by its name. `ignore` names parameters that share an
+    option's name but mean something else in that command (`fit --out` is a map file)."""
+    names = set(TARGETS) | set(MODEL_AND_FIT_OPTIONS)
+    return {k: v for k, v in scope.items() if k in names and k not in ignore}
+
+
 def run_config(config: Path | None, **given: Any) -> RunConfig:
     """The run's config: defaults, then `config` (a TOML file), then the options given (not None).
 
