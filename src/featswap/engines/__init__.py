@@ -23,24 +23,30 @@ if TYPE_CHECKING:
     from featswap.store import FeatureStore
 
 
+@dataclass(frozen=True)
+class ExtractionJob:
+    """One extraction for an engine: `backbones` (built from `recipes`, which a remote worker builds again) over
+    the images of `collection`, into `store`, with `settings`; `role` ("fit", "eval" or None) is how the store
+    records the collection, `quiet` hides the progress bars."""
+
+    recipes: Sequence[BackboneRecipe]
+    backbones: Sequence[Backbone]
+    collection: Collection
+    store: FeatureStore
+    settings: ExtractionSettings
+    role: str | None = None
+    quiet: bool = False
+
+
 class Engine(Protocol):
     """Where extraction and per-chunk statistics run."""
 
     #: The device the local engine's networks and solvers run on ("cpu" or "cuda").
     device: str
 
-    def extract(
-        self,
-        recipes: Sequence[BackboneRecipe],
-        backbones: Sequence[Backbone],
-        collection: Collection,
-        store: FeatureStore,
-        settings: ExtractionSettings,
-        role: str | None,
-        quiet: bool,
-    ) -> list[ExtractResult]:
-        """Write each of `backbones`' features (built from `recipes`) of every image of `collection` into `store`
-        (resuming finished chunks); one result per network."""
+    def extract(self, job: ExtractionJob) -> list[ExtractResult]:
+        """Write each of the job's networks' features of every image of its collection into its store (resuming
+        finished chunks); one result per network."""
         ...
 
     def pairs(self, pairs: PairedFeatures) -> PairedFeatures:
@@ -72,20 +78,13 @@ class LocalEngine:
 
     device: str = "cpu"
 
-    def extract(
-        self,
-        recipes: Sequence[BackboneRecipe],
-        backbones: Sequence[Backbone],
-        collection: Collection,
-        store: FeatureStore,
-        settings: ExtractionSettings,
-        role: str | None,
-        quiet: bool,
-    ) -> list[ExtractResult]:
+    def extract(self, job: ExtractionJob) -> list[ExtractResult]:
         """All the networks in one pass over the images, each image decoded once (`extract_together`)."""
         from featswap.extraction.local import extract_together
 
-        return extract_together(backbones, collection, store, settings, self.device, role, quiet)
+        return extract_together(
+            job.backbones, job.collection, job.store, job.settings, self.device, job.role, job.quiet
+        )
 
     def pairs(self, pairs: PairedFeatures) -> PairedFeatures:
         return pairs

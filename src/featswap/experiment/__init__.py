@@ -104,6 +104,7 @@ class Experiment:
         The data and the first model are checked before anything is written; finished chunks are kept (and
         checked). `claim_out`: then make OUT the run's directory, before the store (by default inside it)."""
         from featswap.backbones.sources import BackboneRecipe
+        from featswap.engines import ExtractionJob
         from featswap.outputs.created import removed_if_refused
         from featswap.store import FeatureStore
 
@@ -153,10 +154,9 @@ class Experiment:
                     if i < len(recipes) - 1 and sum(b.state_bytes() for _, b in group) < TOGETHER_BYTES:
                         continue
                     for collection, role in todo:
-                        results += engine.extract(
-                            [r for r, _ in group], [b for _, b in group], collection, store, self.config.extraction,
-                            role, self.quiet,
-                        )  # fmt: skip
+                        job = ExtractionJob([r for r, _ in group], [b for _, b in group], collection, store,
+                                            self.config.extraction, role, self.quiet)  # fmt: skip
+                        results += engine.extract(job)
                     group = []
                 if "eval" in roles:
                     self._record_overlaps(store, fit, evals)

@@ -3,20 +3,16 @@ Ray tasks, on a connected cluster."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from featswap.config import EngineSettings, ExtractionSettings
+from featswap.config import EngineSettings
 from featswap.errors import ClusterError
 
 if TYPE_CHECKING:
-    from featswap.backbones.backbone import Backbone
-    from featswap.backbones.sources import BackboneRecipe
-    from featswap.data.collections import Collection
+    from featswap.engines import ExtractionJob
     from featswap.extraction.plan import ExtractResult
     from featswap.mapping.paired import PairedFeatures
-    from featswap.store import FeatureStore
 
 
 @dataclass
@@ -37,16 +33,7 @@ class RayEngine:
         connect(settings.address)
         return cls(settings)
 
-    def extract(
-        self,
-        recipes: Sequence[BackboneRecipe],
-        backbones: Sequence[Backbone],
-        collection: Collection,
-        store: FeatureStore,
-        settings: ExtractionSettings,
-        role: str | None,
-        quiet: bool,
-    ) -> list[ExtractResult]:
+    def extract(self, job: ExtractionJob) -> list[ExtractResult]:
         """One network after another, each a Ray Data pipeline of its own (decoding included)."""
         from featswap.engines.ray.extract import RayResources, extract_ray
 
@@ -54,8 +41,8 @@ class RayEngine:
             self.config.ray_workers, self.config.gpus_per_worker, self.config.cpus_per_worker or 1.0
         )
         return [
-            extract_ray(recipe, collection, store, settings, resources, quiet, backbone, role)
-            for recipe, backbone in zip(recipes, backbones, strict=True)
+            extract_ray(recipe, job.collection, job.store, job.settings, resources, job.quiet, backbone, job.role)
+            for recipe, backbone in zip(job.recipes, job.backbones, strict=True)
         ]
 
     def pairs(self, pairs: PairedFeatures) -> PairedFeatures:
