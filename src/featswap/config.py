@@ -22,6 +22,7 @@ val_fraction = 0.3
                      # nxn_rows
 [engine]             # kind = "local" | "ray", device, address, ray_workers, gpus_per_worker, cpus_per_worker
 [stitch]             # layers = ["stages"] or ["LAYER_A:LAYER_B", ...] (featswap stitch)
+[featswap]           # written, not read: version = "0.2.0", commit = "<git commit of the source>" or "unknown"
 ```
 
 This module imports neither torch nor zarr: the command line builds configs before it loads anything heavy.
@@ -331,9 +332,13 @@ class RunConfig:
         return from_mapping(layered(file, overrides), str(file) if file else "the command line")
 
     def to_toml(self) -> str:
+        """The config as TOML, with a `[featswap]` table saying which featswap wrote it (`version`, and the git
+        `commit` of its source, "unknown" outside a git checkout); reading it back ignores that table."""
         import tomli_w
 
-        return tomli_w.dumps(_without_none(to_mapping(self)))
+        from featswap.provenance import provenance
+
+        return tomli_w.dumps({**_without_none(to_mapping(self)), PROVENANCE: provenance()})
 
     def with_(self, **changes: Any) -> RunConfig:
         return dataclasses.replace(self, **changes)
@@ -348,6 +353,9 @@ SECTIONS: dict[str, type] = {
     "stitch": StitchSettings,
 }
 TOP_LEVEL = ("models", "store", "out", *SECTIONS)
+#: The table of a written config that records which featswap wrote it (`featswap.provenance`): not a setting, so
+#: reading a config ignores it, and a file with it or without it gives the same RunConfig.
+PROVENANCE = "featswap"
 
 
 def read_toml(path: Path) -> dict[str, Any]:
@@ -444,8 +452,9 @@ def _build(kind: type, values: Any, where: str) -> Any:
 
 
 def from_mapping(values: Mapping[str, Any], source: str = "the config") -> RunConfig:
-    """A RunConfig from a mapping with the file's layout (unknown keys are an error naming them)."""
-    unknown = sorted(set(values) - set(TOP_LEVEL))
+    """A RunConfig from a mapping with the file's layout (unknown keys are an error naming them; the `[featswap]`
+    table that records which featswap wrote a file is ignored)."""
+    unknown = sorted(set(values) - {*TOP_LEVEL, PROVENANCE})
     if unknown:
         raise SpecError(f"Unknown key {unknown[0]!r} in {source}.{closest(unknown[0], TOP_LEVEL)}")
     models = values.get("models", [])
