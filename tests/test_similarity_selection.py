@@ -12,10 +12,10 @@ import pytest
 from typer.testing import CliRunner
 
 from featswap import similarity as sim
+from featswap.catalog.measures import MAX_ROWS, MEASURES, default_measures, selected
 from featswap.cli import app
 from featswap.config import EvaluationSettings
 from featswap.errors import SpecError
-from featswap.similarity.catalog import MAX_ROWS, MEASURES, default_measures, selected
 from featswap.store import FeatureStore
 
 A, B = "tiny-resnet", "tiny-inception"

@@ -38,14 +38,18 @@ from pathlib import Path
 from typing import Any
 
 from featswap import validate
+from featswap.catalog.heads import HEAD_MODES
+from featswap.catalog.imagenet import data_folder
+from featswap.catalog.measures import MAX_ROWS, default_measures, selected
+from featswap.catalog.naming import unique_names
+from featswap.catalog.solvers import SOLVER_SETTINGS, make_settings
 from featswap.errors import SpecError, closest
-from featswap.similarity.catalog import MAX_ROWS, default_measures, selected
 from featswap.threads import check_workers
 
 #: rsa's RDM distances and comparisons (`featswap.similarity.rdm`, which cannot be imported here: numpy).
 RSA_DISTANCES = ("euclidean", "correlation")
 RSA_COMPARE = ("spearman", "pearson", "kendall")
-#: The similarity measures a run computes unless told (`featswap.similarity.catalog.default_measures`).
+#: The similarity measures a run computes unless told (`featswap.catalog.measures.default_measures`).
 DEFAULT_MEASURES = default_measures()
 
 ENGINES = ("local", "ray")
@@ -97,8 +101,6 @@ class ModelConfig:
     templates: str | None = None
 
     def __post_init__(self) -> None:
-        from featswap.heads.kinds import HEAD_MODES
-
         if not isinstance(self.spec, str) or not self.spec:
             raise SpecError(f"A model needs a SPEC (e.g. tiny-resnet, timm:resnet50); got {self.spec!r}.")
         check_text(self)
@@ -187,22 +189,20 @@ class FitSettings:
     params: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        from featswap.mapping.solvers import SOLVERS  # checks names and settings (and imports torch)
-
         check_text(self)
         if not isinstance(self.params, Mapping):
             raise SpecError(f"params must be a table of solver settings ([fit.params.SOLVER]); got {self.params!r}.")
         if not self.solvers:
             raise SpecError("--solver needs at least one solver name.")
         for name in self.solvers:
-            SOLVERS.get(name)
+            SOLVER_SETTINGS.get(name)
         unused = sorted(set(self.params) - set(self.solvers))
         if unused:
             raise SpecError(f"Settings given for solver(s) {unused} that this run does not use ({list(self.solvers)}).")
         for name, settings in self.params.items():
             if not isinstance(settings, Mapping):
                 raise SpecError(f"The settings of solver {name!r} must be a table of KEY = VALUE.")
-            SOLVERS.get(name).make_settings(**settings)
+            make_settings(name, **settings)
 
 
 #: Fewest bootstrap resamples: with fewer, the 2.5% and 97.5% percentiles of a 95% interval fall on or beyond the
@@ -217,7 +217,7 @@ MAX_BOOT = 1_000_000
 @dataclass(frozen=True)
 class EvaluationSettings:
     """Bootstrap resamples and seed of the confidence intervals; whether to compute the similarity measures, and
-    which (`measures`, names from `featswap.similarity.catalog.MEASURES`; default those that need no N x N matrix
+    which (`measures`, names from `featswap.catalog.measures.MEASURES`; default those that need no N x N matrix
     or extra fit), with `knn_k` neighbours for mutual_knn and cknna, `svcca_k` principal directions for svcca,
     `rbf_sigma` the bandwidth of rbf_cka (times the median distance), `rsa_distance` and `rsa_compare` rsa's RDM
     distance and comparison; `nxn_rows`: the N x N measures on a seeded subsample of this many images when there
@@ -532,9 +532,7 @@ def has_own_parts(spec: str) -> bool:
     """Whether a data SPEC's folder has its own `train/` and `val/` folders (then `val_fraction` does not apply)."""
     rest = spec.partition("=")[2] if "=" in spec.partition(":")[0] else spec
     kind, _, path = rest.partition(":")
-    if kind == "imagenet":
-        from featswap.data.imagenet import data_folder  # Kaggle's root: its train/ and val/ lie deeper
-
+    if kind == "imagenet":  # Kaggle's root: its train/ and val/ lie deeper
         return all((data_folder(Path(path)) / p).is_dir() for p in ("train", "val"))
     return kind == "imagefolder" and all((Path(path) / p).is_dir() for p in ("train", "val"))
 
@@ -542,8 +540,6 @@ def has_own_parts(spec: str) -> bool:
 def resolved(config: RunConfig) -> RunConfig:
     """The config with every default spelled out: model names, absolute paths, the held-out fraction of
     `data`, and the store (default OUT/features.zarr). Running it again from any directory repeats the run."""
-    from featswap.backbones.naming import unique_names
-
     names = unique_names([m.spec for m in config.models], [m.name for m in config.models])
     models = tuple(
         dataclasses.replace(
@@ -577,9 +573,5 @@ def resolved(config: RunConfig) -> RunConfig:
 def all_settings(fit: FitSettings) -> FitSettings:
     """`fit` with every setting of each solver spelled out, defaults included, so that a later featswap with
     other defaults still repeats the run."""
-    from featswap.mapping.solvers import SOLVERS
-
-    params = {
-        name: dataclasses.asdict(SOLVERS.get(name).make_settings(**fit.params.get(name, {}))) for name in fit.solvers
-    }
+    params = {name: dataclasses.asdict(make_settings(name, **fit.params.get(name, {}))) for name in fit.solvers}
     return dataclasses.replace(fit, params=params)

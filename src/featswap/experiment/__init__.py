@@ -340,10 +340,10 @@ class Experiment:
             return self._similarity(names, collections, out)
 
     def _similarity(self, names: Sequence[str], collections: Sequence[str], out: Path) -> list[str]:
+        from featswap.catalog.measures import MEASURES
         from featswap.experiment.evaluating import similarity_of
         from featswap.experiment.fitting import fit_maps
         from featswap.outputs.paths import write_json, write_text
-        from featswap.similarity.catalog import MEASURES
         from featswap.similarity.measures import r2_score
         from featswap.store import FeatureStore
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from featswap.catalog.measures import MAX_ROWS, MEASURES
 from featswap.config import EvaluationSettings
 from featswap.errors import DataError, SpecError
 from featswap.evaluation.swap import (
@@ -32,7 +33,6 @@ from featswap.experiment.fitting import FittedMap, fit_facts
 from featswap.mapping.losses import paper_loss_numpy
 from featswap.mapping.solvers import SOLVERS
 from featswap.outputs.predictions import mapped_column, native_column
-from featswap.similarity.catalog import MAX_ROWS, MEASURES
 from featswap.similarity.gram import GramStats
 from featswap.similarity.kernels import cknna, nxn_bytes, rbf_cka
 from featswap.similarity.measures import PairStats, mutual_knn, r2_score

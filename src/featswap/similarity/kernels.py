@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from featswap.catalog.measures import MAX_ROWS, NXN_BYTES_PER_PAIR
 from featswap.errors import DataError
 from featswap.mapping.paired import check_paired
-from featswap.similarity.catalog import MAX_ROWS, NXN_BYTES_PER_PAIR
 
 #: Default bandwidth of `rbf_cka`, as a fraction of the median distance (Kornblith et al.'s 0.8).
 RBF_SIGMA = 0.8
