@@ -96,7 +96,9 @@ def test_the_python_api_steps_on_the_runs_default_store(tmp_path: Path) -> None:
     experiment.extract()
     metrics = experiment.compare_stored()
     assert (tmp_path / "py" / "features.zarr").is_dir() and (tmp_path / "py" / "metrics.json").is_file()
-    again = featswap.run(config.with_(out=str(tmp_path / "again"), store=str(tmp_path / "py" / "features.zarr")), True)
+    again = featswap.run(
+        config.with_(out=str(tmp_path / "again"), store=str(tmp_path / "py" / "features.zarr")), quiet=True
+    )
     assert_same(again, metrics)
 
 

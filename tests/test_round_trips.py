@@ -96,7 +96,7 @@ def test_metrics_predictions_and_json_round_trip(tmp_path: Path, digits_store: P
     from featswap.config import RunConfig
 
     written = RunConfig.build(tmp_path / "run" / "config.toml")
-    assert RunConfig.build(None, {}).with_(store=None).fit.solvers == ("refine",)
+    assert RunConfig.build(None, overrides={}).with_(store=None).fit.solvers == ("refine",)
     assert written.fit.solvers == ("lstsq",) and written.store == str(digits_store.resolve())
     # Every solver setting is spelled out, defaults included, so a later featswap repeats the run.
     from dataclasses import asdict

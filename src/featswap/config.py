@@ -326,7 +326,7 @@ class RunConfig:
 
     # -- building ------------------------------------------------------------------------------------
     @classmethod
-    def build(cls, file: str | Path | None = None, overrides: Mapping[str, Any] | None = None) -> RunConfig:
+    def build(cls, file: str | Path | None = None, *, overrides: Mapping[str, Any] | None = None) -> RunConfig:
         """The defaults, overridden by the TOML `file` (if any), overridden by `overrides` (the flags given,
         as a nested mapping with the file's layout)."""
         return from_mapping(layered(file, overrides), str(file) if file else "the command line")

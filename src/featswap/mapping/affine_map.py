@@ -31,7 +31,7 @@ class AffineMap:
 
     metadata_: dict[str, Any]
 
-    def __init__(self, solver: str = DEFAULT_SOLVER, device: str = "cpu", **params: Any) -> None:
+    def __init__(self, solver: str = DEFAULT_SOLVER, *, device: str = "cpu", **params: Any) -> None:
         self.solver = solver
         self.device = device
         self.params = params
