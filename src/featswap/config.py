@@ -307,7 +307,31 @@ class StitchSettings:
 @dataclass(frozen=True)
 class RunConfig:
     """Everything a run needs: the models, the data, and how to extract, fit, evaluate and where to run; the
-    feature store (`store`, default OUT/features.zarr) and the output directory (`out`)."""
+    feature store (`store`, default OUT/features.zarr) and the output directory (`out`).
+
+    Examples:
+        Built in Python, or from a TOML file with flags over it; `to_toml` writes what `build` reads back:
+
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> from featswap import DataSettings, FitSettings, ModelConfig, RunConfig
+        >>> config = RunConfig(
+        ...     models=(ModelConfig("tiny-resnet"), ModelConfig("tiny-inception")),
+        ...     data=DataSettings(data="digits"),
+        ...     fit=FitSettings(("lstsq",)),
+        ... )
+        >>> config.fit.solvers, config.evaluation.n_boot
+        (('lstsq',), 1000)
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     _ = (Path(folder) / "run.toml").write_text(config.to_toml())
+        ...     again = RunConfig.build(Path(folder) / "run.toml", overrides={"evaluation": {"n_boot": 200}})
+        >>> again == config.with_(evaluation=config.evaluation.__class__(n_boot=200))
+        True
+        >>> FitSettings(("lstq",))
+        Traceback (most recent call last):
+        ...
+        featswap.errors.SpecError: Unknown solver 'lstq'. Did you mean 'lstsq'?
+    """
 
     models: tuple[ModelConfig, ...] = ()
     data: DataSettings = field(default_factory=DataSettings)

@@ -100,6 +100,19 @@ def scatter(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nd
 
 
 def linear_cka(x: np.ndarray, y: np.ndarray) -> float:
+    """Linear CKA (Kornblith et al. 2019) of `x` `(N, D1)` and `y` `(N, D2)`: 0..1, higher is more similar;
+    unchanged by rotations and scalings of either side.
+
+    Examples:
+        >>> import numpy as np
+        >>> from featswap import similarity
+        >>> x = np.random.default_rng(0).normal(size=(100, 6))
+        >>> q, _ = np.linalg.qr(np.random.default_rng(1).normal(size=(6, 6)))  # an orthogonal matrix
+        >>> round(similarity.linear_cka(x, x), 6), round(similarity.linear_cka(x, 3 * x @ q), 6)
+        (1.0, 1.0)
+        >>> similarity.linear_cka(x, np.random.default_rng(2).normal(size=(100, 4))) < 0.2
+        True
+    """
     return linear_cka_of(*scatter(x, y))
 
 
@@ -123,6 +136,16 @@ def cca_mean(x: np.ndarray, y: np.ndarray) -> float:
 
 
 def svcca(x: np.ndarray, y: np.ndarray, *, k: int = 20) -> float:
+    """SVCCA of `x` `(N, D1)` and `y` `(N, D2)`: the mean canonical correlation of their top `k` principal
+    directions, 0..1, higher is more similar.
+
+    Examples:
+        >>> import numpy as np
+        >>> from featswap import similarity
+        >>> x = np.random.default_rng(0).normal(size=(100, 6))
+        >>> round(similarity.svcca(x, 2 * x + 1, k=3), 6)
+        1.0
+    """
     return PairStats(x, y).measure("svcca", k)
 
 

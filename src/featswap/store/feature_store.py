@@ -133,7 +133,25 @@ class FeatureStore:
     """A zarr v3 feature store; open with `FeatureStore.create(path)` or `FeatureStore.open(path)`.
 
     `path` is a local directory or a URL that fsspec reaches (`s3://bucket/features.zarr` with s3fs
-    installed, `gs://...`, `memory://...`); `self.path` keeps it as given."""
+    installed, `gs://...`, `memory://...`); `self.path` keeps it as given.
+
+    Examples:
+        A collection of three labelled images and one model's features `(3, 2)`, written and read back:
+
+        >>> import tempfile
+        >>> import numpy as np
+        >>> from featswap import FeatureStore
+        >>> folder = tempfile.TemporaryDirectory()
+        >>> model = {"spec": "m", "feature_dim": 2, "weights_sha256": None}
+        >>> with FeatureStore.create(f"{folder.name}/features.zarr") as store:
+        ...     store.write_collection("train", ["a.png", "b.png", "c.png"], np.array([0, 1, 0]), ("cat", "dog"))
+        ...     store.write_model("m", model, head_weight=np.ones((2, 2)), head_bias=np.zeros(2))
+        ...     store.write_features("train", "m", np.arange(6, dtype=np.float32).reshape(3, 2))
+        >>> store = FeatureStore.open(f"{folder.name}/features.zarr")
+        >>> store.collections(), store.labels("train").tolist(), store.features("train", "m").shape
+        (['train'], [0, 1, 0], (3, 2))
+        >>> folder.cleanup()
+    """
 
     def __init__(self, root: zarr.Group, path: str) -> None:
         self.root = root
