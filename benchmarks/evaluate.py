@@ -50,7 +50,9 @@ def synthetic_store(path: Path, models: int, rows: int, dim: int) -> list[str]:
         for split, n, role in (("train", FIT_ROWS, "fit"), ("val", rows, "eval")):
             z = rng.standard_normal((n, LATENT), dtype=np.float32)
             scores = z @ scores_map
-            store.write_collection(split, [f"{split}/{i:07d}" for i in range(n)], scores.argmax(1), classes, "", role)
+            store.write_collection(
+                split, [f"{split}/{i:07d}" for i in range(n)], scores.argmax(1), classes, spec="", role=role
+            )
             for name, a in zip(names, maps, strict=True):
                 noise = rng.standard_normal((n, dim), dtype=np.float32)
                 features = np.maximum(z @ a + np.float32(0.3) * noise, np.float32(0))
@@ -98,7 +100,7 @@ def run_once(root: Path, names: list[str], solvers: str, similarity: bool, evalu
             store = FeatureStore.open(root / "s.zarr")  # count the evaluation's reads alone
             started = time.perf_counter()
             out = root / f"out-{time.monotonic_ns()}"
-            experiment.write(store, out, maps, experiment.evaluate(store, maps, ["val"], names))
+            experiment.write(store, out, maps, experiment.evaluate(store, maps, ["val"], names=names))
             shutil.rmtree(out, ignore_errors=True)
             result |= {"eval_s": time.perf_counter() - started, "eval_reads": store.full_reads()}
         return result

@@ -307,7 +307,7 @@ def store_of(path: Path, x: np.ndarray, y: np.ndarray, chunk_rows: int) -> Any:
 
     ids = [f"i{k}" for k in range(len(x))]
     with FeatureStore.create(path) as store:
-        store.write_collection("train", ids, np.zeros(len(x), dtype=np.int64), ("0",), "", "fit")
+        store.write_collection("train", ids, np.zeros(len(x), dtype=np.int64), ("0",), spec="", role="fit")
         for name, features in (("x", x), ("y", y)):
             attrs = {"spec": name, "feature_dim": features.shape[1], "num_classes": 1, "weights_sha256": None}
             store.write_model(name, attrs, np.zeros((1, features.shape[1]), np.float32), np.zeros(1, np.float32))

@@ -79,8 +79,8 @@ def main() -> None:
     smallest = np.inf
     for path in args.stores:
         store = FeatureStore.open(path)
-        fit = args.fit or (store.collections("fit") or store.collections())[0]
-        held = args.eval or (store.collections("eval") or store.collections())[-1]
+        fit = args.fit or (store.collections(role="fit") or store.collections())[0]
+        held = args.eval or (store.collections(role="eval") or store.collections())[-1]
         rows: dict[float, list[tuple[float, ...]]] = {}
         conditions, shapes = [], set()
         for source, target in itertools.permutations(store.models(), 2):

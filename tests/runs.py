@@ -17,7 +17,7 @@ def compare_on_store(
     """Fit every pair of the store's models with `solvers` and evaluate, writing the run into `out`."""
     config = RunConfig(store=str(store), out=str(out), fit=FitSettings(tuple(solvers), fit),
                        evaluation=EvaluationSettings(n_boot=n_boot))  # fmt: skip
-    return Experiment(config, quiet=True).compare_stored(names)
+    return Experiment(config, quiet=True).compare_stored(names=names)
 
 
 def assert_same(a: Any, b: Any, where: str = "metrics") -> None:

@@ -17,7 +17,9 @@ def three_model_store(path: Path, rows: int = 300, dim: int = 24) -> list[str]:
     z = rng.standard_normal((rows, 6)).astype(np.float32)
     labels = (z[:, 0] > 0).astype(np.int64) + 2 * (z[:, 1] > 0)
     with FeatureStore.create(path) as store:
-        store.write_collection("train", [f"i{k}" for k in range(rows)], labels, ("0", "1", "2", "3", "4"), "", "fit")
+        store.write_collection(
+            "train", [f"i{k}" for k in range(rows)], labels, ("0", "1", "2", "3", "4"), spec="", role="fit"
+        )
         for k, name in enumerate(names):
             features = np.maximum(z @ rng.standard_normal((6, dim + k)).astype(np.float32) + 1.0, 0)
             attrs = {"spec": name, "feature_dim": dim + k, "num_classes": 5, "weights_sha256": None}

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from featswap.backbones.naming import unique_names
+from featswap.catalog.naming import unique_names
 from featswap.cli import app
 from featswap.errors import SpecError
 from featswap.evaluation.stats import mcnemar_exact

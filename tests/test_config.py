@@ -96,5 +96,67 @@ def test_the_python_api_steps_on_the_runs_default_store(tmp_path: Path) -> None:
     experiment.extract()
     metrics = experiment.compare_stored()
     assert (tmp_path / "py" / "features.zarr").is_dir() and (tmp_path / "py" / "metrics.json").is_file()
-    again = featswap.run(config.with_(out=str(tmp_path / "again"), store=str(tmp_path / "py" / "features.zarr")), True)
+    again = featswap.run(
+        config.with_(out=str(tmp_path / "again"), store=str(tmp_path / "py" / "features.zarr")), quiet=True
+    )
     assert_same(again, metrics)
+
+
+# -- which featswap wrote a config ----------------------------------------------------------------------------
+def checkout_commit() -> str:
+    """The commit of the git checkout featswap's source lies in, asked of git here ("unknown" where it is none)."""
+    import subprocess
+
+    source = Path(featswap.__file__).parent
+    tracked = subprocess.run(
+        ["git", "-C", str(source), "ls-files", "--error-unmatch", "__init__.py"], capture_output=True
+    )
+    if tracked.returncode != 0:
+        return "unknown"
+    done = subprocess.run(["git", "-C", str(source), "rev-parse", "HEAD"], capture_output=True, text=True, check=True)
+    return done.stdout.strip()
+
+
+def test_a_written_config_records_featswaps_version_and_commit(tmp_path: Path) -> None:
+    import tomllib
+
+    config = RunConfig(models=(ModelConfig("tiny-resnet"),), data=DataSettings(data="digits"), out=str(tmp_path))
+    written = tomllib.loads(config.to_toml())
+    assert written["featswap"] == {"version": featswap.__version__, "commit": checkout_commit()}
+    if (Path(featswap.__file__).parents[2] / ".git").exists():  # the tests run from a checkout (CI, make test)
+        assert len(written["featswap"]["commit"]) == 40
+
+
+def test_a_config_reads_the_same_with_or_without_the_featswap_table(tmp_path: Path) -> None:
+    config = RunConfig(
+        models=(ModelConfig("tiny-resnet"), ModelConfig("tiny-inception", name="inc")),
+        data=DataSettings(data="digits"),
+        fit=FitSettings(("lstsq", "paper"), {"paper": {"iterations": 30}}),
+        out=str(tmp_path / "o"),
+    )
+    text = config.to_toml()
+    table = text.index("[featswap]")
+    (tmp_path / "with.toml").write_text(text)
+    (tmp_path / "without.toml").write_text(text[:table])
+    (tmp_path / "other.toml").write_text(text[:table] + '[featswap]\nversion = "0.0.1"\ncommit = "unknown"\n')
+    assert "[featswap]" not in (tmp_path / "without.toml").read_text()
+    read = [RunConfig.build(tmp_path / name) for name in ("with.toml", "without.toml", "other.toml")]
+    assert read[0] == read[1] == read[2] == config
+    assert run_config(tmp_path / "with.toml") == run_config(tmp_path / "without.toml")
+    assert read[0].to_toml() == text  # written again, the same file
+
+
+def test_the_commit_is_unknown_without_git(monkeypatch: pytest.MonkeyPatch) -> None:
+    import subprocess
+
+    from featswap import provenance
+
+    def no_git(*args: object, **kwargs: object) -> None:
+        raise FileNotFoundError("git")
+
+    provenance.source_commit.cache_clear()
+    monkeypatch.setattr(subprocess, "run", no_git)
+    try:
+        assert provenance.provenance() == {"version": featswap.__version__, "commit": "unknown"}
+    finally:
+        provenance.source_commit.cache_clear()

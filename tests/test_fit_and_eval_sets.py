@@ -96,7 +96,7 @@ def test_each_evaluation_set_has_its_entry_table_and_predictions(compared: Path)
     assert report.index("## Evaluation set `test`") < report.index("## Evaluation set `blurred`")
     assert report.count("### Table 1 — solver `lstsq`, closed form") == 2
     store = FeatureStore.open(compared / "features.zarr")
-    assert store.collections("fit") == ["fit"] and sorted(store.collections("eval")) == ["blurred", "test"]
+    assert store.collections(role="fit") == ["fit"] and sorted(store.collections(role="eval")) == ["blurred", "test"]
     assert not store.labelled("fit") and store.labelled("test")
 
 

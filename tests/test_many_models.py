@@ -93,7 +93,7 @@ def test_predictions_round_trip_as_csv_without_pyarrow(tmp_path: Path, monkeypat
 
 
 def test_similarity_matrices_for_three_models(three: Path) -> None:
-    from featswap.similarity.catalog import MEASURES, default_measures
+    from featswap.catalog.measures import MEASURES, default_measures
 
     metrics = json.loads((three / "metrics.json").read_text())
     similarity = metrics["similarity"]

@@ -96,7 +96,7 @@ def test_metrics_predictions_and_json_round_trip(tmp_path: Path, digits_store: P
     from featswap.config import RunConfig
 
     written = RunConfig.build(tmp_path / "run" / "config.toml")
-    assert RunConfig.build(None, {}).with_(store=None).fit.solvers == ("refine",)
+    assert RunConfig.build(None, overrides={}).with_(store=None).fit.solvers == ("refine",)
     assert written.fit.solvers == ("lstsq",) and written.store == str(digits_store.resolve())
     # Every solver setting is spelled out, defaults included, so a later featswap repeats the run.
     from dataclasses import asdict
@@ -106,6 +106,13 @@ def test_metrics_predictions_and_json_round_trip(tmp_path: Path, digits_store: P
     assert written.fit.params["lstsq"] == asdict(SOLVERS.get("lstsq").make_settings())
     assert set(written.fit.params["lstsq"]) >= {"alpha", "holdout", "seed"}
     assert written.to_toml() == (tmp_path / "run" / "config.toml").read_text()
+    # It records which featswap wrote it; without that record it reads as the same config.
+    import featswap
+
+    text = (tmp_path / "run" / "config.toml").read_text()
+    assert f'[featswap]\nversion = "{featswap.__version__}"\ncommit = ' in text
+    (tmp_path / "bare.toml").write_text(text[: text.index("[featswap]")])
+    assert RunConfig.build(tmp_path / "bare.toml") == written
     write_predictions(tmp_path / "copy", table["id"], table["label"], {k: v for k, v in table.items() if ":" in k})
     again = read_predictions(tmp_path / "copy")
     assert set(again) == set(table) and all(np.array_equal(again[k], table[k]) for k in table)

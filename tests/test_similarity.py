@@ -129,7 +129,7 @@ def test_mutual_knn_blocks_do_not_change_the_value() -> None:
 
 
 def test_rank_agreement_symmetric_and_directional() -> None:
-    from featswap.similarity.catalog import rank_agreement
+    from featswap.catalog.measures import rank_agreement
 
     # Three models; pair losses average 1, 2, 3 points while similarity falls: perfect agreement.
     losses = {"a": {"b": 0.02, "c": 0.05}, "b": {"a": 0.00, "c": 0.04}, "c": {"a": 0.01, "b": 0.02}}

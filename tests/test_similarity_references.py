@@ -99,9 +99,9 @@ def test_svcca_raghu_equals_google_svcca_on_99_percent_of_the_variance(case: str
 def test_rbf_cka_equals_kornblith_et_al(case: str, debiased: bool) -> None:
     x, y = CASES[case]
     key = f"{'debiased_' if debiased else ''}rbf_cka_centred"
-    assert sim.rbf_cka(x, y, 0.8, debiased) == pytest.approx(reference(case, key), abs=1e-10)
+    assert sim.rbf_cka(x, y, sigma=0.8, debiased=debiased) == pytest.approx(reference(case, key), abs=1e-10)
     raw = key.replace("centred", "raw")
-    assert sim.rbf_cka(x, y, 0.8, debiased) == pytest.approx(reference(case, raw), abs=1e-7)
+    assert sim.rbf_cka(x, y, sigma=0.8, debiased=debiased) == pytest.approx(reference(case, raw), abs=1e-7)
     if not debiased:
         expected = reference(case, "rbf_cka_sigma0.5_centred")
         assert sim.rbf_cka(x, y, sigma=0.5) == pytest.approx(expected, abs=1e-10)
@@ -116,7 +116,7 @@ def test_rsa_equals_rsatoolbox(case: str, distance: str, comparison: str) -> Non
     # Duplicated rows make distances that are equal in exact arithmetic; rounding orders a few of them
     # differently in each implementation (rsatoolbox itself moves by 1e-7 when the features are centred first).
     tolerance = 1e-4 if case == "duplicated_rows" else 1e-10
-    assert sim.rsa(x, y, distance, comparison) == pytest.approx(expected, abs=tolerance)
+    assert sim.rsa(x, y, distance=distance, comparison=comparison) == pytest.approx(expected, abs=tolerance)
 
 
 @pytest.mark.parametrize("case", NAMES)
@@ -151,8 +151,8 @@ INVARIANT = {
     "rbf_cka": lambda x, y: sim.rbf_cka(x, y),
     "debiased_rbf_cka": lambda x, y: sim.debiased_rbf_cka(x, y),
     "rsa_spearman": lambda x, y: sim.rsa(x, y),
-    "rsa_kendall": lambda x, y: sim.rsa(x, y, "euclidean", "kendall"),
-    "rsa_pearson": lambda x, y: sim.rsa(x, y, "euclidean", "pearson"),
+    "rsa_kendall": lambda x, y: sim.rsa(x, y, distance="euclidean", comparison="kendall"),
+    "rsa_pearson": lambda x, y: sim.rsa(x, y, distance="euclidean", comparison="pearson"),
     "cknna": lambda x, y: sim.cknna(x, y),
 }
 
@@ -253,11 +253,11 @@ def test_bad_inputs_are_refused_with_a_reason() -> None:
     with pytest.raises(DataError, match="identical features"):
         sim.rbf_cka(np.ones_like(x), y)
     with pytest.raises(DataError, match="distance must be one of"):
-        sim.rsa(x, y, "cityblock")
+        sim.rsa(x, y, distance="cityblock")
     with pytest.raises(DataError, match="comparison must be one of"):
         sim.rsa(x, y, comparison="tau-b")
     with pytest.raises(DataError, match="a row of features is constant"):
-        sim.rsa(np.vstack([x[:-1], np.full((1, x.shape[1]), 3.0, np.float32)]), y, "correlation")
+        sim.rsa(np.vstack([x[:-1], np.full((1, x.shape[1]), 3.0, np.float32)]), y, distance="correlation")
     with pytest.raises(DataError, match="equally dissimilar"):
         sim.rsa(np.tile(x[:1], (len(x), 1)) * 0 + np.eye(len(x), x.shape[1], dtype=np.float32) * 0 + 1, y)
     with pytest.raises(DataError, match="needs at least 3 samples"):

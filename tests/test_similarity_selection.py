@@ -12,10 +12,10 @@ import pytest
 from typer.testing import CliRunner
 
 from featswap import similarity as sim
+from featswap.catalog.measures import MAX_ROWS, MEASURES, default_measures, selected
 from featswap.cli import app
 from featswap.config import EvaluationSettings
 from featswap.errors import SpecError
-from featswap.similarity.catalog import MAX_ROWS, MEASURES, default_measures, selected
 from featswap.store import FeatureStore
 
 A, B = "tiny-resnet", "tiny-inception"
@@ -106,9 +106,9 @@ def test_similarity_computes_every_measure_asked_for_as_the_python_api_does(
         "cknna": (sim.cknna(x, y, k=5), sim.cknna(y, x, k=5)),
         "svcca_raghu": (sim.svcca_raghu(x, y),) * 2,
         "mutual_knn": (sim.mutual_knn(x, y, k=5),) * 2,
-        "rbf_cka": (sim.rbf_cka(x[rows], y[rows], 0.5),) * 2,
-        "debiased_rbf_cka": (sim.debiased_rbf_cka(x[rows], y[rows], 0.5),) * 2,
-        "rsa": (sim.rsa(x[rows], y[rows], "euclidean", "kendall"),) * 2,
+        "rbf_cka": (sim.rbf_cka(x[rows], y[rows], sigma=0.5),) * 2,
+        "debiased_rbf_cka": (sim.debiased_rbf_cka(x[rows], y[rows], sigma=0.5),) * 2,
+        "rsa": (sim.rsa(x[rows], y[rows], distance="euclidean", comparison="kendall"),) * 2,
         "disagreement": (sim.disagreement(x @ ha[0].T + ha[1], y @ hb[0].T + hb[1]),) * 2,
         "jsd": (sim.jsd(x.astype(np.float64) @ ha[0].T + ha[1], y.astype(np.float64) @ hb[0].T + hb[1]),) * 2,
     }

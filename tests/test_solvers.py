@@ -175,3 +175,17 @@ def test_map_save_and_load_round_trip(tmp_path: object) -> None:
     save_file({"weight": np.zeros((2, 2), dtype=np.float32)}, str(junk))
     with pytest.raises(FitError, match="not a featswap map"):
         AffineMap.load(junk)
+
+
+def test_every_solver_has_its_settings_in_the_catalog_and_nothing_else_does() -> None:
+    from featswap.catalog.solvers import SOLVER_SETTINGS, make_settings
+    from featswap.mapping.solvers import SOLVERS
+
+    assert SOLVERS.names() == SOLVER_SETTINGS.names()
+    for name in SOLVERS:
+        assert SOLVERS.get(name).settings is SOLVER_SETTINGS.get(name)
+        assert SOLVERS.get(name).make_settings() == make_settings(name)
+    with pytest.raises(SpecError, match=r"Unknown solver 'lstq'\. Did you mean"):
+        make_settings("lstq")
+    with pytest.raises(SpecError, match="Solver 'lstsq' has no setting 'iterations'; its settings are alpha"):
+        make_settings("lstsq", iterations=3)

@@ -20,7 +20,7 @@ LABELS = np.arange(10) % 3
 
 def make(tmp_path: Path) -> FeatureStore:
     store = FeatureStore.create(tmp_path / "s.zarr")
-    store.write_collection("train", IDS, LABELS, ("a", "b", "c"), "toy", "fit")
+    store.write_collection("train", IDS, LABELS, ("a", "b", "c"), spec="toy", role="fit")
     store.write_model("m", {"spec": "m", "feature_dim": 4, "weights_sha256": None}, np.ones((3, 4)), np.zeros(3))
     return store
 
@@ -36,7 +36,7 @@ def test_round_trip_and_chunked_reads(tmp_path: Path) -> None:
     np.testing.assert_array_equal(reopened.take_rows("train", "m", np.array([0, 4, 9])), feats[[0, 4, 9]])
     assert reopened.ids("train").tolist() == IDS
     assert reopened.classes("train") == ("a", "b", "c") and reopened.roles("train") == ["fit"]
-    assert reopened.spec("train") == "toy" and reopened.collections("fit") == ["train"] == reopened.collections()
+    assert reopened.spec("train") == "toy" and reopened.collections(role="fit") == ["train"] == reopened.collections()
 
 
 def test_incomplete_features_say_resume(tmp_path: Path) -> None:
@@ -107,7 +107,8 @@ def test_second_writer_is_refused_with_the_holder(tmp_path: Path) -> None:
     path = tmp_path / "s.zarr"
     make(tmp_path).close()
     holder = subprocess.Popen(
-        [sys.executable, "-c", f"from featswap.store import FeatureStore; s = FeatureStore.open({str(path)!r}, True); "
+        [sys.executable, "-c", "from featswap.store import FeatureStore; "
+         f"s = FeatureStore.open({str(path)!r}, writable=True); "
          "print('locked', flush=True); import time; time.sleep(60)"],
         stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
@@ -133,7 +134,7 @@ def test_extraction_resumes_without_recomputing_finished_chunks(tmp_path: Path, 
         extract(backbone, split, full, quiet=True)
         reference = full.features("val", "tiny-resnet")
     with FeatureStore.create(tmp_path / "part.zarr") as part:
-        part.write_collection("val", list(split.ids), split.labels, split.classes, split.spec)
+        part.write_collection("val", list(split.ids), split.labels, split.classes, spec=split.spec)
         part.feature_array("val", "tiny-resnet", backbone.feature_dim, chunk_rows=128)
         # a finished chunk, deliberately not what the model computes
         part.write_chunk("val", "tiny-resnet", 0, np.full((128, backbone.feature_dim), 7.0, np.float32))

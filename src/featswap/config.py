@@ -22,6 +22,7 @@ val_fraction = 0.3
                      # nxn_rows
 [engine]             # kind = "local" | "ray", device, address, ray_workers, gpus_per_worker, cpus_per_worker
 [stitch]             # layers = ["stages"] or ["LAYER_A:LAYER_B", ...] (featswap stitch)
+[featswap]           # written, not read: version = "0.2.0", commit = "<git commit of the source>" or "unknown"
 ```
 
 This module imports neither torch nor zarr: the command line builds configs before it loads anything heavy.
@@ -37,14 +38,18 @@ from pathlib import Path
 from typing import Any
 
 from featswap import validate
+from featswap.catalog.heads import HEAD_MODES
+from featswap.catalog.imagenet import data_folder
+from featswap.catalog.measures import MAX_ROWS, default_measures, selected
+from featswap.catalog.naming import unique_names
+from featswap.catalog.solvers import SOLVER_SETTINGS, make_settings
 from featswap.errors import SpecError, closest
-from featswap.similarity.catalog import MAX_ROWS, default_measures, selected
 from featswap.threads import check_workers
 
 #: rsa's RDM distances and comparisons (`featswap.similarity.rdm`, which cannot be imported here: numpy).
 RSA_DISTANCES = ("euclidean", "correlation")
 RSA_COMPARE = ("spearman", "pearson", "kendall")
-#: The similarity measures a run computes unless told (`featswap.similarity.catalog.default_measures`).
+#: The similarity measures a run computes unless told (`featswap.catalog.measures.default_measures`).
 DEFAULT_MEASURES = default_measures()
 
 ENGINES = ("local", "ray")
@@ -96,8 +101,6 @@ class ModelConfig:
     templates: str | None = None
 
     def __post_init__(self) -> None:
-        from featswap.heads.kinds import HEAD_MODES
-
         if not isinstance(self.spec, str) or not self.spec:
             raise SpecError(f"A model needs a SPEC (e.g. tiny-resnet, timm:resnet50); got {self.spec!r}.")
         check_text(self)
@@ -186,22 +189,20 @@ class FitSettings:
     params: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        from featswap.mapping.solvers import SOLVERS  # checks names and settings (and imports torch)
-
         check_text(self)
         if not isinstance(self.params, Mapping):
             raise SpecError(f"params must be a table of solver settings ([fit.params.SOLVER]); got {self.params!r}.")
         if not self.solvers:
             raise SpecError("--solver needs at least one solver name.")
         for name in self.solvers:
-            SOLVERS.get(name)
+            SOLVER_SETTINGS.get(name)
         unused = sorted(set(self.params) - set(self.solvers))
         if unused:
             raise SpecError(f"Settings given for solver(s) {unused} that this run does not use ({list(self.solvers)}).")
         for name, settings in self.params.items():
             if not isinstance(settings, Mapping):
                 raise SpecError(f"The settings of solver {name!r} must be a table of KEY = VALUE.")
-            SOLVERS.get(name).make_settings(**settings)
+            make_settings(name, **settings)
 
 
 #: Fewest bootstrap resamples: with fewer, the 2.5% and 97.5% percentiles of a 95% interval fall on or beyond the
@@ -216,7 +217,7 @@ MAX_BOOT = 1_000_000
 @dataclass(frozen=True)
 class EvaluationSettings:
     """Bootstrap resamples and seed of the confidence intervals; whether to compute the similarity measures, and
-    which (`measures`, names from `featswap.similarity.catalog.MEASURES`; default those that need no N x N matrix
+    which (`measures`, names from `featswap.catalog.measures.MEASURES`; default those that need no N x N matrix
     or extra fit), with `knn_k` neighbours for mutual_knn and cknna, `svcca_k` principal directions for svcca,
     `rbf_sigma` the bandwidth of rbf_cka (times the median distance), `rsa_distance` and `rsa_compare` rsa's RDM
     distance and comparison; `nxn_rows`: the N x N measures on a seeded subsample of this many images when there
@@ -306,7 +307,31 @@ class StitchSettings:
 @dataclass(frozen=True)
 class RunConfig:
     """Everything a run needs: the models, the data, and how to extract, fit, evaluate and where to run; the
-    feature store (`store`, default OUT/features.zarr) and the output directory (`out`)."""
+    feature store (`store`, default OUT/features.zarr) and the output directory (`out`).
+
+    Examples:
+        Built in Python, or from a TOML file with flags over it; `to_toml` writes what `build` reads back:
+
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> from featswap import DataSettings, FitSettings, ModelConfig, RunConfig
+        >>> config = RunConfig(
+        ...     models=(ModelConfig("tiny-resnet"), ModelConfig("tiny-inception")),
+        ...     data=DataSettings(data="digits"),
+        ...     fit=FitSettings(("lstsq",)),
+        ... )
+        >>> config.fit.solvers, config.evaluation.n_boot
+        (('lstsq',), 1000)
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     _ = (Path(folder) / "run.toml").write_text(config.to_toml())
+        ...     again = RunConfig.build(Path(folder) / "run.toml", overrides={"evaluation": {"n_boot": 200}})
+        >>> again == config.with_(evaluation=config.evaluation.__class__(n_boot=200))
+        True
+        >>> FitSettings(("lstq",))
+        Traceback (most recent call last):
+        ...
+        featswap.errors.SpecError: Unknown solver 'lstq'. Did you mean 'lstsq'?
+    """
 
     models: tuple[ModelConfig, ...] = ()
     data: DataSettings = field(default_factory=DataSettings)
@@ -325,15 +350,19 @@ class RunConfig:
 
     # -- building ------------------------------------------------------------------------------------
     @classmethod
-    def build(cls, file: str | Path | None = None, overrides: Mapping[str, Any] | None = None) -> RunConfig:
+    def build(cls, file: str | Path | None = None, *, overrides: Mapping[str, Any] | None = None) -> RunConfig:
         """The defaults, overridden by the TOML `file` (if any), overridden by `overrides` (the flags given,
         as a nested mapping with the file's layout)."""
         return from_mapping(layered(file, overrides), str(file) if file else "the command line")
 
     def to_toml(self) -> str:
+        """The config as TOML, with a `[featswap]` table saying which featswap wrote it (`version`, and the git
+        `commit` of its source, "unknown" outside a git checkout); reading it back ignores that table."""
         import tomli_w
 
-        return tomli_w.dumps(_without_none(to_mapping(self)))
+        from featswap.provenance import provenance
+
+        return tomli_w.dumps({**_without_none(to_mapping(self)), PROVENANCE: provenance()})
 
     def with_(self, **changes: Any) -> RunConfig:
         return dataclasses.replace(self, **changes)
@@ -348,6 +377,9 @@ SECTIONS: dict[str, type] = {
     "stitch": StitchSettings,
 }
 TOP_LEVEL = ("models", "store", "out", *SECTIONS)
+#: The table of a written config that records which featswap wrote it (`featswap.provenance`): not a setting, so
+#: reading a config ignores it, and a file with it or without it gives the same RunConfig.
+PROVENANCE = "featswap"
 
 
 def read_toml(path: Path) -> dict[str, Any]:
@@ -444,8 +476,9 @@ def _build(kind: type, values: Any, where: str) -> Any:
 
 
 def from_mapping(values: Mapping[str, Any], source: str = "the config") -> RunConfig:
-    """A RunConfig from a mapping with the file's layout (unknown keys are an error naming them)."""
-    unknown = sorted(set(values) - set(TOP_LEVEL))
+    """A RunConfig from a mapping with the file's layout (unknown keys are an error naming them; the `[featswap]`
+    table that records which featswap wrote a file is ignored)."""
+    unknown = sorted(set(values) - {*TOP_LEVEL, PROVENANCE})
     if unknown:
         raise SpecError(f"Unknown key {unknown[0]!r} in {source}.{closest(unknown[0], TOP_LEVEL)}")
     models = values.get("models", [])
@@ -523,9 +556,7 @@ def has_own_parts(spec: str) -> bool:
     """Whether a data SPEC's folder has its own `train/` and `val/` folders (then `val_fraction` does not apply)."""
     rest = spec.partition("=")[2] if "=" in spec.partition(":")[0] else spec
     kind, _, path = rest.partition(":")
-    if kind == "imagenet":
-        from featswap.data.imagenet import data_folder  # Kaggle's root: its train/ and val/ lie deeper
-
+    if kind == "imagenet":  # Kaggle's root: its train/ and val/ lie deeper
         return all((data_folder(Path(path)) / p).is_dir() for p in ("train", "val"))
     return kind == "imagefolder" and all((Path(path) / p).is_dir() for p in ("train", "val"))
 
@@ -533,8 +564,6 @@ def has_own_parts(spec: str) -> bool:
 def resolved(config: RunConfig) -> RunConfig:
     """The config with every default spelled out: model names, absolute paths, the held-out fraction of
     `data`, and the store (default OUT/features.zarr). Running it again from any directory repeats the run."""
-    from featswap.backbones.naming import unique_names
-
     names = unique_names([m.spec for m in config.models], [m.name for m in config.models])
     models = tuple(
         dataclasses.replace(
@@ -568,9 +597,5 @@ def resolved(config: RunConfig) -> RunConfig:
 def all_settings(fit: FitSettings) -> FitSettings:
     """`fit` with every setting of each solver spelled out, defaults included, so that a later featswap with
     other defaults still repeats the run."""
-    from featswap.mapping.solvers import SOLVERS
-
-    params = {
-        name: dataclasses.asdict(SOLVERS.get(name).make_settings(**fit.params.get(name, {}))) for name in fit.solvers
-    }
+    params = {name: dataclasses.asdict(make_settings(name, **fit.params.get(name, {}))) for name in fit.solvers}
     return dataclasses.replace(fit, params=params)

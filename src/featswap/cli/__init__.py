@@ -183,7 +183,7 @@ def extract(
             f"--store {settings.store} lives in this command's memory and would vanish when it ends, with every "
             "feature extracted; give extract a directory or a URL that lasts (or run everything at once with compare)."
         )
-    for result in Experiment(settings, quiet=quiet).extract(roles):
+    for result in Experiment(settings, quiet=quiet).extract(roles=roles):
         repaired = f", {result.repaired_chunks} damaged chunk(s) recomputed" if result.repaired_chunks else ""
         typer.echo(
             f"{result.model} / {result.collection}: {result.rows} rows ({result.computed_rows} computed{repaired}) "
@@ -287,7 +287,7 @@ def evaluate(
     check_run_dir(out)
     fitted = [load_map(path) for path in maps]
     with FeatureStore.open(experiment.store_path()) as feature_store:
-        collections = collection or feature_store.collections("eval")
+        collections = collection or feature_store.collections(role="eval")
         for name in collections:
             feature_store.labels(name)  # refuses an unknown or unlabelled collection before anything is written
         results = experiment.evaluate(feature_store, fitted, collections)

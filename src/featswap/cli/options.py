@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from featswap import validate
+from featswap.catalog.measures import MAX_ROWS
 from featswap.config import MAX_BOOT, MIN_BOOT, RSA_COMPARE, RSA_DISTANCES
 from featswap.errors import SpecError
-from featswap.similarity.catalog import MAX_ROWS
 from featswap.threads import check_workers
 
 if TYPE_CHECKING:

@@ -233,7 +233,7 @@ def explicit_name(spec: str) -> tuple[str | None, str]:
     head, equals, rest = spec.partition("=")
     if not equals or ":" in head:
         return None, spec
-    from featswap.backbones.naming import check_name
+    from featswap.catalog.naming import check_name
 
     check_name(head, f"In {spec!r}, NAME", "collection name", "blurred=imagefolder:DIR")
     if head in RESERVED:

@@ -30,12 +30,12 @@ from pathlib import Path
 
 import numpy as np
 
+from featswap.catalog.imagenet import data_folder, has_parts
 from featswap.data.folders import base_name, class_files, existing_folder, subfolders, visible_images
 from featswap.errors import DataError
 
 SYNSET = re.compile(r"n\d{8}")
 KAGGLE_CSV = "LOC_val_solution.csv"
-KAGGLE_DATA = Path("ILSVRC", "Data", "CLS-LOC")
 GROUND_TRUTH = "ILSVRC2012_validation_ground_truth.txt"
 META = "meta.mat"
 DEVKIT_DATA = Path("ILSVRC2012_devkit_t12", "data")
@@ -72,14 +72,6 @@ def imagenet_synsets() -> tuple[str, ...]:
     return synsets
 
 
-def data_folder(root: Path) -> Path:
-    """The folder whose `train/` and `val/` an ImageNet DIR means: `DIR/ILSVRC/Data/CLS-LOC` for Kaggle's root
-    (which has no `train/` or `val/` of its own), else DIR."""
-    if not _has_parts(root) and (root / KAGGLE_DATA).is_dir():
-        return root / KAGGLE_DATA
-    return root
-
-
 def imagenet_parts(root: Path) -> dict[str, Part]:
     """The parts of the ImageNet folder `root` (see the table above): `{"train": ..., "val": ...}` where it has
     both, else `{"all": ...}`. Raises a DataError naming the layouts it reads where `root` has none of them."""
@@ -89,7 +81,7 @@ def imagenet_parts(root: Path) -> dict[str, Part]:
         _, files, labels = class_files(root, synsets)
         return {"all": Part(base, files, labels)}
     data = data_folder(root)
-    if not _has_parts(data):
+    if not has_parts(data):
         raise unknown_layout(root)
     parts = {}
     if (data / "train").is_dir():
@@ -103,11 +95,6 @@ def imagenet_parts(root: Path) -> dict[str, Part]:
 def unknown_layout(root: Path) -> DataError:
     """The error for a folder in none of the layouts `imagenet:DIR` reads."""
     return DataError(f"imagenet:{root} found no ImageNet layout in {root}; it reads: {LAYOUTS}.")
-
-
-def _has_parts(folder: Path) -> bool:
-    """Whether `folder` has a `train/` or a `val/` folder."""
-    return (folder / "train").is_dir() or (folder / "val").is_dir()
 
 
 def _val_files(

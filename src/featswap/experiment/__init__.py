@@ -48,7 +48,7 @@ class Experiment:
     `engine` defaults to the one the config names; `quiet` silences progress. Methods run one step each; `run`
     runs them all and writes OUT/config.toml, metrics.json, predictions, fit curves, maps, report and figures."""
 
-    def __init__(self, config: RunConfig, engine: Engine | None = None, quiet: bool = False) -> None:
+    def __init__(self, config: RunConfig, *, engine: Engine | None = None, quiet: bool = False) -> None:
         self.config = resolved(config)
         self._engine = engine
         self.quiet = quiet
@@ -98,7 +98,7 @@ class Experiment:
         return self.config.store
 
     # -- steps -----------------------------------------------------------------------------------------
-    def extract(self, roles: Sequence[str] = ("fit", "eval"), claim_out: bool = False) -> list[ExtractResult]:
+    def extract(self, *, roles: Sequence[str] = ("fit", "eval"), claim_out: bool = False) -> list[ExtractResult]:
         """Every model's features of the fitting and evaluation collections (`roles` picks), into the store.
 
         The data and the first model are checked before anything is written; finished chunks are kept (and
@@ -237,7 +237,7 @@ class Experiment:
             return
         with FeatureStore.open(self.store_path()) as store:
             for c in collections:
-                store.check_collection(c.name, list(c.ids), c.labels, c.classes, c.content_sha256())
+                store.check_collection(c.name, list(c.ids), c.labels, c.classes, content=c.content_sha256())
 
     def _store_has_features(self) -> bool:
         """Whether the store holds a finished chunk of features (then a failed run keeps it, to resume)."""
@@ -287,7 +287,7 @@ class Experiment:
         return maps[source, target, solver]
 
     def evaluate(
-        self, store: FeatureStore, maps: Sequence[FittedMap], collections: Sequence[str], names: Sequence[str] = ()
+        self, store: FeatureStore, maps: Sequence[FittedMap], collections: Sequence[str], *, names: Sequence[str] = ()
     ) -> list[SetResult]:
         """The swap test of every map, each model's own accuracy and the similarity measures, on each labelled
         collection: one result per evaluation set."""
@@ -340,15 +340,15 @@ class Experiment:
             return self._similarity(names, collections, out)
 
     def _similarity(self, names: Sequence[str], collections: Sequence[str], out: Path) -> list[str]:
+        from featswap.catalog.measures import MEASURES
         from featswap.experiment.evaluating import similarity_of
         from featswap.experiment.fitting import fit_maps
         from featswap.outputs.paths import write_json, write_text
-        from featswap.similarity.catalog import MEASURES
         from featswap.similarity.measures import r2_score
         from featswap.store import FeatureStore
 
         with FeatureStore.open(self.store_path()) as store:
-            collections = list(collections) or store.collections("eval")
+            collections = list(collections) or store.collections(role="eval")
             if not collections:
                 raise SpecError(f"The store {store.path} has no evaluation collection; name one with --collection.")
             models = [m for m in store.models() if all(store.has_features(c, m) for c in collections)]
@@ -361,7 +361,7 @@ class Experiment:
                 for name in names:
                     store.require_features(collection, name)
             self.lifecycle.begin(out)
-            fits = [c for c in store.collections("fit") if all(store.has_features(c, n) for n in names)]
+            fits = [c for c in store.collections(role="fit") if all(store.has_features(c, n) for n in names)]
             maps = fit_maps(store, names, fits[0], ["lstsq"], {}, self.engine) if len(fits) == 1 else []
             ridge_maps = self.ridge_maps(store, fits[0], names) if len(fits) == 1 else []
             no_maps = (
@@ -430,10 +430,10 @@ class Experiment:
         self.extract(claim_out=True)
         fit, evals = self.collections()
         names = [m.name for m in self.config.models if m.name]
-        return self.compare_stored(names, fit.name, [c.name for c in evals])
+        return self.compare_stored(names=names, fit_collection=fit.name, eval_collections=[c.name for c in evals])
 
     def compare_stored(
-        self, names: Sequence[str] = (), fit_collection: str | None = None, eval_collections: Sequence[str] = ()
+        self, *, names: Sequence[str] = (), fit_collection: str | None = None, eval_collections: Sequence[str] = ()
     ) -> dict[str, Any]:
         """Fit, evaluate and write, on features already in the store: `names` (default every model with
         features of every collection used), fitted on `fit_collection` (default the store's fitting
@@ -443,14 +443,14 @@ class Experiment:
         out = self._out()
         with FeatureStore.open(self.store_path()) as store:
             fit_collection = fitting_collection(store, fit_collection)
-            evals = list(eval_collections) or store.collections("eval")
+            evals = list(eval_collections) or store.collections(role="eval")
             used = [fit_collection, *evals]
             names = list(names) or [m for m in store.models() if all(store.has_features(c, m) for c in used)]
             maps = self.fit(store, fit_collection, names)
             self.lifecycle.begin(out)  # the first output of this run: the earlier run's go now, not before
             for m in maps:
                 save_map(m, out / "maps" / f"{m.stem}.safetensors")
-            results = self.evaluate(store, maps, evals, names)
+            results = self.evaluate(store, maps, evals, names=names)
             return self.write(store, out, maps, results)
 
     def _out(self) -> Path:
@@ -513,7 +513,7 @@ def fitting_collection(store: FeatureStore, given: str | None = None) -> str:
     if given is not None:
         store.ids(given)  # refuses an unknown collection, naming the known ones
         return given
-    found = store.collections("fit")
+    found = store.collections(role="fit")
     if len(found) != 1:
         known = ", ".join(found or store.collections()) or "none"
         what = "no" if not found else "several"
@@ -624,7 +624,7 @@ def write_results(
     return json.loads(json.dumps(metrics))
 
 
-def stitch(config: RunConfig | str | Path, quiet: bool = False) -> dict[str, Any]:
+def stitch(config: RunConfig | str | Path, *, quiet: bool = False) -> dict[str, Any]:
     """Run the stitching a config (or a TOML file) describes, as `featswap stitch` does; returns metrics.json's
     content."""
     if not isinstance(config, RunConfig):
@@ -638,7 +638,7 @@ def undefined(why: dict[tuple[str, str, str], str], measure: str, a: str, b: str
     return f"undefined ({why.get((measure, a, b)) or why.get((measure, b, a), 'no value')})"
 
 
-def run(config: RunConfig | str | Path, quiet: bool = False) -> dict[str, Any]:
+def run(config: RunConfig | str | Path, *, quiet: bool = False) -> dict[str, Any]:
     """Run the experiment a config (or a TOML file) describes; returns metrics.json's content."""
     if not isinstance(config, RunConfig):
         config = RunConfig.build(config)

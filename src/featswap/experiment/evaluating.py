@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from featswap.catalog.measures import MAX_ROWS, MEASURES
 from featswap.config import EvaluationSettings
 from featswap.errors import DataError, SpecError
 from featswap.evaluation.swap import (
@@ -32,7 +33,6 @@ from featswap.experiment.fitting import FittedMap, fit_facts
 from featswap.mapping.losses import paper_loss_numpy
 from featswap.mapping.solvers import SOLVERS
 from featswap.outputs.predictions import mapped_column, native_column
-from featswap.similarity.catalog import MAX_ROWS, MEASURES
 from featswap.similarity.gram import GramStats
 from featswap.similarity.kernels import cknna, nxn_bytes, rbf_cka
 from featswap.similarity.measures import PairStats, mutual_knn, r2_score
@@ -233,9 +233,11 @@ def similarity_of(
                 result.record(measure, b, a, functools.partial(cknna, y, x, k=settings.knn_k))
             elif measure in ("rbf_cka", "debiased_rbf_cka"):
                 debiased = measure == "debiased_rbf_cka"
-                compute = functools.partial(rbf_cka, kernel_x, kernel_y, settings.rbf_sigma, debiased)
+                compute = functools.partial(rbf_cka, kernel_x, kernel_y, sigma=settings.rbf_sigma, debiased=debiased)
             elif measure == "rsa":
-                compute = functools.partial(rsa, kernel_x, kernel_y, settings.rsa_distance, settings.rsa_compare)
+                compute = functools.partial(
+                    rsa, kernel_x, kernel_y, distance=settings.rsa_distance, comparison=settings.rsa_compare
+                )
             elif kind[measure] == "outputs":
                 compute = functools.partial(_pick, outputs, 0 if measure == "disagreement" else 1)
             else:  # "map": recorded per direction below

@@ -160,9 +160,9 @@ def prepare(
         list(collection.ids),
         collection.labels,
         collection.classes,
-        collection.spec,
-        role,
-        collection.content_sha256(),
+        spec=collection.spec,
+        role=role,
+        content=collection.content_sha256(),
     )
     # The logits check runs the network twice; a few images show whether the head is the final affine map.
     diff = backbone.check_logits(first_readable(images, collection).to(device))
@@ -187,7 +187,7 @@ def prepare(
         weight,
         bias,
     )
-    array = store.feature_array(collection.name, backbone.name, backbone.feature_dim, settings.chunk_rows)
+    array = store.feature_array(collection.name, backbone.name, backbone.feature_dim, chunk_rows=settings.chunk_rows)
     # Finished chunks are read back and checked: a missing or damaged one is recomputed, never trusted.
     damaged = list(store.damaged_chunks(collection.name, backbone.name))
     if damaged:

@@ -15,9 +15,6 @@ from typing import Any
 
 from featswap.errors import StoreError
 
-#: `--head`: the network's own (or zero-shot) head when it has one, else a probe; its own; always a probe.
-HEAD_MODES = ("auto", "own", "probe")
-
 #: The kinds, and how the report names them.
 KINDS = {
     "own": "the network's own head (untouched)",

@@ -387,7 +387,7 @@ def plot_fit_curves(curves: dict[str, list[float]], path: Path, solver: str) -> 
 def similarity_section(metrics: dict[str, Any], figures: Path, prefix: str = "", heading: str = "## ") -> list[str]:
     """A table (two models) or heatmaps (more) of every similarity measure, and how each ranks the model
     pairs against the swap test."""
-    from featswap.similarity.catalog import MEASURES, rank_agreement
+    from featswap.catalog.measures import MEASURES, rank_agreement
 
     models = list(metrics["models"])
     similarity = metrics["similarity"]

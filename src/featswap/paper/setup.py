@@ -9,7 +9,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from featswap.backbones.naming import check_name
+from featswap.catalog.naming import check_name
 from featswap.config import (
     DataSettings,
     EngineSettings,

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from featswap.catalog.measures import MAX_ROWS, NXN_BYTES_PER_PAIR
 from featswap.errors import DataError
 from featswap.mapping.paired import check_paired
-from featswap.similarity.catalog import MAX_ROWS, NXN_BYTES_PER_PAIR
 
 #: Default bandwidth of `rbf_cka`, as a fraction of the median distance (Kornblith et al.'s 0.8).
 RBF_SIGMA = 0.8
@@ -69,7 +69,7 @@ def centre_gram(gram: np.ndarray, debiased: bool) -> np.ndarray:
     return gram
 
 
-def rbf_cka(x: np.ndarray, y: np.ndarray, sigma: float = RBF_SIGMA, debiased: bool = False) -> float:
+def rbf_cka(x: np.ndarray, y: np.ndarray, *, sigma: float = RBF_SIGMA, debiased: bool = False) -> float:
     """CKA of Gaussian kernels of `x` `(N, D1)` and `y` `(N, D2)` with bandwidth `sigma` times the median
     distance (Kornblith et al. 2019; `debiased`: from unbiased HSIC). Memory: `nxn_bytes(N)`."""
     x, y = nonempty64(x, y, 4 if debiased else 2, "rbf_cka")
@@ -83,8 +83,8 @@ def rbf_cka(x: np.ndarray, y: np.ndarray, sigma: float = RBF_SIGMA, debiased: bo
     return hsic / scale
 
 
-def debiased_rbf_cka(x: np.ndarray, y: np.ndarray, sigma: float = RBF_SIGMA) -> float:
-    return rbf_cka(x, y, sigma, debiased=True)
+def debiased_rbf_cka(x: np.ndarray, y: np.ndarray, *, sigma: float = RBF_SIGMA) -> float:
+    return rbf_cka(x, y, sigma=sigma, debiased=True)
 
 
 def nxn_bytes(n: int) -> int:
@@ -154,7 +154,7 @@ def _masked_hsic(codes: np.ndarray, n: int, unit_a: np.ndarray, unit_b: np.ndarr
     return value / (n * (n - 3))
 
 
-def cknna(x: np.ndarray, y: np.ndarray, k: int = KNN_K, epsilon: float = CKNNA_EPSILON) -> float:
+def cknna(x: np.ndarray, y: np.ndarray, *, k: int = KNN_K, epsilon: float = CKNNA_EPSILON) -> float:
     """Centred kernel nearest-neighbour alignment of `x` `(N, D1)` and `y` `(N, D2)` (Huh et al. 2024), as
     platonic-rep computes it: rows L2-normalised, linear kernels, the unbiased HSIC of both kernels restricted to
     each row's mutual `k` nearest neighbours (itself excluded), over the same for each side alone, plus

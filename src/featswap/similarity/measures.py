@@ -100,6 +100,19 @@ def scatter(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nd
 
 
 def linear_cka(x: np.ndarray, y: np.ndarray) -> float:
+    """Linear CKA (Kornblith et al. 2019) of `x` `(N, D1)` and `y` `(N, D2)`: 0..1, higher is more similar;
+    unchanged by rotations and scalings of either side.
+
+    Examples:
+        >>> import numpy as np
+        >>> from featswap import similarity
+        >>> x = np.random.default_rng(0).normal(size=(100, 6))
+        >>> q, _ = np.linalg.qr(np.random.default_rng(1).normal(size=(6, 6)))  # an orthogonal matrix
+        >>> round(similarity.linear_cka(x, x), 6), round(similarity.linear_cka(x, 3 * x @ q), 6)
+        (1.0, 1.0)
+        >>> similarity.linear_cka(x, np.random.default_rng(2).normal(size=(100, 4))) < 0.2
+        True
+    """
     return linear_cka_of(*scatter(x, y))
 
 
@@ -122,11 +135,21 @@ def cca_mean(x: np.ndarray, y: np.ndarray) -> float:
     return PairStats(x, y).measure("cca_mean")
 
 
-def svcca(x: np.ndarray, y: np.ndarray, k: int = 20) -> float:
+def svcca(x: np.ndarray, y: np.ndarray, *, k: int = 20) -> float:
+    """SVCCA of `x` `(N, D1)` and `y` `(N, D2)`: the mean canonical correlation of their top `k` principal
+    directions, 0..1, higher is more similar.
+
+    Examples:
+        >>> import numpy as np
+        >>> from featswap import similarity
+        >>> x = np.random.default_rng(0).normal(size=(100, 6))
+        >>> round(similarity.svcca(x, 2 * x + 1, k=3), 6)
+        1.0
+    """
     return PairStats(x, y).measure("svcca", k)
 
 
-def svcca_raghu(x: np.ndarray, y: np.ndarray, variance: float | None = VARIANCE, k: int | None = None) -> float:
+def svcca_raghu(x: np.ndarray, y: np.ndarray, *, variance: float | None = VARIANCE, k: int | None = None) -> float:
     """google/svcca's SVCCA (Raghu et al. 2017) of `x` `(N, D1)`, `y` `(N, D2)`: the mean canonical correlation of
     each side's principal directions keeping `variance` (0.99) of its variance, or its top `k`."""
     x, y = nonempty_pair(x, y)
@@ -140,7 +163,7 @@ def pwcca(x: np.ndarray, y: np.ndarray) -> float:
     return pwcca_of(GramStats.of(x, y))
 
 
-def mutual_knn(x: np.ndarray, y: np.ndarray, k: int = 10, block: int = 1024) -> float:
+def mutual_knn(x: np.ndarray, y: np.ndarray, *, k: int = 10, block: int = 1024) -> float:
     """Mean over rows of the fraction of its `k` nearest neighbours (cosine similarity, itself excluded)
     shared by both feature sets (Huh et al. 2024; platonic-rep's `mutual_knn` on `F.normalize`d rows). Exact, in
     float64 (float32 cosines of features with a large common offset are all 1 to rounding, and their neighbours
@@ -160,7 +183,7 @@ def mutual_knn(x: np.ndarray, y: np.ndarray, k: int = 10, block: int = 1024) -> 
     return shared / (n * k)
 
 
-def map_r2(x: np.ndarray, y: np.ndarray, holdout: float = 0.2, seed: int = 0) -> float:
+def map_r2(x: np.ndarray, y: np.ndarray, *, holdout: float = 0.2, seed: int = 0) -> float:
     """R^2 on a held-out fraction of rows of the least-squares affine map X -> Y fitted on the rest:
     `1 - sum ||y - y_hat||^2 / sum ||y - mean(y)||^2`."""
     from featswap.mapping.affine_map import AffineMap
@@ -172,7 +195,7 @@ def map_r2(x: np.ndarray, y: np.ndarray, holdout: float = 0.2, seed: int = 0) ->
     return r2_score(y[held], amap.transform(x[held]))
 
 
-def ridge_r2(x: np.ndarray, y: np.ndarray, holdout: float = 0.2, seed: int = 0) -> float:
+def ridge_r2(x: np.ndarray, y: np.ndarray, *, holdout: float = 0.2, seed: int = 0) -> float:
     """`map_r2` of a ridge map: fitted on all but a held-out fraction `holdout` of the rows, its strength chosen
     (among `RELATIVE_ALPHAS` times the mean eigenvalue of the scatter) on a further held-out tenth of those fitting
     rows, never on the rows it is scored on; R^2 on the held-out rows."""

@@ -120,7 +120,7 @@ def compare_rdms(a: np.ndarray, b: np.ndarray, comparison: str = "spearman") -> 
     return kendall_tau_a(a, b)
 
 
-def rsa(x: np.ndarray, y: np.ndarray, distance: str = "euclidean", comparison: str = "spearman") -> float:
+def rsa(x: np.ndarray, y: np.ndarray, *, distance: str = "euclidean", comparison: str = "spearman") -> float:
     """RSA of `x` `(N, D1)` and `y` `(N, D2)`: the `comparison` (spearman, pearson, kendall tau-a) of their
     RDMs by `distance` (euclidean, correlation), as rsatoolbox computes them. N >= 3 images."""
     _check_choice("distance", distance, DISTANCES)

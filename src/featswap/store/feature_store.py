@@ -133,7 +133,25 @@ class FeatureStore:
     """A zarr v3 feature store; open with `FeatureStore.create(path)` or `FeatureStore.open(path)`.
 
     `path` is a local directory or a URL that fsspec reaches (`s3://bucket/features.zarr` with s3fs
-    installed, `gs://...`, `memory://...`); `self.path` keeps it as given."""
+    installed, `gs://...`, `memory://...`); `self.path` keeps it as given.
+
+    Examples:
+        A collection of three labelled images and one model's features `(3, 2)`, written and read back:
+
+        >>> import tempfile
+        >>> import numpy as np
+        >>> from featswap import FeatureStore
+        >>> folder = tempfile.TemporaryDirectory()
+        >>> model = {"spec": "m", "feature_dim": 2, "weights_sha256": None}
+        >>> with FeatureStore.create(f"{folder.name}/features.zarr") as store:
+        ...     store.write_collection("train", ["a.png", "b.png", "c.png"], np.array([0, 1, 0]), ("cat", "dog"))
+        ...     store.write_model("m", model, head_weight=np.ones((2, 2)), head_bias=np.zeros(2))
+        ...     store.write_features("train", "m", np.arange(6, dtype=np.float32).reshape(3, 2))
+        >>> store = FeatureStore.open(f"{folder.name}/features.zarr")
+        >>> store.collections(), store.labels("train").tolist(), store.features("train", "m").shape
+        (['train'], [0, 1, 0], (3, 2))
+        >>> folder.cleanup()
+    """
 
     def __init__(self, root: zarr.Group, path: str) -> None:
         self.root = root
@@ -151,7 +169,7 @@ class FeatureStore:
 
     # -- opening ---------------------------------------------------------------------------------
     @classmethod
-    def open(cls, path: str | Path, writable: bool = False) -> FeatureStore:
+    def open(cls, path: str | Path, *, writable: bool = False) -> FeatureStore:
         """Open an existing store; with `writable`, take the writer's lock."""
         path = str(path)
         fs, on_fs = store_filesystem(path)
@@ -230,7 +248,7 @@ class FeatureStore:
         self.close()
 
     # -- collections -------------------------------------------------------------------------------
-    def collections(self, role: str | None = None) -> list[str]:
+    def collections(self, *, role: str | None = None) -> list[str]:
         """The collections in the store (those extracted for `role` "fit" or "eval", when given)."""
         present = [k for k in _keys(self.root, groups=True) if k != "models"]
         recorded = [n for n in self._recorded("collections") if n in present]
@@ -281,6 +299,7 @@ class FeatureStore:
         ids: list[str] | np.ndarray,
         labels: np.ndarray | None,
         classes: tuple[str, ...] | None = None,
+        *,
         spec: str = "",
         role: str | None = None,
         content: str | None = None,
@@ -301,7 +320,7 @@ class FeatureStore:
                 self.root.__delitem__(collection)
             exists = False
         if exists:
-            self.check_collection(collection, ids, labels, classes, content)
+            self.check_collection(collection, ids, labels, classes, content=content)
             self._check_collection(collection, ids, labels, classes)
         else:
             with writing(self.path):
@@ -326,6 +345,7 @@ class FeatureStore:
         ids: list[str] | np.ndarray,
         labels: np.ndarray | None,
         classes: tuple[str, ...] | None = None,
+        *,
         content: str | None = None,
     ) -> None:
         """Refuse, without writing anything, a collection that `write_collection` would refuse: other ids, id
@@ -496,7 +516,7 @@ class FeatureStore:
     def model_attrs(self, name: str) -> dict[str, Any]:
         return self._model(name).attrs.asdict()
 
-    def head(self, name: str, pending_ok: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    def head(self, name: str, *, pending_ok: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """A model's head `(W (C, D), b (C,))` float32 (checked against its checksum). A probe head not trained yet
         is refused, unless `pending_ok` (its zeros are then returned)."""
         group = self._model(name)
@@ -554,7 +574,9 @@ class FeatureStore:
         return _group(_group(self.root, "models"), name)
 
     # -- features: writing -------------------------------------------------------------------------
-    def feature_array(self, collection: str, name: str, dim: int, chunk_rows: int = DEFAULT_CHUNK_ROWS) -> zarr.Array:
+    def feature_array(
+        self, collection: str, name: str, dim: int, *, chunk_rows: int = DEFAULT_CHUNK_ROWS
+    ) -> zarr.Array:
         """The `(N, D)` float32 feature array of a model in a collection, created empty if new."""
         if chunk_rows < 1:
             raise StoreError(f"chunk_rows must be at least 1; got {chunk_rows}.")
@@ -653,14 +675,14 @@ class FeatureStore:
             array.attrs["finished"] = finished
 
     def write_features(
-        self, collection: str, name: str, features: np.ndarray, chunk_rows: int = DEFAULT_CHUNK_ROWS
+        self, collection: str, name: str, features: np.ndarray, *, chunk_rows: int = DEFAULT_CHUNK_ROWS
     ) -> None:
         """Write all features `(N, D)` of a model in a collection (every stored row, in id order), chunk by chunk.
         The model must be recorded first (`write_model`)."""
         features = np.asarray(features)
         if features.ndim != 2:
             raise StoreError(f"Features must be 2-D (samples, features); got shape {features.shape}.")
-        array = self.feature_array(collection, name, features.shape[1], chunk_rows)
+        array = self.feature_array(collection, name, features.shape[1], chunk_rows=chunk_rows)
         if len(features) != array.shape[0]:
             raise StoreError(
                 f"Collection {collection!r} has {array.shape[0]} samples; got features for {len(features)}."
@@ -755,11 +777,11 @@ class FeatureStore:
         size = self.chunk_rows(collection, name)
         for chunk in range(len(self.done_chunks(collection, name))):
             yield self.read_rows(
-                collection, name, chunk * size, (chunk + 1) * size, kept[chunk * size : (chunk + 1) * size]
+                collection, name, chunk * size, (chunk + 1) * size, kept=kept[chunk * size : (chunk + 1) * size]
             )
 
     def read_rows(
-        self, collection: str, name: str, start: int, stop: int, kept: np.ndarray | None = None
+        self, collection: str, name: str, start: int, stop: int, *, kept: np.ndarray | None = None
     ) -> np.ndarray:
         """Features `(k, D)` of the kept samples among stored rows `start .. stop - 1` (read whole chunks,
         each checked); `kept` is `self.kept(collection)[start:stop]` when the caller already has it."""
@@ -783,7 +805,7 @@ class FeatureStore:
         dim = int(self._features(collection, name).shape[1])
         return np.concatenate(parts, axis=0) if parts else np.zeros((0, dim), np.float32)
 
-    def pairs(self, collection: str, source: str, target: str, rows: int | None = None) -> StorePairs:
+    def pairs(self, collection: str, source: str, target: str, *, rows: int | None = None) -> StorePairs:
         """Paired features of two models on a collection, streamed in row blocks (see `featswap.mapping.paired`;
         an engine decides where their per-chunk statistics run)."""
         return StorePairs(self, collection, source, target, rows)
@@ -899,8 +921,8 @@ class StorePairs:
         start, stop = index * self.rows, (index + 1) * self.rows
         kept = self.store.kept(self.collection)[start:stop] if kept is None else kept
         return (
-            self.store.read_rows(self.collection, self.source, start, stop, kept),
-            self.store.read_rows(self.collection, self.target, start, stop, kept),
+            self.store.read_rows(self.collection, self.source, start, stop, kept=kept),
+            self.store.read_rows(self.collection, self.target, start, stop, kept=kept),
         )
 
     def chunks(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:

@@ -22,7 +22,6 @@ from torch import nn
 
 from featswap.backbones.backbone import Backbone, split_module
 from featswap.backbones.forward_errors import network_runs
-from featswap.backbones.naming import check_name, model_name
 from featswap.backbones.preprocessing import DataConfig
 from featswap.backbones.sources import hf, openclip, timm_models, torchvision_models  # noqa: F401  (registers)
 from featswap.backbones.sources.builtin import BUILTIN, BUILTIN_FAMILY, build_module
@@ -30,8 +29,10 @@ from featswap.backbones.sources.factory import FACTORY_FAMILY, is_factory_spec
 from featswap.backbones.sources.family import FAMILIES, Built, Family, no_preprocessing
 from featswap.backbones.sources.heads import NoHeadError, as_linear
 from featswap.backbones.sources.tfslim import family as tfslim_family  # noqa: F401  (registers tfslim)
+from featswap.catalog.heads import HEAD_MODES
+from featswap.catalog.naming import check_name, model_name
 from featswap.errors import ModelError, SpecError
-from featswap.heads.kinds import HEAD_MODES, HeadKind
+from featswap.heads.kinds import HeadKind
 
 __all__ = ["BUILTIN", "FAMILIES", "BackboneRecipe", "Family", "build_module", "family_of", "load_backbone"]
 

@@ -36,7 +36,7 @@ def _block_statistic(
     the task reads just its rows."""
     store = FeatureStore.open(path)
     first, stop = index * rows, (index + 1) * rows
-    x, y = (store.read_rows(collection, name, first, stop, kept) for name in (source, target))
+    x, y = (store.read_rows(collection, name, first, stop, kept=kept) for name in (source, target))
     return fn(x, y, start, "cpu")
 
 

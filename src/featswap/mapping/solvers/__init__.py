@@ -9,12 +9,11 @@
 | `heads` | O(C D), no features | reproduces the source's logits through the target's head |
 """
 
+from featswap.catalog.solvers import LstsqSettings, PaperSettings, ProcrustesSettings, RefineSettings
 from featswap.mapping.solvers import heads, lstsq, paper, procrustes, refine
 from featswap.mapping.solvers.base import SOLVERS, FitResult, Heads, Solver
-from featswap.mapping.solvers.lstsq import LstsqSettings, lstsq_from_moments
-from featswap.mapping.solvers.paper import PaperSettings, paper_optimizer
-from featswap.mapping.solvers.procrustes import ProcrustesSettings
-from featswap.mapping.solvers.refine import RefineSettings
+from featswap.mapping.solvers.lstsq import lstsq_from_moments
+from featswap.mapping.solvers.paper import paper_optimizer
 
 DEFAULT_SOLVER = "refine"
 

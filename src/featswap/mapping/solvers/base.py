@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from featswap.errors import SpecError
+from featswap.catalog.solvers import SOLVER_SETTINGS, make_settings
 from featswap.mapping.paired import PairedFeatures
 from featswap.registry import Registry
 
@@ -42,14 +42,14 @@ FitFunction = Callable[[PairedFeatures | None, Any, str, Heads | None], FitResul
 
 @dataclass(frozen=True)
 class Solver:
-    """A named solver and what it needs, declared once: its settings dataclass and fit function; whether it
+    """A named solver and what it needs, declared once: its fit function (its settings dataclass is declared in
+    `featswap.catalog.solvers`, which config reads without importing the solvers); whether it
     reads features (`needs_data`) and the classifier heads (`needs_heads`); whether its map reproduces the
     target's feature lengths (`fits_scale`: the paper's loss compares directions only, and `heads` maps logits,
     not features); `r2_rank`, which of a run's maps `map_r2` reads (the lowest rank fitted); and
     `can_interpolate`."""
 
     name: str
-    settings: type
     fit: FitFunction
     needs_data: bool = True
     needs_heads: bool = False
@@ -60,15 +60,17 @@ class Solver:
     #: can; an orthogonal one cannot).
     can_interpolate: bool = True
 
+    def __post_init__(self) -> None:
+        SOLVER_SETTINGS.get(self.name)  # every solver's settings are declared in featswap.catalog.solvers
+
+    @property
+    def settings(self) -> type:
+        """Its settings dataclass (`featswap.catalog.solvers`)."""
+        return SOLVER_SETTINGS.get(self.name)
+
     def make_settings(self, **params: object) -> Any:
-        known = {f.name for f in fields(self.settings)}
-        unknown = sorted(set(params) - known)
-        if unknown:
-            raise SpecError(
-                f"Solver {self.name!r} has no setting {', '.join(map(repr, unknown))}; its settings are "
-                f"{', '.join(sorted(known))}."
-            )
-        return self.settings(**params)
+        """Its settings from `params` (`featswap.catalog.solvers.make_settings`)."""
+        return make_settings(self.name, **params)
 
 
 SOLVERS: Registry[Solver] = Registry("solver")

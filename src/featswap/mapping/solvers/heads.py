@@ -2,24 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
-from featswap import validate
+from featswap.catalog.solvers import HeadsSettings
 from featswap.errors import FitError
 from featswap.mapping.paired import PairedFeatures
 from featswap.mapping.solvers.base import SOLVERS, FitResult, Heads, Solver
-
-
-@dataclass(frozen=True)
-class HeadsSettings:
-    """`rcond`: singular values of the target head below `rcond` times the largest count as zero."""
-
-    rcond: float = 1e-6
-
-    def __post_init__(self) -> None:
-        validate.real("rcond", self.rcond, 0, 1, low_open=True, high_open=True)
 
 
 def fit_heads(pairs: PairedFeatures | None, settings: HeadsSettings, device: str, heads: Heads | None) -> FitResult:
@@ -54,7 +42,6 @@ def fit_heads(pairs: PairedFeatures | None, settings: HeadsSettings, device: str
 SOLVERS.register("heads")(
     Solver(
         "heads",
-        HeadsSettings,
         fit_heads,
         needs_data=False,
         needs_heads=True,

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
 
 import numpy as np
 
-from featswap import validate
-from featswap.errors import FitError, SpecError
+from featswap.catalog.solvers import AUTO_IF_FEW, LstsqSettings
+from featswap.errors import FitError
 from featswap.mapping.moments import Moments, merge_nonempty
 from featswap.mapping.paired import PairedFeatures
 from featswap.mapping.products import check_conditioning
@@ -23,49 +22,10 @@ SHARED_HOLDOUT = 0.1
 RELATIVE_ALPHAS = (0.0, 1e-8, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0)
 
 
-#: `alpha` by default: `auto` when the rows are fewer than the source's width + 1, else 0 (ordinary least squares).
-AUTO_IF_FEW = "auto-if-few"
-AUTOMATIC = ("auto", AUTO_IF_FEW)
-
-
 def underdetermined(rows: int, source_dim: int) -> bool:
     """Whether an affine map from `source_dim` features (`source_dim + 1` parameters per output) fitted on `rows`
     rows can reproduce them exactly: fewer rows than parameters."""
     return rows < source_dim + 1
-
-
-@dataclass(frozen=True)
-class LstsqSettings:
-    """`alpha`: ridge strength added to the centred scatter matrix `Cxx` (0: ordinary least squares, where
-    rank-deficient inputs get the minimum-norm solution), or `"auto"`: chosen among `RELATIVE_ALPHAS` times
-    the mean eigenvalue of `Cxx` by squared error on a held-out fraction `holdout` of the rows (seeded by
-    `seed`), all from one eigendecomposition; `"auto-if-few"` (the default): `"auto"` when the rows are fewer
-    than the source's width + 1 (ordinary least squares would reproduce them exactly), else 0.
-    `normalize_target`: fit to unit-length targets `y/||y||` (the paper's loss compares directions only).
-    `rcond`: eigenvalues below `rcond` times the largest count as zero."""
-
-    alpha: float | str = AUTO_IF_FEW
-    normalize_target: bool = False
-    holdout: float = 0.1
-    seed: int = 0
-    rcond: float = 1e-10
-
-    def __post_init__(self) -> None:
-        validate_ridge(self.alpha, self.normalize_target, self.holdout, self.seed)
-        validate.real("rcond", self.rcond, 0, 1, low_open=True, high_open=True)
-
-
-def validate_ridge(alpha: float | str, normalize_target: bool, holdout: float, seed: int) -> None:
-    """Check the ridge settings `lstsq` and `refine` share."""
-    if alpha not in AUTOMATIC and (
-        isinstance(alpha, str | bool) or not isinstance(alpha, int | float) or not alpha >= 0
-    ):
-        raise SpecError(f"alpha must be a number >= 0, 'auto' or '{AUTO_IF_FEW}'; got {alpha!r}.")
-    if alpha not in AUTOMATIC:
-        validate.real("alpha", alpha, 0)
-    validate.flag("normalize_target", normalize_target)
-    validate.real("holdout", holdout, 0, 1, low_open=True, high_open=True)
-    validate.integer("seed", seed, 0)
 
 
 def unit_rows(y: np.ndarray) -> np.ndarray:
@@ -249,7 +209,6 @@ def fit_lstsq(pairs: PairedFeatures | None, settings: LstsqSettings, device: str
 SOLVERS.register("lstsq")(
     Solver(
         "lstsq",
-        LstsqSettings,
         fit_lstsq,
         fits_scale=True,
         r2_rank=0,

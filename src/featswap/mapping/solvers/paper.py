@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
-from featswap import validate
+from featswap.catalog.solvers import PaperSettings
 from featswap.mapping.losses import paper_loss
 from featswap.mapping.paired import PairedFeatures, check_fits_in_memory
 from featswap.mapping.solvers.base import SOLVERS, FitResult, Heads, Solver
@@ -19,61 +18,8 @@ from featswap.progress import steps
 from featswap.rows import split_rows
 from featswap.threads import SMALL_WORK, torch_threads_for
 
-INITS = ("glorot_uniform", "zeros_identity", "torch_default")
-
 #: The most iterations when `iterations` is left out (the paper's count); the held-out loss stops the fit sooner.
 MAX_ITERATIONS = 100_000
-
-
-@dataclass(frozen=True)
-class PaperSettings:
-    """The paper's recipe.
-
-    Adam (`beta1` 0.9, `beta2` 0.999, `eps` 1e-8, TensorFlow's defaults) from learning rate `lr` 0.1,
-    decayed exponentially by a factor `1 - decay` every iteration; batches of `batch_size` 2048 rows drawn
-    uniformly at random (with replacement) from the training features; `iterations` 100,000.
-
-    `iterations` given (`--param iterations=N`): exactly N iterations on every fitting row, the recipe as written.
-    Left out (None, the default): at most `MAX_ITERATIONS` (the paper's 100,000), stopped when the loss on a seeded
-    held-out share `holdout` of the fitting rows has not improved by a relative `min_delta` in `patience` checks
-    made every `eval_every` iterations; the map with the best held-out loss is kept, and the iterations run are
-    recorded. The paper's Fig. 4 shows its curve flat long before 100,000; on 1,000 fitting images 100,000
-    iterations take hours on a CPU and gain nothing.
-
-    The paper does not say how the map starts. The default `init="glorot_uniform"` (bias zero) is the
-    default of TensorFlow's dense kernels, the paper's framework; `zeros_identity` starts from the
-    (zero-padded) identity, `torch_default` from `nn.Linear`'s initialisation.
-    """
-
-    iterations: int | None = None
-    batch_size: int = 2048
-    lr: float = 0.1
-    decay: float = 1e-5
-    beta1: float = 0.9
-    beta2: float = 0.999
-    eps: float = 1e-8
-    seed: int = 0
-    init: str = "glorot_uniform"
-    holdout: float = 0.1
-    eval_every: int = 500
-    patience: int = 4
-    min_delta: float = 1e-3
-
-    def __post_init__(self) -> None:
-        if self.iterations is not None:
-            validate.integer("iterations", self.iterations, 1)
-        validate.real("holdout", self.holdout, 0, 1, low_open=True, high_open=True)
-        validate.integer("eval_every", self.eval_every, 1)
-        validate.integer("patience", self.patience, 1)
-        validate.real("min_delta", self.min_delta, 0, 1, high_open=True)
-        validate.integer("batch_size", self.batch_size, 1)
-        validate.real("lr", self.lr, 0, 1000, low_open=True)
-        validate.real("decay", self.decay, 0, 1, high_open=True)
-        validate.real("beta1", self.beta1, 0, 1, high_open=True)
-        validate.real("beta2", self.beta2, 0, 1, high_open=True)
-        validate.real("eps", self.eps, 0, low_open=True)
-        validate.integer("seed", self.seed, 0)
-        validate.choice("init", self.init, INITS)
 
 
 def initial_map(dx: int, dy: int, init: str, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -217,7 +163,6 @@ def still_falling(curve: np.ndarray) -> dict[str, Any]:
 SOLVERS.register("paper")(
     Solver(
         "paper",
-        PaperSettings,
         fit_paper,
         fits_scale=False,
         r2_rank=3,

@@ -2,26 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
-from featswap import validate
+from featswap.catalog.solvers import ProcrustesSettings
 from featswap.mapping.moments import Moments
 from featswap.mapping.paired import PairedFeatures
 from featswap.mapping.solvers.base import SOLVERS, FitResult, Heads, Solver
 from featswap.mapping.solvers.lstsq import streamed_moments
-
-
-@dataclass(frozen=True)
-class ProcrustesSettings:
-    """`scale`: also fit one global scale factor `s` (y = s Q x + b)."""
-
-    scale: bool = False
-
-    def __post_init__(self) -> None:
-        validate.flag("scale", self.scale)
-
 
 #: Singular values of the cross-scatter below this fraction of the largest count as zero (as `lstsq`'s rcond).
 RCOND = 1e-10
@@ -84,7 +71,6 @@ def fit_procrustes(
 SOLVERS.register("procrustes")(
     Solver(
         "procrustes",
-        ProcrustesSettings,
         fit_procrustes,
         fits_scale=True,
         r2_rank=2,

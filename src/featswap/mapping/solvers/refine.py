@@ -3,69 +3,26 @@ held-out loss stops improving."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
-from featswap import validate
+from featswap.catalog.solvers import LstsqSettings, RefineSettings
 from featswap.mapping.losses import paper_loss
 from featswap.mapping.paired import PairedFeatures, check_fits_in_memory
 from featswap.mapping.solvers.base import SOLVERS, FitResult, Heads, Solver
 from featswap.mapping.solvers.early_stopping import until_flat
 from featswap.mapping.solvers.lstsq import (
-    AUTO_IF_FEW,
-    LstsqSettings,
     choose_alpha,
     fit_lstsq,
     lstsq_from_moments,
     resolve_alpha,
     streamed_split_moments,
-    validate_ridge,
 )
 from featswap.mapping.solvers.paper import adam_on_paper_loss
 from featswap.progress import steps
 from featswap.rows import sample_rows, split_rows
-
-
-@dataclass(frozen=True)
-class RefineSettings:
-    """Start: `lstsq` with `alpha` (a number, "auto" or "auto-if-few") and `normalize_target`, fitted on the rows
-    outside a
-    held-out fraction `holdout` of the training rows. Then Adam (`lr` relative to the root-mean-square of
-    the starting weights, so that steps are scale-free) on the paper's loss with batches of `batch_size`
-    rows; every `eval_every` iterations the paper's loss on (at most `max_eval_rows` of) the held-out rows
-    is measured; it stops after `patience` measurements without a relative improvement of `min_delta`, or
-    after `max_iterations`, and keeps the best map. Adam reads a seeded sample of at most `max_rows` fitting
-    rows held in memory (all of them when there are fewer).
-
-    The least-squares start fixes the scale of the mapped features, which the paper's loss leaves free:
-    heads with a bias need features of the right length, so `normalize_target` stays off by default."""
-
-    alpha: float | str = AUTO_IF_FEW
-    normalize_target: bool = False
-    holdout: float = 0.1
-    lr: float = 0.01
-    batch_size: int = 2048
-    max_iterations: int = 3000
-    eval_every: int = 25
-    patience: int = 4
-    min_delta: float = 1e-4
-    max_rows: int = 131_072
-    max_eval_rows: int = 32_768
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        validate_ridge(self.alpha, self.normalize_target, self.holdout, self.seed)
-        validate.real("lr", self.lr, 0, 1000, low_open=True)
-        validate.integer("batch_size", self.batch_size, 1)
-        validate.integer("max_iterations", self.max_iterations, 0)
-        validate.integer("eval_every", self.eval_every, 1)
-        validate.integer("patience", self.patience, 1)
-        validate.real("min_delta", self.min_delta, 0, 1, high_open=True)
-        validate.integer("max_rows", self.max_rows, 1)
-        validate.integer("max_eval_rows", self.max_eval_rows, 1)
 
 
 def fit_refine(pairs: PairedFeatures | None, settings: RefineSettings, device: str, heads: Heads | None) -> FitResult:
@@ -128,7 +85,6 @@ def fit_refine(pairs: PairedFeatures | None, settings: RefineSettings, device: s
 SOLVERS.register("refine")(
     Solver(
         "refine",
-        RefineSettings,
         fit_refine,
         fits_scale=True,
         r2_rank=1,
