@@ -228,3 +228,45 @@ def test_layers_of_encoders_need_no_head(clip: str, encoder: Path, runner: CliRu
         result = runner.invoke(app, ["layers", "--model", spec])
         assert result.exit_code == 0, result.output
         assert "input 3 x 32 x 32" in result.output
+
+
+#: Small image classifiers of other transformers architectures, each built from its config: what the head consumes
+#: differs (ConvNeXt's and ResNet's pooled, normed vector; DINOv2's CLS token beside the mean patch token; Swin's
+#: pooled tokens; BEiT's mean-pooled, normed tokens).
+OTHER_CLASSIFIERS = {
+    "convnext": ("ConvNextForImageClassification", "ConvNextConfig",
+                 {"hidden_sizes": [8, 16, 32, 64], "depths": [1, 1, 1, 1]}),
+    "resnet": ("ResNetForImageClassification", "ResNetConfig",
+               {"embedding_size": 8, "hidden_sizes": [8, 16, 32, 64], "depths": [1, 1, 1, 1]}),
+    "dinov2": ("Dinov2ForImageClassification", "Dinov2Config",
+               {"image_size": 32, "patch_size": 8, "hidden_size": 32, "num_hidden_layers": 2,
+                "num_attention_heads": 2, "intermediate_size": 64}),
+    "swin": ("SwinForImageClassification", "SwinConfig",
+             {"image_size": 32, "patch_size": 4, "embed_dim": 8, "depths": [1, 1], "num_heads": [1, 2],
+              "window_size": 4}),
+    "beit": ("BeitForImageClassification", "BeitConfig",
+             {"image_size": 32, "patch_size": 8, "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
+              "intermediate_size": 64, "use_mean_pooling": True}),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", sorted(OTHER_CLASSIFIERS))
+def test_other_hf_classifiers_give_what_their_head_consumes(kind: str, tmp_path: Path, runner: CliRunner) -> None:
+    model_class, config_class, settings = OTHER_CLASSIFIERS[kind]
+    torch.manual_seed(0)
+    config = getattr(transformers, config_class)(num_labels=5, architectures=[model_class], **settings)
+    model = getattr(transformers, model_class)(config).eval()
+    folder = tmp_path / kind
+    model.save_pretrained(folder)
+    transformers.ViTImageProcessor(
+        size={"height": 32, "width": 32}, image_mean=[0.4, 0.5, 0.6], image_std=[0.2, 0.25, 0.3]
+    ).save_pretrained(folder)
+    backbone = load_backbone(f"hf:{folder}", num_classes=5, pretrained=True)
+    x = torch.randn(3, 3, 32, 32)
+    with torch.no_grad():
+        logits = model(pixel_values=x).logits
+    assert backbone.head_kind.kind == "own" and backbone.head_outputs == 5
+    torch.testing.assert_close(backbone.features(x) @ backbone.head_weight.T + backbone.head_bias, logits)
+    assert backbone.check_logits(x) is not None
+    result = runner.invoke(app, ["layers", "--model", f"hf:{folder}"])
+    assert result.exit_code == 0 and result.output.startswith(f"{kind}: input 3 x 32 x 32"), result.output
