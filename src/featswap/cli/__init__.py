@@ -224,11 +224,10 @@ def fit(
     Example: `featswap fit --store runs/digits.zarr --source tiny-inception --target tiny-resnet
     --solver paper --param iterations=2000 --out maps/i2r.safetensors`
     """
-    from featswap.experiment import Experiment, fitting_collection, save_map
+    from featswap.experiment import Experiment, save_map
     from featswap.experiment.fitting import small_fit_note
     from featswap.mapping.affine_map import is_featswap_map
     from featswap.outputs.paths import check_output_file
-    from featswap.store import FeatureStore
 
     settings = run_config(config, **options_given(locals(), ignore=("out",)))  # OUT: the map file, not a run
     solvers = settings.fit.solvers
@@ -239,11 +238,7 @@ def fit(
         )
     chosen = solvers[0]
     check_output_file(out, is_featswap_map, "featswap map")
-    experiment = Experiment(settings, quiet=True)
-    with FeatureStore.open(experiment.store_path()) as feature_store:
-        fitted = experiment.fit_one(
-            feature_store, source, target, chosen, fitting_collection(feature_store, collection)
-        )
+    fitted = Experiment(settings, quiet=True).fit_stored(source, target, chosen, collection)
     save_map(fitted, out)
     typer.echo(
         f"{source} -> {target} ({chosen}): train loss {fitted.train_loss:.4f}, {fitted.amap.fit_seconds_:.2f} s; "
@@ -280,18 +275,11 @@ def evaluate(
     """
     from featswap.experiment import Experiment, load_map
     from featswap.outputs.paths import check_run_dir
-    from featswap.store import FeatureStore
 
     settings = run_config(config, **options_given(locals()))
     experiment = Experiment(settings, quiet=quiet)
     check_run_dir(out)
-    fitted = [load_map(path) for path in maps]
-    with FeatureStore.open(experiment.store_path()) as feature_store:
-        collections = collection or feature_store.collections(role="eval")
-        for name in collections:
-            feature_store.labels(name)  # refuses an unknown or unlabelled collection before anything is written
-        results = experiment.evaluate(feature_store, fitted, collections)
-        experiment.write(feature_store, out, fitted, results)
+    experiment.evaluate_stored([load_map(path) for path in maps], collection or [], out)
     typer.echo(f"wrote {out / 'metrics.json'} and {out / 'report.md'}")
 
 

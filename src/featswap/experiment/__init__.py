@@ -286,6 +286,26 @@ class Experiment:
                              show_progress=not self.quiet)  # fmt: skip
         return maps[source, target, solver]
 
+    def fit_stored(self, source: str, target: str, solver: str, collection: str | None = None) -> FittedMap:
+        """`featswap fit`: one map from the config's store, fitted on `collection` (default: the collection the
+        store's extraction marked for fitting)."""
+        from featswap.store import FeatureStore
+
+        with FeatureStore.open(self.store_path()) as store:
+            return self.fit_one(store, source, target, solver, fitting_collection(store, collection))
+
+    def evaluate_stored(self, maps: Sequence[FittedMap], collections: Sequence[str], out: Path) -> dict[str, Any]:
+        """`featswap evaluate`: the swap test of `maps` on `collections` of the config's store (default: its
+        evaluation collections), written into `out`; returns metrics.json's content."""
+        from featswap.store import FeatureStore
+
+        with FeatureStore.open(self.store_path()) as store:
+            collections = list(collections) or store.collections(role="eval")
+            for name in collections:
+                store.labels(name)  # refuses an unknown or unlabelled collection before anything is written
+            results = self.evaluate(store, maps, collections)
+            return self.write(store, out, maps, results)
+
     def evaluate(
         self, store: FeatureStore, maps: Sequence[FittedMap], collections: Sequence[str], *, names: Sequence[str] = ()
     ) -> list[SetResult]:
