@@ -34,15 +34,25 @@ def import_slim() -> tuple[Any, Any]:
     return tf, tf_slim
 
 
-def randomize(tf: Any, session: Any, seed: int) -> None:
+def randomize(tf: Any, session: Any, seed: int, shrink: tuple[str, float] | None = None) -> None:
     """Every variable random: kernels from TF-slim's initialiser scaled by 0.5 to 1.5 per output (so deep nets stay
-    finite), biases and betas N(0, 0.1), gammas U(0.5, 1.5), moving means N(0, 0.2), variances U(0.3, 2)."""
+    finite), biases and betas N(0, 0.1), gammas U(0.5, 1.5), moving means N(0, 0.2), variances U(0.3, 2).
+    `shrink = (suffix, factor)` multiplies the kernels whose name ends in `suffix` by `factor` too.
+
+    One `session.run` reads the kernels and one assigns everything: a run per variable would prune the graph
+    anew each time (minutes for ResNet-v2-200)."""
     rng = np.random.default_rng(seed)
-    for variable in tf.compat.v1.global_variables():
+    variables = tf.compat.v1.global_variables()
+    kernels = [v for v in variables if v.op.name.endswith("/weights")]
+    initial = dict(zip((v.op.name for v in kernels), session.run(kernels), strict=True))
+    assigns, feeds = [], {}
+    for variable in variables:
         name = variable.op.name
         shape = tuple(variable.shape)
         if name.endswith("/weights"):
-            value = session.run(variable) * rng.uniform(0.5, 1.5, size=shape[-1]).astype(np.float32)
+            value = initial[name] * rng.uniform(0.5, 1.5, size=shape[-1]).astype(np.float32)
+            if shrink is not None and name.endswith(shrink[0]):
+                value = value * np.float32(shrink[1])
         elif name.endswith(("/biases", "/beta")):
             value = rng.normal(0, 0.1, shape)
         elif name.endswith("/gamma"):
@@ -53,7 +63,10 @@ def randomize(tf: Any, session: Any, seed: int) -> None:
             value = rng.uniform(0.3, 2.0, shape)
         else:
             continue
-        variable.load(np.asarray(value, dtype=np.float32), session)
+        placeholder = tf.compat.v1.placeholder(tf.float32, shape)
+        assigns.append(tf.compat.v1.assign(variable, placeholder))
+        feeds[placeholder] = np.asarray(value, dtype=np.float32)
+    session.run(assigns, feeds)
 
 
 @dataclass
@@ -74,10 +87,44 @@ class SlimGraph:
         return features.reshape(len(batch), -1), logits.reshape(len(batch), -1)
 
 
-def resnet_v2(depth: int, folder: Path, seed: int = 0) -> SlimGraph:
-    """`tf_slim.nets.resnet_v2.resnet_v2_{depth}` (1001 classes, inference), random, saved as `folder/v1.ckpt`
-    (V1, with `global_step` and exponential moving averages beside the weights, as training leaves them) and
-    `folder/v2.ckpt` (V2: `.index` + `.data-*`)."""
+def finish(
+    tf: Any,
+    graph: Any,
+    images: Any,
+    features: Any,
+    logits: Any,
+    folder: Path,
+    seed: int,
+    versions: tuple[int, ...] = (1, 2),
+    shrink: tuple[str, float] | None = None,
+) -> SlimGraph:
+    """Randomise a built network (see `randomize`) and save it in the checkpoint `versions` asked for:
+    `folder/v1.ckpt` (V1, with `global_step` and exponential moving averages beside the weights, as training leaves
+    them) and `folder/v2.ckpt` (V2: `.index` + `.data-*`, the network's variables only)."""
+    with graph.as_default():
+        model_variables = tf.compat.v1.global_variables()
+        tf.compat.v1.train.get_or_create_global_step()
+        tf.compat.v1.train.ExponentialMovingAverage(0.999).apply(model_variables[:4])
+        session = tf.compat.v1.Session(graph=graph)
+        session.run(tf.compat.v1.global_variables_initializer())
+        randomize(tf, session, seed, shrink)
+        v1, v2 = folder / "v1.ckpt", folder / "v2.ckpt"
+        if 1 in versions:
+            tf.compat.v1.train.Saver(write_version=tf.compat.v1.train.SaverDef.V1).save(
+                session, str(v1), write_meta_graph=False
+            )
+        if 2 in versions:
+            tf.compat.v1.train.Saver(model_variables).save(session, str(v2), write_meta_graph=False)
+    return SlimGraph(graph, session, images, features, logits, v1, v2)
+
+
+def resnet_v2(
+    depth: int, folder: Path, seed: int = 0, versions: tuple[int, ...] = (1, 2), residual: float = 1.0
+) -> SlimGraph:
+    """`tf_slim.nets.resnet_v2.resnet_v2_{depth}` (1001 classes, inference, any input size), random, saved (see
+    `finish`). `residual` scales each unit's last kernel (`conv3`): without it the residual stream of random
+    weights grows by a factor at every unit (to about 1e17 at depth 200), where the batch norms' offsets and
+    epsilon no longer show."""
     tf, slim = import_slim()
     from tf_slim.nets import resnet_v2 as nets
 
@@ -87,18 +134,7 @@ def resnet_v2(depth: int, folder: Path, seed: int = 0) -> SlimGraph:
         with slim.arg_scope(nets.resnet_arg_scope()):
             logits, _ = getattr(nets, f"resnet_v2_{depth}")(images, num_classes=1001, is_training=False)
         features = graph.get_tensor_by_name(f"resnet_v2_{depth}/pool5:0")
-        model_variables = tf.compat.v1.global_variables()
-        tf.compat.v1.train.get_or_create_global_step()
-        tf.compat.v1.train.ExponentialMovingAverage(0.999).apply(model_variables[:4])
-        session = tf.compat.v1.Session(graph=graph)
-        session.run(tf.compat.v1.global_variables_initializer())
-        randomize(tf, session, seed)
-        v1, v2 = folder / "v1.ckpt", folder / "v2.ckpt"
-        tf.compat.v1.train.Saver(write_version=tf.compat.v1.train.SaverDef.V1).save(
-            session, str(v1), write_meta_graph=False
-        )
-        tf.compat.v1.train.Saver(model_variables).save(session, str(v2), write_meta_graph=False)
-    return SlimGraph(graph, session, images, features, logits, v1, v2)
+    return finish(tf, graph, images, features, logits, folder, seed, versions, ("/conv3/weights", residual))
 
 
 def write_checkpoint(path: Path, arrays: dict[str, np.ndarray], version: int = 2) -> Path:
