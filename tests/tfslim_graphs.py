@@ -35,8 +35,9 @@ def import_slim() -> tuple[Any, Any]:
 
 
 def randomize(tf: Any, session: Any, seed: int, shrink: tuple[str, float] | None = None) -> None:
-    """Every variable random: kernels from TF-slim's initialiser scaled by 0.5 to 1.5 per output (so deep nets stay
-    finite), biases and betas N(0, 0.1), gammas U(0.5, 1.5), moving means N(0, 0.2), variances U(0.3, 2).
+    """Every variable random: kernels from TF-slim's initialiser (seeded by the graph) scaled by 0.5 to 1.5 per
+    output (so deep nets stay finite), biases and betas N(0, 0.1), gammas U(0.5, 1.5), moving means N(0, 0.2),
+    variances U(0.3, 2).
     `shrink = (suffix, factor)` multiplies the kernels whose name ends in `suffix` by `factor` too.
 
     One `session.run` reads the kernels and one assigns everything: a run per variable would prune the graph
@@ -130,6 +131,7 @@ def resnet_v2(
 
     graph = tf.Graph()
     with graph.as_default():
+        tf.compat.v1.set_random_seed(seed)  # TF's initialisers too: the same values every run
         images = tf.compat.v1.placeholder(tf.float32, [None, None, None, 3])  # any size
         with slim.arg_scope(nets.resnet_arg_scope()):
             logits, _ = getattr(nets, f"resnet_v2_{depth}")(images, num_classes=1001, is_training=False)
@@ -146,6 +148,7 @@ def inception_v3(folder: Path, seed: int = 0) -> SlimGraph:
 
     graph = tf.Graph()
     with graph.as_default():
+        tf.compat.v1.set_random_seed(seed)  # TF's initialisers too: the same values every run
         images = tf.compat.v1.placeholder(tf.float32, [None, None, None, 3])  # up to 362 px: one logits window
         with slim.arg_scope(nets.inception_v3_arg_scope()):
             logits, points = nets.inception_v3(images, num_classes=1001, is_training=False)
@@ -162,6 +165,7 @@ def inception_resnet_v2(folder: Path, seed: int = 0, size: int = 299) -> SlimGra
     tf, slim = import_slim()
     graph = tf.Graph()
     with graph.as_default():
+        tf.compat.v1.set_random_seed(seed)  # TF's initialisers too: the same values every run
         images = tf.compat.v1.placeholder(tf.float32, [None, size, size, 3])  # AuxLogits needs a known size
         features, logits = irv2_graph(tf, slim, images)
     return finish(tf, graph, images, features, logits, folder, seed, versions=(1,))
