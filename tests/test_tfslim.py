@@ -1,7 +1,9 @@
 """`tfslim:` networks against TF-slim's own graphs built with TensorFlow (tf-slim 1.1 on TF 2.21): random weights
 and random batch-norm statistics saved as V1 and V2 checkpoints; features and logits on real photos from
-../shared/data/imagenet-sample agree with TensorFlow's to float32 rounding. tf-slim has no Inception-v4: that one
-is checked against timm's `inception_v4` (a port of the same graph) given the same weights.
+../shared/data/imagenet-sample agree with TensorFlow's to float32 rounding: ResNet-v2 50 to 200 and Inception-v3 from
+tf-slim's own `nets`, Inception-ResNet-v2 from tf_slim's layers as tensorflow/models' `nets/inception_resnet_v2.py`
+defines it (the pip package lacks it). tf-slim has no Inception-v4: that one is checked against timm's
+`inception_v4` (a port of the same graph) given the same weights. Run with `-s` to see the measured differences.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -30,6 +33,7 @@ from featswap.store import FeatureStore
 
 pytest.importorskip("tf_slim", reason="the tf extra and tf-slim are installed by `make venv` (dev)")
 
+import tfslim_graphs
 from tfslim_graphs import read_checkpoint, resnet_v2, tf_preprocess, write_checkpoint
 
 KIT = Path(__file__).resolve().parents[2] / "shared" / "data" / "imagenet-sample" / "images"
@@ -42,12 +46,29 @@ def photos(count: int = 4) -> list[Image.Image]:
     return [Image.open(next((KIT / synset).iterdir())).convert("RGB") for synset in PHOTOS[:count]]
 
 
-def close(ours: np.ndarray, theirs: np.ndarray, rtol: float = 2e-5) -> float:
-    """Max |difference|, asserted within `rtol` of the larger magnitude (float32 rounding through a deep net)."""
+def close(ours: np.ndarray, theirs: np.ndarray, rtol: float = 2e-5, what: str | None = None) -> float:
+    """Max |difference|, asserted within `rtol` of the larger magnitude (float32 rounding through a deep net);
+    printed (with the largest magnitude and their ratio) when `what` names the comparison."""
+    assert ours.shape == theirs.shape, (ours.shape, theirs.shape)
     diff = float(np.abs(ours - theirs).max())
     scale = max(1.0, float(np.abs(theirs).max()))
+    if what is not None:
+        largest = float(np.abs(theirs).max())
+        print(f"{what}: max |diff| {diff:.3g}, max |reference| {largest:.3g}, relative {diff / scale:.2g}")
     assert diff <= rtol * scale, f"max |diff| {diff:.3g} at scale {scale:.3g}"
     return diff
+
+
+def nchw(batch: np.ndarray) -> torch.Tensor:
+    """TF's `(N, H, W, C)` images as torch's `(N, C, H, W)`."""
+    return torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).permute(0, 3, 1, 2).contiguous()
+
+
+def predictions(backbone, x: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:  # type: ignore[no-untyped-def]
+    """(features, logits) in one pass: the features, then the head featswap splits off (the network's own
+    classifier, tested against its forward elsewhere)."""
+    features = backbone.features(x)
+    return features.numpy(), F.linear(features, backbone.head_weight, backbone.head_bias).detach().numpy()
 
 
 @needs_photos
@@ -94,6 +115,141 @@ def test_resnet_v2_50_matches_tf_slim_on_photos_and_at_another_size(resnet50, rn
     x = torch.from_numpy(noise).permute(0, 3, 1, 2).contiguous()
     close(backbone.features(x).numpy(), tf_features)
     close(backbone.forward(x).detach().numpy(), tf_logits)
+
+
+@pytest.mark.parametrize("depth", [101, 152])  # resnet_v2_200 passed too, but took 111 s on 2 shared cores
+def test_deeper_resnet_v2s_match_tf_slim(depth: int, tmp_path: Path) -> None:
+    """The deeper blocks 3 (23 units for 101, 36 for 152) and 2 (8 for 152), against TF-slim's own graphs:
+    random weights and batch-norm statistics, each unit's `conv3` kernel shrunk to a tenth so that the residual
+    stream stays near 1 to 100 (and the batch norms' offsets and epsilon show); `resnet_v2_152` from the V1
+    checkpoint (the tarball's format), the others from V2. Noise at 65 px (odd sizes all the way down) and at
+    224 px."""
+    version = 1 if depth == 152 else 2
+    graph = resnet_v2(depth, tmp_path, seed=depth, versions=(version,), residual=0.1)
+    try:
+        backbone = load_backbone(f"tfslim:resnet_v2_{depth}", graph.v1 if version == 1 else graph.v2)
+        assert backbone.feature_dim == 2048 and backbone.head_offset == 1
+        rng = np.random.default_rng(depth)
+        for size, count in ((65, 2), (224, 1)):
+            noise = rng.uniform(-1, 1, (count, size, size, 3)).astype(np.float32)
+            tf_features, tf_logits = graph.run(noise)
+            features, logits = predictions(backbone, nchw(noise))
+            close(features, tf_features, what=f"resnet_v2_{depth} features at {size} px")
+            close(logits, tf_logits, what=f"resnet_v2_{depth} logits at {size} px")
+    finally:
+        graph.session.close()
+
+
+@pytest.fixture(scope="module")
+def inception_v3(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    graph = tfslim_graphs.inception_v3(tmp_path_factory.mktemp("inception_v3"), seed=3)
+    yield graph
+    graph.session.close()
+
+
+@pytest.fixture(scope="module")
+def inception_resnet_v2(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    graph = tfslim_graphs.inception_resnet_v2(tmp_path_factory.mktemp("inception_resnet_v2"), seed=5)
+    yield graph
+    graph.session.close()
+
+
+@needs_photos
+def test_inception_v3_matches_tf_slim_on_photos_and_where_its_logits_pool_is_one_corner(inception_v3) -> None:  # type: ignore[no-untyped-def]
+    """From the V1 checkpoint holding AuxLogits, global_step and moving averages beside the weights."""
+    backbone = load_backbone("tfslim:inception_v3", inception_v3.v1)
+    assert backbone.feature_dim == 2048 and backbone.head_offset == 1 and backbone.num_classes == 1000
+    batch = np.stack([tf_preprocess(np.asarray(image), 299) for image in photos(2)])
+    tf_features, tf_logits = inception_v3.run(batch)
+    features, logits = predictions(backbone, torch.stack([backbone.transform()(image) for image in photos(2)]))
+    close(features, tf_features, what="inception_v3 features, photos at 299 px (featswap's preprocessing)")
+    close(logits, tf_logits, what="inception_v3 logits, photos at 299 px")
+    # 331 px: a 9x9 last map, where TF-slim's `AvgPool_1a_8x8` (VALID, stride 2) is one window, the top-left one.
+    noise = np.random.default_rng(1).uniform(-1, 1, (1, 331, 331, 3)).astype(np.float32)
+    tf_features, tf_logits = inception_v3.run(noise)
+    features, logits = predictions(backbone, nchw(noise))
+    close(features, tf_features, what="inception_v3 features, noise at 331 px")
+    close(logits, tf_logits, what="inception_v3 logits, noise at 331 px")
+
+
+@needs_photos
+def test_inception_resnet_v2_matches_tf_slim_on_photos(inception_resnet_v2) -> None:  # type: ignore[no-untyped-def]
+    """From the V1 checkpoint holding AuxLogits, global_step and moving averages beside the weights."""
+    backbone = load_backbone("tfslim:inception_resnet_v2", inception_resnet_v2.v1)
+    assert backbone.feature_dim == 1536 and backbone.head_offset == 1 and backbone.num_classes == 1000
+    batch = np.stack([tf_preprocess(np.asarray(image), 299) for image in photos(2)])
+    tf_features, tf_logits = inception_resnet_v2.run(batch)
+    features, logits = predictions(backbone, torch.stack([backbone.transform()(image) for image in photos(2)]))
+    close(features, tf_features, what="inception_resnet_v2 features, photos at 299 px (featswap's preprocessing)")
+    close(logits, tf_logits, what="inception_resnet_v2 logits, photos at 299 px")
+
+
+@needs_photos
+def test_inception_resnet_v2_matches_timms_port_given_the_same_weights() -> None:
+    """A second reference for Inception-ResNet-v2, independent of the test's transcription of TF-slim's graph:
+    timm's `inception_resnet_v2` (a port of Google's graph, its head without the background row), given featswap's
+    random weights and batch-norm statistics."""
+    import timm
+
+    torch.manual_seed(1)
+    backbone = load_backbone("tfslim:inception_resnet_v2")
+    module = backbone.module
+    rng = np.random.default_rng(1)
+    with torch.no_grad():
+        for key, value in module.state_dict().items():
+            if key.endswith(("moving_mean", "beta", "biases")):
+                value.copy_(torch.from_numpy(rng.normal(0, 0.1, value.shape).astype(np.float32)))
+            elif key.endswith("moving_variance"):
+                value.copy_(torch.from_numpy(rng.uniform(0.5, 2.0, value.shape).astype(np.float32)))
+    reference = timm.create_model("inception_resnet_v2", pretrained=False, num_classes=1000).eval()
+    convs = [m for m in module.modules() if type(m).__name__ == "Conv"]
+    normed = [m for m in convs if m.BatchNorm is not None]
+    biased = [m for m in convs if m.BatchNorm is None]  # each residual block's closing Conv2d_1x1
+    timm_normed = [m for m in reference.modules() if type(m).__name__ == "ConvNormAct"]
+    timm_biased = [m.conv2d for m in reference.modules() if type(m).__name__ in ("Block35", "Block17", "Block8")]
+    assert (len(normed), len(biased)) == (len(timm_normed), len(timm_biased)) == (204, 40)
+    with torch.no_grad():
+        for mine, theirs in zip(normed, timm_normed, strict=True):
+            theirs.conv.weight.copy_(mine.weights)
+            theirs.bn.weight.fill_(1.0)
+            theirs.bn.bias.copy_(mine.BatchNorm.beta)
+            theirs.bn.running_mean.copy_(mine.BatchNorm.moving_mean)
+            theirs.bn.running_var.copy_(mine.BatchNorm.moving_variance)
+            assert theirs.bn.eps == mine.BatchNorm.epsilon == 1e-3
+        for mine, theirs in zip(biased, timm_biased, strict=True):
+            theirs.weight.copy_(mine.weights)
+            theirs.bias.copy_(mine.biases)
+        reference.classif.weight.copy_(module.Logits.weights[1:])
+        reference.classif.bias.copy_(module.Logits.biases[1:])
+        x = torch.stack([backbone.transform()(image) for image in photos(1)])[:, :, 75:224, 75:224]  # 149 px: quicker
+        timm_features = reference.forward_head(reference.forward_features(x), pre_logits=True)
+        features, logits = predictions(backbone, x)
+        close(features, timm_features.numpy(), what="inception_resnet_v2 features vs timm's port, a photo at 149 px")
+        close(logits[:, 1:], reference.forward_head(reference.forward_features(x)).numpy())
+
+
+def test_inception_checkpoints_that_do_not_fit_are_refused(inception_v3, inception_resnet_v2, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A variable missing (TF-slim's odd names included) or misshapen (a 1000-class head) is named."""
+    arrays = read_checkpoint(inception_v3.v1)
+    odd = "InceptionV3/Mixed_5c/Branch_1/Conv_1_0c_5x5/BatchNorm/moving_mean"
+    head = "InceptionV3/Logits/Conv2d_1c_1x1/weights"
+    broken = {k: v for k, v in arrays.items() if k != odd} | {head: np.zeros((1, 1, 2048, 1000), np.float32)}
+    with pytest.raises(
+        ModelError,
+        match=rf"does not fit tfslim:inception_v3: missing \[{odd}\] \(1 in all\); wrong shapes \[{head} "
+        r"\(1, 1, 2048, 1000\) \(needs \(1, 1, 2048, 1001\)\)\]",
+    ):
+        load_backbone("tfslim:inception_v3", write_checkpoint(tmp_path / "v3.ckpt", broken))
+    # The biases of a residual block's closing 1x1 convolution (the one Inception-ResNet-v2 convolution that has
+    # some), and an unknown block.
+    arrays = read_checkpoint(inception_resnet_v2.v1)
+    bias = "InceptionResnetV2/Repeat_1/block17_20/Conv2d_1x1/biases"
+    extra = "InceptionResnetV2/Repeat_1/block17_21/Conv2d_1x1/biases"
+    broken = {k: v for k, v in arrays.items() if k != bias} | {extra: arrays[bias]}
+    with pytest.raises(
+        ModelError, match=rf"missing \[{bias}\] \(1 in all\); not used by tfslim:inception_resnet_v2 \[{extra}\]"
+    ):
+        load_backbone("tfslim:inception_resnet_v2", write_checkpoint(tmp_path / "irv2.ckpt", broken))
 
 
 @needs_photos
@@ -269,4 +425,23 @@ def test_layers_lists_tf_slim_end_points(runner: CliRunner) -> None:
     )
     assert result.exit_code == 0, result.output
     for name in ("block1.unit_3", "block1.unit_3.conv2", "block2.unit_4", "block3.unit_6", "block4", "postnorm"):
+        assert name in result.output
+
+
+@pytest.mark.parametrize(
+    ("arch", "names"),
+    [
+        ("inception_v3", ("MaxPool_5a_3x3", "Mixed_5c.Branch_1.Conv_1_0c_5x5", "Mixed_6e", "Mixed_7c")),
+        (
+            "inception_resnet_v2",
+            ("Mixed_5b", "Repeat.block35_10", "Repeat_1.block17_20.Conv2d_1x1", "Repeat_2.block8_9", "Block8",
+             "Conv2d_7b_1x1"),
+        ),
+    ],
+)  # fmt: skip
+def test_layers_lists_the_inceptions_end_points(arch: str, names: tuple[str, ...], runner: CliRunner) -> None:
+    config = json.dumps({**data_config(), "input_size": [3, 75, 75]})  # the smallest input they take
+    result = runner.invoke(app, ["layers", "--model", f"tfslim:{arch}", "--data-config", config])
+    assert result.exit_code == 0, result.output
+    for name in names:
         assert name in result.output

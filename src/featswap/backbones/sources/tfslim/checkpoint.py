@@ -121,13 +121,14 @@ def to_torch(value: np.ndarray, like: torch.Tensor) -> torch.Tensor | None:
     return torch.from_numpy(np.ascontiguousarray(value, dtype=np.float32))
 
 
-def tf_shape(like: torch.Tensor) -> str:
-    """The shape TF-slim stores for a torch tensor, for messages (dense kernels as `(D, C)`)."""
+def tf_shape(like: torch.Tensor, stored: tuple[int, ...]) -> str:
+    """The shape TF-slim stores for a torch tensor, for messages: a dense kernel as `(D, C)`, or `(1, 1, D, C)`
+    where the checkpoint holds a 1x1 convolution (ResNet-v2's `logits`, Inception-v3's `Conv2d_1c_1x1`)."""
     shape = tuple(like.shape)
     if like.ndim == 4:
         shape = (shape[2], shape[3], shape[1], shape[0])
     elif like.ndim == 2:
-        shape = (shape[1], shape[0])
+        shape = (1, 1, shape[1], shape[0]) if len(stored) == 4 else (shape[1], shape[0])
     return str(shape)
 
 
@@ -162,7 +163,7 @@ def load_checkpoint(module: nn.Module, files: CheckpointFiles, spec: str, tf_var
         used.add(name)
         value = to_torch(get(name), like)
         if value is None:
-            misshapen.append(f"{name} {shapes[name]} (needs {tf_shape(like)})")
+            misshapen.append(f"{name} {shapes[name]} (needs {tf_shape(like, shapes[name])})")
             continue
         state[key] = value
     unexpected = sorted(n for n in shapes if n not in used and not is_training_state(n, scope, used))

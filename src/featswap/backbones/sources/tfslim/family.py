@@ -1,4 +1,5 @@
-"""`tfslim:ARCH`: `resnet_v2_50`, `resnet_v2_101`, `resnet_v2_152`, `resnet_v2_200`, `inception_v4`.
+"""`tfslim:ARCH`: `resnet_v2_50`, `resnet_v2_101`, `resnet_v2_152`, `resnet_v2_200`, `inception_v3`, `inception_v4`,
+`inception_resnet_v2`.
 
 Random weights unless `--weights` gives Google's checkpoint (TF V1 file or V2 prefix, read with the `tf` extra)
 or a file `featswap convert` wrote (safetensors, read without TensorFlow). 1,001 outputs, background first
@@ -17,6 +18,8 @@ from torch import nn
 
 from featswap.backbones.checkpoints import load_into
 from featswap.backbones.sources.family import Built, Family, FeatureFn, register
+from featswap.backbones.sources.tfslim.inception_resnet_v2 import InceptionResnetV2
+from featswap.backbones.sources.tfslim.inception_v3 import InceptionV3
 from featswap.backbones.sources.tfslim.inception_v4 import InceptionV4
 from featswap.backbones.sources.tfslim.resnet_v2 import UNITS, ResNetV2
 from featswap.errors import ModelError, SpecError, closest
@@ -39,13 +42,24 @@ def resnet_variable(depth: int) -> Callable[[str], str]:
     return name
 
 
-def inception_v4_variable(key: str) -> str:
-    """State-dict key -> TF variable: `Mixed_5b.Branch_0.Conv2d_0a_1x1.weights` -> `InceptionV4/Mixed_5b/...`;
-    the classifier `Logits.weights` -> `InceptionV4/Logits/Logits/weights`."""
-    parts = key.split(".")
-    if parts[0] == "Logits":
-        parts.insert(0, "Logits")
-    return "/".join(["InceptionV4", *parts])
+def inception_variable(scope: str, classifier: str) -> Callable[[str], str]:
+    """State-dict key -> TF variable under `scope`: `Mixed_5b.Branch_0.Conv2d_0a_1x1.weights` ->
+    `{scope}/Mixed_5b/Branch_0/Conv2d_0a_1x1/weights`; the classifier `Logits.weights` -> `{scope}/Logits/
+    {classifier}/weights` (`Logits` for Inception-v4 and Inception-ResNet-v2, Inception-v3's 1x1 convolution
+    `Conv2d_1c_1x1`)."""
+
+    def name(key: str) -> str:
+        parts = key.split(".")
+        if parts[0] == "Logits":
+            parts.insert(1, classifier)
+        return "/".join([scope, *parts])
+
+    return name
+
+
+inception_v3_variable = inception_variable("InceptionV3", "Conv2d_1c_1x1")
+inception_v4_variable = inception_variable("InceptionV4", "Logits")
+inception_resnet_v2_variable = inception_variable("InceptionResnetV2", "Logits")
 
 
 def resnet(depth: int) -> Callable[[], nn.Module]:
@@ -54,7 +68,9 @@ def resnet(depth: int) -> Callable[[], nn.Module]:
 
 ARCHITECTURES: dict[str, tuple[Callable[[], nn.Module], Callable[[str], str]]] = {
     **{f"resnet_v2_{d}": (resnet(d), resnet_variable(d)) for d in UNITS},
+    "inception_v3": (lambda: InceptionV3(OUTPUTS), inception_v3_variable),
     "inception_v4": (lambda: InceptionV4(OUTPUTS), inception_v4_variable),
+    "inception_resnet_v2": (lambda: InceptionResnetV2(OUTPUTS), inception_resnet_v2_variable),
 }
 
 
