@@ -51,6 +51,12 @@ def os_error_advice(err: OSError) -> str:
     }.get(err.errno or 0, "Check the path and try again.")
 
 
+def few(items: list[str], n: int = 8) -> str:
+    """`[first, second, ..., ] (K in all)`: the first `n` of `items` and how many there are, for a message."""
+    shown = ", ".join(items[:n])
+    return f"[{shown}{', ...' if len(items) > n else ''}] ({len(items)} in all)"
+
+
 def closest(name: str, known: Iterable[str], n: int = 3) -> str:
     """A hint naming the known names closest to `name` ("" when none is close)."""
     known = sorted(known)

@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from featswap.errors import ModelError
+from featswap.errors import ModelError, few
 
 NESTED_KEYS = ("state_dict", "model", "model_state_dict", "module")
 
@@ -99,7 +99,7 @@ def load_into(module: nn.Module, path: str | Path) -> str:
     broken = sorted(k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all()))
     if broken:
         raise ModelError(
-            f"{path} holds NaN or inf in {_few(broken)}; the weight file is damaged or was saved mid-divergence."
+            f"{path} holds NaN or inf in {few(broken)}; the weight file is damaged or was saved mid-divergence."
         )
     expected = module.state_dict()
     # Checkpoints saved before PyTorch 0.4.1 lack BatchNorm's step counter, which evaluation never reads.
@@ -112,20 +112,15 @@ def load_into(module: nn.Module, path: str | Path) -> str:
     if missing or unexpected or wrong:
         parts = []
         if missing:
-            parts.append(f"missing keys {_few(missing)}")
+            parts.append(f"missing keys {few(missing)}")
         if unexpected:
-            parts.append(f"unexpected keys {_few(unexpected)}")
+            parts.append(f"unexpected keys {few(unexpected)}")
         if wrong:
             parts.append(
-                "wrong shapes " + _few([f"{k} {tuple(state[k].shape)} vs {tuple(expected[k].shape)}" for k in wrong])
+                "wrong shapes " + few([f"{k} {tuple(state[k].shape)} vs {tuple(expected[k].shape)}" for k in wrong])
             )
         raise ModelError(
             f"{path} does not fit the model: {'; '.join(parts)}. Is it the right file for this architecture?"
         )
     module.load_state_dict(state, strict=True)
     return sha256(Path(path))
-
-
-def _few(items: list[str], n: int = 8) -> str:
-    shown = ", ".join(items[:n])
-    return f"[{shown}{', ...' if len(items) > n else ''}] ({len(items)} in all)"

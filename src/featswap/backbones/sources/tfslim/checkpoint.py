@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from featswap.errors import ModelError
+from featswap.errors import ModelError, few
 
 #: The last 8 bytes of a V1 checkpoint (a TensorSliceReader table): LevelDB's table magic, little-endian.
 V1_MAGIC = (0xDB4775248B80FB57).to_bytes(8, "little")
@@ -170,11 +170,11 @@ def load_checkpoint(module: nn.Module, files: CheckpointFiles, spec: str, tf_var
     if missing or misshapen or unexpected:
         parts = []
         if missing:
-            parts.append(f"missing {_few(sorted(missing))}")
+            parts.append(f"missing {few(sorted(missing))}")
         if misshapen:
-            parts.append(f"wrong shapes {_few(sorted(misshapen))}")
+            parts.append(f"wrong shapes {few(sorted(misshapen))}")
         if unexpected:
-            parts.append(f"not used by {spec} {_few(unexpected)}")
+            parts.append(f"not used by {spec} {few(unexpected)}")
         scopes = sorted({n.split("/")[0] for n in shapes if "/" in n})
         raise ModelError(
             f"{files.prefix} does not fit {spec}: {'; '.join(parts)}. It holds variables under "
@@ -182,11 +182,6 @@ def load_checkpoint(module: nn.Module, files: CheckpointFiles, spec: str, tf_var
         )
     broken = sorted(tf_variable(k) for k, v in state.items() if not bool(torch.isfinite(v).all()))
     if broken:
-        raise ModelError(f"{files.prefix} holds NaN or inf in {_few(broken)}; the checkpoint is damaged.")
+        raise ModelError(f"{files.prefix} holds NaN or inf in {few(broken)}; the checkpoint is damaged.")
     module.load_state_dict(state, strict=True)
     return files.sha256()
-
-
-def _few(items: list[str], n: int = 6) -> str:
-    shown = ", ".join(items[:n])
-    return f"[{shown}{', ...' if len(items) > n else ''}] ({len(items)} in all)"

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from featswap.backbones.sources.tfslim.inception_v4 import branch, conv, mixed
-from featswap.backbones.sources.tfslim.ops import AvgPool, Conv, Dense, GlobalPool, MaxPool
+from featswap.backbones.sources.tfslim.ops import AvgPool, Conv, Dense, EndPointNetwork, GlobalPool, MaxPool
 
 
 class Residual(nn.Module):
@@ -101,7 +101,7 @@ def repeat(name: str, factory: Callable[[], Residual], count: int) -> nn.Sequent
     return nn.Sequential(OrderedDict((f"{name}_{i + 1}", factory()) for i in range(count)))
 
 
-class InceptionResnetV2(nn.Module):
+class InceptionResnetV2(EndPointNetwork):
     """`InceptionResnetV2`: images `(N, 3, 299, 299)` -> logits `(N, 1001)`; `forward_features` gives the 1536
     pooled features. Module names are TF-slim's scopes (`Conv2d_1a_3x3` ... `Mixed_5b`, `Repeat.block35_1` ...,
     `Mixed_6a`, `Repeat_1.block17_1` ..., `Mixed_7a`, `Repeat_2.block8_1` ..., `Block8`, `Conv2d_7b_1x1`)."""
@@ -153,14 +153,3 @@ class InceptionResnetV2(nn.Module):
         self.Conv2d_7b_1x1 = conv(2080, 1536, 1)
         self.global_pool = GlobalPool()
         self.Logits = Dense(1536, num_classes)
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """Images `(N, 3, H, W)` -> pooled features `(N, 1536)` (the input of dropout, i.e. of the logits)."""
-        for name, module in self.named_children():
-            if name == "Logits":
-                break
-            x = module(x)
-        return x
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.Logits(self.forward_features(x))

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from featswap.backbones.sources.tfslim.inception_v4 import Branches, Split, branch, conv, mixed
-from featswap.backbones.sources.tfslim.ops import AvgPool, Dense, MaxPool
+from featswap.backbones.sources.tfslim.ops import AvgPool, Dense, EndPointNetwork, MaxPool
 
 
 def inception_a(c_in: int, pool_depth: int, branch_1: tuple[str, str]) -> Branches:
@@ -85,7 +85,7 @@ class LogitsPool(nn.Module):
         return x.mean(dim=(2, 3))
 
 
-class InceptionV3(nn.Module):
+class InceptionV3(EndPointNetwork):
     """`InceptionV3`: images `(N, 3, 299, 299)` -> logits `(N, 1001)`; `forward_features` gives the 2048 pooled
     features. Module names are TF-slim's end points (`Conv2d_1a_3x3` ... `MaxPool_5a_3x3`, `Mixed_5b` ...
     `Mixed_7c`)."""
@@ -129,14 +129,3 @@ class InceptionV3(nn.Module):
         self.Mixed_7c = inception_c(2048, "Conv2d_0c_3x1")
         self.AvgPool_1a = LogitsPool()
         self.Logits = Dense(2048, num_classes)
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """Images `(N, 3, H, W)` -> pooled features `(N, 2048)` (the input of dropout, i.e. of the logits)."""
-        for name, module in self.named_children():
-            if name == "Logits":
-                break
-            x = module(x)
-        return x
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.Logits(self.forward_features(x))

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from featswap.backbones.sources.tfslim.ops import AvgPool, BatchNorm, Conv, Dense, GlobalPool, MaxPool
+from featswap.backbones.sources.tfslim.ops import AvgPool, BatchNorm, Conv, Dense, EndPointNetwork, GlobalPool, MaxPool
 
 #: `inception_utils.inception_arg_scope`'s batch norm epsilon.
 EPSILON = 1e-3
@@ -135,7 +135,7 @@ def inception_c(c_in: int) -> Branches:
     )
 
 
-class InceptionV4(nn.Module):
+class InceptionV4(EndPointNetwork):
     """`InceptionV4`: images `(N, 3, 299, 299)` -> logits `(N, 1001)`; `forward_features` gives the 1536 pooled
     features. Module names are TF-slim's end points (`Conv2d_1a_3x3`, `Mixed_3a` ... `Mixed_7d`)."""
 
@@ -171,14 +171,3 @@ class InceptionV4(nn.Module):
             self.add_module(f"Mixed_7{letter}", inception_c(1536))
         self.AvgPool_1a = GlobalPool()
         self.Logits = Dense(1536, num_classes)
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """Images `(N, 3, H, W)` -> pooled features `(N, 1536)` (the input of dropout, i.e. of the logits)."""
-        for name, module in self.named_children():
-            if name == "Logits":
-                break
-            x = module(x)
-        return x
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.Logits(self.forward_features(x))

@@ -169,3 +169,22 @@ class Dense(nn.Module):
         linear.weight = self.weights
         linear.bias = self.biases
         return linear
+
+
+class EndPointNetwork(nn.Module):
+    """A network whose children are TF-slim's end points in order, the last one `Logits` (a `Dense` on the pooled
+    features): Inception-v3, Inception-v4, Inception-ResNet-v2."""
+
+    Logits: Dense
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """Images `(N, 3, H, W)` -> pooled features `(N, D)` (the input of dropout, i.e. of the logits)."""
+        for name, module in self.named_children():
+            if name == "Logits":
+                break
+            x = module(x)
+        return x
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Images `(N, 3, H, W)` -> logits `(N, C)` (1,001 for Google's checkpoints: background first)."""
+        return self.Logits(self.forward_features(x))
