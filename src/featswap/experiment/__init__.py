@@ -15,7 +15,6 @@ is an object the experiment holds; the store, solvers and measures know nothing 
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,6 +31,7 @@ if TYPE_CHECKING:
     from featswap.experiment.evaluating import SetResult
     from featswap.experiment.fitting import FittedMap
     from featswap.extraction.plan import ExtractResult
+    from featswap.outputs.writer import RunOutputs
     from featswap.store import FeatureStore
 
 #: The scheme of fsspec's in-memory filesystem: a store there lasts as long as the process.
@@ -363,7 +363,7 @@ class Experiment:
         from featswap.catalog.measures import MEASURES
         from featswap.experiment.evaluating import similarity_of
         from featswap.experiment.fitting import fit_maps
-        from featswap.outputs.paths import write_json, write_text
+        from featswap.outputs.writer import RunOutputs, envelope, write_run
         from featswap.similarity.measures import r2_score
         from featswap.store import FeatureStore
 
@@ -380,7 +380,7 @@ class Experiment:
             for collection in collections:
                 for name in names:
                     store.require_features(collection, name)
-            self.lifecycle.begin(out)
+            self.lifecycle.claim(out)
             fits = [c for c in store.collections(role="fit") if all(store.has_features(c, n) for n in names)]
             maps = fit_maps(store, names, fits[0], ["lstsq"], {}, self.engine) if len(fits) == 1 else []
             ridge_maps = self.ridge_maps(store, fits[0], names) if len(fits) == 1 else []
@@ -419,9 +419,11 @@ class Experiment:
                         for b, v in row.items()
                     )
                     lines.append(f"{collection}: {measure} ({m.span}, {m.better} = more similar): {cells}")
-            write_json(out / "similarity.json", entries[0] if len(entries) == 1 else {"evaluations": entries})
-            write_text(out / "config.toml", self.config.with_(out=str(Path(out).resolve())).to_toml())
-            self.lifecycle.finish(out)
+            outputs = RunOutputs(
+                self.config.with_(out=str(Path(out).resolve())).to_toml(),
+                json_files={"similarity.json": envelope(entries)},
+            )
+            write_run(out, outputs, self.lifecycle)
         return [*lines, f"wrote {out / 'similarity.json'}"]
 
     def stitch(self) -> dict[str, Any]:
@@ -488,17 +490,17 @@ class Experiment:
         from dataclasses import asdict
 
         from featswap.config import FitSettings
+        from featswap.outputs.writer import write_run
 
-        self.lifecycle.begin(out)
         # The config records the maps as they were fitted (for `evaluate`, the maps given, not the defaults).
         solvers = tuple(dict.fromkeys(m.amap.solver for m in maps))
         params = {m.amap.solver: asdict(m.amap.settings) for m in reversed(maps)}
         config = self.config.with_(out=str(Path(out).resolve()), engine=self.engine.settings())
         if maps:
             config = config.with_(fit=FitSettings(solvers, params))
-        metrics = write_results(store, out, maps, results, config)
-        self.lifecycle.finish(out)
-        return metrics
+        written = write_run(out, run_outputs(store, maps, results, config), self.lifecycle)
+        assert written is not None  # a compare or evaluate run always has metrics.json
+        return written
 
 
 def _done_any(store: FeatureStore, collection: str, model: str) -> bool:
@@ -608,40 +610,34 @@ def dataset_entry(store: FeatureStore, collection: str, maps: Sequence[FittedMap
     return entry
 
 
-def write_results(
-    store: FeatureStore, out: Path, maps: Sequence[FittedMap], results: list[SetResult], config: RunConfig
-) -> dict[str, Any]:
-    """Write a run's outputs; metrics.json has the single-set layout for one evaluation set, and
-    `{"featswap_version", "evaluations": [one single-set entry per set]}` for several."""
+def run_outputs(
+    store: FeatureStore, maps: Sequence[FittedMap], results: list[SetResult], config: RunConfig
+) -> RunOutputs:
+    """A compare or evaluate run's outputs, computed, not written: metrics.json (the single-set layout for one
+    evaluation set, `{"featswap_version", "evaluations": [one single-set entry per set]}` for several),
+    predictions per set, fit curves and the config."""
     import numpy as np
 
     from featswap import __version__
-    from featswap.outputs.metrics_json import write_metrics
-    from featswap.outputs.paths import write_json, write_text
-    from featswap.outputs.predictions import write_predictions
-    from featswap.outputs.report import render_report
+    from featswap.outputs.writer import PredictionTable, RunOutputs, envelope
 
-    entries = []
-    for result in results:
-        entry = {"dataset": dataset_entry(store, result.collection, maps), **result.metrics}
-        entries.append(entry)
-        name = "predictions" if len(results) == 1 else f"predictions_{result.collection}"
-        write_predictions(out, result.ids, result.labels, result.columns, name)
-    metrics: dict[str, Any] = {"featswap_version": __version__}
-    if len(entries) == 1:
-        metrics.update(entries[0])
-    else:
-        metrics["evaluations"] = entries
-    write_metrics(metrics, out)
+    entries = [{"dataset": dataset_entry(store, r.collection, maps), **r.metrics} for r in results]
+    tables = [
+        PredictionTable("predictions" if len(results) == 1 else f"predictions_{r.collection}", r.ids, r.labels,
+                        r.columns)
+        for r in results
+    ]  # fmt: skip
     curves = {
         f"{m.source}->{m.target}/{m.solver}": np.asarray(m.amap.curve_, dtype=np.float64).tolist()
         for m in maps
         if len(m.amap.curve_)
     }
-    write_json(out / "fit_curves.json", curves)
-    write_text(out / "config.toml", config.to_toml())
-    render_report(out)
-    return json.loads(json.dumps(metrics))
+    return RunOutputs(
+        config.to_toml(),
+        metrics=envelope(entries, featswap_version=__version__),
+        json_files={"fit_curves.json": curves},
+        predictions=tables,
+    )
 
 
 def stitch(config: RunConfig | str | Path, *, quiet: bool = False) -> dict[str, Any]:

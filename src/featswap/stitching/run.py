@@ -243,22 +243,13 @@ def no_images_error(collection: Collection) -> Exception:
 
 def write_stitch(experiment: Experiment, out: Path, entries: list[dict[str, Any]]) -> dict[str, Any]:
     """metrics.json (`"kind": "stitch"`; one set's entry, or `evaluations`), config.toml and the report."""
-    import json
-
     from featswap import __version__
-    from featswap.outputs.metrics_json import write_metrics
-    from featswap.outputs.paths import write_text
-    from featswap.outputs.report import render_report
+    from featswap.outputs.writer import RunOutputs, envelope, write_run
 
-    experiment.lifecycle.begin(out)
-    metrics: dict[str, Any] = {"featswap_version": __version__, "kind": "stitch"}
-    if len(entries) == 1:
-        metrics.update(entries[0])
-    else:
-        metrics["evaluations"] = entries
-    write_metrics(metrics, out)
-    write_text(out / "config.toml", experiment.config.with_(out=str(out.resolve())).to_toml())
-    render_report(out)
-    experiment.lifecycle.finish(out)
-    result: dict[str, Any] = json.loads(json.dumps(metrics))
-    return result
+    outputs = RunOutputs(
+        experiment.config.with_(out=str(out.resolve())).to_toml(),
+        metrics=envelope(entries, featswap_version=__version__, kind="stitch"),
+    )
+    written = write_run(out, outputs, experiment.lifecycle)
+    assert written is not None
+    return written
