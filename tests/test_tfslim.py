@@ -155,16 +155,22 @@ def inception_resnet_v2(tmp_path_factory: pytest.TempPathFactory):  # type: igno
     graph.session.close()
 
 
+def matches_on_photos(backbone, graph, name: str) -> None:  # type: ignore[no-untyped-def]
+    """`backbone`'s features and logits on two real photos, through featswap's preprocessing, equal the TF-slim
+    `graph`'s on TF's own preprocessing of the same photos at 299 px."""
+    batch = np.stack([tf_preprocess(np.asarray(image), 299) for image in photos(2)])
+    tf_features, tf_logits = graph.run(batch)
+    features, logits = predictions(backbone, torch.stack([backbone.transform()(image) for image in photos(2)]))
+    close(features, tf_features, what=f"{name} features, photos at 299 px (featswap's preprocessing)")
+    close(logits, tf_logits, what=f"{name} logits, photos at 299 px")
+
+
 @needs_photos
 def test_inception_v3_matches_tf_slim_on_photos_and_where_its_logits_pool_is_one_corner(inception_v3) -> None:  # type: ignore[no-untyped-def]
     """From the V1 checkpoint holding AuxLogits, global_step and moving averages beside the weights."""
     backbone = load_backbone("tfslim:inception_v3", inception_v3.v1)
     assert backbone.feature_dim == 2048 and backbone.head_offset == 1 and backbone.num_classes == 1000
-    batch = np.stack([tf_preprocess(np.asarray(image), 299) for image in photos(2)])
-    tf_features, tf_logits = inception_v3.run(batch)
-    features, logits = predictions(backbone, torch.stack([backbone.transform()(image) for image in photos(2)]))
-    close(features, tf_features, what="inception_v3 features, photos at 299 px (featswap's preprocessing)")
-    close(logits, tf_logits, what="inception_v3 logits, photos at 299 px")
+    matches_on_photos(backbone, inception_v3, "inception_v3")
     # 331 px: a 9x9 last map, where TF-slim's `AvgPool_1a_8x8` (VALID, stride 2) is one window, the top-left one.
     noise = np.random.default_rng(1).uniform(-1, 1, (1, 331, 331, 3)).astype(np.float32)
     tf_features, tf_logits = inception_v3.run(noise)
@@ -178,11 +184,7 @@ def test_inception_resnet_v2_matches_tf_slim_on_photos(inception_resnet_v2) -> N
     """From the V1 checkpoint holding AuxLogits, global_step and moving averages beside the weights."""
     backbone = load_backbone("tfslim:inception_resnet_v2", inception_resnet_v2.v1)
     assert backbone.feature_dim == 1536 and backbone.head_offset == 1 and backbone.num_classes == 1000
-    batch = np.stack([tf_preprocess(np.asarray(image), 299) for image in photos(2)])
-    tf_features, tf_logits = inception_resnet_v2.run(batch)
-    features, logits = predictions(backbone, torch.stack([backbone.transform()(image) for image in photos(2)]))
-    close(features, tf_features, what="inception_resnet_v2 features, photos at 299 px (featswap's preprocessing)")
-    close(logits, tf_logits, what="inception_resnet_v2 logits, photos at 299 px")
+    matches_on_photos(backbone, inception_resnet_v2, "inception_resnet_v2")
 
 
 @needs_photos
