@@ -146,7 +146,13 @@ def test_stratified_split_errors() -> None:
     with pytest.raises(DataError, match="between 0 and 1"):
         stratified_split(np.zeros(10), 1.5, 0)
     with pytest.raises(DataError, match="stratified by class"):
+        stratified_split(np.array([0, 0, 1, 1, 2, 2, 3, 3]), 0.25, 0)  # 2 evaluation images for 4 classes
+    with pytest.raises(DataError, match="4 of 4 classes have a single image") as refused:
         stratified_split(np.array([0, 1, 2, 3]), 0.25, 0)
+    # One image of each of 1,000 classes (the ImageNet sample's labelled photos): the line names a few, not all.
+    with pytest.raises(DataError, match=r"1000 of 1000 classes .* \(1000 in all\)\)\. Give the fitting") as refused:
+        stratified_split(np.arange(1000), 0.3, 0)
+    assert len(str(refused.value)) < 400
     with pytest.raises(SpecError, match="No images given"):
         fit_and_eval(DataSettings())
 

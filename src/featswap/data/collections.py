@@ -29,7 +29,7 @@ from featswap.data.class_names import read_class_names, with_class_names
 from featswap.data.decode import IMAGE_EXTENSIONS
 from featswap.data.folders import base_name, class_files, existing_folder, file_stamps, image_loader, visible_images
 from featswap.data.imagenet import imagenet_parts, imagenet_synsets
-from featswap.errors import DataError, SpecError
+from featswap.errors import DataError, SpecError, few
 from featswap.registry import Registry
 
 
@@ -113,6 +113,14 @@ def stratified_split(labels: np.ndarray, val_fraction: float, seed: int) -> tupl
         raise DataError(f"val_fraction must be between 0 and 1 (exclusive); got {val_fraction}.")
     from sklearn.model_selection import train_test_split
 
+    classes, counts = np.unique(labels, return_counts=True)
+    single = [str(c) for c in classes[counts < 2].tolist()]
+    if single:
+        raise DataError(
+            f"Cannot split {len(labels)} labelled images into fitting and evaluation parts stratified by class: "
+            f"{len(single)} of {len(classes)} classes have a single image (labels {few(single)}). Give the fitting "
+            "and the evaluation images apart (--fit-data and --eval-data), or a set with two or more images per class."
+        )
     index = np.arange(len(labels))
     try:
         train, val = train_test_split(index, test_size=val_fraction, random_state=seed, stratify=labels)
