@@ -3,8 +3,9 @@
     python benchmarks/extract.py [--images 320] [--batch-size 32] [--workers 1] [--repeats 3] [--no-ray]
 
 Writes real JPEG files (256 x 256, so that resizing and cropping happen) into an image folder, then
-measures side by side in one run: featswap's extraction (JPEG files on disk -> decoded, preprocessed,
-forward, features in a zarr store) and the model's forward pass alone, in the same (channels-last) layout, on
+measures side by side in one run, both under featswap's malloc setting (`featswap.heap`, as every command runs;
+`FEATSWAP_KEEP_FREED_MEMORY=0` measures glibc's defaults): featswap's extraction (JPEG files on disk -> decoded,
+preprocessed, forward, features in a zarr store) and the model's forward pass alone, in the same (channels-last) layout, on
 tensors preloaded in memory, both in images/s, repeated `--repeats` times in turn (bare, extract, bare, ...: load
 from other processes falls on both alike). The line `extract/forward: <median ratio>` compares them; each
 repeat's ratio, and the extraction's CPU seconds split into user and system time (this process and its decoding
@@ -34,6 +35,7 @@ from featswap.backbones.sources import BackboneRecipe
 from featswap.config import ExtractionSettings
 from featswap.data.collections import Collection
 from featswap.extraction.plan import to_device
+from featswap.heap import keep_freed_memory
 from featswap.store import FeatureStore
 
 
@@ -45,6 +47,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="bare and extract runs, in turn")
     parser.add_argument("--no-ray", action="store_true", help="skip the Ray engine's columns")
     args = parser.parse_args()
+    kept = keep_freed_memory()  # as every featswap command does; both sides run under it
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "images"
         write_images(root, args.images)
@@ -55,7 +58,8 @@ def main() -> None:
         transform = backbone.transform()
         size = backbone.data_config.input_size
         print(f"timm resnet50, {len(collection)} JPEG images (256 x 256 -> {size}), batch {args.batch_size}, "
-              f"{torch.get_num_threads()} threads, {args.workers} loader worker(s)")  # fmt: skip
+              f"{torch.get_num_threads()} threads, {args.workers} loader worker(s), freed memory kept: "
+              f"{kept}")  # fmt: skip
 
         preloaded = torch.stack([transform(collection.load(i)) for i in range(len(collection))])
         bare_forward(backbone, preloaded[: args.batch_size], args.batch_size)  # warm-up

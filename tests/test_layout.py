@@ -87,7 +87,7 @@ def test_help_and_report_load_no_heavy_library(tmp_path: Path, digits_store: Pat
 #: at module level or inside a function alike; never from a layer above. Top-level modules and packages are
 #: named by their first name under featswap.
 LAYERS: list[set[str]] = [
-    {"featswap", "errors", "registry", "validate", "threads", "progress", "files", "rows", "provenance"},
+    {"featswap", "errors", "registry", "validate", "threads", "heap", "progress", "files", "rows", "provenance"},
     {"catalog"},  # the names a config may use and their checks (solvers' settings, measures, model names)
     {"config"},  # frozen settings, read by every part below the experiment
     {"store", "data", "backbones", "heads"},

@@ -87,6 +87,9 @@ def main(
     ] = None,
 ) -> None:
     """Do two trained networks extract the same information?"""
+    from featswap.heap import keep_freed_memory
+
+    keep_freed_memory()  # forward passes on the CPU reuse freed pages instead of faulting them in anew
     if threads is not None:
         from featswap.threads import set_threads
 

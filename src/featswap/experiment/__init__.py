@@ -52,7 +52,10 @@ class Experiment:
         self.config = resolved(config)
         self._engine = engine
         self.quiet = quiet
+        from featswap.heap import keep_freed_memory
         from featswap.outputs.lifecycle import RunLifecycle
+
+        keep_freed_memory()  # forward passes on the CPU reuse freed pages instead of faulting them in anew
 
         self.lifecycle = RunLifecycle()  # the run directories this experiment claims, begins and finishes
 

@@ -83,6 +83,9 @@ class _Infer:
     only as text, but keeps the type of an error raised by a call, so the user sees featswap's message."""
 
     def __init__(self, recipe: BackboneRecipe, device: str, digest: str, precision: str = "fp32") -> None:
+        from featswap.heap import keep_freed_memory
+
+        keep_freed_memory()  # as in the driver: this actor's forward passes reuse freed pages
         self.device, self.precision = device, precision
         self.error: FeatswapError | None = None
         try:
