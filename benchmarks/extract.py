@@ -5,11 +5,12 @@
 Writes real JPEG files (256 x 256, so that resizing and cropping happen) into an image folder, then
 measures side by side in one run, both under featswap's malloc setting (`featswap.heap`, as every command runs;
 `FEATSWAP_KEEP_FREED_MEMORY=0` measures glibc's defaults): featswap's extraction (JPEG files on disk -> decoded,
-preprocessed, forward, features in a zarr store) and the model's forward pass alone, in the same (channels-last) layout, on
-tensors preloaded in memory, both in images/s, repeated `--repeats` times in turn (bare, extract, bare, ...: load
-from other processes falls on both alike). The line `extract/forward: <median ratio>` compares them; each
-repeat's ratio, and the extraction's CPU seconds split into user and system time (this process and its decoding
-workers: system time as large as user time is the mark of threads competing for cores), are printed above it.
+preprocessed, forward, features in a zarr store) and the model's forward pass alone, in the same (channels-last)
+layout, on tensors preloaded in memory, both in images/s, repeated `--repeats` times in turn (bare, extract,
+bare, ...: load from other processes falls on both alike). The line `extract/forward: <median ratio>` compares
+them; each repeat's ratio, and the extraction's CPU seconds split into user and system time (this process and its
+decoding workers: system time as large as user time marks threads competing for cores, or pages faulted in anew),
+are printed above it.
 `benchmarks/peers.py` repeats this against a DataLoader + hook loop, interleaved.
 
 With Ray installed, the same extraction runs on a local Ray instance of this machine's CPUs with 1 and 2
