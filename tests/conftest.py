@@ -12,6 +12,10 @@ from typer.testing import CliRunner
 from featswap.cli import app
 from featswap.data.collections import Collection, open_spec, split_for_fit_and_eval
 from featswap.demo.training import TrainConfig, train_or_load, train_or_load_all
+from featswap.heap import keep_freed_memory
+
+# As every featswap command runs (`featswap.heap`): the tests' forward passes reuse freed pages from the start.
+keep_freed_memory()
 
 #: Short training for tests: enough for ~95% val accuracy on digits, a few seconds per network.
 QUICK_TRAIN = TrainConfig(epochs=8)

@@ -53,7 +53,8 @@ def test_freed_pages_are_reused_instead_of_faulted_in_again() -> None:
     assert took_effect == "True"
     assert output == default_output  # the same numbers, bit for bit
     assert default > 6 * PAGES  # glibc's default: every pass faults its activations' pages in anew
-    assert kept < PAGES // 10, (kept, default)  # kept: the first passes' pages serve every later one
+    # Kept: the first passes' pages serve the later ones (at most a tensor's worth faulted in, against 40 here).
+    assert kept <= 2 * PAGES and 10 * kept < default, (kept, default)
 
 
 @pytest.mark.parametrize("env", [{"MALLOC_TOP_PAD_": "0"}, {"FEATSWAP_KEEP_FREED_MEMORY": "0"}])
