@@ -174,6 +174,6 @@ class Moments:
         `tr(W Cxx W^T) - 2 tr(W Cxy) + tyy + n ||W mx + b - my||^2`."""
         w = np.asarray(weight, dtype=np.float64)
         offset = w @ self.mx + np.asarray(bias, dtype=np.float64) - self.my
-        quad = float(np.einsum("ij,jk,ik->", w, self.cxx, w))
+        quad = float(np.sum((w @ self.cxx) * w))  # one BLAS product: einsum's own loop took 4 s at 1024 x 1280
         linear = float(np.einsum("ij,ji->", w, self.cxy))
         return quad - 2 * linear + self.tyy + self.n * float(offset @ offset)
