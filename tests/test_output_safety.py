@@ -128,6 +128,7 @@ def test_the_demo_never_deletes_a_store(tmp_path: Path, runner: CliRunner, digit
     code, output = invoke(runner, "demo", "--out", str(out), "--paper-iterations", "5", "--quiet")
     assert code == 2 and "is a directory with other contents, not a featswap feature store" in output
     assert (out / "features.zarr" / "precious.npy").read_bytes() == b"user data"
+    assert not (out / "weights").exists()  # refused before training the networks, not after
     other = tmp_path / "other"
     other.mkdir()
     (other / ".featswap-run").write_text("")

@@ -97,6 +97,7 @@ def run_demo(
     # otherwise score images the networks were trained on.
     fit, val = split_for_fit_and_eval(open_spec("digits").parts["all"], data.val_fraction or 0.3, data.seed)
     claim_run_dir(out)
+    FeatureStore.check_location(out / "features.zarr")  # a folder of other files is refused before any training
     torch.manual_seed(0)
     say(f"digits: {len(fit):,} train / {len(val):,} val images, 10 classes")
     weights = {}
