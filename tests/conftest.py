@@ -44,6 +44,21 @@ def runner() -> CliRunner:
 
 
 @pytest.fixture(scope="session")
+def demo_run(tmp_path_factory: pytest.TempPathFactory, runner: CliRunner) -> tuple[Path, str, str]:
+    """`featswap demo` run twice in one folder (the second reuses the trained networks): the folder, both runs'
+    output, and the first run's metrics.json."""
+    out = tmp_path_factory.mktemp("demo") / "run"
+    outputs = []
+    for _ in range(2):
+        result = runner.invoke(app, ["demo", "--out", str(out)])
+        assert result.exit_code == 0, result.output + repr(result.exception)
+        outputs.append(result.output)
+        if len(outputs) == 1:
+            metrics_first = (out / "metrics.json").read_text()
+    return out, "".join(outputs), metrics_first
+
+
+@pytest.fixture(scope="session")
 def digits_store(tmp_path_factory: pytest.TempPathFactory, trained_weights: dict[str, Path], runner: CliRunner) -> Path:
     """A feature store with both trained tiny networks on both digits splits, built through the CLI."""
     store = tmp_path_factory.mktemp("store") / "digits.zarr"

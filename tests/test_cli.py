@@ -29,15 +29,6 @@ def without_timings(metrics: dict[str, Any]) -> dict[str, Any]:
     return clean
 
 
-@pytest.fixture(scope="module")
-def demo_run(tmp_path_factory: pytest.TempPathFactory, runner: CliRunner) -> tuple[Path, str, str]:
-    out = tmp_path_factory.mktemp("demo") / "run"
-    first = run(runner, "demo", "--out", str(out))
-    metrics_first = (out / "metrics.json").read_text()
-    second = run(runner, "demo", "--out", str(out))
-    return out, first + second, metrics_first
-
-
 def test_demo_writes_the_contract(demo_run: tuple[Path, str, str]) -> None:
     out, _, _ = demo_run
     metrics = json.loads((out / "metrics.json").read_text())

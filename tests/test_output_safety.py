@@ -120,7 +120,9 @@ def test_run_directories_are_claimed_only_when_new_empty_or_featswaps(
     assert contents(tmp_path / "mine") == before
 
 
-def test_the_demo_never_deletes_a_store(tmp_path: Path, runner: CliRunner, digits_store: Path) -> None:
+def test_the_demo_never_deletes_a_store(
+    tmp_path: Path, runner: CliRunner, digits_store: Path, demo_run: tuple[Path, str, str]
+) -> None:
     out = tmp_path / "demo"
     (out / "features.zarr").mkdir(parents=True)
     (out / ".featswap-run").write_text("")
@@ -133,6 +135,7 @@ def test_the_demo_never_deletes_a_store(tmp_path: Path, runner: CliRunner, digit
     other.mkdir()
     (other / ".featswap-run").write_text("")
     shutil.copytree(digits_store, other / "features.zarr")  # a store of a run with other weights
+    shutil.copytree(demo_run[0] / "weights", other / "weights")  # the demo's own networks, trained already
     code, output = invoke(runner, "demo", "--out", str(other), "--paper-iterations", "5", "--quiet")
     assert code == 2 and "holds features of other models or weights than the demo's" in output
     assert (other / "features.zarr" / "zarr.json").is_file()

@@ -348,7 +348,7 @@ def ray_client_address() -> Iterator[str]:
         assert process.returncode == 0, output.decode()[-2000:]
         yield f"ray://127.0.0.1:{client}"
     finally:
-        for sig, wait in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
+        for sig, wait in ((signal.SIGTERM, 3.0), (signal.SIGKILL, 5.0)):  # Ray's agents may outwait a SIGTERM
             try:
                 os.killpg(process.pid, sig)
             except ProcessLookupError:
