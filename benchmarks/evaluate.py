@@ -33,6 +33,7 @@ from featswap.experiment import Experiment
 from featswap.experiment.evaluating import pair_stats
 from featswap.similarity import parts
 from featswap.store import FeatureStore
+from recording import Recording, add_json_option
 
 CLASSES = 100
 LATENT = 128
@@ -108,7 +109,7 @@ def run_once(root: Path, names: list[str], solvers: str, similarity: bool, evalu
         parts.SideCache.put = put  # type: ignore[method-assign]
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", default="8", help="numbers of models, comma-separated (e.g. 2,4,8)")
     parser.add_argument("--rows", type=int, default=50_000)
@@ -123,7 +124,14 @@ def main() -> None:
         "before they were cached), interleaved with the cached runs",
     )
     parser.add_argument("--repeats", type=int, default=1)
-    args = parser.parse_args()
+    add_json_option(parser)
+    args = parser.parse_args(argv)
+    with Recording("evaluate", args.json, argv) as record:
+        measure(args, record)
+
+
+def measure(args: argparse.Namespace, record: Recording) -> None:
+    """Every number of models, printed and recorded."""
     counts = [int(n) for n in args.models.split(",")]
     modes = [True, False] if args.compare_side_cache else [True]
     print(f"{args.rows:,} held-out rows x {args.dim}, {FIT_ROWS:,} fitting rows, solvers {args.solvers}; "
@@ -158,6 +166,9 @@ def main() -> None:
                 if args.evaluate:
                     line += f" {times('eval_s'):>13s} {last['eval_reads']:6.0f}"
                 print(line, flush=True)
+                median_fit = statistics.median(r["fit_s"] for r in runs)
+                record.figure(f"N = {count}, self-scatters {label}: fitting time (median)", median_fit, unit="s")
+                record.figure(f"N = {count}, self-scatters {label}: self-scatters computed", last["fit_sides"])
         finally:
             shutil.rmtree(root, ignore_errors=True)
 

@@ -1,6 +1,6 @@
 """Extraction throughput against the bare forward pass, for a timm ResNet-50 on this CPU; and the Ray engine.
 
-    python benchmarks/extract.py [--images 320] [--batch-size 32] [--workers 1] [--repeats 3] [--no-ray]
+    python benchmarks/extract.py [--images 320] [--batch-size 32] [--workers 1] [--repeats 3] [--no-ray] [--json PATH]
 
 Writes real JPEG files (256 x 256, so that resizing and cropping happen) into an image folder, then
 measures side by side in one run, both under featswap's malloc setting (`featswap.heap`, as every command runs;
@@ -38,16 +38,24 @@ from featswap.data.collections import Collection
 from featswap.extraction.plan import to_device
 from featswap.heap import keep_freed_memory
 from featswap.store import FeatureStore
+from recording import Recording, add_json_option
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=int, default=320, help="JPEG files written and extracted")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=3, help="bare and extract runs, in turn")
     parser.add_argument("--no-ray", action="store_true", help="skip the Ray engine's columns")
-    args = parser.parse_args()
+    add_json_option(parser)
+    args = parser.parse_args(argv)
+    with Recording("extract", args.json, argv) as record:
+        measure(args, record)
+
+
+def measure(args: argparse.Namespace, record: Recording) -> None:
+    """The side-by-side runs, printed and recorded."""
     kept = keep_freed_memory()  # as every featswap command does; both sides run under it
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "images"
@@ -84,10 +92,14 @@ def main() -> None:
     print(f"featswap extract from JPEG files:  {extracted:.1f} images/s")
     print(f"extraction CPU time: user {cpu[0]:.1f} s, system {cpu[1]:.1f} s (system/user {cpu[1] / cpu[0]:.2f})")
     print(f"extract/forward: {statistics.median(ratios):.2f} (min {ratios[0]:.2f}, max {ratios[-1]:.2f})")
+    median = statistics.median(ratios)
+    record.figure("extract/forward (median)", median, unit="x", target=">= 0.95")
+    record.figure("extraction system/user CPU time", cpu[1] / cpu[0], unit="x")
     for workers, ray_rate in ray_rates.items():
         print(f"featswap extract, Ray, {workers} CPU worker(s): {ray_rate:.1f} images/s")
     for workers, ray_rate in ray_rates.items():
         print(f"ray {workers} workers/local: {ray_rate / extracted:.2f}")
+        record.figure(f"Ray, {workers} CPU worker(s) / local engine", ray_rate / extracted, unit="x")
 
 
 def cpu_seconds() -> tuple[float, float]:

@@ -25,6 +25,7 @@ from featswap.config import ExtractionSettings
 from featswap.data.collections import Collection
 from featswap.extraction.local import extract, extract_together
 from featswap.store import FeatureStore
+from recording import Recording, add_json_option
 
 SPECS = ("timm:resnet18", "timm:mobilenetv3_small_100")
 
@@ -40,13 +41,20 @@ def counted(collection: Collection) -> tuple[Collection, list[int]]:
     return dataclasses.replace(collection, load=load), loads
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=int, default=512)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=3)
-    args = parser.parse_args()
+    add_json_option(parser)
+    args = parser.parse_args(argv)
+    with Recording("extract_together", args.json, argv) as record:
+        measure(args, record)
+
+
+def measure(args: argparse.Namespace, record: Recording) -> None:
+    """One pass against one extraction after the other, in turn, printed and recorded."""
     settings = ExtractionSettings(batch_size=args.batch_size, workers=args.workers)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "images"
@@ -88,6 +96,8 @@ def main() -> None:
     for name, values in seconds.items():
         print(f"{name}: median {statistics.median(values):.2f} s")
     print(f"together / one after the other: min {min(ratios):.2f}, median {statistics.median(ratios):.2f}")
+    median = statistics.median(ratios)
+    record.figure("together / one after the other (time)", median, unit="x")
 
 
 if __name__ == "__main__":

@@ -21,14 +21,22 @@ sys.path.insert(0, str(Path(__file__).parent))
 from featswap import AffineMap
 from featswap.mapping.solvers import Heads
 from planted import Planted, linear_head
+from recording import Recording, add_json_option
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--train", type=int, default=100_000)
     parser.add_argument("--val", type=int, default=10_000)
     parser.add_argument("--paper-iterations", type=int, default=5000)
-    args = parser.parse_args()
+    add_json_option(parser)
+    args = parser.parse_args(argv)
+    with Recording("fit", args.json, argv) as record:
+        measure(args, record)
+
+
+def measure(args: argparse.Namespace, record: Recording) -> None:
+    """Every solver on the same planted rows, printed and recorded."""
 
     data = Planted()
     x, y, scores = data.block(0, args.train)
@@ -87,6 +95,7 @@ def main() -> None:
     else:
         print(f"refine: {refine_seconds:.1f} s to reach it")
     print(f"speedup: {paper_seconds / refine_seconds:.1f}x")
+    record.figure("paper recipe / refine, time to equal held-out loss", paper_seconds / refine_seconds, unit="x")
 
 
 if __name__ == "__main__":

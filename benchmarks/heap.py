@@ -27,17 +27,25 @@ import numpy as np
 
 from extraction_peer import write_images
 from featswap.store import FeatureStore
+from recording import Recording, add_json_option
 
 MODELS = ("timm:resnet50", "timm:mobilenetv2_100")
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=int, default=192, help="JPEG files written and extracted")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=2, help="runs of each setting, in turn")
     parser.add_argument("--models", nargs="+", default=list(MODELS), help="model SPECs (random weights)")
-    args = parser.parse_args()
+    add_json_option(parser)
+    args = parser.parse_args(argv)
+    with Recording("heap", args.json, argv) as record:
+        measure(args, record)
+
+
+def measure(args: argparse.Namespace, record: Recording) -> None:
+    """Both settings for each model, in turn, printed and recorded."""
     print(f"{args.images} JPEG images 256 x 256, batch {args.batch_size}, {os.cpu_count()} CPUs, "
           f"{args.repeats} run(s) of each setting in turn, random weights")  # fmt: skip
     print(f"{'model':24} {'setting':8} {'wall s':>7} {'user s':>7} {'sys s':>7} {'faults':>10} {'peak MB':>8}")
@@ -59,6 +67,10 @@ def main() -> None:
                 m["wall"] for m in runs["default"]
             )
             print(f"{model}: kept/default wall time {wall:.2f}; features identical: {same}")
+            record.figure(f"{model}: kept/default wall time", wall, unit="x")
+            faults = [statistics.median(m["faults"] for m in runs[s]) for s in ("kept", "default")]
+            record.figure(f"{model}: kept/default page faults", faults[0] / faults[1], unit="x")
+            record.figure(f"{model}: features identical", float(same), unit="(1 = yes)")
             for k in range(args.repeats):
                 for setting in runs:
                     shutil.rmtree(Path(tmp) / f"{setting}{k}.zarr")

@@ -29,6 +29,7 @@ import numpy as np
 
 from featswap.mapping.moments import Moments
 from featswap.store import FeatureStore
+from recording import Recording, add_json_option
 
 RIDGES = (0.0, 1e-3, 1e-1)
 
@@ -68,12 +69,19 @@ def span(values: list[float]) -> str:
     return f"{min(values):.1e} to {max(values):.1e}"
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("stores", nargs="+")
     parser.add_argument("--fit", help="fitting collection (default: the store's first one for fitting)")
     parser.add_argument("--eval", help="evaluation collection (default: the store's last one for evaluation)")
-    args = parser.parse_args()
+    add_json_option(parser)
+    args = parser.parse_args(argv)
+    with Recording("lstsq_precision", args.json, argv) as record:
+        measure(args, record)
+
+
+def measure(args: argparse.Namespace, record: Recording) -> None:
+    """Every store's pairs, printed and recorded."""
     print("difference from float64, relative: weights / predictions on the evaluation images; the range over every")
     print("ordered pair of the store's models (ridge: times the mean eigenvalue of the centred XᵀX)")
     smallest = np.inf
@@ -100,6 +108,7 @@ def main() -> None:
             note = "" if len(found) == pairs else f"  ({len(found)} pairs: the others' XᵀX is singular)"
             print(f"{ridge:>6g}  {span(list(w32)):>20}  {span(list(p32)):>20}  {span(list(wmix)):>20}{note}")
     print(f"smallest float32 weight difference: {smallest:.1e}")
+    record.figure("smallest float32 lstsq weight difference from float64", smallest)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ import numpy as np
 
 from featswap.store import DEFAULT_CHUNK_ROWS, FeatureStore
 from planted import Planted
+from recording import add_json_option
 
 BLOCK = DEFAULT_CHUNK_ROWS  # planted rows generated and written per stored chunk
 PROBE = """
@@ -54,12 +55,14 @@ def write_store(path: Path, rows: int, data: Planted) -> None:
             store.write_chunk("train", "target", chunk, y)
 
 
-def arguments(doc: str) -> argparse.Namespace:
+def arguments(doc: str, argv: list[str] | None = None) -> argparse.Namespace:
+    """The options both memory benchmarks take (`--json PATH` among them)."""
     parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--store", type=Path, default=None, help="where to write (or reuse) the store")
     parser.add_argument("--keep", action="store_true", help="keep the store afterwards")
-    return parser.parse_args()
+    add_json_option(parser)
+    return parser.parse_args(argv)
 
 
 def measure(args: argparse.Namespace, body: str, result: str) -> tuple[float, float, float, list[str]]:

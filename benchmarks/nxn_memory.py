@@ -16,6 +16,8 @@ import json
 import subprocess
 import sys
 
+from recording import Recording, add_json_option
+
 CHILD = """
 import json, resource, sys, time
 import numpy as np
@@ -45,13 +47,20 @@ print(json.dumps({"value": value, "seconds": seconds, "before": before, "peak": 
 MEASURES = ("rbf_cka", "debiased_rbf_cka", "rsa, spearman", "rsa, pearson", "rsa, kendall", "cknna")
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=8000)
     parser.add_argument("--dx", type=int, default=512)
     parser.add_argument("--dy", type=int, default=768)
     parser.add_argument("--budget-gib", type=float, default=24.0)
-    args = parser.parse_args()
+    add_json_option(parser)
+    args = parser.parse_args(argv)
+    with Recording("nxn_memory", args.json, argv) as record:
+        measure(args, record)
+
+
+def measure(args: argparse.Namespace, record: Recording) -> None:
+    """Every N x N measure in a fresh process, printed and recorded."""
     n = args.rows
     print(f"{n:,} x ({args.dx} + {args.dy}) float32 features; each measure in a fresh process")
     print(
@@ -69,6 +78,7 @@ def main() -> None:
         print(f"{measure:18s} {found['seconds']:8.2f} {extra / 2**30:25.3f} {per_pair:15.1f} {shown:>10s}")
         if fits:
             largest.append(f"{measure} {fits:,}")
+            record.figure(f"{measure}: largest N in {args.budget_gib:g} GiB", fits)
     print(f"largest N in {args.budget_gib:g} GiB: {', '.join(largest)}")
 
 

@@ -23,6 +23,7 @@ import numpy as np
 from featswap.mapping.affine_map import AffineMap
 from featswap.mapping.paired import InMemoryPairs
 from featswap.similarity import GramStats
+from recording import Recording, add_json_option
 
 OFFSETS = (0.0, 1e2, 1e3, 1e4, 1e5, 1e6)
 KERNEL_ROWS = 2000  # the explicit N x N reference for debiased CKA
@@ -70,11 +71,18 @@ def error(a: np.ndarray | float, b: np.ndarray | float) -> float:
     return float(np.linalg.norm(np.asarray(a) - np.asarray(b)) / np.linalg.norm(np.asarray(b)))
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=20_000)
     parser.add_argument("--chunk-rows", type=int, default=4096)
-    args = parser.parse_args()
+    add_json_option(parser)
+    args = parser.parse_args(argv)
+    with Recording("offsets", args.json, argv) as record:
+        measure(args, record)
+
+
+def measure(args: argparse.Namespace, record: Recording) -> None:
+    """Every offset, printed and recorded."""
     x, y = data(args.rows)
     print(f"{args.rows:,} rows, 24 -> 16 dimensions of unit spread, float32, chunks of {args.chunk_rows:,} rows")
     print("relative error against float64 references on the same values (featswap | raw float64 sums)")
@@ -94,6 +102,7 @@ def main() -> None:
         worst = max(worst, *ours)
         print(f"{offset:>8.0e}  {ours[0]:8.1e} | {theirs[0]:8.1e}  {ours[1]:8.1e} | {theirs[1]:8.1e}  {ours[2]:9.1e}")
     print(f"largest featswap error: {worst:.1e}")
+    record.figure("largest relative error under a common offset", worst, target="<= 1e-6")
 
 
 if __name__ == "__main__":

@@ -67,6 +67,7 @@ from sklearn.linear_model import Ridge
 
 from featswap.mapping.affine_map import AffineMap
 from featswap.similarity import GramStats, linear_cka
+from recording import Recording, add_json_option
 
 RIDGE = 1.0  # the same ridge strength for featswap and scikit-learn (added to the centred X^T X)
 ACCURACY = 1e-6  # the relative difference from float64 that a pass/fail row's featswap result must stay within
@@ -187,7 +188,7 @@ def timed(fn: Callable[[], object], traced: bool) -> tuple[float, object, int]:
     return seconds, result, tracemalloc.get_traced_memory()[1] - base
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=50_000)
     parser.add_argument("--fit-rows", type=int, default=20_000)
@@ -207,9 +208,10 @@ def main() -> None:
     parser.add_argument("--ref-dx", type=int, default=512)
     parser.add_argument("--ref-dy", type=int, default=768)
     parser.add_argument("--nxn-rows", type=int, default=2000, help="images for the N x N rows")
-    args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        run(args, Path(tmp))
+    add_json_option(parser)
+    args = parser.parse_args(argv)
+    with Recording("peers", args.json, argv) as record, tempfile.TemporaryDirectory() as tmp:
+        run(args, Path(tmp), record)
 
 
 def extraction_rows(args: argparse.Namespace, tmp: Path) -> list[Row]:
@@ -255,7 +257,7 @@ def extraction_rows(args: argparse.Namespace, tmp: Path) -> list[Row]:
     ]
 
 
-def run(args: argparse.Namespace, tmp: Path) -> None:
+def run(args: argparse.Namespace, tmp: Path, record: Recording) -> None:
 
     if args.only_references:
         args.rows = args.fit_rows = 8  # the main rows are left out: no large features
@@ -418,6 +420,10 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
                 failed.append(row.name)
         print(f"{row.name:32s} {row.peer_name:24s} {min(row.ratios):6.2f} {median:7.2f} {target:>7s} {diff:>20s} "
               f"{mem:>14s} {verdict}")  # fmt: skip
+        shown = None if row.target is None else f"<= {row.target:.2f}"
+        record.figure(f"{row.name} / {row.peer_name} (time, median)", median, unit="x", target=shown)
+        if row.target is not None and row.reference is not None:
+            record.figure(f"{row.name}: difference from float64", row.error, target=f"<= {ACCURACY:g}")
     gates = [statistics.median(row.ratios) for row in rows if row.target is not None]
     if gates:
         print(f"slowest pass/fail ratio: {max(gates):.2f}; failing rows: {', '.join(failed) or 'none'}")

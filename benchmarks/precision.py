@@ -20,6 +20,7 @@ import numpy as np
 
 import featswap
 from featswap.store import FeatureStore
+from recording import Recording, add_json_option
 
 KIT = Path(__file__).resolve().parents[2] / "shared" / "data" / "imagenet-sample"
 
@@ -49,13 +50,20 @@ def run(precision: str, out: Path, args: argparse.Namespace) -> tuple[dict, floa
     return metrics, time.perf_counter() - began
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--precision", choices=("bf16", "fp16"), default="bf16")
     parser.add_argument("--train-limit", type=int, default=500)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--solver", default="lstsq")
-    args = parser.parse_args()
+    add_json_option(parser)
+    args = parser.parse_args(argv)
+    with Recording("precision", args.json, argv) as record:
+        measure(args, record)
+
+
+def measure(args: argparse.Namespace, record: Recording) -> None:
+    """Both precisions' whole runs, compared, printed and recorded."""
     if not (KIT / "weights").is_dir():
         raise SystemExit(f"{KIT} is absent")
     with tempfile.TemporaryDirectory() as tmp:
@@ -70,6 +78,7 @@ def main() -> None:
                 low = stores[args.precision].features(collection, name).astype(np.float64)
                 vector = np.linalg.norm(low - f32, axis=1) / np.maximum(np.linalg.norm(f32, axis=1), 1e-30)
                 element = np.abs(low - f32).max() / np.abs(f32).max()
+                record.figure(f"{name} / {collection}: largest relative difference of a feature vector", vector.max())
                 print(
                     f"{name} / {collection}: max relative difference of a feature vector {vector.max():.2e} "
                     f"(median {np.median(vector):.2e}); of one feature, against the largest {element:.2e}"
@@ -78,6 +87,7 @@ def main() -> None:
         for name in full["models"]:
             a, b = full["models"][name]["val_correct"], reduced["models"][name]["val_correct"]
             print(f"top-1 {name}: fp32 {a} / {args.precision} {b} of {full['models'][name]['val_total']}")
+            record.figure(f"top-1 {name}: {args.precision} - fp32", b - a, unit="images")
         for pa, pb in zip(full["pairs"], reduced["pairs"], strict=True):
             print(
                 f"{pa['source']} -> {pa['target']} ({pa['solver']}): mapped correct fp32 {pa['mapped_correct']} / "

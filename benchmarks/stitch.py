@@ -43,6 +43,7 @@ from featswap.config import (
 )
 from featswap.extraction.plan import to_device
 from featswap.stitching.layers import NetworkLayers, layer_pairs
+from recording import Recording, add_json_option
 
 KIT = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10"
 
@@ -94,7 +95,7 @@ def bare_seconds(config: RunConfig, passes: int, batch_size: int) -> tuple[float
     return total, len(collection)
 
 
-def peak(args: argparse.Namespace) -> None:
+def peak(args: argparse.Namespace, record: Recording) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         config = config_for(Path(tmp), args.images, (args.peak,), args.batch_size, Path(tmp) / "out")
         began = time.perf_counter()
@@ -102,17 +103,25 @@ def peak(args: argparse.Namespace) -> None:
         seconds = time.perf_counter() - began
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     print(f"{args.peak}, {args.images} images: peak resident memory {rss:.2f} GiB, {seconds:.1f} s")
+    record.figure(f"peak resident memory, {args.peak}, {args.images} images", rss, unit="GiB")
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--peak", help="LAYER_A:LAYER_B: one run at this pair, printing its peak memory")
-    args = parser.parse_args()
+    add_json_option(parser)
+    args = parser.parse_args(argv)
+    with Recording("stitch", args.json, argv) as record:
+        measure(args, record)
+
+
+def measure(args: argparse.Namespace, record: Recording) -> None:
+    """The side-by-side runs (or, with --peak, one run's peak memory), printed and recorded."""
     if args.peak:
-        return peak(args)
+        return peak(args, record)
     ratios = []
     with tempfile.TemporaryDirectory() as tmp:
         config = config_for(Path(tmp), args.images, ("stages",), args.batch_size, Path(tmp) / "out")
@@ -129,6 +138,7 @@ def main() -> None:
             print(f"repeat {repeat + 1}: {pairs + 2} bare passes of both networks over {images} images {bare:.1f} s; "
                   f"whole stitch run {whole:.1f} s; bare/stitch {bare / whole:.2f}")  # fmt: skip
     print(f"bare/stitch: min {min(ratios):.2f}, median {statistics.median(ratios):.2f}")
+    record.figure("bare forward passes / whole stitch run (time, median)", statistics.median(ratios), unit="x")
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ import torch
 
 from featswap import threads
 from featswap.mapping.affine_map import AffineMap
+from recording import Recording, add_json_option
 
 
 def spin(stop: float) -> None:
@@ -33,11 +34,18 @@ def fit_seconds(x: np.ndarray, y: np.ndarray, iterations: int, threshold: int) -
     return time.perf_counter() - start
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--iterations", type=int, default=300)
     parser.add_argument("--repeats", type=int, default=3)
-    args = parser.parse_args()
+    add_json_option(parser)
+    args = parser.parse_args(argv)
+    with Recording("threads", args.json, argv) as record:
+        measure(args, record)
+
+
+def measure(args: argparse.Namespace, record: Recording) -> None:
+    """Both thread settings, in turn, printed and recorded."""
     rng = np.random.default_rng(0)
     x = rng.normal(size=(1257, 96)).astype(np.float32)
     y = (x @ rng.normal(size=(96, 128)) + rng.normal(size=(1257, 128))).astype(np.float32)
@@ -56,6 +64,8 @@ def main() -> None:
     finally:
         competitor.terminate()
     print(f"default/chosen: {statistics.median(ratios):.1f}")
+    median = statistics.median(ratios)
+    record.figure("paper solver beside a competitor: default/chosen threads time", median, unit="x")
 
 
 if __name__ == "__main__":
