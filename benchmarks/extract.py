@@ -7,10 +7,10 @@ measures side by side in one run, both under featswap's malloc setting (`featswa
 `FEATSWAP_KEEP_FREED_MEMORY=0` measures glibc's defaults): featswap's extraction (JPEG files on disk -> decoded,
 preprocessed, forward, features in a zarr store) and the model's forward pass alone, in the same (channels-last)
 layout, on tensors preloaded in memory, both in images/s, repeated `--repeats` times in turn (bare, extract,
-bare, ...: load from other processes falls on both alike). The line `extract/forward: <median ratio>` compares
-them; each repeat's ratio, and the extraction's CPU seconds split into user and system time (this process and its
-decoding workers: system time as large as user time marks threads competing for cores, or pages faulted in anew),
-are printed above it.
+bare, ...: load from other processes falls on both alike), each side warmed up once, untimed, beforehand. The
+line `extract/forward: <median ratio>` compares them; each repeat's ratio, and the extraction's CPU seconds split
+into user and system time (this process and its decoding workers: system time as large as user time marks threads
+competing for cores, or pages faulted in anew), are printed above it.
 `benchmarks/peers.py` repeats this against a DataLoader + hook loop, interleaved.
 
 With Ray installed, the same extraction runs on a local Ray instance of this machine's CPUs with 1 and 2
@@ -29,6 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from extraction_peer import bare_forward, featswap_extract, image_collection, write_images
@@ -71,7 +72,10 @@ def measure(args: argparse.Namespace, record: Recording) -> None:
               f"{kept}")  # fmt: skip
 
         preloaded = torch.stack([transform(collection.load(i)) for i in range(len(collection))])
-        bare_forward(backbone, preloaded[: args.batch_size], args.batch_size)  # warm-up
+        # Both sides warm up once, untimed (first-use costs: oneDNN's kernels for each batch shape, the heap's growth).
+        bare_forward(backbone, preloaded[: args.batch_size], args.batch_size)
+        warm = collection.subset(np.arange(min(2 * args.batch_size, len(collection))), name="warm-up")
+        featswap_extract(backbone, warm, Path(tmp) / "warm-up.zarr", args.batch_size, args.workers)
         forwards, extracts, cpu = [], [], (0.0, 0.0)
         for k in range(args.repeats):
             started = time.perf_counter()

@@ -24,6 +24,7 @@ from featswap.backbones.sources import BackboneRecipe
 from featswap.config import ExtractionSettings
 from featswap.data.collections import Collection
 from featswap.extraction.local import extract, extract_together
+from featswap.heap import keep_freed_memory
 from featswap.store import FeatureStore
 from recording import Recording, add_json_option
 
@@ -54,7 +55,9 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def measure(args: argparse.Namespace, record: Recording) -> None:
-    """One pass against one extraction after the other, in turn, printed and recorded."""
+    """One pass against one extraction after the other, in turn, printed and recorded (freed memory kept, as every
+    command runs)."""
+    keep_freed_memory()
     settings = ExtractionSettings(batch_size=args.batch_size, workers=args.workers)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "images"

@@ -6,7 +6,8 @@ largest N each handles in a memory budget.
 Each measure runs once on `--rows` x (`--dx` + `--dy`) float32 features in its own process; the peak resident
 memory beyond the process's memory before the call (imports and the features) is divided by N^2 to give bytes
 per pair of images, and the largest N whose N x N part fits in `--budget-gib` (less 1 GiB for the features and
-imports) follows. The last line reads `largest N in <budget> GiB: <measure> <N>, ...`.
+imports) follows. Each process keeps freed memory as every featswap command does (`featswap.heap`), so the peaks
+are those of a command. The last line reads `largest N in <budget> GiB: <measure> <N>, ...`.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ CHILD = """
 import json, resource, sys, time
 import numpy as np
 from featswap import similarity as sim
+from featswap.heap import keep_freed_memory
+keep_freed_memory()  # as every featswap command runs: freed memory kept for the next allocation
 rows, dx, dy, measure = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 rng = np.random.default_rng(0)
 z = rng.standard_normal((rows, 64), dtype=np.float32)

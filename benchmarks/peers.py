@@ -65,6 +65,7 @@ import numpy as np
 from scipy.linalg import cho_factor, cho_solve, orthogonal_procrustes
 from sklearn.linear_model import Ridge
 
+from featswap.heap import keep_freed_memory
 from featswap.mapping.affine_map import AffineMap
 from featswap.similarity import GramStats, linear_cka
 from recording import Recording, add_json_option
@@ -258,7 +259,9 @@ def extraction_rows(args: argparse.Namespace, tmp: Path) -> list[Row]:
 
 
 def run(args: argparse.Namespace, tmp: Path, record: Recording) -> None:
-
+    """Every row, interleaved with its peer, printed and recorded; under featswap's malloc setting, as every command
+    runs (`featswap.heap`), for featswap and its peers alike."""
+    keep_freed_memory()
     if args.only_references:
         args.rows = args.fit_rows = 8  # the main rows are left out: no large features
     x, y = planted(args.rows, args.dx, args.dy, offset=args.offset)

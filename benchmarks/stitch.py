@@ -42,6 +42,7 @@ from featswap.config import (
     StitchSettings,
 )
 from featswap.extraction.plan import to_device
+from featswap.heap import keep_freed_memory
 from featswap.stitching.layers import NetworkLayers, layer_pairs
 from recording import Recording, add_json_option
 
@@ -120,6 +121,7 @@ def main(argv: list[str] | None = None) -> None:
 
 def measure(args: argparse.Namespace, record: Recording) -> None:
     """The side-by-side runs (or, with --peak, one run's peak memory), printed and recorded."""
+    keep_freed_memory()  # as featswap.stitch does: the bare passes run under the same malloc setting
     if args.peak:
         return peak(args, record)
     ratios = []

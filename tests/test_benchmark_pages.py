@@ -65,6 +65,8 @@ def test_the_hook_renders_the_table_the_output_and_the_plot(offsets_result: Path
     assert cells[5].startswith(f"{record['machine']['cores']}-core ") and cells[6] == record["date"]
     assert f"$ {record['command']}" in page and record["output"][-1] in page
     assert f"commit `{record['commit']}`" in page and "<!--" not in page
+    in_a_list = pages.render("- a promise:\n\n  <!-- benchmark-output offsets -->\n", results).splitlines()[2:]
+    assert in_a_list[0] == "  ```text" and all(line.startswith("  ") for line in in_a_list if line)
     png = pages.ratio_plot(pages.load_results())  # the committed results' ratios
     assert png.startswith(b"\x89PNG")
 

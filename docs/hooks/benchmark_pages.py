@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parents[2]
 RESULTS = REPO / "benchmarks" / "results"
 PLOT = "images/benchmark-ratios.png"
 TABLE_MARK = "<!-- benchmark-results -->"
-OUTPUT_MARK = re.compile(r"<!-- benchmark-output ([a-z_]+) -->")
+OUTPUT_MARK = re.compile(r"^([ \t]*)<!-- benchmark-output ([a-z_]+) -->", re.MULTILINE)  # indented in a list item
 TARGET = re.compile(r"^(<=|>=)\s*([0-9.]+(?:e[-+]?[0-9]+)?)$")
 REQUIRED = ("format", "script", "command", "date", "commit", "machine", "figures", "output")
 
@@ -131,9 +131,10 @@ def render(markdown: str, results: dict[str, dict[str, Any]]) -> str:
     """The page with its markers replaced; a marker naming a result that is not there is an error."""
 
     def output(match: re.Match[str]) -> str:
-        if match.group(1) not in results:
-            raise ValueError(f"no benchmarks/results/{match.group(1)}.json for '{match.group(0)}'")
-        return output_block(results[match.group(1)])
+        indent, name = match.groups()
+        if name not in results:
+            raise ValueError(f"no benchmarks/results/{name}.json for '{match.group(0).strip()}'")
+        return "\n".join(indent + line if line else line for line in output_block(results[name]).splitlines())
 
     return OUTPUT_MARK.sub(output, markdown.replace(TABLE_MARK, results_table(results)))
 
