@@ -1,6 +1,6 @@
 """Extraction throughput against the bare forward pass, for a timm ResNet-50 on this CPU; and the Ray engine.
 
-    python benchmarks/extract.py [--images 320] [--batch-size 32] [--workers 1] [--repeats 3] [--no-ray] [--json PATH]
+    python benchmarks/extract.py [--images 320] [--batch-size 32] [--workers 0] [--repeats 3] [--no-ray] [--json PATH]
 
 Writes real JPEG files (256 x 256, so that resizing and cropping happen) into an image folder, then
 measures side by side in one run, both under featswap's malloc setting (`featswap.heap`, as every command runs;
@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=int, default=320, help="JPEG files written and extracted")
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--workers", type=int, default=0, help="decoding processes (featswap's default: 0, in-process)")
     parser.add_argument("--repeats", type=int, default=3, help="bare and extract runs, in turn")
     parser.add_argument("--no-ray", action="store_true", help="skip the Ray engine's columns")
     add_json_option(parser)

@@ -70,7 +70,7 @@ def measure(args: argparse.Namespace, record: Recording) -> None:
             record.figure(f"{model}: kept/default wall time", wall, unit="x")
             faults = [statistics.median(m["faults"] for m in runs[s]) for s in ("kept", "default")]
             record.figure(f"{model}: kept/default page faults", faults[0] / faults[1], unit="x")
-            record.figure(f"{model}: features identical", float(same), unit="(1 = yes)")
+            record.figure(f"{model}: features identical", float(same), unit="bool")
             for k in range(args.repeats):
                 for setting in runs:
                     shutil.rmtree(Path(tmp) / f"{setting}{k}.zarr")

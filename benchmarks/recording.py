@@ -41,7 +41,7 @@ class Figure:
 
     name: str
     value: float
-    unit: str = ""
+    unit: str = ""  # "x" for a ratio, "bool" for yes (1) or no (0), or a unit: "s", "GiB", "images"
     target: str | None = None  # as a reader would write it: "<= 1.10", ">= 0.95"
     met: bool | None = None  # None where there is no target
 
@@ -123,6 +123,7 @@ class Recording:
     _tee: _Tee | None = None
     _started: str = ""
     _machine: dict[str, Any] = field(default_factory=dict)
+    _commit: str | None = None
 
     def figure(self, name: str, value: float, *, unit: str = "", target: str | None = None) -> None:
         """Record one headline figure (printed lines are recorded anyway); `target` is "<= X" or ">= X", and
@@ -136,6 +137,7 @@ class Recording:
     def __enter__(self) -> Recording:
         self._started = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         self._machine = machine()  # before the run: the load average of other work, not of this one
+        self._commit = commit()  # the code that runs, whatever is committed while it runs
         if self.path is not None:
             self._tee = _Tee(sys.stdout)
             sys.stdout = self._tee
@@ -158,7 +160,7 @@ class Recording:
             ),
             "started": self._started,
             "date": self._started[:10],
-            "commit": commit(),
+            "commit": self._commit,
             "machine": found,
             "figures": [asdict(f) for f in self.figures],
             "output": "".join(self._tee.kept).splitlines(),

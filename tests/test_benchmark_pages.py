@@ -90,7 +90,7 @@ def test_a_missing_or_malformed_result_stops_the_build(offsets_result: Path, tmp
     misnamed = tmp_path / "misnamed"
     misnamed.mkdir()
     (misnamed / "stitch.json").write_text(json.dumps(record))
-    with pytest.raises(ValueError, match="name it offsets.json"):
+    with pytest.raises(ValueError, match=r"name it offsets\.json"):
         pages.load_results(misnamed)
 
 

@@ -71,6 +71,8 @@ def load_results(folder: Path = RESULTS) -> dict[str, dict[str, Any]]:
 
 def _value(figure: dict[str, Any]) -> str:
     value, unit = figure["value"], figure["unit"]
+    if unit == "bool":
+        return "yes" if value else "no"
     if value != 0 and (abs(value) < 1e-3 or abs(value) >= 1e5):
         shown = f"{value:.1e}"
     else:
@@ -106,7 +108,7 @@ def ratio_plot(results: dict[str, dict[str, Any]]) -> bytes:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = [(f"{name}: {f['name']}", f) for name, r in results.items() for f in r["figures"]
+    rows = [(f"{name}: {f['name']} [{f['target']}]", f) for name, r in results.items() for f in r["figures"]
             if f["unit"] == "x" and f["target"]]  # fmt: skip
     fig, ax = plt.subplots(figsize=(8, 0.45 * len(rows) + 1.4))
     for i, (_, figure) in enumerate(rows):
@@ -118,7 +120,7 @@ def ratio_plot(results: dict[str, dict[str, Any]]) -> bytes:
         ax.text(figure["value"], i, f" {figure['value']:.2f}", va="center", fontsize=8)
     ax.set_yticks(range(len(rows)), [label for label, _ in rows], fontsize=8)
     ax.invert_yaxis()
-    ax.set_xlabel("ratio (featswap / the reference it is measured against; black mark: target)")
+    ax.set_xlabel("ratio, as each row defines it (black mark: its target, in brackets)")
     ax.set_title("Benchmark ratios against their targets (green: met, red: not met)")
     fig.tight_layout()
     buffer = io.BytesIO()
