@@ -110,7 +110,9 @@ def ratio_plot(results: dict[str, dict[str, Any]]) -> bytes:
 
     rows = [(f"{name}: {f['name']} [{f['target']}]", f) for name, r in results.items() for f in r["figures"]
             if f["unit"] == "x" and f["target"]]  # fmt: skip
-    fig, ax = plt.subplots(figsize=(8, 0.45 * len(rows) + 1.4))
+    fig, ax = plt.subplots(figsize=(11, 0.45 * len(rows) + 1.6))
+    bounds = [float(TARGET.match(f["target"]).group(2)) for _, f in rows]  # type: ignore[union-attr]
+    ax.set_xlim(0, 1.15 * max([f["value"] for _, f in rows] + bounds + [1.0]))
     for i, (_, figure) in enumerate(rows):
         match = TARGET.match(figure["target"])
         assert match is not None
@@ -120,8 +122,8 @@ def ratio_plot(results: dict[str, dict[str, Any]]) -> bytes:
         ax.text(figure["value"], i, f" {figure['value']:.2f}", va="center", fontsize=8)
     ax.set_yticks(range(len(rows)), [label for label, _ in rows], fontsize=8)
     ax.invert_yaxis()
-    ax.set_xlabel("ratio, as each row defines it (black mark: its target, in brackets)")
-    ax.set_title("Benchmark ratios against their targets (green: met, red: not met)")
+    ax.set_xlabel("ratio, as each row defines it (no unit)")
+    fig.suptitle("Each ratio against its target (black mark): green where met, red where not")
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110)
