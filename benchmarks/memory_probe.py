@@ -2,7 +2,8 @@
 piece of code on it and reports its own peak resident memory.
 
 The probe reads VmHWM from /proc, which starts anew at exec; getrusage's ru_maxrss would include the
-parent's peak from writing the store.
+parent's peak from writing the store. The probe keeps freed memory as every featswap command does
+(`featswap.heap`), so its peak is a command's.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from recording import add_json_option
 BLOCK = DEFAULT_CHUNK_ROWS  # planted rows generated and written per stored chunk
 PROBE = """
 import sys, time
+from featswap.heap import keep_freed_memory
 from featswap.mapping.affine_map import AffineMap
 from featswap.similarity import GramStats
 from featswap.store import DEFAULT_CHUNK_ROWS, FeatureStore
@@ -33,6 +35,7 @@ def high_water_kib():
         if line.startswith("VmHWM:"):
             return int(line.split()[1])
 
+keep_freed_memory()  # as every featswap command runs
 baseline = high_water_kib()  # after the imports
 store = FeatureStore.open(sys.argv[1])
 started = time.perf_counter()
@@ -43,11 +46,13 @@ print(baseline, high_water_kib(), time.perf_counter() - started, {result})
 
 def write_store(path: Path, rows: int, data: Planted) -> None:
     """A feature store with planted features of two models, "source" and "target", in a train split."""
-    with FeatureStore.create(path, "planted", tuple(str(c) for c in range(data.classes))) as store:
-        store.write_split("train", [f"planted/{i:07d}" for i in range(rows)], np.zeros(rows, dtype=np.int64))
+    classes = tuple(str(c) for c in range(data.classes))
+    with FeatureStore.create(path) as store:
+        store.write_collection("train", [f"planted/{i:07d}" for i in range(rows)], np.zeros(rows, dtype=np.int64),
+                               classes, spec="", role="fit")  # fmt: skip
         for name, dim in (("source", data.dx), ("target", data.dy)):
-            store.write_model(name, {"spec": name, "feature_dim": dim, "weights_sha256": None},
-                              np.zeros((data.classes, dim)), np.zeros(data.classes))  # fmt: skip
+            attrs = {"spec": name, "feature_dim": dim, "num_classes": data.classes, "weights_sha256": None}
+            store.write_model(name, attrs, np.zeros((data.classes, dim)), np.zeros(data.classes))
             store.feature_array("train", name, dim, chunk_rows=BLOCK)
         for chunk, start in enumerate(range(0, rows, BLOCK)):
             x, y, _ = data.block(start, min(BLOCK, rows - start))

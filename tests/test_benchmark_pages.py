@@ -116,3 +116,18 @@ def test_every_benchmark_takes_json_and_records_under_its_own_name() -> None:
         text = script.read_text()
         assert f'Recording("{script.stem}", args.json, argv)' in text, script.name
         assert "add_json_option(parser)" in text or "arguments(__doc__, argv)" in text, script.name
+
+
+def test_the_memory_benchmarks_run_on_a_store_they_write(tmp_path: Path) -> None:
+    """`fit_memory.py` and `similarity_memory.py` write a planted store through the store's API and measure a fresh
+    process on it (they once failed at once on an API they no longer matched)."""
+    store = tmp_path / "planted.zarr"
+    for script, figure in (("fit_memory", "lstsq peak memory"), ("similarity_memory", "linear + debiased CKA peak")):
+        out = tmp_path / f"{script}.json"
+        args = ["--rows", "3000", "--store", str(store), "--keep", "--json", str(out)]
+        done = subprocess.run([sys.executable, str(BENCHMARKS / f"{script}.py"), *args], capture_output=True,
+                              text=True, timeout=300)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        peak = next(f for f in json.loads(out.read_text())["figures"] if f["name"].startswith(figure))
+        assert peak["unit"] == "GiB" and 0.1 < peak["value"] < 8
+    assert (store / "zarr.json").is_file()  # --keep kept it, and the second script reused it
