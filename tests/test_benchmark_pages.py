@@ -104,7 +104,7 @@ def test_a_failed_run_writes_no_record(tmp_path: Path) -> None:
 def test_every_committed_result_is_consistent_and_shown_in_the_docs() -> None:
     results = hook().load_results()  # raises on any inconsistency
     assert results, "benchmarks/results/ holds no result"
-    pages = "\n".join(p.read_text() for p in (ROOT / "docs").glob("*.md"))
+    pages = "\n".join(p.read_text() for p in (ROOT / "docs").rglob("*.md"))
     for name in results:
         assert f"<!-- benchmark-output {name} -->" in pages, f"{name}.json is in no page"
 
