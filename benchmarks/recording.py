@@ -6,8 +6,10 @@ these files (`docs/hooks/benchmark_pages.py` reads `benchmarks/results/*.json`) 
         ...
         record.figure("extract/forward", ratio, unit="x", target=">= 0.95")
 
-Without a path nothing is written and the script behaves as before. The file is written when the block ends
-without an exception, by replacing it whole (a half-written record is never left behind).
+Without a path nothing is written and the script behaves as before. The path is checked before the run (a folder,
+an unwritable place or a file that is not a benchmark record is refused with one `error:` line); the file is
+written when the block ends without an exception, by replacing it whole (a half-written record is never left
+behind).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TextIO
+from typing import Any, NoReturn, TextIO
 
 FORMAT = "featswap-benchmark/1"
 REPO = Path(__file__).resolve().parents[1]
@@ -94,6 +96,12 @@ def commit() -> str | None:
     return head + ("+changes" if dirty else "")
 
 
+def _refuse(message: str) -> NoReturn:
+    """One `error:` line on stderr and exit status 2, as featswap's commands (and `benchmarks/gpu.py`) do."""
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
 class _Tee:
     """A text stream that writes to the terminal and keeps a copy."""
 
@@ -134,7 +142,29 @@ class Recording:
             met = float(value) <= float(bound) if op == "<=" else float(value) >= float(bound)
         self.figures.append(Figure(name, float(value), unit, target, met))
 
+    def check_path(self) -> None:
+        """Refuse, before the run, a `--json` path that is a folder, whose folder cannot be written, or that holds a
+        file this script did not write (a benchmark record is replaced; nothing else is)."""
+        if self.path is None:
+            return
+        if self.path.is_dir():
+            _refuse(f"--json {self.path} is a folder; give a file path such as {self.path}/x.json")
+        if self.path.exists():
+            try:
+                found = json.loads(self.path.read_text())
+            except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+                found = None
+            if not (isinstance(found, dict) and found.get("format") == FORMAT):
+                _refuse(f"--json {self.path} exists and is not a benchmark record; it is left "
+                                 "alone: give another path")  # fmt: skip
+        folder = self.path.parent
+        while not folder.exists():
+            folder = folder.parent
+        if not folder.is_dir() or not os.access(folder, os.W_OK):
+            _refuse(f"--json {self.path}: {folder} is not a folder this process can write to; give another path")
+
     def __enter__(self) -> Recording:
+        self.check_path()
         self._started = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         self._machine = machine()  # before the run: the load average of other work, not of this one
         self._commit = commit()  # the code that runs, whatever is committed while it runs

@@ -131,3 +131,17 @@ def test_the_memory_benchmarks_run_on_a_store_they_write(tmp_path: Path) -> None
         peak = next(f for f in json.loads(out.read_text())["figures"] if f["name"].startswith(figure))
         assert peak["unit"] == "GiB" and 0.1 < peak["value"] < 8
     assert (store / "zarr.json").is_file()  # --keep kept it, and the second script reused it
+
+
+def test_a_json_path_that_is_a_folder_or_a_users_file_is_refused_before_the_run(tmp_path: Path) -> None:
+    mine = tmp_path / "notes.json"
+    mine.write_text('{"my": "notes"}')
+    (tmp_path / "folder.json").mkdir()
+    cases = ((mine, "is not a benchmark record"), (tmp_path / "folder.json", "is a folder"),
+             (mine / "under" / "a-file.json", "is not a folder this process can write to"))  # fmt: skip
+    for path, words in cases:
+        done = subprocess.run([sys.executable, str(BENCHMARKS / "offsets.py"), "--rows", "3000", "--json", str(path)],
+                              capture_output=True, text=True, timeout=300)  # fmt: skip
+        assert done.returncode == 2 and done.stderr.strip().startswith("error: --json") and words in done.stderr
+        assert "relative error" not in done.stdout  # refused before the run
+    assert mine.read_text() == '{"my": "notes"}'
