@@ -58,18 +58,17 @@ def measure(args: argparse.Namespace, record: Recording) -> None:
                 for setting in runs:
                     store = Path(tmp) / f"{setting}{k}.zarr"
                     runs[setting].append(extract(model, root, store, args.batch_size, setting == "default"))
-            for setting, measured in runs.items():
-                median = {key: statistics.median(m[key] for m in measured) for key in measured[0]}
+            medians = {setting: {key: statistics.median(m[key] for m in measured) for key in measured[0]}
+                       for setting, measured in runs.items()}  # fmt: skip
+            for setting, median in medians.items():
                 print(f"{model:24} {setting:8} {median['wall']:7.1f} {median['user']:7.1f} {median['sys']:7.1f} "
                       f"{median['faults']:10,.0f} {median['peak'] / 1024:8,.0f}")  # fmt: skip
             same = features(Path(tmp) / "default0.zarr") == features(Path(tmp) / "kept0.zarr")
-            wall = statistics.median(m["wall"] for m in runs["kept"]) / statistics.median(
-                m["wall"] for m in runs["default"]
-            )
+            wall = medians["kept"]["wall"] / medians["default"]["wall"]
             print(f"{model}: kept/default wall time {wall:.2f}; features identical: {same}")
             record.figure(f"{model}: kept/default wall time", wall, unit="x")
-            faults = [statistics.median(m["faults"] for m in runs[s]) for s in ("kept", "default")]
-            record.figure(f"{model}: kept/default page faults", faults[0] / faults[1], unit="x")
+            faults = medians["kept"]["faults"] / medians["default"]["faults"]
+            record.figure(f"{model}: kept/default page faults", faults, unit="x")
             record.figure(f"{model}: features identical", float(same), unit="bool")
             for k in range(args.repeats):
                 for setting in runs:

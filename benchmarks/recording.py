@@ -19,6 +19,7 @@ import datetime
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 from dataclasses import asdict, dataclass, field
@@ -28,6 +29,21 @@ from typing import Any, NoReturn, TextIO
 
 FORMAT = "featswap-benchmark/1"
 REPO = Path(__file__).resolve().parents[1]
+TARGET = re.compile(r"^(<=|>=)\s*([0-9.]+(?:e[-+]?[0-9]+)?)$")
+
+
+def target_bound(target: str) -> float:
+    """The number of a target written "<= X" or ">= X"; anything else is a ValueError."""
+    match = TARGET.match(target)
+    if match is None:
+        raise ValueError(f"target {target!r} is not '<= X' or '>= X'")
+    return float(match.group(2))
+
+
+def meets(value: float, target: str) -> bool:
+    """Whether `value` meets `target` ("<= X" or ">= X")."""
+    bound = target_bound(target)
+    return value <= bound if target.startswith("<=") else value >= bound
 
 
 def add_json_option(parser: argparse.ArgumentParser) -> None:
@@ -136,10 +152,7 @@ class Recording:
     def figure(self, name: str, value: float, *, unit: str = "", target: str | None = None) -> None:
         """Record one headline figure (printed lines are recorded anyway); `target` is "<= X" or ">= X", and
         whether it is met is worked out here."""
-        met = None
-        if target is not None:
-            op, bound = target.split()
-            met = float(value) <= float(bound) if op == "<=" else float(value) >= float(bound)
+        met = None if target is None else meets(float(value), target)
         self.figures.append(Figure(name, float(value), unit, target, met))
 
     def check_path(self) -> None:
@@ -180,7 +193,7 @@ class Recording:
         sys.stdout = self._tee.terminal
         if kind is not None or self.path is None:
             return
-        found = machine()
+        found = machine()  # again at the end: torch and the GPU are known once the benchmark has imported torch
         found["load_average"] = self._machine.get("load_average")
         record = {
             "format": FORMAT,

@@ -30,7 +30,6 @@ RESULTS = REPO / "benchmarks" / "results"
 PLOT = "images/benchmark-ratios.png"
 TABLE_MARK = "<!-- benchmark-results -->"
 OUTPUT_MARK = re.compile(r"^([ \t]*)<!-- benchmark-output ([a-z_]+) -->", re.MULTILINE)  # indented in a list item
-TARGET = re.compile(r"^(<=|>=)\s*([0-9.]+(?:e[-+]?[0-9]+)?)$")
 REQUIRED = ("format", "script", "command", "date", "commit", "machine", "figures", "output")
 
 
@@ -56,11 +55,11 @@ def load_results(folder: Path = RESULTS) -> dict[str, dict[str, Any]]:
         for figure in record["figures"]:
             if figure["target"] is None:
                 continue
-            match = TARGET.match(figure["target"])
-            if match is None:
-                raise ValueError(f"{path}: target {figure['target']!r} is not '<= X' or '>= X'")
-            bound = float(match.group(2))
-            if figure["met"] != (figure["value"] <= bound if match.group(1) == "<=" else figure["value"] >= bound):
+            try:
+                met = _recording().meets(figure["value"], figure["target"])
+            except ValueError as err:
+                raise ValueError(f"{path}: {err}") from None
+            if figure["met"] != met:
                 raise ValueError(f"{path}: {figure['name']} {figure['value']} is marked met={figure['met']} against "
                                  f"{figure['target']}")  # fmt: skip
         if path.stem != record["script"]:
@@ -111,14 +110,12 @@ def ratio_plot(results: dict[str, dict[str, Any]]) -> bytes:
     rows = [(f"{name}: {f['name']} [{f['target']}]", f) for name, r in results.items() for f in r["figures"]
             if f["unit"] == "x" and f["target"]]  # fmt: skip
     fig, ax = plt.subplots(figsize=(11, 0.45 * len(rows) + 1.6))
-    bounds = [float(TARGET.match(f["target"]).group(2)) for _, f in rows]  # type: ignore[union-attr]
+    bounds = [_recording().target_bound(f["target"]) for _, f in rows]
     ax.set_xlim(0, 1.15 * max([f["value"] for _, f in rows] + bounds + [1.0]))
-    for i, (_, figure) in enumerate(rows):
-        match = TARGET.match(figure["target"])
-        assert match is not None
+    for i, ((_, figure), bound) in enumerate(zip(rows, bounds, strict=True)):
         colour = {True: "tab:green", False: "tab:red", None: "tab:gray"}[figure["met"]]
         ax.barh(i, figure["value"], color=colour, height=0.6)
-        ax.plot([float(match.group(2))] * 2, [i - 0.4, i + 0.4], color="black", linewidth=2)
+        ax.plot([bound] * 2, [i - 0.4, i + 0.4], color="black", linewidth=2)
         ax.text(figure["value"], i, f" {figure['value']:.2f}", va="center", fontsize=8)
     ax.set_yticks(range(len(rows)), [label for label, _ in rows], fontsize=8)
     ax.invert_yaxis()
@@ -143,14 +140,19 @@ def render(markdown: str, results: dict[str, dict[str, Any]]) -> str:
     return OUTPUT_MARK.sub(output, markdown.replace(TABLE_MARK, results_table(results)))
 
 
+_built: dict[str, dict[str, Any]] = {}  # the records of the build under way, read once by on_files
+
+
 def on_files(files: Any, config: Any) -> Any:
     from mkdocs.structure.files import File
 
-    files.append(File.generated(config, PLOT, content=ratio_plot(load_results())))
+    _built.clear()
+    _built.update(load_results())
+    files.append(File.generated(config, PLOT, content=ratio_plot(_built)))
     return files
 
 
 def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
     if TABLE_MARK not in markdown and not OUTPUT_MARK.search(markdown):
         return markdown
-    return render(markdown, load_results())
+    return render(markdown, _built)
