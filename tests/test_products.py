@@ -13,7 +13,7 @@ from featswap.mapping.moments import Moments
 from featswap.mapping.paired import InMemoryPairs
 from featswap.mapping.products import TOLERANCE, PrecisionError, add_outer, centre, scatter_matrices
 from featswap.mapping.solvers.lstsq import Eigen, lstsq_from_moments
-from featswap.similarity import GramStats, cca_mean, linear_cka, procrustes, svcca
+from featswap.similarity import GramStats, cca_mean, debiased_cka, linear_cka, procrustes, svcca
 from featswap.similarity.measures import PairStats
 
 
@@ -166,3 +166,40 @@ def test_float64_chunks_are_centred_on_a_copy_never_in_the_callers_arrays() -> N
     np.testing.assert_array_equal(y, before[1])
     np.testing.assert_allclose(moments.cxy, (x - x.mean(0)).T @ (y - y.mean(0)), rtol=1e-12)
     np.testing.assert_allclose(moments.mx, x.mean(0), rtol=1e-14)
+
+
+@pytest.mark.parametrize("offset", [0.0, 1e6])
+def test_a_sampled_point_far_from_the_mean_keeps_the_products_exact(
+    offset: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rows sorted by a drifting latent (as a store sorted by class): a point from 16 sampled rows sits far from the
+    mean, and every product is still corrected to the float64 result on centred data."""
+    x, y = planted(9, n=3000)
+    order = np.argsort(x[:, 0])
+    x, y = x[order] + np.float32(offset), y[order]
+    exact = GramStats.of(x.astype(np.float64), y.astype(np.float64))
+    monkeypatch.setattr(products, "SHIFT_SAMPLE", 16)
+    monkeypatch.setattr(products, "BLOCK_BYTES", 256 * 70 * 4)
+    sampled = GramStats.of(x, y, precision="float32")
+    assert np.abs(sampled.mx - exact.mx).max() < 1e-9 * max(1.0, offset)
+    for name in ("cxx", "cyy", "cxy", "saa", "sbb", "sab"):  # (third moments: float32 rounding, sampled or not)
+        assert relative(getattr(sampled, name), getattr(exact, name)) < TOLERANCE, name
+    for measure in ("linear_cka", "debiased_cka", "procrustes"):
+        assert relative(getattr(sampled, measure)(), getattr(exact, measure)()) < TOLERANCE, measure
+    assert relative(linear_cka(x, y), exact.linear_cka()) < TOLERANCE
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_nan_or_inf_features_are_refused_from_the_products(dtype: type, bad: float) -> None:
+    """The measures that skip the pass for NaN and inf (their products carry them) name the first bad row all the
+    same, in a row no sample or block boundary singles out."""
+    x, y = planted(10, n=3000)
+    x, y = x.astype(dtype), y.astype(dtype)
+    y[1234, 7] = bad
+    y[2000, 3] = bad
+    for measure in (linear_cka, procrustes, debiased_cka):
+        with pytest.raises(DataError, match="target features hold NaN or inf, first in row 1234"):
+            measure(x, y)
+    with pytest.raises(DataError, match="source features hold NaN or inf, first in row 1234"):
+        GramStats.of(y, x, precision="float32")

@@ -132,9 +132,10 @@ def feature_dtype(*arrays: np.ndarray) -> np.dtype:
     return np.dtype(np.float64) if any(a.dtype == np.float64 for a in arrays) else np.dtype(np.float32)
 
 
-def check_paired(source: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def check_paired(source: np.ndarray, target: np.ndarray, finite: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Validate paired feature matrices `(N, Dx)` and `(N, Dy)`; returns them as float32, or as float64 when
-    either is float64."""
+    either is float64. `finite=False` leaves NaN and inf to the caller: one whose products carry them (a product
+    with a NaN or inf is never finite) calls `refuse_nonfinite` when they are not finite, and saves a pass."""
     source, target = np.asarray(source), np.asarray(target)
     for name, array in (("source", source), ("target", target)):
         if not (np.issubdtype(array.dtype, np.number) or array.dtype == bool) or np.iscomplexobj(array):
@@ -146,12 +147,18 @@ def check_paired(source: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np
             f"Got {len(source)} rows in the source features but {len(target)} in the target; rows must be the "
             "same images in the same order."
         )
+    if finite:
+        refuse_nonfinite(source, target)
+    dtype = feature_dtype(source, target)
+    return source.astype(dtype, copy=False), target.astype(dtype, copy=False)
+
+
+def refuse_nonfinite(source: np.ndarray, target: np.ndarray) -> None:
+    """A DataError naming the first row of `source` `(N, Dx)` or `target` `(N, Dy)` that holds NaN or inf."""
     for name, array in (("source", source), ("target", target)):
         if not np.isfinite(array).all():
             row = int(np.argwhere(~np.isfinite(array))[0, 0])
             raise DataError(f"The {name} features hold NaN or inf, first in row {row}.")
-    dtype = feature_dtype(source, target)
-    return source.astype(dtype, copy=False), target.astype(dtype, copy=False)
 
 
 #: In-memory solvers refuse to load more than this share of the machine's physical memory.

@@ -15,7 +15,7 @@ import numpy as np
 
 from featswap.errors import DataError
 from featswap.mapping.moments import Moments, merge_nonempty
-from featswap.mapping.paired import check_paired
+from featswap.mapping.paired import check_paired, refuse_nonfinite
 from featswap.mapping.products import (
     add_outer,
     check_conditioning,
@@ -85,18 +85,18 @@ class GramStats:
     def of(cls, x: np.ndarray, y: np.ndarray, device: str = "cpu", precision: str = "float64") -> GramStats:
         """Stats of one chunk of rows `x` (n, D1), `y` (n, D2), about the chunk's own means, in blocks of rows
         whose products are added up in float64 (`featswap.mapping.products.shifted_blocks`: each block shifted by
-        the rounded means in one pass, the sums corrected exactly afterwards by `_shifted_to_means`).
+        a point near the means in one pass, the sums corrected exactly afterwards by `_shifted_to_means`).
         `precision="float32"` multiplies float32 features in float32 (the BLAS fast path; CCA, SVCCA and a
         Procrustes distance below about 0.5 may then raise `PrecisionError`); the default, float64.
         On another device than the CPU (a torch device: "cuda", or "cpu:0" for torch on the CPU), in float64
         there (`featswap.mapping.device`)."""
-        x, y = check_paired(x, y)
+        x, y = check_paired(x, y, finite=device != "cpu")  # on the CPU, NaN or inf is refused from the products
         if len(x) == 0:
             return cls.zeros(x.shape[1], y.shape[1])
         if device != "cpu":
             return cls._of_on(x, y, device)
         dtype = compute_dtype(x, y, precision=precision)
-        centring_x, centring_y, blocks = shifted_blocks(x, y, dtype)
+        shift_x, shift_y, blocks = shifted_blocks(x, y, dtype)
         d1, d2 = x.shape[1], y.shape[1]
         s, t, p = np.zeros((d1, d1)), np.zeros((d2, d2)), np.zeros((d1, d2))
         w_ab, z_ab = np.zeros((d1, 2)), np.zeros((d2, 2))
@@ -112,9 +112,10 @@ class GramStats:
                 ab = np.stack((a, b), axis=1).astype(dtype)  # one product for both vectors: one read of w, of z
                 w_ab += w.T @ ab
                 z_ab += z.T @ ab
-        shifted = _Shifted(len(x), centring_x.residual, centring_y.residual, s, t, p, sums, w_ab, z_ab)
-        stats = cls._shifted_to_means(shifted, centring_x.mean, centring_y.mean, roundoff(dtype))
+            shifted = _Shifted(len(x), shift_x.residual, shift_y.residual, s, t, p, sums, w_ab, z_ab)
+            stats = cls._shifted_to_means(shifted, shift_x.mean, shift_y.mean, roundoff(dtype))
         if not stats.finite():
+            refuse_nonfinite(x, y)  # NaN or inf in the features, else an overflow of products in `dtype`
             return cls.of(x, y, device, wider(dtype).name)
         return stats
 
@@ -126,8 +127,9 @@ class GramStats:
         `sum u a = sum w alpha - 2 S r - r sum alpha + 2 n rho r`, `sum a^2 = sum alpha^2 + 4 r^T S r -
         4 r.sum w alpha + 2 rho sum alpha - 3 n rho^2`, and for the cross terms `sum a b = sum alpha beta -
         2 q.sum z alpha - 2 r.sum w beta + 4 r^T P q + sigma sum alpha + rho sum beta - 3 n rho sigma`
-        (`P = sum w z^T`). Exact algebra in float64: `r` and `q` are below a unit roundoff of the features'
-        dtype of the means, so the corrections are small and add no error of their own."""
+        (`P = sum w z^T`). Exact algebra in float64: `r` and `q` are small beside the spread (`Shift`: about
+        1/64 of it), so the deviations' products are as precise as the centred ones and the corrections add no
+        error of their own."""
         n, r, q = h.n, h.r, h.q
         rho, sigma = float(r @ r), float(q @ q)
         s_alpha, s_beta, s_aa, s_bb, s_ab = (float(v) for v in h.sums)

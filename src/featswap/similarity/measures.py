@@ -84,9 +84,9 @@ class PairStats:
         return self._precise
 
 
-def nonempty_pair(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def nonempty_pair(x: np.ndarray, y: np.ndarray, finite: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """`check_paired`, and at least one row."""
-    x, y = check_paired(x, y)
+    x, y = check_paired(x, y, finite)
     if len(x) == 0:
         raise DataError("No samples to compare.")
     return x, y
@@ -95,7 +95,7 @@ def nonempty_pair(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]
 def scatter(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The centred scatter matrices of a pair in memory, nothing more (`featswap.mapping.products.scatter_matrices`,
     float32 products for float32 features)."""
-    x, y = nonempty_pair(x, y)
+    x, y = nonempty_pair(x, y, finite=False)  # NaN or inf: refused by `scatter_matrices` from its products
     return scatter_matrices(x, y, compute_dtype(x, y))
 
 
@@ -123,7 +123,7 @@ def debiased_cka(x: np.ndarray, y: np.ndarray) -> float:
 def procrustes(x: np.ndarray, y: np.ndarray) -> float:
     """The Procrustes distance from float32 products, or from float64 ones where it is small enough for float32
     rounding to matter (`procrustes_of`)."""
-    x, y = nonempty_pair(x, y)
+    x, y = nonempty_pair(x, y, finite=False)  # NaN or inf: refused by `scatter_matrices` from its products
     dtype = compute_dtype(x, y)
     try:
         return procrustes_of(*scatter_matrices(x, y, dtype), roundoff(dtype))
