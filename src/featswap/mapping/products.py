@@ -30,7 +30,7 @@ import numpy as np
 #: Bytes of deviations per block of rows (both sides together), in two buffers reused from block to block. At
 #: 3,584 float32 features that is 18,724 rows. Each block's products are added to the float64 sums, a pass over
 #: Dx^2 + Dy^2 + Dx Dy values: with 64 MiB blocks, linear CKA over 50,000 x (1536 + 2048) took 1.16x the bare
-#: products, with 256 MiB 1.07x (2-core AMD EPYC, 2026-12-07). A chunk smaller than a block needs no more.
+#: products, with 256 MiB 1.07x (2-core AMD EPYC, 2026-12-08). A chunk smaller than a block needs no more.
 BLOCK_BYTES = 256 * 2**20
 
 #: The relative error allowed in a result against a float64 computation on centred data.
