@@ -189,6 +189,54 @@ def test_a_sampled_point_far_from_the_mean_keeps_the_products_exact(
     assert relative(linear_cka(x, y), exact.linear_cka()) < TOLERANCE
 
 
+def test_rows_whose_order_repeats_with_the_sampling_stride_keep_the_products_exact(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Token features stored image by image repeat with a period (197 for ViT-B/16): every 197th row, a CLS token,
+    far from the others. A sample with that stride would take its point from CLS rows alone, hundreds of spreads
+    from the mean, and float32 products of such deviations round 200 times coarser (1.4e-5 off); a random sample
+    keeps them within the tolerance."""
+    rng = np.random.default_rng(11)
+    period, n = 197, 197 * 16
+    x = rng.normal(size=(n, 4))
+    x[::period, :2] += 300.0
+    y = x @ rng.normal(size=(4, 4)) + 40.0 * rng.normal(size=(n, 4))
+    x, y = x.astype(np.float32), y.astype(np.float32)
+    monkeypatch.setattr(products, "SHIFT_SAMPLE", 16)  # a stride of n // 16 = 197 would land on every CLS row
+    exact = GramStats.of(x.astype(np.float64), y.astype(np.float64))
+    assert relative(linear_cka(x, y), exact.linear_cka()) < 1e-7
+    assert relative(GramStats.of(x, y, precision="float32").debiased_cka(), exact.debiased_cka()) < 1e-7
+
+
+@pytest.mark.parametrize("side", ["x", "y"])
+def test_a_point_far_from_the_mean_is_found_and_the_products_computed_again_about_the_mean(
+    side: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whatever the sample, a point far from the mean (here 50 spreads, in one feature of one side) is detected
+    from the products, and a second pass about the exact mean gives what centred products give."""
+    x, y = planted(12, n=3000)
+    exact = GramStats.of(x.astype(np.float64), y.astype(np.float64))
+    sampled = products.Shift.of
+    passes = []
+
+    def far_point(rows: np.ndarray, dtype: np.dtype) -> products.Shift:
+        shift = sampled(rows, dtype)
+        passes.append(rows.shape[1])
+        if rows.shape[1] == (x if side == "x" else y).shape[1]:
+            shift.point[3] += 50.0 * rows[:, 3].std()
+        return shift
+
+    monkeypatch.setattr(products.Shift, "of", staticmethod(far_point))
+    for name, result, reference in (
+        ("scatter", scatter_matrices(x, y, np.dtype(np.float32)), exact.centred()),
+        ("gram", GramStats.of(x, y, precision="float32").centred(), exact.centred()),
+    ):
+        for ours, theirs in zip(result, reference, strict=True):
+            assert relative(ours, theirs) < 2e-7, name
+    assert len(passes) == 4  # each sampled once per call: the second pass takes the exact means, sampling nothing
+    assert relative(GramStats.of(x, y, precision="float32").debiased_cka(), exact.debiased_cka()) < 1e-7
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
 def test_nan_or_inf_features_are_refused_from_the_products(dtype: type, bad: float) -> None:

@@ -146,14 +146,16 @@ def paired_blocks(
     return cx.mean, cy.mean, blocks
 
 
-def scatter_matrices(x: np.ndarray, y: np.ndarray, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def scatter_matrices(
+    x: np.ndarray, y: np.ndarray, dtype: np.dtype, shifts: tuple[Shift, Shift] | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Centred scatter matrices `Cxx (Dx, Dx)`, `Cyy (Dy, Dy)`, `Cxy (Dx, Dy)` float64 of paired rows `x` `(n, Dx)`,
     `y` `(n, Dy)`: products in `dtype` block by block, added up in float64 (in float64 where float32 products
     overflow: `wider`). Nothing else is computed: the three products are all that linear CKA needs."""
     cxx, cyy, cxy = np.zeros((x.shape[1],) * 2), np.zeros((y.shape[1],) * 2), np.zeros((x.shape[1], y.shape[1]))
     if len(x):
         with np.errstate(over="ignore", invalid="ignore"):  # an overflow is caught below, with its own message
-            cx, cy, blocks = shifted_blocks(x, y, dtype)
+            cx, cy, blocks = shifted_blocks(x, y, dtype, shifts)
             for u, v in blocks:  # deviations from a point `residual` away from the mean: corrected below
                 cxx += u.T @ u  # numpy calls BLAS syrk for an array times its own transpose: half the work
                 cyy += v.T @ v
@@ -167,41 +169,49 @@ def scatter_matrices(x: np.ndarray, y: np.ndarray, dtype: np.dtype) -> tuple[np.
 
         refuse_nonfinite(x, y)  # NaN or inf in the features (left to this check by the caller), else an overflow
         return scatter_matrices(x, y, wider(dtype))
+    if len(x) and shifts is None and (cx.far(np.diag(cxx)) or cy.far(np.diag(cyy))):
+        return scatter_matrices(x, y, dtype, (cx.exact(), cy.exact()))  # a second pass, about the exact means
     return cxx, cyy, cxy
 
 
 def shifted_blocks(
-    x: np.ndarray, y: np.ndarray, dtype: np.dtype
+    x: np.ndarray, y: np.ndarray, dtype: np.dtype, shifts: tuple[Shift, Shift] | None = None
 ) -> tuple[Shift, Shift, Iterator[tuple[np.ndarray, np.ndarray]]]:
-    """Paired rows `x` `(n, Dx)`, `y` `(n, Dy)` (n >= 1) shifted by a point near their means (`Shift`), in blocks
-    `(m, Dx)`, `(m, Dy)` of `dtype` of about `BLOCK_BYTES`: one subtraction per element, and no pass of its own for
-    the mean, which each `Shift` accumulates from the blocks' deviations. A consumer corrects the products for
-    `Shift.residual` exactly in float64 once every block is used. The blocks are views of two buffers that the next
-    block overwrites: use each before asking for the next."""
-    sx, sy = Shift.of(x, dtype), Shift.of(y, dtype)
+    """Paired rows `x` `(n, Dx)`, `y` `(n, Dy)` (n >= 1) shifted by a point near their means (`Shift.of`, or the
+    `shifts` given), in blocks `(m, Dx)`, `(m, Dy)` of `dtype` of about `BLOCK_BYTES`: one subtraction per element,
+    and no pass of its own for the mean, which each `Shift` accumulates from the blocks' deviations. A consumer
+    corrects the products for `Shift.residual` exactly in float64 once every block is used, and computes them again
+    from `Shift.exact` shifts where a point turned out to be far from its mean (`Shift.far`). The blocks are views of
+    two buffers that the next block overwrites: use each before asking for the next."""
+    sx, sy = shifts if shifts is not None else (Shift.of(x, dtype), Shift.of(y, dtype))
     rows = min(len(x), block_rows(x.shape[1] + y.shape[1], dtype))
     ux, uy = np.empty((rows, x.shape[1]), dtype), np.empty((rows, y.shape[1]), dtype)
     blocks = ((sx.shifted(x[r], ux), sy.shifted(y[r], uy)) for r in row_blocks(len(x), rows))
     return sx, sy, blocks
 
 
-#: Rows whose mean `Shift` takes as its point: spread evenly over a chunk, so that rows sorted by class give the
-#: same point as shuffled ones.
+#: Rows whose mean `Shift.of` takes as its point: drawn at random (seeded), so that no order of the rows (sorted by
+#: class, or periodic, as tokens stored image by image) can align with the sample.
 SHIFT_SAMPLE = 4096
 
 #: Rows per tile of a block that `Shift.shifted` subtracts and sums while the tile is still in the CPU's cache.
 SHIFT_TILE = 256
 
+#: How far a point may sit from the mean, as `n r_j^2` against the centred scatter `C_jj` of any feature `j`: the
+#: deviations' products then round at most `1 + SHIFT_FAR` times as coarsely as centred ones (`Shift.far`).
+SHIFT_FAR = 1 / 16
+
 
 class Shift:
     """Deviations of one in-memory chunk's rows `(n, D)` from a point near their mean, and that mean.
 
-    The point is the mean of at most `SHIFT_SAMPLE` rows spread evenly over the chunk, rounded to `dtype`: within
-    about `1/sqrt(SHIFT_SAMPLE)` of the spread from the mean, wherever the features sit (an offset of 1e6 included),
-    so that the deviations' products lose nothing to an offset. `shifted` writes each block's deviations and adds
-    them up in float64 tile by tile (the tile is still in cache), so that once every row is shifted, `mean` and
-    `residual` (the deviations' own mean) are exact to float64 rounding of the spread, without a pass of their
-    own over the chunk."""
+    `Shift.of` takes the mean of `SHIFT_SAMPLE` rows drawn at random (all rows of a smaller chunk), rounded to
+    `dtype`: about `1/sqrt(SHIFT_SAMPLE)` of the spread from the mean, wherever the features sit (an offset of 1e6
+    included), so that the deviations' products lose nothing to an offset. `shifted` writes each block's
+    deviations and adds them up in float64 tile by tile (the tile is still in cache), so that once every row is
+    shifted, `mean` and `residual` (the deviations' own mean) are exact to float64 rounding of the spread, without
+    a pass of their own over the chunk. A sample can still land far from the mean (a few rows far from the others);
+    `far` says so from the products, and the consumer computes them again about the exact mean (`exact`)."""
 
     def __init__(self, point: np.ndarray, rows: int) -> None:
         self.point = point
@@ -211,8 +221,10 @@ class Shift:
 
     @classmethod
     def of(cls, x: np.ndarray, dtype: np.dtype) -> Shift:
-        step = max(1, len(x) // SHIFT_SAMPLE)
-        return cls(x[::step].mean(0, dtype=np.float64).astype(dtype), len(x))
+        sample = x
+        if len(x) > SHIFT_SAMPLE:
+            sample = x[np.sort(np.random.default_rng(0).integers(0, len(x), SHIFT_SAMPLE))]
+        return cls(sample.mean(0, dtype=np.float64).astype(dtype), len(x))
 
     def shifted(self, rows: np.ndarray, out: np.ndarray) -> np.ndarray:
         """`rows - point` `(m, D)` in the point's dtype, written into the first `m` rows of `out`, and summed."""
@@ -234,6 +246,16 @@ class Shift:
     def mean(self) -> np.ndarray:
         """The rows' mean `(D,)` float64."""
         return self.point.astype(np.float64) + self.residual
+
+    def far(self, scatter_diagonal: np.ndarray) -> bool:
+        """Whether the point sat too far from the mean for any feature (`SHIFT_FAR`), given the centred scatter's
+        diagonal `(D,)` (a constant feature, 0 there, is never far: its point is its value)."""
+        with np.errstate(over="ignore", invalid="ignore"):
+            return bool(np.any(self.rows * self.residual**2 > SHIFT_FAR * scatter_diagonal))
+
+    def exact(self) -> Shift:
+        """A fresh shift by the mean found (rounded to the point's dtype): the point of a second pass."""
+        return Shift(self.mean.astype(self.point.dtype), self.rows)
 
 
 def wider(dtype: np.dtype) -> np.dtype:

@@ -17,6 +17,7 @@ from featswap.errors import DataError
 from featswap.mapping.moments import Moments, merge_nonempty
 from featswap.mapping.paired import check_paired, refuse_nonfinite
 from featswap.mapping.products import (
+    Shift,
     add_outer,
     check_conditioning,
     check_precision,
@@ -95,13 +96,20 @@ class GramStats:
             return cls.zeros(x.shape[1], y.shape[1])
         if device != "cpu":
             return cls._of_on(x, y, device)
-        dtype = compute_dtype(x, y, precision=precision)
-        shift_x, shift_y, blocks = shifted_blocks(x, y, dtype)
+        return cls._of_cpu(x, y, compute_dtype(x, y, precision=precision))
+
+    @classmethod
+    def _of_cpu(
+        cls, x: np.ndarray, y: np.ndarray, dtype: np.dtype, shifts: tuple[Shift, Shift] | None = None
+    ) -> GramStats:
+        """`of` on the CPU for validated rows `x` (n, D1), `y` (n, D2), n >= 1, with products in `dtype`; about the
+        `shifts` given (a second pass), else about points sampled near the means (`Shift.of`)."""
         d1, d2 = x.shape[1], y.shape[1]
         s, t, p = np.zeros((d1, d1)), np.zeros((d2, d2)), np.zeros((d1, d2))
         w_ab, z_ab = np.zeros((d1, 2)), np.zeros((d2, 2))
         sums = np.zeros(5)  # sum a, sum b, sum a^2, sum b^2, sum a b
         with np.errstate(over="ignore", invalid="ignore"):  # an overflow is caught below, with its own message
+            shift_x, shift_y, blocks = shifted_blocks(x, y, dtype, shifts)
             for w, z in blocks:  # deviations from points `residual` away from the means: `_shifted_to_means`
                 s += w.T @ w  # numpy calls BLAS syrk for an array times its own transpose: half the work
                 t += z.T @ z
@@ -116,7 +124,9 @@ class GramStats:
             stats = cls._shifted_to_means(shifted, shift_x.mean, shift_y.mean, roundoff(dtype))
         if not stats.finite():
             refuse_nonfinite(x, y)  # NaN or inf in the features, else an overflow of products in `dtype`
-            return cls.of(x, y, device, wider(dtype).name)
+            return cls._of_cpu(x, y, wider(dtype))
+        if shifts is None and (shift_x.far(np.diag(stats.cxx)) or shift_y.far(np.diag(stats.cyy))):
+            return cls._of_cpu(x, y, dtype, (shift_x.exact(), shift_y.exact()))  # a second pass, about the means
         return stats
 
     @classmethod
