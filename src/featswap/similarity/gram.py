@@ -137,9 +137,10 @@ class GramStats:
         `sum u a = sum w alpha - 2 S r - r sum alpha + 2 n rho r`, `sum a^2 = sum alpha^2 + 4 r^T S r -
         4 r.sum w alpha + 2 rho sum alpha - 3 n rho^2`, and for the cross terms `sum a b = sum alpha beta -
         2 q.sum z alpha - 2 r.sum w beta + 4 r^T P q + sigma sum alpha + rho sum beta - 3 n rho sigma`
-        (`P = sum w z^T`). Exact algebra in float64: `r` and `q` are small beside the spread (`Shift`: about
-        1/64 of it), so the deviations' products are as precise as the centred ones and the corrections add no
-        error of their own."""
+        (`P = sum w z^T`). Exact algebra in float64: `r` and `q` are small beside the spread (`Shift`: usually
+        about 1/64 of it, never more than a quarter, or `_of_cpu` computes again about the means), so the
+        deviations' products are nearly as precise as the centred ones and the corrections add no error of their
+        own."""
         n, r, q = h.n, h.r, h.q
         rho, sigma = float(r @ r), float(q @ q)
         s_alpha, s_beta, s_aa, s_bb, s_ab = (float(v) for v in h.sums)
