@@ -133,19 +133,25 @@ def test_float64_products_are_never_refused_however_ill_conditioned() -> None:
     assert np.isfinite(Eigen(moments).solve(0.0)[0]).all()
 
 
-def test_float32_products_that_overflow_are_computed_in_float64() -> None:
+@pytest.mark.parametrize("scale", [1e18, 1e9], ids=["features-squared", "norms-squared"])
+def test_float32_products_that_overflow_are_computed_in_float64(scale: float) -> None:
+    """At 1e18 the features' own squares overflow float32; at 1e9 only the squares of the rows' squared norms do
+    (the debiased estimator's sums, which `GramStats.of` multiplies as one more column of the blocks)."""
     x, y = planted(9, n=500)
     x64, y64 = x.astype(np.float64), y.astype(np.float64)
     exact = GramStats.of(x64, y64)
-    big_x, big_y = x * np.float32(1e18), y * np.float32(1e18)  # finite float32 values whose squares are not
+    big_x, big_y = x * np.float32(scale), y * np.float32(scale)  # finite float32 values
     assert np.isfinite(big_x).all() and np.isfinite(big_y).all()
+    if scale == 1e9:
+        norms = (big_x.astype(np.float64) ** 2).sum(1)
+        assert np.isfinite(big_x.T @ big_x).all() and norms @ norms > np.finfo(np.float32).max
     assert relative(linear_cka(big_x, big_y), exact.linear_cka()) < TOLERANCE
     assert relative(procrustes(big_x, big_y), exact.procrustes()) < TOLERANCE
     stats = GramStats.of(big_x, big_y, precision="float32")
     assert stats.roundoff == 2.0**-53  # computed again from float64 products
     assert relative(stats.debiased_cka(), exact.debiased_cka()) < TOLERANCE
     moments = Moments.of(big_x, big_y, precision="float32")
-    assert np.isfinite(moments.cxx).all() and relative(moments.cxy, exact.cxy * 1e36) < TOLERANCE
+    assert np.isfinite(moments.cxx).all() and relative(moments.cxy, exact.cxy * scale**2) < TOLERANCE
 
 
 def test_products_that_overflow_float64_are_refused_with_a_way_out() -> None:

@@ -175,17 +175,19 @@ def scatter_matrices(
 
 
 def shifted_blocks(
-    x: np.ndarray, y: np.ndarray, dtype: np.dtype, shifts: tuple[Shift, Shift] | None = None
+    x: np.ndarray, y: np.ndarray, dtype: np.dtype, shifts: tuple[Shift, Shift] | None = None, norms: bool = False
 ) -> tuple[Shift, Shift, Iterator[tuple[np.ndarray, np.ndarray]]]:
     """Paired rows `x` `(n, Dx)`, `y` `(n, Dy)` (n >= 1) shifted by a point near their means (`Shift.of`, or the
     `shifts` given), in blocks `(m, Dx)`, `(m, Dy)` of `dtype` of about `BLOCK_BYTES`: one subtraction per element,
-    and no pass of its own for the mean, which each `Shift` accumulates from the blocks' deviations. A consumer
-    corrects the products for `Shift.residual` exactly in float64 once every block is used, and computes them again
-    from `Shift.exact` shifts where a point turned out to be far from its mean (`Shift.far`). The blocks are views of
-    two buffers that the next block overwrites: use each before asking for the next."""
+    and no pass of its own for the mean, which each `Shift` accumulates from the blocks' deviations. With `norms`,
+    each block has one more column, `(m, Dx + 1)` and `(m, Dy + 1)`: each row's squared norm, written while the row
+    is in cache, so that the blocks' products carry the sums that weight rows by their norms (`Shift.shifted`).
+    A consumer corrects the products for `Shift.residual` exactly in float64 once every block is used, and computes
+    them again from `Shift.exact` shifts where a point turned out to be far from its mean (`Shift.far`). The blocks
+    are views of two buffers that the next block overwrites: use each before asking for the next."""
     sx, sy = shifts if shifts is not None else (Shift.of(x, dtype), Shift.of(y, dtype))
-    rows = min(len(x), block_rows(x.shape[1] + y.shape[1], dtype))
-    ux, uy = np.empty((rows, x.shape[1]), dtype), np.empty((rows, y.shape[1]), dtype)
+    rows, extra = min(len(x), block_rows(x.shape[1] + y.shape[1], dtype)), int(norms)
+    ux, uy = np.empty((rows, x.shape[1] + extra), dtype), np.empty((rows, y.shape[1] + extra), dtype)
     blocks = ((sx.shifted(x[r], ux), sy.shifted(y[r], uy)) for r in row_blocks(len(x), rows))
     return sx, sy, blocks
 
@@ -227,11 +229,16 @@ class Shift:
         return cls(sample.mean(0, dtype=np.float64).astype(dtype), len(x))
 
     def shifted(self, rows: np.ndarray, out: np.ndarray) -> np.ndarray:
-        """`rows - point` `(m, D)` in the point's dtype, written into the first `m` rows of `out`, and summed."""
-        target = out[: len(rows)]
+        """`rows - point` `(m, D)` in the point's dtype, written into the first `m` rows of `out` `(>= m, D)`, and
+        summed. Where `out` has one more column `(>= m, D + 1)`, each row's squared norm goes there, in the point's
+        dtype (a product of the deviations as precise as their other products); returns `out`'s first `m` rows."""
+        target, width = out[: len(rows)], len(self.point)
+        norms = target.shape[1] == width + 1
         for tile in row_blocks(len(rows), SHIFT_TILE):
-            deviations = np.subtract(rows[tile], self.point, out=target[tile], dtype=self.point.dtype)
+            deviations = np.subtract(rows[tile], self.point, out=target[tile, :width], dtype=self.point.dtype)
             self._sums += np.add.reduce(deviations, axis=0, dtype=np.float64)
+            if norms:
+                target[tile, width] = np.einsum("ij,ij->i", deviations, deviations)
         self._seen += len(rows)
         return target
 

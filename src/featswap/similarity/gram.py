@@ -37,10 +37,10 @@ _NO_ROWS = DataError("No samples to compare.")
 
 @dataclass(frozen=True)
 class _Shifted:
-    """Sums of deviations `w` `(D1,)`, `z` `(D2,)` from points `r`, `q` away from the means (`GramStats.of`):
-    `s = sum w w^T`, `t = sum z z^T`, `p = sum w z^T`; `sums` = (sum alpha, sum beta, sum alpha^2, sum beta^2,
-    sum alpha beta) with `alpha = ||w||^2`, `beta = ||z||^2`; `w_ab = sum w [alpha, beta]` `(D1, 2)`, `z_ab` the
-    same for `z` `(D2, 2)`."""
+    """Sums over rows of deviations `w` `(D1,)`, `z` `(D2,)` from points `r`, `q` away from the means, each with its
+    squared norm `alpha = ||w||^2`, `beta = ||z||^2` as one more column (`GramStats.of`): `s = sum [w, alpha]
+    [w, alpha]^T` `(D1 + 1, D1 + 1)`, `t = sum [z, beta] [z, beta]^T` `(D2 + 1, D2 + 1)`, `p = sum [w, alpha] [z,
+    beta]^T` `(D1 + 1, D2 + 1)`, and `sum alpha`, `sum beta`."""
 
     n: int
     r: np.ndarray
@@ -48,9 +48,8 @@ class _Shifted:
     s: np.ndarray
     t: np.ndarray
     p: np.ndarray
-    sums: np.ndarray
-    w_ab: np.ndarray
-    z_ab: np.ndarray
+    sum_alpha: float
+    sum_beta: float
 
 
 @dataclass(frozen=True)
@@ -104,23 +103,16 @@ class GramStats:
     ) -> GramStats:
         """`of` on the CPU for validated rows `x` (n, D1), `y` (n, D2), n >= 1, with products in `dtype`; about the
         `shifts` given (a second pass), else about points sampled near the means (`Shift.of`)."""
-        d1, d2 = x.shape[1], y.shape[1]
-        s, t, p = np.zeros((d1, d1)), np.zeros((d2, d2)), np.zeros((d1, d2))
-        w_ab, z_ab = np.zeros((d1, 2)), np.zeros((d2, 2))
-        sums = np.zeros(5)  # sum a, sum b, sum a^2, sum b^2, sum a b
+        d1, d2 = x.shape[1] + 1, y.shape[1] + 1  # each row's squared norm rides as one more column
+        s, t, p, sums = np.zeros((d1, d1)), np.zeros((d2, d2)), np.zeros((d1, d2)), np.zeros(2)
         with np.errstate(over="ignore", invalid="ignore"):  # an overflow is caught below, with its own message
-            shift_x, shift_y, blocks = shifted_blocks(x, y, dtype, shifts)
-            for w, z in blocks:  # deviations from points `residual` away from the means: `_shifted_to_means`
+            shift_x, shift_y, blocks = shifted_blocks(x, y, dtype, shifts, norms=True)
+            for w, z in blocks:  # [deviations, squared norm] from points `residual` away from the means
                 s += w.T @ w  # numpy calls BLAS syrk for an array times its own transpose: half the work
                 t += z.T @ z
                 p += w.T @ z
-                a = np.einsum("ij,ij->i", w, w, dtype=np.float64)  # squared row norms, (m,)
-                b = np.einsum("ij,ij->i", z, z, dtype=np.float64)
-                sums += (a.sum(), b.sum(), a @ a, b @ b, a @ b)
-                ab = np.stack((a, b), axis=1).astype(dtype)  # one product for both vectors: one read of w, of z
-                w_ab += w.T @ ab
-                z_ab += z.T @ ab
-            shifted = _Shifted(len(x), shift_x.residual, shift_y.residual, s, t, p, sums, w_ab, z_ab)
+                sums += (w[:, -1].sum(dtype=np.float64), z[:, -1].sum(dtype=np.float64))
+            shifted = _Shifted(len(x), shift_x.residual, shift_y.residual, s, t, p, *sums)
             stats = cls._shifted_to_means(shifted, shift_x.mean, shift_y.mean, roundoff(dtype))
         if not stats.finite():
             refuse_nonfinite(x, y)  # NaN or inf in the features, else an overflow of products in `dtype`
@@ -141,12 +133,13 @@ class GramStats:
         about 1/64 of it, never more than a quarter, or `_of_cpu` computes again about the means), so the
         deviations' products are nearly as precise as the centred ones and the corrections add no error of their
         own."""
-        n, r, q = h.n, h.r, h.q
-        rho, sigma = float(r @ r), float(q @ q)
-        s_alpha, s_beta, s_aa, s_bb, s_ab = (float(v) for v in h.sums)
-        w_alpha, w_beta, z_alpha, z_beta = h.w_ab[:, 0], h.w_ab[:, 1], h.z_ab[:, 0], h.z_ab[:, 1]
-        s_r, t_q, p_q, pt_r = h.s @ r, h.t @ q, h.p @ q, h.p.T @ r
-        cxx, cyy, cxy = add_outer(h.s, -n, r, r), add_outer(h.t, -n, q, q), add_outer(h.p, -n, r, q)
+        n, r, q, s_alpha, s_beta = h.n, h.r, h.q, h.sum_alpha, h.sum_beta
+        d1, d2, rho, sigma = len(r), len(q), float(r @ r), float(q @ q)
+        s, t, p = (np.ascontiguousarray(m) for m in (h.s[:d1, :d1], h.t[:d2, :d2], h.p[:d1, :d2]))
+        w_alpha, z_beta, w_beta, z_alpha = h.s[:d1, d1], h.t[:d2, d2], h.p[:d1, d2], h.p[d1, :d2]
+        s_aa, s_bb, s_ab = float(h.s[d1, d1]), float(h.t[d2, d2]), float(h.p[d1, d2])
+        s_r, t_q, p_q, pt_r = s @ r, t @ q, p @ q, p.T @ r
+        cxx, cyy, cxy = add_outer(s, -n, r, r), add_outer(t, -n, q, q), add_outer(p, -n, r, q)
         saa = s_aa + 4 * float(r @ s_r) - 4 * float(r @ w_alpha) + 2 * rho * s_alpha - 3 * n * rho**2
         sbb = s_bb + 4 * float(q @ t_q) - 4 * float(q @ z_beta) + 2 * sigma * s_beta - 3 * n * sigma**2
         sab = (s_ab - 2 * float(q @ z_alpha) - 2 * float(r @ w_beta) + 4 * float(r @ p_q) + sigma * s_alpha
