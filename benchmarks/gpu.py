@@ -50,7 +50,7 @@ import torch
 from featswap.errors import FeatswapError
 from featswap.mapping.affine_map import AffineMap
 from featswap.mapping.device import check_device, exact_products
-from featswap.mapping.losses import paper_loss
+from featswap.mapping.losses import paper_loss_to_units, unit_rows
 from featswap.mapping.paired import map_chunks_here
 from featswap.similarity.gram import GramStats, chunk_gram_stats
 
@@ -123,10 +123,11 @@ def bare_adam(x: torch.Tensor, y: torch.Tensor, steps: int, seed: int = 0) -> to
     bias = torch.zeros(y.shape[1], device=x.device, requires_grad=True)
     optimizer = torch.optim.Adam([weight, bias], lr=0.1, eps=1e-8)
     with exact_products():
+        units = unit_rows(y)  # once, as featswap's loop does
         for _ in range(steps):
             rows = torch.randint(len(x), (BATCH,), generator=generator, device=x.device)
             optimizer.zero_grad(set_to_none=True)
-            loss = paper_loss(x[rows] @ weight.T + bias, y[rows])
+            loss = paper_loss_to_units(x[rows] @ weight.T + bias, units[rows])
             loss.backward()
             optimizer.step()
     return weight.detach()

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from featswap.catalog.solvers import PaperSettings
-from featswap.mapping.losses import paper_loss
+from featswap.mapping.losses import paper_loss, paper_loss_to_units, unit_rows
 from featswap.mapping.paired import PairedFeatures, check_fits_in_memory
 from featswap.mapping.solvers.base import SOLVERS, FitResult, Heads, Solver
 from featswap.mapping.solvers.early_stopping import until_flat
@@ -49,7 +49,7 @@ def paper_optimizer(
 
 def adam_on_paper_loss(
     x: torch.Tensor,
-    y: torch.Tensor,
+    units: torch.Tensor,
     weight: torch.Tensor,
     bias: torch.Tensor,
     optimizer: torch.optim.Optimizer,
@@ -59,9 +59,10 @@ def adam_on_paper_loss(
     generator: torch.Generator,
     advance: Callable[[int], None] | None = None,
 ) -> torch.Tensor:
-    """Run `iterations` steps on random batches (with replacement) of rows of `x` (n, Dx), `y` (n, Dy);
-    updates `weight`, `bias` in place and returns the per-batch losses `(iterations,)`. `advance(n)` is told of
-    the steps done, about 200 times in all (a progress bar)."""
+    """Run `iterations` steps on random batches (with replacement) of rows of `x` (n, Dx) and of the targets
+    `units` (n, Dy), scaled to unit rows beforehand (`featswap.mapping.losses.unit_rows`, once per fit); updates
+    `weight`, `bias` in place and returns the per-batch losses `(iterations,)`. `advance(n)` is told of the steps
+    done, about 200 times in all (a progress bar)."""
     curve = torch.empty(iterations, device=x.device)
     # Small steps run on one CPU thread, so that a busy machine does not stall them (`featswap.threads`).
     work = batch_size * int(weight.shape[0]) * int(weight.shape[1]) if x.device.type == "cpu" else SMALL_WORK
@@ -71,7 +72,7 @@ def adam_on_paper_loss(
         for step in range(iterations):
             rows = torch.randint(len(x), (batch_size,), generator=generator).to(x.device)
             optimizer.zero_grad(set_to_none=True)
-            loss = paper_loss(x[rows] @ weight.T + bias, y[rows])
+            loss = paper_loss_to_units(x[rows] @ weight.T + bias, units[rows])
             loss.backward()
             optimizer.step()
             if schedule is not None:
@@ -100,8 +101,9 @@ def fit_paper(pairs: PairedFeatures | None, settings: PaperSettings, device: str
     with steps(total) as advance:  # early stopping leaves the bar short
         if settings.iterations is not None:  # the recipe exactly: every row, every iteration asked for
             curve = adam_on_paper_loss(
-                x, y, weight, bias, optimizer, schedule, settings.iterations, settings.batch_size, generator, advance
-            )
+                x, unit_rows(y), weight, bias, optimizer, schedule, settings.iterations, settings.batch_size,
+                generator, advance,
+            )  # fmt: skip
             losses = curve.cpu().numpy()
             return FitResult(
                 weight.detach().cpu().numpy(),
@@ -112,7 +114,7 @@ def fit_paper(pairs: PairedFeatures | None, settings: PaperSettings, device: str
             )
         fit_rows, held_rows = split_rows(pairs.n, settings.holdout, settings.seed)
         fit_index, held_index = (torch.as_tensor(r, device=device) for r in (fit_rows, held_rows))
-        x_fit, y_fit, x_held, y_held = x[fit_index], y[fit_index], x[held_index], y[held_index]
+        x_fit, units_fit, x_held, y_held = x[fit_index], unit_rows(y[fit_index]), x[held_index], y[held_index]
 
         def held_out_loss() -> float:
             with torch.no_grad():
@@ -120,7 +122,7 @@ def fit_paper(pairs: PairedFeatures | None, settings: PaperSettings, device: str
 
         def run(chunk: int) -> torch.Tensor:
             return adam_on_paper_loss(
-                x_fit, y_fit, weight, bias, optimizer, schedule, chunk, settings.batch_size, generator, advance
+                x_fit, units_fit, weight, bias, optimizer, schedule, chunk, settings.batch_size, generator, advance
             )
 
         stopped = until_flat(run, held_out_loss, weight, bias, cap=MAX_ITERATIONS, every=settings.eval_every,

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from featswap.catalog.solvers import LstsqSettings, RefineSettings
-from featswap.mapping.losses import paper_loss
+from featswap.mapping.losses import paper_loss, unit_rows
 from featswap.mapping.paired import PairedFeatures, check_fits_in_memory
 from featswap.mapping.solvers.base import SOLVERS, FitResult, Heads, Solver
 from featswap.mapping.solvers.early_stopping import until_flat
@@ -48,7 +48,7 @@ def fit_refine(pairs: PairedFeatures | None, settings: RefineSettings, device: s
     generator = torch.Generator().manual_seed(settings.seed)
     xs, ys = pairs.take(fit_rows[sample_rows(len(fit_rows), settings.max_rows, settings.seed)])
     xe, ye = pairs.take(held_rows[sample_rows(len(held_rows), settings.max_eval_rows, settings.seed + 1)])
-    x, y = (torch.as_tensor(a, device=device) for a in (xs, ys))
+    x, units = torch.as_tensor(xs, device=device), unit_rows(torch.as_tensor(ys, device=device))
     x_eval, y_eval = (torch.as_tensor(a, device=device) for a in (xe, ye))
     weight = torch.as_tensor(w0, device=device, dtype=x.dtype).clone().requires_grad_(True)
     bias = torch.as_tensor(b0, device=device, dtype=x.dtype).clone().requires_grad_(True)
@@ -60,7 +60,7 @@ def fit_refine(pairs: PairedFeatures | None, settings: RefineSettings, device: s
             return float(paper_loss(x_eval @ weight.T + bias, y_eval))
 
     def run(chunk: int) -> torch.Tensor:
-        curve = adam_on_paper_loss(x, y, weight, bias, optimizer, None, chunk, settings.batch_size, generator).cpu()
+        curve = adam_on_paper_loss(x, units, weight, bias, optimizer, None, chunk, settings.batch_size, generator).cpu()
         advance(chunk)
         return curve
 
