@@ -135,8 +135,9 @@ def test_float64_products_are_never_refused_however_ill_conditioned() -> None:
 
 @pytest.mark.parametrize("scale", [1e18, 1e9], ids=["features-squared", "norms-squared"])
 def test_float32_products_that_overflow_are_computed_in_float64(scale: float) -> None:
-    """At 1e18 the features' own squares overflow float32; at 1e9 only the squares of the rows' squared norms do
-    (the debiased estimator's sums, which `GramStats.of` multiplies as one more column of the blocks)."""
+    """At 1e18 the features' own squares overflow float32, and every statistic is computed again from float64
+    products; at 1e9 only the squares of the rows' squared norms would (the debiased estimator's sums, which
+    `GramStats.of` adds up in float64 from the norms), and the results must not suffer."""
     x, y = planted(9, n=500)
     x64, y64 = x.astype(np.float64), y.astype(np.float64)
     exact = GramStats.of(x64, y64)
@@ -148,10 +149,38 @@ def test_float32_products_that_overflow_are_computed_in_float64(scale: float) ->
     assert relative(linear_cka(big_x, big_y), exact.linear_cka()) < TOLERANCE
     assert relative(procrustes(big_x, big_y), exact.procrustes()) < TOLERANCE
     stats = GramStats.of(big_x, big_y, precision="float32")
-    assert stats.roundoff == 2.0**-53  # computed again from float64 products
+    assert stats.roundoff == (2.0**-53 if scale == 1e18 else 2.0**-24)  # 1e18: computed again from float64 products
     assert relative(stats.debiased_cka(), exact.debiased_cka()) < TOLERANCE
     moments = Moments.of(big_x, big_y, precision="float32")
     assert np.isfinite(moments.cxx).all() and relative(moments.cxy, exact.cxy * scale**2) < TOLERANCE
+
+
+@pytest.mark.parametrize(("n", "dx", "dy"), [(256, 1536, 2048), (64, 4000, 2007)])
+def test_debiased_cka_from_float32_products_with_more_features_than_rows(n: int, dx: int, dy: int) -> None:
+    """With D > n the unbiased HSIC cancels `sum a b` (the rows' squared norms) against `||Cxy||^2`, amplifying any
+    rounding of the norms about D / n times: they are summed in float64, not taken from float32 products (which
+    were 2.1e-6 and 9.5e-6 off here; found by a second reader)."""
+    rng = np.random.default_rng(0)
+    signal = rng.normal(size=(n, 64)) * 2
+    x, y = rng.normal(size=(n, dx)), rng.normal(size=(n, dy))
+    x[:, :64] += signal
+    y[:, :64] += signal
+    x32, y32 = x.astype(np.float32), y.astype(np.float32)
+    exact = GramStats.of(x32.astype(np.float64), y32.astype(np.float64))
+    assert relative(debiased_cka(x32, y32), exact.debiased_cka()) < TOLERANCE
+    assert relative(GramStats.of(x32, y32, precision="float32").debiased_cka(), exact.debiased_cka()) < TOLERANCE
+
+
+@pytest.mark.parametrize("scale", [1e-13, 1e-16])
+def test_debiased_cka_of_tiny_features_from_float32_products(scale: float) -> None:
+    """Squares of the rows' squared norms underflow float32 for features of 1e-13 (40 of them): in float64 they do
+    not (float32 products of them were 1e-2 off, silently)."""
+    x, y = planted(11, n=2000)
+    small_x = x * np.float32(scale)
+    exact = GramStats.of(small_x.astype(np.float64), y.astype(np.float64))
+    stats = GramStats.of(small_x, y, precision="float32")
+    for measure in ("linear_cka", "debiased_cka"):
+        assert relative(getattr(stats, measure)(), getattr(exact, measure)()) < TOLERANCE
 
 
 def test_products_that_overflow_float64_are_refused_with_a_way_out() -> None:

@@ -175,21 +175,46 @@ def scatter_matrices(
 
 
 def shifted_blocks(
-    x: np.ndarray, y: np.ndarray, dtype: np.dtype, shifts: tuple[Shift, Shift] | None = None, norms: bool = False
+    x: np.ndarray, y: np.ndarray, dtype: np.dtype, shifts: tuple[Shift, Shift] | None = None
 ) -> tuple[Shift, Shift, Iterator[tuple[np.ndarray, np.ndarray]]]:
     """Paired rows `x` `(n, Dx)`, `y` `(n, Dy)` (n >= 1) shifted by a point near their means (`Shift.of`, or the
     `shifts` given), in blocks `(m, Dx)`, `(m, Dy)` of `dtype` of about `BLOCK_BYTES`: one subtraction per element,
-    and no pass of its own for the mean, which each `Shift` accumulates from the blocks' deviations. With `norms`,
-    each block has one more column, `(m, Dx + 1)` and `(m, Dy + 1)`: each row's squared norm, written while the row
-    is in cache, so that the blocks' products carry the sums that weight rows by their norms (`Shift.shifted`).
-    A consumer corrects the products for `Shift.residual` exactly in float64 once every block is used, and computes
-    them again from `Shift.exact` shifts where a point turned out to be far from its mean (`Shift.far`). The blocks
-    are views of two buffers that the next block overwrites: use each before asking for the next."""
-    sx, sy = shifts if shifts is not None else (Shift.of(x, dtype), Shift.of(y, dtype))
-    rows, extra = min(len(x), block_rows(x.shape[1] + y.shape[1], dtype)), int(norms)
-    ux, uy = np.empty((rows, x.shape[1] + extra), dtype), np.empty((rows, y.shape[1] + extra), dtype)
+    and no pass of its own for the mean, which each `Shift` accumulates from the blocks' deviations. A consumer
+    corrects the products for `Shift.residual` exactly in float64 once every block is used, and computes them again
+    from `Shift.exact` shifts where a point turned out to be far from its mean (`Shift.far`). The blocks are views of
+    two buffers that the next block overwrites: use each before asking for the next."""
+    sx, sy, rows, (ux, uy) = _shift_buffers(x, y, dtype, shifts, extra=0)
     blocks = ((sx.shifted(x[r], ux), sy.shifted(y[r], uy)) for r in row_blocks(len(x), rows))
     return sx, sy, blocks
+
+
+def normed_blocks(
+    x: np.ndarray, y: np.ndarray, dtype: np.dtype, shifts: tuple[Shift, Shift] | None = None
+) -> tuple[Shift, Shift, Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]]:
+    """`shifted_blocks` with each row's squared norm: blocks `(w (m, Dx + 1), z (m, Dy + 1), a (m,), b (m,))`, where
+    `a = ||w_i||^2` and `b = ||z_i||^2` are summed in float64 (each square exact) while the row is in cache, and
+    rounded to `dtype` as the blocks' last column, so that their products carry `sum w a`, `sum z a` and the like.
+    Sums of the norms' own products (`sum a b`) belong in float64 from `a`, `b`: estimators that cancel them
+    against the scatter (debiased CKA with more features than rows) amplify their rounding."""
+    sx, sy, rows, (ux, uy, na, nb) = _shift_buffers(x, y, dtype, shifts, extra=1)
+    blocks = (
+        (sx.shifted(x[r], ux, na), sy.shifted(y[r], uy, nb), na[: r.stop - r.start], nb[: r.stop - r.start])
+        for r in row_blocks(len(x), rows)
+    )
+    return sx, sy, blocks
+
+
+def _shift_buffers(
+    x: np.ndarray, y: np.ndarray, dtype: np.dtype, shifts: tuple[Shift, Shift] | None, extra: int
+) -> tuple[Shift, Shift, int, tuple[np.ndarray, ...]]:
+    """The shifts (`Shift.of`, or those given), the rows per block and the buffers of `shifted_blocks` (`extra` = 0)
+    or `normed_blocks` (`extra` = 1: one more column each, and two float64 buffers for the norms)."""
+    sx, sy = shifts if shifts is not None else (Shift.of(x, dtype), Shift.of(y, dtype))
+    rows = min(len(x), block_rows(x.shape[1] + y.shape[1], dtype))
+    buffers = [np.empty((rows, x.shape[1] + extra), dtype), np.empty((rows, y.shape[1] + extra), dtype)]
+    if extra:
+        buffers += [np.empty(rows), np.empty(rows)]
+    return sx, sy, rows, tuple(buffers)
 
 
 #: Rows whose mean `Shift.of` takes as its point: drawn at random (seeded), so that no order of the rows (sorted by
@@ -228,17 +253,17 @@ class Shift:
             sample = x[np.sort(np.random.default_rng(0).integers(0, len(x), SHIFT_SAMPLE))]
         return cls(sample.mean(0, dtype=np.float64).astype(dtype), len(x))
 
-    def shifted(self, rows: np.ndarray, out: np.ndarray) -> np.ndarray:
+    def shifted(self, rows: np.ndarray, out: np.ndarray, norms: np.ndarray | None = None) -> np.ndarray:
         """`rows - point` `(m, D)` in the point's dtype, written into the first `m` rows of `out` `(>= m, D)`, and
-        summed. Where `out` has one more column `(>= m, D + 1)`, each row's squared norm goes there, in the point's
-        dtype (a product of the deviations as precise as their other products); returns `out`'s first `m` rows."""
+        summed. With `norms` `(>= m,)` float64, `out` has one more column `(>= m, D + 1)`: each row's squared norm,
+        summed in float64, goes into `norms` and, rounded, into that column. Returns `out`'s first `m` rows."""
         target, width = out[: len(rows)], len(self.point)
-        norms = target.shape[1] == width + 1
         for tile in row_blocks(len(rows), SHIFT_TILE):
             deviations = np.subtract(rows[tile], self.point, out=target[tile, :width], dtype=self.point.dtype)
             self._sums += np.add.reduce(deviations, axis=0, dtype=np.float64)
-            if norms:
-                target[tile, width] = np.einsum("ij,ij->i", deviations, deviations)
+            if norms is not None:
+                np.square(deviations, dtype=np.float64).sum(axis=1, out=norms[tile])
+                target[tile, width] = norms[tile]
         self._seen += len(rows)
         return target
 

@@ -22,8 +22,8 @@ from featswap.mapping.products import (
     check_conditioning,
     check_precision,
     compute_dtype,
+    normed_blocks,
     roundoff,
-    shifted_blocks,
     wider,
 )
 from featswap.similarity.parts import CrossStats, SideStats
@@ -40,7 +40,8 @@ class _Shifted:
     """Sums over rows of deviations `w` `(D1,)`, `z` `(D2,)` from points `r`, `q` away from the means, each with its
     squared norm `alpha = ||w||^2`, `beta = ||z||^2` as one more column (`GramStats.of`): `s = sum [w, alpha]
     [w, alpha]^T` `(D1 + 1, D1 + 1)`, `t = sum [z, beta] [z, beta]^T` `(D2 + 1, D2 + 1)`, `p = sum [w, alpha] [z,
-    beta]^T` `(D1 + 1, D2 + 1)`, and `sum alpha`, `sum beta`."""
+    beta]^T` `(D1 + 1, D2 + 1)`; and `sums` = (sum alpha, sum beta, sum alpha^2, sum beta^2, sum alpha beta) from
+    the norms in float64 (the matrices' last entries hold the last three from the rounded norms, and are not read)."""
 
     n: int
     r: np.ndarray
@@ -48,8 +49,7 @@ class _Shifted:
     s: np.ndarray
     t: np.ndarray
     p: np.ndarray
-    sum_alpha: float
-    sum_beta: float
+    sums: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -104,15 +104,16 @@ class GramStats:
         """`of` on the CPU for validated rows `x` (n, D1), `y` (n, D2), n >= 1, with products in `dtype`; about the
         `shifts` given (a second pass), else about points sampled near the means (`Shift.of`)."""
         d1, d2 = x.shape[1] + 1, y.shape[1] + 1  # each row's squared norm rides as one more column
-        s, t, p, sums = np.zeros((d1, d1)), np.zeros((d2, d2)), np.zeros((d1, d2)), np.zeros(2)
+        s, t, p = np.zeros((d1, d1)), np.zeros((d2, d2)), np.zeros((d1, d2))
+        sums = np.zeros(5)  # sum alpha, sum beta, sum alpha^2, sum beta^2, sum alpha beta
         with np.errstate(over="ignore", invalid="ignore"):  # an overflow is caught below, with its own message
-            shift_x, shift_y, blocks = shifted_blocks(x, y, dtype, shifts, norms=True)
-            for w, z in blocks:  # [deviations, squared norm] from points `residual` away from the means
+            shift_x, shift_y, blocks = normed_blocks(x, y, dtype, shifts)
+            for w, z, a, b in blocks:  # [deviations, squared norm] from points `residual` away from the means
                 s += w.T @ w  # numpy calls BLAS syrk for an array times its own transpose: half the work
                 t += z.T @ z
                 p += w.T @ z
-                sums += (w[:, -1].sum(dtype=np.float64), z[:, -1].sum(dtype=np.float64))
-            shifted = _Shifted(len(x), shift_x.residual, shift_y.residual, s, t, p, *sums)
+                sums += (a.sum(), b.sum(), a @ a, b @ b, a @ b)  # float64: debiased CKA cancels them (D > n)
+            shifted = _Shifted(len(x), shift_x.residual, shift_y.residual, s, t, p, sums)
             stats = cls._shifted_to_means(shifted, shift_x.mean, shift_y.mean, roundoff(dtype))
         if not stats.finite():
             refuse_nonfinite(x, y)  # NaN or inf in the features, else an overflow of products in `dtype`
@@ -133,11 +134,11 @@ class GramStats:
         about 1/64 of it, never more than a quarter, or `_of_cpu` computes again about the means), so the
         deviations' products are nearly as precise as the centred ones and the corrections add no error of their
         own."""
-        n, r, q, s_alpha, s_beta = h.n, h.r, h.q, h.sum_alpha, h.sum_beta
+        n, r, q = h.n, h.r, h.q
         d1, d2, rho, sigma = len(r), len(q), float(r @ r), float(q @ q)
+        s_alpha, s_beta, s_aa, s_bb, s_ab = (float(v) for v in h.sums)
         s, t, p = (np.ascontiguousarray(m) for m in (h.s[:d1, :d1], h.t[:d2, :d2], h.p[:d1, :d2]))
         w_alpha, z_beta, w_beta, z_alpha = h.s[:d1, d1], h.t[:d2, d2], h.p[:d1, d2], h.p[d1, :d2]
-        s_aa, s_bb, s_ab = float(h.s[d1, d1]), float(h.t[d2, d2]), float(h.p[d1, d2])
         s_r, t_q, p_q, pt_r = s @ r, t @ q, p @ q, p.T @ r
         cxx, cyy, cxy = add_outer(s, -n, r, r), add_outer(t, -n, q, q), add_outer(p, -n, r, q)
         saa = s_aa + 4 * float(r @ s_r) - 4 * float(r @ w_alpha) + 2 * rho * s_alpha - 3 * n * rho**2
