@@ -183,6 +183,22 @@ def test_debiased_cka_of_tiny_features_from_float32_products(scale: float) -> No
         assert relative(getattr(stats, measure)(), getattr(exact, measure)()) < TOLERANCE
 
 
+@pytest.mark.parametrize("scale", [1e-13, 1e-16, 1e-20, 1e12])
+def test_debiased_cka_of_tiny_or_huge_features_with_more_rows_than_the_shift_sample(scale: float) -> None:
+    """Products of a deviation and a squared norm scale with the cube of the features: the norm column is scaled by
+    a power of two so that they neither underflow float32 (features of 1e-16 were 1.1e-5 off, silently, once the
+    shift point was a sample's mean; found by a second reader) nor overflow it (1e12 needed float64 products)."""
+    rng = np.random.default_rng(0)
+    x = rng.exponential(size=(9000, 200)) + 0.3 * rng.normal(size=(9000, 200))  # skewed: the point is off the mean
+    y = x[:, :30] @ rng.normal(size=(30, 30)) + rng.normal(size=(9000, 30))
+    scaled_x, y32 = (x * scale).astype(np.float32), y.astype(np.float32)
+    exact = GramStats.of(scaled_x.astype(np.float64), y32.astype(np.float64))
+    stats = GramStats.of(scaled_x, y32, precision="float32")
+    assert stats.roundoff == 2.0**-24  # float32 products throughout
+    assert relative(stats.debiased_cka(), exact.debiased_cka()) < TOLERANCE
+    assert relative(stats.linear_cka(), exact.linear_cka()) < TOLERANCE
+
+
 def test_products_that_overflow_float64_are_refused_with_a_way_out() -> None:
     x, y = planted(10, n=200)
     huge = x.astype(np.float64) * 1e200

@@ -240,9 +240,11 @@ class Shift:
     a pass of their own over the chunk. A sample can still land far from the mean (a few rows far from the others);
     `far` says so from the products, and the consumer computes them again about the exact mean (`exact`)."""
 
-    def __init__(self, point: np.ndarray, rows: int) -> None:
+    def __init__(self, point: np.ndarray, rows: int, norm_scale: float | None = None) -> None:
         self.point = point
         self.rows = rows
+        #: The power of two the norm column is multiplied by (`shifted`): set from the first tile's norms.
+        self.norm_scale = norm_scale
         self._sums = np.zeros(len(point))
         self._seen = 0
 
@@ -256,14 +258,20 @@ class Shift:
     def shifted(self, rows: np.ndarray, out: np.ndarray, norms: np.ndarray | None = None) -> np.ndarray:
         """`rows - point` `(m, D)` in the point's dtype, written into the first `m` rows of `out` `(>= m, D)`, and
         summed. With `norms` `(>= m,)` float64, `out` has one more column `(>= m, D + 1)`: each row's squared norm,
-        summed in float64, goes into `norms` and, rounded, into that column. Returns `out`'s first `m` rows."""
+        summed in float64, goes into `norms` and, times `norm_scale` and rounded, into that column. `norm_scale` is
+        the power of two nearest the inverse of the first tile's mean squared norm: exact, so that products with
+        the column are those of the norms, exactly scaled, yet neither underflow nor overflow in float32 for tiny or
+        huge features (products of a deviation and a norm scale with the cube of the features). Returns `out`'s
+        first `m` rows."""
         target, width = out[: len(rows)], len(self.point)
         for tile in row_blocks(len(rows), SHIFT_TILE):
             deviations = np.subtract(rows[tile], self.point, out=target[tile, :width], dtype=self.point.dtype)
             self._sums += np.add.reduce(deviations, axis=0, dtype=np.float64)
             if norms is not None:
                 np.square(deviations, dtype=np.float64).sum(axis=1, out=norms[tile])
-                target[tile, width] = norms[tile]
+                if self.norm_scale is None:
+                    self.norm_scale = inverse_power_of_two(float(norms[tile].mean()))
+                target[tile, width] = norms[tile] * self.norm_scale
         self._seen += len(rows)
         return target
 
@@ -287,7 +295,15 @@ class Shift:
 
     def exact(self) -> Shift:
         """A fresh shift by the mean found (rounded to the point's dtype): the point of a second pass."""
-        return Shift(self.mean.astype(self.point.dtype), self.rows)
+        return Shift(self.mean.astype(self.point.dtype), self.rows, self.norm_scale)
+
+
+def inverse_power_of_two(value: float) -> float:
+    """The power of two nearest `1 / value` in log scale, within float64's range (1.0 for a value that is 0,
+    negative, inf or NaN)."""
+    if not (np.isfinite(value) and value > 0):
+        return 1.0
+    return float(2.0 ** min(1000, max(-1000, -round(float(np.log2(value))))))
 
 
 def wider(dtype: np.dtype) -> np.dtype:

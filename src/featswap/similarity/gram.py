@@ -38,10 +38,11 @@ _NO_ROWS = DataError("No samples to compare.")
 @dataclass(frozen=True)
 class _Shifted:
     """Sums over rows of deviations `w` `(D1,)`, `z` `(D2,)` from points `r`, `q` away from the means, each with its
-    squared norm `alpha = ||w||^2`, `beta = ||z||^2` as one more column (`GramStats.of`): `s = sum [w, alpha]
-    [w, alpha]^T` `(D1 + 1, D1 + 1)`, `t = sum [z, beta] [z, beta]^T` `(D2 + 1, D2 + 1)`, `p = sum [w, alpha] [z,
-    beta]^T` `(D1 + 1, D2 + 1)`; and `sums` = (sum alpha, sum beta, sum alpha^2, sum beta^2, sum alpha beta) from
-    the norms in float64 (the matrices' last entries hold the last three from the rounded norms, and are not read)."""
+    squared norm `alpha = ||w||^2`, `beta = ||z||^2` as one more column (`GramStats.of`), multiplied by the powers of
+    two `scales` (`Shift.norm_scale`): `s = sum [w, alpha] [w, alpha]^T` `(D1 + 1, D1 + 1)`, `t = sum [z, beta]
+    [z, beta]^T` `(D2 + 1, D2 + 1)`, `p = sum [w, alpha] [z, beta]^T` `(D1 + 1, D2 + 1)`; and `sums` = (sum alpha,
+    sum beta, sum alpha^2, sum beta^2, sum alpha beta) from the norms in float64 (the matrices' last entries hold
+    the last three from the rounded norms, and are not read)."""
 
     n: int
     r: np.ndarray
@@ -50,6 +51,8 @@ class _Shifted:
     t: np.ndarray
     p: np.ndarray
     sums: np.ndarray
+    #: The powers of two the norm columns were multiplied by (`Shift.norm_scale`).
+    scales: tuple[float, float] = (1.0, 1.0)
 
 
 @dataclass(frozen=True)
@@ -84,7 +87,7 @@ class GramStats:
     @classmethod
     def of(cls, x: np.ndarray, y: np.ndarray, device: str = "cpu", precision: str = "float64") -> GramStats:
         """Stats of one chunk of rows `x` (n, D1), `y` (n, D2), about the chunk's own means, in blocks of rows
-        whose products are added up in float64 (`featswap.mapping.products.shifted_blocks`: each block shifted by
+        whose products are added up in float64 (`featswap.mapping.products.normed_blocks`: each block shifted by
         a point near the means in one pass, the sums corrected exactly afterwards by `_shifted_to_means`).
         `precision="float32"` multiplies float32 features in float32 (the BLAS fast path; CCA, SVCCA and a
         Procrustes distance below about 0.5 may then raise `PrecisionError`); the default, float64.
@@ -113,7 +116,8 @@ class GramStats:
                 t += z.T @ z
                 p += w.T @ z
                 sums += (a.sum(), b.sum(), a @ a, b @ b, a @ b)  # float64: debiased CKA cancels them (D > n)
-            shifted = _Shifted(len(x), shift_x.residual, shift_y.residual, s, t, p, sums)
+            scales = (shift_x.norm_scale or 1.0, shift_y.norm_scale or 1.0)
+            shifted = _Shifted(len(x), shift_x.residual, shift_y.residual, s, t, p, sums, scales)
             stats = cls._shifted_to_means(shifted, shift_x.mean, shift_y.mean, roundoff(dtype))
         if not stats.finite():
             refuse_nonfinite(x, y)  # NaN or inf in the features, else an overflow of products in `dtype`
@@ -138,7 +142,8 @@ class GramStats:
         d1, d2, rho, sigma = len(r), len(q), float(r @ r), float(q @ q)
         s_alpha, s_beta, s_aa, s_bb, s_ab = (float(v) for v in h.sums)
         s, t, p = (np.ascontiguousarray(m) for m in (h.s[:d1, :d1], h.t[:d2, :d2], h.p[:d1, :d2]))
-        w_alpha, z_beta, w_beta, z_alpha = h.s[:d1, d1], h.t[:d2, d2], h.p[:d1, d2], h.p[d1, :d2]
+        kx, ky = h.scales  # exact powers of two: dividing by them undoes the columns' scaling exactly
+        w_alpha, z_beta, w_beta, z_alpha = h.s[:d1, d1] / kx, h.t[:d2, d2] / ky, h.p[:d1, d2] / ky, h.p[d1, :d2] / kx
         s_r, t_q, p_q, pt_r = s @ r, t @ q, p @ q, p.T @ r
         cxx, cyy, cxy = add_outer(s, -n, r, r), add_outer(t, -n, q, q), add_outer(p, -n, r, q)
         saa = s_aa + 4 * float(r @ s_r) - 4 * float(r @ w_alpha) + 2 * rho * s_alpha - 3 * n * rho**2
